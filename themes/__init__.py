@@ -1,0 +1,1 @@
+"""Theme files; a package only so they are shipped and found with importlib.resources."""
