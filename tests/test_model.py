@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import itertools
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from xentui.model import (
+    Domain,
+    DomainFlag,
+    DomainState,
+    DomainType,
+    Host,
+    Sample,
+    Vbd,
+    Vcpu,
+    Vif,
+    compute_rates,
+    counter_delta,
+    flags_string,
+    parse_flags,
+    state_of,
+)
+
+HOST = Host("h", "Xen", "4.17.3", 4, 2000, 16 * 1024 * 1024, 8 * 1024 * 1024)
+
+
+def domain(**changes) -> Domain:
+    base = dict(
+        id=3, name="web", uuid="u-1", type=DomainType.PV, flags=DomainFlag.BLOCKED, cpu_ns=0,
+        mem_kib=1024, maxmem_kib=2048,
+        vcpus=[Vcpu(0, True, 0), Vcpu(1, True, 0)], vcpus_max=2,
+        vifs=[Vif(0, "vif3.0", rx_bytes=0, tx_bytes=0, rx_packets=0, tx_packets=0)],
+        vbds=[Vbd(51712, "xvda", rd_reqs=0, wr_reqs=0, rd_sectors=0, wr_sectors=0)],
+    )
+    base.update(changes)
+    return Domain(**base)
+
+
+def sample(t: float, *domains: Domain) -> Sample:
+    return Sample(monotonic=t, wall=1e9 + t, host=HOST, domains=list(domains))
+
+
+def test_flags_round_trip_in_xentop_order():
+    flags = DomainFlag.SHUTDOWN | DomainFlag.CRASHED
+    assert flags_string(flags) == "-s-c--"
+    assert parse_flags("-s-c--") == flags
+    assert flags_string(DomainFlag.RUNNING) == "-----r"
+    assert parse_flags("d-----") == DomainFlag.DYING
+
+
+def test_state_picks_the_most_serious_condition():
+    assert state_of(DomainFlag.SHUTDOWN | DomainFlag.CRASHED) is DomainState.CRASHED
+    assert state_of(DomainFlag.DYING | DomainFlag.SHUTDOWN) is DomainState.DYING
+    assert state_of(DomainFlag.PAUSED | DomainFlag.BLOCKED) is DomainState.PAUSED
+    assert state_of(DomainFlag.BLOCKED) is DomainState.BLOCKED
+    # no bit set: runnable, waiting for a pCPU
+    assert state_of(DomainFlag.NONE) is DomainState.RUNNING
+
+
+def test_rates_over_one_interval():
+    before = domain()
+    after = domain(
+        cpu_ns=3 * 10**9,  # 3 s of CPU in 2 s: 150 %
+        vcpus=[Vcpu(0, True, 2 * 10**9), Vcpu(1, True, 10**9)],
+        vifs=[Vif(0, "vif3.0", rx_bytes=4000, tx_bytes=2000, rx_packets=10, tx_packets=4)],
+        vbds=[Vbd(51712, "xvda", rd_reqs=20, wr_reqs=10, rd_sectors=400, wr_sectors=80, oo_reqs=2)],
+    )
+    rates = compute_rates(sample(10.0, before), sample(12.0, after))["u-1"]
+    assert rates.cpu_pct == 150.0
+    assert rates.vcpu_pct == {0: 100.0, 1: 50.0}
+    assert rates.net_rx_bytes_s == 2000.0
+    assert rates.net_tx_bytes_s == 1000.0
+    assert rates.vifs[0].rx_packets_s == 5.0
+    assert rates.vbd_rd_reqs_s == 10.0
+    assert rates.vbd_oo_reqs_s == 1.0
+    assert rates.vbd_rd_bytes_s == 200 * 512
+    assert rates.vbd_wr_bytes_s == 40 * 512
+
+
+def test_no_rates_without_a_previous_sample_or_interval():
+    assert compute_rates(None, sample(1.0, domain())) == {}
+    assert compute_rates(sample(5.0, domain()), sample(5.0, domain(cpu_ns=10))) == {}
+    assert compute_rates(sample(6.0, domain()), sample(5.0, domain(cpu_ns=10))) == {}
+
+
+def test_new_domain_has_no_rates_until_its_second_sample():
+    other = domain(uuid="u-2", name="db", id=4)
+    rates = compute_rates(sample(0.0, domain()), sample(1.0, domain(), other))
+    assert set(rates) == {"u-1"}
+
+
+def test_counter_wrap_at_32_bits():
+    assert counter_delta(2**32 - 100, 50) == 150
+
+
+def test_counter_wrap_at_64_bits():
+    assert counter_delta(2**64 - 10, 5) == 15
+
+
+def test_counter_reset_counts_only_the_new_value():
+    # 5e12 ns of CPU before, 1e9 after: the counter restarted, it did not wrap
+    assert counter_delta(5 * 10**12, 10**9) == 10**9
+    assert counter_delta(3_000_000_000, 2_000_000_000) == 2_000_000_000
+
+
+def test_restored_domain_with_new_domid_is_a_reset_even_when_it_looks_like_a_wrap():
+    before = domain(id=3, cpu_ns=2**32 - 1000)
+    after = domain(id=9, cpu_ns=10**9)  # same uuid, new domid: counters started again
+    rates = compute_rates(sample(0.0, before), sample(1.0, after))["u-1"]
+    assert rates.cpu_pct == 100.0
+
+
+def test_errored_vbd_gives_no_vbd_rates_and_no_totals():
+    bad = domain(vbds=[Vbd(51712, "xvda", error=True)])
+    assert bad.vbd_totals() is None
+    rates = compute_rates(sample(0.0, bad), sample(1.0, bad))["u-1"]
+    assert rates.vbds == {}
+    assert domain(vbds=[]).vbd_totals() is not None
+
+
+@given(st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1))
+def test_counter_delta_is_never_negative_nor_larger_than_the_range(previous, current):
+    delta = counter_delta(previous, current)
+    assert 0 <= delta < 2**64
+    if current >= previous:
+        assert delta == current - previous
+
+
+@given(st.lists(st.integers(0, 10**12), min_size=2, max_size=30))
+def test_rates_are_never_negative_whatever_the_counters_do(values):
+    samples = [sample(float(i), domain(cpu_ns=v, vcpus=[Vcpu(0, True, v)])) for i, v in enumerate(values)]
+    for previous, current in itertools.pairwise(samples):
+        rates = compute_rates(previous, current)["u-1"]
+        assert rates.cpu_pct >= 0
+        assert all(p >= 0 for p in rates.vcpu_pct.values())

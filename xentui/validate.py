@@ -1,0 +1,159 @@
+"""Checks on operator input that do not depend on a backend: sizes, counts, host names, SysRq keys.
+
+Each function returns the normalised value or raises `InvalidArgument` with a message that
+says what was wrong and what would be accepted.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from xentui.errors import InvalidArgument
+
+MIN_MEMORY_KIB = 32 * 1024
+"""Below this no Linux or Windows guest survives; refuse rather than let a typo kill a guest."""
+
+_UNITS_KIB = {"k": 1, "m": 1024, "g": 1024**2, "t": 1024**3}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*([kmgt])(?:i?b)?\s*$", re.IGNORECASE)
+
+
+def parse_memory(text: str) -> int:
+    """``512M``, ``2G``, ``1048576K``, ``1.5G`` -> KiB. A unit is required: a bare number is ambiguous."""
+    match = _SIZE_RE.match(text)
+    if not match:
+        if re.fullmatch(r"\s*-?\d+(\.\d+)?\s*", text):
+            raise InvalidArgument(
+                f"{text.strip()!r} has no unit: write it as e.g. 512M, 2G or 1048576K"
+            )
+        raise InvalidArgument(
+            f"{text.strip()!r} is not a memory size: write a number and a unit, e.g. 512M, 2G, 1.5G"
+        )
+    number, unit = match.groups()
+    kib = float(number) * _UNITS_KIB[unit.lower()]
+    if kib != int(kib):
+        raise InvalidArgument(f"{text.strip()!r} is not a whole number of KiB")
+    return int(kib)
+
+
+def format_kib(kib: int) -> str:
+    """The shortest exact form with an explicit unit: 524288 -> '512M', 1536000 -> '1500M'."""
+    for unit, size in (("T", 1024**3), ("G", 1024**2), ("M", 1024)):
+        if kib >= size and kib % size == 0:
+            return f"{kib // size}{unit}"
+    return f"{kib}K"
+
+
+def check_memory_target(kib: int, *, maxmem_kib: int | None, host_total_kib: int, name: str) -> int:
+    if kib <= 0:
+        raise InvalidArgument("memory must be more than zero")
+    if kib < MIN_MEMORY_KIB:
+        raise InvalidArgument(
+            f"{format_kib(kib)} is below the floor of {format_kib(MIN_MEMORY_KIB)}: "
+            "a guest would not survive it"
+        )
+    if kib > host_total_kib:
+        raise InvalidArgument(
+            f"{format_kib(kib)} is more than the host has ({format_kib(host_total_kib)})"
+        )
+    if maxmem_kib is not None and kib > maxmem_kib:
+        raise InvalidArgument(
+            f"{format_kib(kib)} is above {name}'s maxmem of {format_kib(maxmem_kib)}: "
+            f"raise maxmem first (mem-max), then set the target"
+        )
+    return kib
+
+
+def check_vcpu_count(count: int, *, max_vcpus: int, host_cpus: int, allow_overcommit: bool, name: str) -> int:
+    if count < 1:
+        raise InvalidArgument("a domain needs at least 1 vCPU")
+    if count > max_vcpus:
+        raise InvalidArgument(
+            f"{name} has at most {max_vcpus} vCPUs (maxvcpus in its configuration); "
+            f"more needs the configuration changed and the domain restarted"
+        )
+    if count > host_cpus and not allow_overcommit:
+        raise InvalidArgument(
+            f"{count} vCPUs is more than the host's {host_cpus} physical CPUs: "
+            "confirm the overcommit to go ahead (xl vcpu-set -i)"
+        )
+    return count
+
+
+SCHED_WEIGHT_MIN, SCHED_WEIGHT_MAX, SCHED_WEIGHT_DEFAULT = 1, 65535, 256
+
+
+def check_sched(weight: int | None, cap: int | None, *, max_vcpus: int) -> None:
+    if weight is not None and not SCHED_WEIGHT_MIN <= weight <= SCHED_WEIGHT_MAX:
+        raise InvalidArgument(
+            f"weight {weight} is out of range: {SCHED_WEIGHT_MIN}..{SCHED_WEIGHT_MAX} (default {SCHED_WEIGHT_DEFAULT})"
+        )
+    if cap is not None:
+        ceiling = 100 * max_vcpus
+        if not 0 <= cap <= ceiling:
+            raise InvalidArgument(
+                f"cap {cap} is out of range: 0 (no cap) .. {ceiling} (% of one CPU, {max_vcpus} vCPUs)"
+            )
+
+
+# A DNS name (RFC 1123 labels), or an IPv4/IPv6 literal. Nothing a shell could interpret
+# gets through, and the leading character can never be '-' (no option injection into ssh).
+_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def check_host(text: str) -> str:
+    host = text.strip()
+    if not host:
+        raise InvalidArgument("no target host given")
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    if len(host) > 253 or not all(_LABEL_RE.match(label) for label in host.rstrip(".").split(".")):
+        raise InvalidArgument(
+            f"{host!r} is not a host name or IP address (letters, digits, '-' and '.' only)"
+        )
+    return host
+
+
+SYSRQ_KEYS: dict[str, tuple[str, bool]] = {
+    # key: (what it does, dangerous)
+    "b": ("reboot immediately, without syncing or unmounting", True),
+    "c": ("crash the kernel (panic; kdump if configured)", True),
+    "e": ("send SIGTERM to every process except init", True),
+    "f": ("call the OOM killer once", True),
+    "h": ("show SysRq help", False),
+    "i": ("send SIGKILL to every process except init", True),
+    "j": ("thaw filesystems frozen by FIFREEZE", False),
+    "k": ("kill every process on the current virtual console (SAK)", True),
+    "l": ("show a backtrace of every active CPU", False),
+    "m": ("show memory usage", False),
+    "n": ("make real-time tasks niceable", False),
+    "o": ("power off immediately", True),
+    "p": ("show the registers and flags of the current CPU", False),
+    "q": ("show armed high-resolution timers", False),
+    "r": ("turn off keyboard raw mode", False),
+    "s": ("sync every mounted filesystem", False),
+    "t": ("show every task and its state", False),
+    "u": ("remount every filesystem read-only", True),
+    "w": ("show tasks in uninterruptible (blocked) state", False),
+    "z": ("dump the ftrace buffer", False),
+    "0": ("set the console log level to 0 (only emergencies)", False),
+    "1": ("set the console log level to 1", False),
+    "2": ("set the console log level to 2", False),
+    "3": ("set the console log level to 3", False),
+    "4": ("set the console log level to 4", False),
+    "5": ("set the console log level to 5", False),
+    "6": ("set the console log level to 6", False),
+    "7": ("set the console log level to 7", False),
+    "8": ("set the console log level to 8", False),
+    "9": ("set the console log level to 9 (everything)", False),
+}
+
+
+def check_sysrq(key: str) -> str:
+    if len(key) != 1 or key not in SYSRQ_KEYS:
+        raise InvalidArgument(
+            f"{key!r} is not a SysRq key; valid keys: {''.join(sorted(SYSRQ_KEYS))}"
+        )
+    return key
