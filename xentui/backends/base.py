@@ -1,0 +1,191 @@
+"""The one async interface every backend implements (sim, xl, libvirt, replay).
+
+The UI and the batch mode talk only to `Backend`. Every method is a coroutine; blocking
+libraries run in threads, tools run through ``asyncio.create_subprocess_exec``.
+Domains are named by their name, which is unique on a host (``xl`` and ``virsh`` accept it).
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xentui.errors import (
+    BackendError,
+    BackendUnavailable,
+    ConsoleBusy,
+    DomainNotFound,
+    InvalidArgument,
+    ReadOnlyError,
+    Unsupported,
+)
+from xentui.model import Host, Sample
+
+__all__ = [
+    "Action",
+    "Backend",
+    "BackendError",
+    "BackendUnavailable",
+    "Capabilities",
+    "ConsoleBusy",
+    "ConsoleChannel",
+    "DomainNotFound",
+    "InvalidArgument",
+    "MigratePhase",
+    "MigrateProgress",
+    "PreflightCheck",
+    "ReadOnlyError",
+    "Unsupported",
+]
+
+
+class Action(enum.StrEnum):
+    MEM_SET = "mem-set"
+    MEM_MAX = "mem-max"
+    VCPU_SET = "vcpu-set"
+    PAUSE = "pause"
+    UNPAUSE = "unpause"
+    SAVE = "save"
+    RESTORE = "restore"
+    SYSRQ = "sysrq"
+    MIGRATE = "migrate"
+    SHUTDOWN = "shutdown"
+    REBOOT = "reboot"
+    DESTROY = "destroy"
+    SCHED = "sched"
+    CONSOLE = "console"
+    CONSOLE_WRITE = "console-write"
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What this backend can do on this host; what it cannot, with the reason to show the operator."""
+
+    unsupported: dict[Action, str] = field(default_factory=dict)
+
+    def supports(self, action: Action) -> bool:
+        return action not in self.unsupported
+
+    def why_not(self, action: Action) -> str | None:
+        return self.unsupported.get(action)
+
+    def without(self, actions: dict[Action, str]) -> Capabilities:
+        return Capabilities({**self.unsupported, **actions})
+
+
+class MigratePhase(enum.StrEnum):
+    PREFLIGHT = "preflight"
+    COPYING = "copying"  # live pre-copy rounds, the guest still runs
+    STOP_AND_COPY = "stop-and-copy"  # the guest is paused for the last dirty pages
+    DONE = "done"
+
+
+@dataclass(frozen=True, slots=True)
+class MigrateProgress:
+    phase: MigratePhase
+    fraction: float  # 0.0 .. 1.0 of the whole migration
+    message: str
+    bytes_sent: int = 0
+    bytes_total: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PreflightCheck:
+    """One thing checked before a migration. ``ok=None`` means the backend could not tell."""
+
+    name: str
+    ok: bool | None
+    detail: str
+
+
+class ConsoleChannel(abc.ABC):
+    """A domain's console as a byte stream. ``read`` returns b'' once the console is gone."""
+
+    @abc.abstractmethod
+    async def read(self) -> bytes: ...
+
+    @abc.abstractmethod
+    async def write(self, data: bytes) -> None: ...
+
+    @abc.abstractmethod
+    async def resize(self, columns: int, rows: int) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+
+class Backend(abc.ABC):
+    """A host (or the simulation of one) that xentui watches and acts on."""
+
+    name: str = "backend"
+
+    @property
+    @abc.abstractmethod
+    def capabilities(self) -> Capabilities: ...
+
+    @abc.abstractmethod
+    async def sample(self) -> Sample:
+        """Host and every domain, with cumulative counters and a monotonic timestamp."""
+
+    @abc.abstractmethod
+    async def host_info(self) -> Host: ...
+
+    @abc.abstractmethod
+    async def mem_set(self, domain: str, kib: int) -> None:
+        """Set the balloon target. Refused above maxmem: raise maxmem first."""
+
+    @abc.abstractmethod
+    async def mem_max(self, domain: str, kib: int) -> None:
+        """Set the ceiling mem-set may reach. Refused below the current target."""
+
+    @abc.abstractmethod
+    async def vcpu_set(self, domain: str, count: int, *, allow_overcommit: bool = False) -> None: ...
+
+    @abc.abstractmethod
+    async def pause(self, domain: str) -> None: ...
+
+    @abc.abstractmethod
+    async def unpause(self, domain: str) -> None: ...
+
+    @abc.abstractmethod
+    async def save(
+        self, domain: str, path: Path, *, keep_running: bool = False, overwrite: bool = False
+    ) -> None:
+        """Save the domain's memory to ``path``; it stops unless ``keep_running`` (``xl save -c``)."""
+
+    @abc.abstractmethod
+    async def restore(self, path: Path, *, paused: bool = False) -> str:
+        """Bring a saved domain back; returns its name."""
+
+    @abc.abstractmethod
+    async def sysrq(self, domain: str, key: str) -> None: ...
+
+    @abc.abstractmethod
+    async def migrate_preflight(self, domain: str, target: str) -> list[PreflightCheck]:
+        """What can be known before migrating: reachability, versions, CPU, memory, storage."""
+
+    @abc.abstractmethod
+    def migrate(self, domain: str, target: str, *, live: bool = True) -> AsyncIterator[MigrateProgress]:
+        """Progress events until DONE. Closing the iterator early cancels where the backend allows."""
+
+    @abc.abstractmethod
+    async def shutdown(self, domain: str) -> None: ...
+
+    @abc.abstractmethod
+    async def reboot(self, domain: str) -> None: ...
+
+    @abc.abstractmethod
+    async def destroy(self, domain: str) -> None: ...
+
+    @abc.abstractmethod
+    async def set_sched(self, domain: str, *, weight: int | None = None, cap: int | None = None) -> None:
+        """Credit scheduler weight (1..65535) and cap (% of one CPU, 0 = none); None leaves it."""
+
+    @abc.abstractmethod
+    async def open_console(self, domain: str) -> ConsoleChannel: ...
+
+    async def close(self) -> None:  # noqa: B027 - most backends hold nothing to release
+        """Release whatever the backend holds (subprocesses, connections)."""
