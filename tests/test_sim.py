@@ -1,0 +1,443 @@
+"""The simulated host behaves like xl on a real one: what it refuses, how long things take, what changes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from xentui.backends.base import (
+    BackendError,
+    ConsoleBusy,
+    DomainNotFound,
+    InvalidArgument,
+    MigratePhase,
+)
+from xentui.backends.sim import MAX_DOMAINS, SimBackend, SimCluster
+from xentui.clock import ManualClock
+from xentui.model import DomainState, DomainType, compute_rates
+
+GIB = 1024 * 1024
+pytestmark = pytest.mark.asyncio
+
+
+async def domain(sim: SimBackend, name: str):
+    return {d.name: d for d in (await sim.sample()).domains}.get(name)
+
+
+async def test_default_host_has_dom0_a_dozen_domus_and_every_state(sim):
+    s = await sim.sample()
+    names = [d.name for d in s.domains]
+    assert names[0] == "Domain-0" and s.domains[0].id == 0
+    assert len(names) == 13
+    assert {d.type for d in s.domains} >= {DomainType.PV, DomainType.HVM, DomainType.PVH}
+    assert {d.state for d in s.domains} == set(DomainState)
+    assert any(" " in n for n in names) and any("[" in n and "]" in n for n in names)
+    assert max(len(n) for n in names) > 30
+    assert any(d.maxmem_kib is None for d in s.domains)  # "no limit"
+    for d in s.domains:
+        if d.id:
+            assert d.vifs and all(v.ifname == f"vif{d.id}.{v.devid}" for v in d.vifs)
+            assert d.vbds and all(v.path for v in d.vbds)
+
+
+async def test_cpu_load_is_varied_and_the_runaway_is_pegged(sim, clock):
+    first = await sim.sample()
+    clock.advance(3)
+    rates = compute_rates(first, await sim.sample())
+    by_name = {d.name: rates[d.key] for d in first.domains}
+    assert by_name["batch-cruncher"].cpu_pct == pytest.approx(400.0, abs=0.5)
+    assert by_name["mail-relay"].cpu_pct < 5
+    assert 30 < by_name["db-primary"].cpu_pct < 400
+    assert by_name["backup-old"].cpu_pct == 0  # paused
+    assert by_name["kernel-dev"].cpu_pct == 0  # crashed
+    assert by_name["web-frontend-01"].net_rx_bytes_s > 0
+    assert by_name["db-primary"].vbd_wr_reqs_s > 0
+
+
+async def test_same_seed_same_figures():
+    async def figures(seed: int):
+        clock = ManualClock()
+        sim = SimBackend(SimCluster(seed=seed, clock=clock))
+        await sim.sample()
+        clock.advance(2.5)
+        s = await sim.sample()
+        return [(d.name, d.uuid, d.cpu_ns, d.mem_kib, [v.rx_bytes for v in d.vifs]) for d in s.domains]
+
+    assert await figures(3) == await figures(3)
+    assert await figures(3) != await figures(4)
+
+
+async def test_mem_set_balloon_approaches_target_over_a_few_seconds(sim, clock):
+    await sim.mem_set("web-frontend-01", 3 * GIB)
+    mem = [(await domain(sim, "web-frontend-01")).mem_kib]
+    for _ in range(10):
+        clock.advance(0.5)
+        mem.append((await domain(sim, "web-frontend-01")).mem_kib)
+    assert mem[0] == 2 * GIB
+    assert mem[1] > mem[0] and mem[1] < 3 * GIB  # moving, not there at once
+    assert mem == sorted(mem)
+    assert mem[-1] == 3 * GIB  # there after 5 s
+    assert (await domain(sim, "web-frontend-01")).target_kib == 3 * GIB
+
+
+async def test_mem_set_above_maxmem_is_refused_with_the_way_out(sim):
+    with pytest.raises(InvalidArgument, match="raise maxmem first"):
+        await sim.mem_set("web-frontend-01", 8 * GIB)
+    assert (await domain(sim, "web-frontend-01")).target_kib == 2 * GIB
+    await sim.mem_max("web-frontend-01", 8 * GIB)
+    await sim.mem_set("web-frontend-01", 8 * GIB)
+    assert (await domain(sim, "web-frontend-01")).maxmem_kib == 8 * GIB
+
+
+async def test_mem_max_below_target_is_refused(sim):
+    with pytest.raises(InvalidArgument, match="lower the target first"):
+        await sim.mem_max("db-primary", 4 * GIB)
+    assert (await domain(sim, "db-primary")).maxmem_kib == 12 * GIB
+
+
+async def test_mem_set_more_than_the_host_has_free(sim):
+    await sim.mem_max("Domain-0", 60 * GIB)
+    with pytest.raises(InvalidArgument, match="free"):
+        await sim.mem_set("Domain-0", 60 * GIB)
+
+
+async def test_balloon_does_not_move_while_paused(sim, clock):
+    await sim.mem_set("backup-old", 512 * 1024)
+    clock.advance(10)
+    assert (await domain(sim, "backup-old")).mem_kib == GIB
+    await sim.unpause("backup-old")
+    clock.advance(10)
+    assert (await domain(sim, "backup-old")).mem_kib == 512 * 1024
+
+
+async def test_vcpu_set_within_and_over_max(sim, clock):
+    await sim.vcpu_set("web-frontend-01", 4)
+    d = await domain(sim, "web-frontend-01")
+    assert d.vcpus_online == 4 and d.vcpus_max == 4
+    with pytest.raises(InvalidArgument, match="at most 4"):
+        await sim.vcpu_set("web-frontend-01", 5)
+    await sim.vcpu_set("web-frontend-01", 1)
+    clock.advance(2)
+    d = await domain(sim, "web-frontend-01")
+    assert d.vcpus_online == 1
+    assert [v.online for v in d.vcpus] == [True, False, False, False]
+
+
+async def test_vcpu_set_over_host_cpus_needs_the_override():
+    sim = SimBackend(SimCluster(seed=1, domains=40, clock=ManualClock()))
+    s = await sim.sample()
+    big = next(d for d in s.domains if d.vcpus_max >= 8)
+    await sim.vcpu_set(big.name, 8)  # 8 <= 16 host CPUs
+    host = sim.host
+    host.nr_cpus = 4
+    with pytest.raises(InvalidArgument, match="physical CPUs"):
+        await sim.vcpu_set(big.name, 6)
+    await sim.vcpu_set(big.name, 6, allow_overcommit=True)
+    assert (await domain(sim, big.name)).vcpus_online == 6
+
+
+async def test_pause_unpause_show_in_the_state_at_once(sim):
+    await sim.pause("web-frontend-01")
+    assert (await domain(sim, "web-frontend-01")).state is DomainState.PAUSED
+    with pytest.raises(InvalidArgument, match="already paused"):
+        await sim.pause("web-frontend-01")
+    await sim.unpause("web-frontend-01")
+    assert (await domain(sim, "web-frontend-01")).state in (DomainState.RUNNING, DomainState.BLOCKED)
+    with pytest.raises(InvalidArgument, match="not paused"):
+        await sim.unpause("web-frontend-01")
+
+
+async def test_dom0_is_protected(sim):
+    for action in (sim.pause, sim.destroy, sim.shutdown, sim.reboot):
+        with pytest.raises(InvalidArgument, match="Domain-0"):
+            await action("Domain-0")
+
+
+async def test_unknown_domain(sim):
+    with pytest.raises(DomainNotFound, match="no-such"):
+        await sim.pause("no-such")
+
+
+async def test_sched_credit(sim):
+    await sim.set_sched("db-primary", weight=512, cap=150)
+    d = await domain(sim, "db-primary")
+    assert (d.sched_weight, d.sched_cap) == (512, 150)
+    with pytest.raises(InvalidArgument):
+        await sim.set_sched("db-primary", weight=0)
+    with pytest.raises(InvalidArgument):
+        await sim.set_sched("db-primary", cap=100 * 8 + 1)
+    assert (await domain(sim, "db-primary")).sched_weight == 512
+
+
+async def test_cap_limits_cpu(sim, clock):
+    await sim.set_sched("batch-cruncher", cap=50)
+    first = await sim.sample()
+    clock.advance(4)
+    rates = compute_rates(first, await sim.sample())
+    cruncher = next(d for d in first.domains if d.name == "batch-cruncher")
+    assert rates[cruncher.key].cpu_pct == pytest.approx(50.0, abs=0.5)
+
+
+async def test_weight_decides_who_wins_when_cpus_run_out(sim, clock):
+    sim.host.nr_cpus = 2
+    await sim.set_sched("batch-cruncher", weight=1024)
+    first = await sim.sample()
+    clock.advance(4)
+    rates = compute_rates(first, await sim.sample())
+    by = {d.name: rates[d.key].cpu_pct for d in first.domains}
+    assert sum(by.values()) == pytest.approx(200.0, abs=1)
+    assert by["batch-cruncher"] > by["db-primary"]
+
+
+async def test_save_takes_time_in_proportion_to_memory_and_removes_the_domain(sim, clock, tmp_path):
+    start = clock.monotonic()
+    await sim.save("mail-relay", tmp_path / "mail.save")  # 512 MiB
+    small = clock.monotonic() - start
+    start = clock.monotonic()
+    await sim.save("db-primary", tmp_path / "db.save")  # 8 GiB
+    large = clock.monotonic() - start
+    assert large > 8 * small
+    names = {d.name for d in (await sim.sample()).domains}
+    assert "mail-relay" not in names and "db-primary" not in names
+    assert (tmp_path / "db.save").read_bytes().startswith(b"xentui-sim saved domain")
+
+
+async def test_save_refuses_to_overwrite_unless_told(sim, tmp_path):
+    target = tmp_path / "x.save"
+    target.write_text("precious")
+    with pytest.raises(InvalidArgument, match="already exists"):
+        await sim.save("mail-relay", target)
+    assert target.read_text() == "precious"
+    assert await domain(sim, "mail-relay") is not None
+    await sim.save("mail-relay", target, overwrite=True)
+    assert target.read_bytes().startswith(b"xentui-sim")
+
+
+async def test_save_keep_running_then_restore_conflicts(sim, tmp_path):
+    image = tmp_path / "api.save"
+    await sim.save("[staging] api", image, keep_running=True)
+    assert (await domain(sim, "[staging] api")).state is not DomainState.PAUSED
+    with pytest.raises(InvalidArgument, match="already running"):
+        await sim.restore(image)
+
+
+async def test_restore_brings_it_back_with_a_new_domid(sim, clock, tmp_path):
+    before = await domain(sim, "web-frontend-01")
+    await sim.mem_set("web-frontend-01", 3 * GIB)
+    clock.advance(10)
+    image = tmp_path / "web.save"
+    await sim.save("web-frontend-01", image)
+    assert await domain(sim, "web-frontend-01") is None
+    assert await sim.restore(image) == "web-frontend-01"
+    after = await domain(sim, "web-frontend-01")
+    assert after.uuid == before.uuid and after.id != before.id
+    assert after.mem_kib == 3 * GIB
+
+
+async def test_restore_refuses_a_file_that_is_not_an_image(sim, tmp_path):
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"\x00\xffnot a domain")
+    with pytest.raises(InvalidArgument, match="not a saved domain"):
+        await sim.restore(junk)
+    with pytest.raises(InvalidArgument, match="cannot read"):
+        await sim.restore(tmp_path / "missing")
+
+
+async def test_destroy_removes_it_and_a_zombie_cannot_be_destroyed(sim):
+    await sim.destroy("kernel-dev")  # crashed, preserved
+    assert await domain(sim, "kernel-dev") is None
+    with pytest.raises(BackendError, match="already dying"):
+        await sim.destroy("zombie-7")
+
+
+async def test_shutdown_takes_a_moment_then_the_domain_is_gone(sim, clock):
+    await sim.shutdown("mail-relay")
+    assert (await domain(sim, "mail-relay")).state is not DomainState.SHUTDOWN
+    clock.advance(1.6)
+    assert (await domain(sim, "mail-relay")).state is DomainState.SHUTDOWN
+    clock.advance(1)
+    assert await domain(sim, "mail-relay") is None
+
+
+async def test_shutdown_without_pv_drivers_is_refused(sim):
+    with pytest.raises(BackendError, match="PV control interface"):
+        await sim.shutdown("win2019-legacy")
+    assert (await domain(sim, "win2019-legacy")).state is not DomainState.SHUTDOWN
+
+
+async def test_reboot_gives_a_new_domid_and_fresh_counters(sim, clock):
+    before = await domain(sim, "web-frontend-01")
+    await sim.reboot("web-frontend-01")
+    clock.advance(2)
+    after = await domain(sim, "web-frontend-01")
+    assert after.id != before.id and after.uuid == before.uuid
+    assert after.cpu_ns < before.cpu_ns
+
+
+async def read_until(console, needle: bytes, limit: int = 50) -> bytes:
+    seen = b""
+    for _ in range(limit):
+        seen += await asyncio.wait_for(console.read(), 1)
+        if needle in seen:
+            return seen
+    raise AssertionError(f"{needle!r} not in {seen!r}")
+
+
+async def test_console_shell_answers_with_figures_that_follow_the_actions(sim, clock):
+    console = await sim.open_console("web-frontend-01")
+    await console.write(b"uname -a\r")
+    out = await read_until(console, b"GNU/Linux")
+    assert b"Linux web-frontend-01 6.1" in out
+    await console.write(b"nproc\r")
+    assert b"\r\n2\r\n" in await read_until(console, b"# ")
+    await sim.vcpu_set("web-frontend-01", 3)
+    await console.write(b"nproc\r")
+    assert b"\r\n3\r\n" in await read_until(console, b"3\r\n")
+    await console.write(b"cat /proc/meminfo\r")
+    out = await read_until(console, b"VmallocTotal")
+    total_before = int(out.split(b"MemTotal:")[1].split()[0])
+    await sim.mem_set("web-frontend-01", 1 * GIB)
+    clock.advance(10)
+    await console.write(b"free\r")
+    out = await read_until(console, b"Swap:")
+    total_after = int(out.split(b"Mem:")[1].split()[0])
+    assert total_after < total_before / 1.9
+    await console.write(b"bogus\r")
+    assert b"command not found" in await read_until(console, b"not found")
+    await console.close()
+
+
+async def test_console_backspace_and_ctrl_c(sim):
+    console = await sim.open_console("mail-relay")
+    await console.write(b"nprocX\x7f\r")
+    assert b"\r\n1\r\n" in await read_until(console, b"# ")
+    await console.write(b"uname\x03")
+    assert b"^C" in await read_until(console, b"^C")
+
+
+async def test_console_is_exclusive_like_xenconsole(sim):
+    first = await sim.open_console("mail-relay")
+    with pytest.raises(ConsoleBusy, match="already in use"):
+        await sim.open_console("mail-relay")
+    await first.close()
+    second = await sim.open_console("mail-relay")
+    await second.close()
+
+
+async def test_console_of_a_paused_guest_answers_after_unpause(sim):
+    console = await sim.open_console("backup-old")
+    await console.write(b"nproc\r")
+    await asyncio.sleep(0)
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(console.read(), 0.05)
+    await sim.unpause("backup-old")
+    assert b"1\r\n" in await read_until(console, b"# ")
+
+
+async def test_sysrq_answers_on_the_console_like_linux(sim):
+    console = await sim.open_console("db-primary")
+    await sim.sysrq("db-primary", "m")
+    out = await read_until(console, b"pages RAM")
+    assert b"sysrq: Show Memory" in out and b"Mem-Info:" in out
+    await sim.sysrq("db-primary", "h")
+    assert b"sysrq: HELP" in await read_until(console, b"HELP")
+    with pytest.raises(InvalidArgument, match="valid keys"):
+        await sim.sysrq("db-primary", "!")
+
+
+async def test_sysrq_crash_and_reboot_and_poweroff(sim, clock):
+    console = await sim.open_console("[staging] api")
+    await sim.sysrq("[staging] api", "c")
+    out = await read_until(console, b"")
+    assert b"Kernel panic" in out
+    assert await console.read() == b""  # the console hung up
+    assert (await domain(sim, "[staging] api")).state is DomainState.CRASHED
+    before = await domain(sim, "web-frontend-01")
+    await sim.sysrq("web-frontend-01", "b")
+    clock.advance(1)
+    assert (await domain(sim, "web-frontend-01")).id != before.id
+    await sim.sysrq("mail-relay", "o")
+    clock.advance(1)
+    assert await domain(sim, "mail-relay") is None
+
+
+async def test_sysrq_logs_go_to_dmesg_when_no_console_is_open(sim):
+    await sim.sysrq("db-primary", "s")
+    console = await sim.open_console("db-primary")
+    await console.write(b"dmesg\r")
+    assert b"Emergency Sync complete" in await read_until(console, b"complete")
+
+
+async def test_migrate_to_a_good_peer_moves_the_domain(sim):
+    checks = await sim.migrate_preflight("db-primary", "sim-host-2")
+    assert all(check.ok for check in checks), checks
+    events = [event async for event in sim.migrate("db-primary", "sim-host-2")]
+    assert events[0].phase is MigratePhase.PREFLIGHT
+    assert events[-1].phase is MigratePhase.DONE and events[-1].fraction == 1.0
+    fractions = [e.fraction for e in events]
+    assert fractions == sorted(fractions) and len(events) > 5
+    assert await domain(sim, "db-primary") is None
+    peer = SimBackend(sim.cluster, "sim-host-2")
+    assert await domain(peer, "db-primary") is not None
+
+
+async def test_preflight_shows_the_classic_mistakes(sim):
+    checks = {c.name: c for c in await sim.migrate_preflight("web-frontend-01", "sim-host-3")}
+    assert checks["reachable"].ok
+    assert not checks["hypervisor version"].ok and "4.16.5" in checks["hypervisor version"].detail
+    assert not checks["CPU"].ok and "avx512f" in checks["CPU"].detail
+    assert not checks["storage"].ok and "/dev/vg0/" in checks["storage"].detail
+    checks = {c.name: c for c in await sim.migrate_preflight("db-primary", "sim-host-3")}
+    assert not checks["free memory"].ok
+
+
+async def test_migrate_to_an_older_xen_fails_and_the_domain_stays(sim):
+    with pytest.raises(BackendError, match="keeps running here"):
+        async for _ in sim.migrate("mail-relay", "sim-host-3"):
+            pass
+    d = await domain(sim, "mail-relay")
+    assert d is not None and d.state is not DomainState.PAUSED
+
+
+async def test_migrate_with_local_disks_fails_at_the_end(sim):
+    with pytest.raises(BackendError, match="could not attach"):
+        async for _ in sim.migrate("web-frontend-01", "sim-host-2"):
+            pass
+    assert await domain(sim, "web-frontend-01") is not None
+
+
+async def test_migrate_cancelled_leaves_the_domain_running_here(sim):
+    progress = sim.migrate("db-primary", "sim-host-2")
+    async for event in progress:
+        if event.fraction > 0.2:
+            break
+    await progress.aclose()
+    d = await domain(sim, "db-primary")
+    assert d is not None and d.state is not DomainState.PAUSED
+    await sim.pause("db-primary")  # no longer busy
+
+
+@pytest.mark.parametrize("target", ["sim-host-1", "nowhere", "host;reboot"])
+async def test_migrate_target_refusals(sim, target):
+    with pytest.raises(BackendError):
+        await sim.migrate_preflight("db-primary", target)
+
+
+async def test_action_on_a_domain_being_saved_is_refused(sim, tmp_path):
+    saving = asyncio.create_task(sim.save("db-primary", tmp_path / "db.save"))
+    await asyncio.sleep(0)
+    with pytest.raises(BackendError, match="busy saving"):
+        await sim.pause("db-primary")
+    await saving
+
+
+async def test_sim_domains_bounds_and_scale():
+    with pytest.raises(InvalidArgument):
+        SimCluster(domains=MAX_DOMAINS + 1)
+    empty = await SimBackend(SimCluster(domains=0, clock=ManualClock())).sample()
+    assert [d.name for d in empty.domains] == ["Domain-0"]
+    big = await SimBackend(SimCluster(domains=MAX_DOMAINS, clock=ManualClock())).sample()
+    assert len(big.domains) == MAX_DOMAINS + 1
+    assert len({d.name for d in big.domains}) == len(big.domains)
+    assert big.host.free_kib > 0

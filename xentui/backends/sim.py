@@ -1,0 +1,994 @@
+"""A simulated Xen pool: the embedded default backend (``xentui --demo``) and the test bed.
+
+Three hosts share one clock. ``sim-host-1`` carries Domain-0 and the domains the operator
+practises on; ``sim-host-2`` is a good migration target; ``sim-host-3`` is the classic
+mistake (older Xen, fewer CPU features, little free memory, no shared storage).
+
+Actions follow ``xl``'s semantics on a real host: they refuse what xl refuses, with the
+reason, and take simulated time where the real thing takes time (save, restore, migrate).
+Counters are integrated lazily from the clock at each call, so a frozen `ManualClock`
+makes every figure exact and repeatable for a given seed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import json
+import math
+import random
+import uuid as uuidlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xentui.backends.base import (
+    Backend,
+    BackendError,
+    Capabilities,
+    ConsoleBusy,
+    ConsoleChannel,
+    DomainNotFound,
+    InvalidArgument,
+    MigratePhase,
+    MigrateProgress,
+    PreflightCheck,
+)
+from xentui.backends.sim_shell import SimShell, kernel_sysrq_lines
+from xentui.clock import Clock, RealClock
+from xentui.model import (
+    Domain,
+    DomainFlag,
+    DomainType,
+    Host,
+    Sample,
+    Vbd,
+    VbdBackend,
+    Vcpu,
+    Vif,
+)
+from xentui.validate import (
+    check_host,
+    check_memory_target,
+    check_sched,
+    check_sysrq,
+    check_vcpu_count,
+    format_kib,
+)
+
+GIB = 1024 * 1024  # in KiB
+MIB = 1024
+MAX_DOMAINS = 5000
+SAVE_MAGIC = b"xentui-sim saved domain v1\n"
+SAVE_BANDWIDTH_KIB_S = 512 * MIB
+MIGRATE_BANDWIDTH_KIB_S = 1 * GIB
+BALLOON_TAU_S = 0.6  # the balloon closes ~80% of the gap to its target each second
+STEP_S = 1.0  # counters are integrated in steps of at most this
+
+
+class Status:
+    """Life-cycle of a simulated domain (xl's view), separate from the scheduler's run/block bit."""
+
+    ACTIVE = "active"
+    SHUTDOWN = "shutdown"
+    CRASHED = "crashed"
+    DYING = "dying"
+
+
+@dataclass
+class LoadProfile:
+    """CPU demand per vCPU, as a fraction of one physical CPU, as a function of time."""
+
+    base: float
+    swing: float = 0.0
+    period_s: float = 60.0
+    phase: float = 0.0
+    noise: float = 0.02
+    sawtooth: bool = False  # builds: ramp up, drop, repeat
+
+    def at(self, t: float, salt: int) -> float:
+        cycle = (t / self.period_s + self.phase) % 1.0
+        wave = (2 * cycle - 1) if self.sawtooth else math.sin(2 * math.pi * cycle)
+        jitter = (_hash_unit(salt, int(t)) * 2 - 1) * self.noise
+        return min(1.0, max(0.0, self.base + self.swing * wave + jitter))
+
+
+def _hash_unit(salt: int, tick: int) -> float:
+    """A repeatable pseudo-random number in [0, 1) for (salt, tick); no RNG state to keep in step."""
+    digest = hashlib.blake2b(f"{salt}:{tick}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+@dataclass
+class SimVif:
+    devid: int
+    mac: str
+    bridge: str
+    rx_rate: float  # bytes/s received by the guest at full activity
+    tx_rate: float
+    counters: list[float] = field(default_factory=lambda: [0.0] * 8)  # rx b/p/e/d, tx b/p/e/d
+
+
+@dataclass
+class SimVbd:
+    devid: int
+    device: str
+    backend: VbdBackend
+    path: str
+    rd_rate: float  # requests/s at full activity
+    wr_rate: float
+    sectors_per_req: int
+    counters: list[float] = field(default_factory=lambda: [0.0] * 5)  # oo rd wr rsect wsect
+
+
+@dataclass
+class SimDomain:
+    domid: int
+    name: str
+    uuid: str
+    type: DomainType
+    load: LoadProfile
+    vcpus_max: int
+    vcpus_online: int
+    mem_kib: float
+    target_kib: int
+    maxmem_kib: int | None
+    vifs: list[SimVif]
+    vbds: list[SimVbd]
+    pv_drivers: bool = True
+    status: str = Status.ACTIVE
+    paused: bool = False
+    weight: int = 256
+    cap: int = 0
+    ssid: int = 0
+    salt: int = 0
+    started_at: float = 0.0
+    vcpu_ns: list[float] = field(default_factory=list)
+    kernel_log: list[str] = field(default_factory=list)
+    busy: str | None = None  # "saving", "migrating": other actions wait
+    shell: SimShell | None = None
+    console: SimConsole | None = None
+    pending_input: bytearray = field(default_factory=bytearray)
+
+    @property
+    def is_dom0(self) -> bool:
+        return self.domid == 0
+
+    @property
+    def active(self) -> bool:
+        return self.status == Status.ACTIVE
+
+    def demand(self, t: float) -> float:
+        """CPUs wanted right now, after the cap."""
+        if not self.active or self.paused:
+            return 0.0
+        wanted = self.load.at(t, self.salt) * self.vcpus_online
+        if self.cap:
+            wanted = min(wanted, self.cap / 100)
+        return wanted
+
+    def uptime(self, now: float) -> float:
+        return max(0.0, now - self.started_at)
+
+    def log(self, now: float, text: str) -> str:
+        line = f"[{self.uptime(now):12.6f}] {text}"
+        self.kernel_log.append(line)
+        del self.kernel_log[:-2000]
+        return line
+
+
+@dataclass
+class SimHost:
+    hostname: str
+    version: str
+    nr_cpus: int
+    cpu_mhz: int
+    total_kib: int
+    cpu_vendor: str
+    cpu_features: frozenset[str]
+    shared_storage: tuple[str, ...]  # path prefixes this host can see
+    domains: dict[str, SimDomain] = field(default_factory=dict)
+    next_domid: int = 1
+    last_t: float = 0.0
+    timers: list[tuple[float, int, Callable[[], None]]] = field(default_factory=list)
+    hypervisor_overhead_kib: int = 0
+
+    @property
+    def free_kib(self) -> int:
+        used = sum(d.mem_kib for d in self.domains.values()) + self.hypervisor_overhead_kib
+        return max(0, int(self.total_kib - used))
+
+    def allocate_domid(self) -> int:
+        domid = self.next_domid
+        self.next_domid += 1
+        return domid
+
+    def sees(self, path: str) -> bool:
+        return any(path.startswith(prefix) for prefix in self.shared_storage) or not path.startswith("/")
+
+
+# --- the pool --------------------------------------------------------------------------
+
+_FEATURES = frozenset(
+    (
+        "fpu", "sse", "sse2", "ssse3", "sse4_1", "sse4_2", "popcnt", "aes", "xsave", "avx", "f16c", "rdrand",
+        "avx2", "bmi1", "bmi2", "erms", "avx512f", "avx512dq", "avx512bw", "avx512vl",
+    )
+)
+
+# (name, type, vcpus online/max, mem/maxmem GiB (None = no limit), load, disks, state, pv drivers)
+_FEATURED: tuple[tuple, ...] = (
+    ("web-frontend-01", DomainType.PVH, (2, 4), (2, 4), LoadProfile(0.25, 0.15, 90), "local", "run", True),
+    ("db-primary", DomainType.HVM, (4, 8), (8, 12), LoadProfile(0.55, 0.1, 45), "shared", "run", True),
+    ("batch-cruncher", DomainType.PV, (4, 4), (4, 4), LoadProfile(1.0, 0.0, 60, noise=0.0), "shared", "run", True),
+    ("build runner 7", DomainType.PVH, (2, 2), (3, 4), LoadProfile(0.5, 0.45, 40, sawtooth=True), "shared", "run",
+     True),
+    ("[staging] api", DomainType.PV, (1, 2), (1, 2), LoadProfile(0.08, 0.05, 30), "shared", "run", True),
+    ("mail-relay", DomainType.PV, (1, 1), (0.5, 1), LoadProfile(0.01, 0.005, 20), "shared", "run", True),
+    ("analytics-warehouse-reporting-cluster-node-03", DomainType.HVM, (2, 4), (4, 8), LoadProfile(0.3, 0.2, 120),
+     "shared", "run", True),
+    ("win2019-legacy", DomainType.HVM, (2, 2), (4, 4), LoadProfile(0.04, 0.02, 50), "qdisk", "run", False),
+    ("backup-old", DomainType.PV, (1, 2), (1, 2), LoadProfile(0.02), "local", "paused", True),
+    ("test-poweroff", DomainType.PV, (1, 1), (0.5, 0.5), LoadProfile(0.0), "shared", "shutdown", True),
+    ("kernel-dev", DomainType.PVH, (2, 2), (1, 2), LoadProfile(0.0), "shared", "crashed", True),
+    ("zombie-7", DomainType.PV, (1, 1), (0.25, 0.5), LoadProfile(0.0), "local", "dying", True),
+)
+
+_ROLES = ("web", "app", "db", "cache", "worker", "ci", "vpn", "dns", "log", "mq", "search", "proxy")
+
+
+class SimCluster:
+    """Every simulated host, their shared clock and the seed everything random derives from."""
+
+    def __init__(self, *, seed: int = 0, domains: int = 12, clock: Clock | None = None) -> None:
+        if not 0 <= domains <= MAX_DOMAINS:
+            raise InvalidArgument(f"the simulation holds 0..{MAX_DOMAINS} domains, not {domains}")
+        self.seed = seed
+        self.clock = clock or RealClock()
+        self.rng = random.Random(seed)
+        self._timer_order = itertools.count()
+        now = self.clock.monotonic()
+        big = domains > 40
+        self.hosts: dict[str, SimHost] = {
+            "sim-host-1": SimHost(
+                "sim-host-1", "4.17.3", max(16, 1 << math.ceil(math.log2(max(1, domains // 4)))) if big else 16,
+                2394, 0, "GenuineIntel", _FEATURES, ("/srv/shared/",),
+            ),
+            "sim-host-2": SimHost("sim-host-2", "4.17.3", 16, 2394, 96 * GIB, "GenuineIntel", _FEATURES,
+                                  ("/srv/shared/",)),
+            "sim-host-3": SimHost("sim-host-3", "4.16.5", 8, 2100, 12 * GIB, "GenuineIntel",
+                                  _FEATURES - {"avx512f", "avx512dq", "avx512bw", "avx512vl"}, ()),
+        }
+        for host in self.hosts.values():
+            host.last_t = now
+        self._populate(self.hosts["sim-host-1"], domains, now)
+        self._populate_peer(self.hosts["sim-host-2"], ("ldap-01", "monitoring"), now)
+        self._populate_peer(self.hosts["sim-host-3"], ("legacy-erp", "fileserver", "jumphost", "print-01"), now)
+
+    # construction ---------------------------------------------------------------------
+
+    def _uuid(self) -> str:
+        return str(uuidlib.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def _mac(self) -> str:
+        return "00:16:3e:" + ":".join(f"{self.rng.randrange(256):02x}" for _ in range(3))
+
+    def _new_domain(
+        self, host: SimHost, name: str, dtype: DomainType, vcpus: tuple[int, int], mem_gib: tuple[float, float],
+        load: LoadProfile, disks: str, pv_drivers: bool, now: float, *, domid: int | None = None,
+    ) -> SimDomain:
+        rng = self.rng
+        load.phase = rng.random()
+        online, vmax = vcpus
+        mem = int(mem_gib[0] * GIB)
+        maxmem = None if mem_gib[1] is None else int(mem_gib[1] * GIB)
+        domid = host.allocate_domid() if domid is None else domid
+        uptime = rng.uniform(3_600, 40 * 86_400)
+        vifs = []
+        if domid != 0:
+            for devid in range(2 if name.startswith("db-") else 1):
+                scale = rng.uniform(0.2, 3.0) * (1 + 10 * load.base)
+                vifs.append(SimVif(devid, self._mac(), "xenbr0" if devid == 0 else "xenbr1",
+                                   rx_rate=40_000 * scale, tx_rate=25_000 * scale))
+        vbds = []
+        if domid != 0:
+            prefix = {"local": "/dev/vg0/", "shared": "/srv/shared/images/", "qdisk": "/srv/shared/images/"}[disks]
+            backend = VbdBackend.QDISK if disks == "qdisk" else VbdBackend.BLKBACK
+            count = 2 if name.startswith("db-") or dtype is DomainType.HVM else 1
+            for index in range(count):
+                letter = "abcdefgh"[index]
+                if dtype is DomainType.HVM and not pv_drivers:
+                    device, devid = f"hd{letter}", (768, 832)[index]
+                else:
+                    device, devid = f"xvd{letter}", 51712 + 16 * index
+                suffix = ".qcow2" if backend is VbdBackend.QDISK else ("" if disks == "local" else ".img")
+                heavy = 8.0 if name.startswith("db-") else 1.0
+                vbds.append(SimVbd(devid, device, backend, f"{prefix}{name.replace(' ', '_')}-{device}{suffix}",
+                                   rd_rate=rng.uniform(5, 60) * heavy, wr_rate=rng.uniform(5, 40) * heavy,
+                                   sectors_per_req=rng.choice((8, 16, 32, 64))))
+        dom = SimDomain(
+            domid=domid, name=name, uuid="00000000-0000-0000-0000-000000000000" if domid == 0 else self._uuid(),
+            type=dtype, load=load, vcpus_max=vmax, vcpus_online=online, mem_kib=float(mem), target_kib=mem,
+            maxmem_kib=maxmem, vifs=vifs, vbds=vbds, pv_drivers=pv_drivers, salt=rng.getrandbits(32),
+            started_at=now - uptime,
+        )
+        # Counters as after `uptime` seconds at about the average load.
+        average = load.base * online
+        dom.vcpu_ns = [uptime * 1e9 * average / max(1, online) * (1 if i < online else 0.3) for i in range(vmax)]
+        for vif in dom.vifs:
+            activity = uptime * (0.3 + load.base)
+            vif.counters = [vif.rx_rate * activity, vif.rx_rate * activity / 900, 0, rng.randrange(0, 40),
+                            vif.tx_rate * activity, vif.tx_rate * activity / 700, 0, 0]
+        for vbd in dom.vbds:
+            activity = uptime * (0.2 + load.base)
+            rd, wr = vbd.rd_rate * activity, vbd.wr_rate * activity
+            vbd.counters = [rng.randrange(0, 5), rd, wr, rd * vbd.sectors_per_req, wr * vbd.sectors_per_req]
+        dom.shell = SimShell(dom, self.clock)
+        return dom
+
+    def _populate(self, host: SimHost, count: int, now: float) -> None:
+        dom0 = self._new_domain(host, "Domain-0", DomainType.PV, (4, 4), (4, None), LoadProfile(0.06, 0.03, 15),
+                                "local", True, now, domid=0)
+        host.domains[dom0.name] = dom0
+        for spec in _FEATURED[:count]:
+            name, dtype, vcpus, mem, load, disks, state, pv = spec
+            dom = self._new_domain(host, name, dtype, vcpus, mem, LoadProfile(**vars(load)), disks, pv, now)
+            self._apply_initial_state(dom, state, now)
+            host.domains[name] = dom
+        rng = self.rng
+        for index in range(len(_FEATURED), count):
+            role = rng.choice(_ROLES)
+            dtype = rng.choice((DomainType.PV, DomainType.PVH, DomainType.PVH, DomainType.HVM))
+            vmax = rng.choice((1, 2, 2, 4, 8))
+            online = rng.randint(1, vmax)
+            mem = rng.choice((0.5, 1, 1, 2, 2, 4, 8))
+            load = LoadProfile(rng.choice((0.01, 0.03, 0.1, 0.2, 0.4, 0.7)), rng.uniform(0, 0.2),
+                               rng.uniform(20, 180))
+            dom = self._new_domain(host, f"{role}-{index:04d}", dtype, (online, vmax), (mem, mem * 2), load,
+                                   rng.choice(("local", "shared", "shared")), True, now)
+            if rng.random() < 0.02:
+                dom.paused = True
+            host.domains[dom.name] = dom
+        committed = sum((d.maxmem_kib or d.mem_kib) for d in host.domains.values())
+        host.total_kib = max(64 * GIB, math.ceil(committed * 1.15 / GIB) * GIB)
+        host.hypervisor_overhead_kib = host.total_kib // 100
+
+    def _populate_peer(self, host: SimHost, names: tuple[str, ...], now: float) -> None:
+        dom0 = self._new_domain(host, "Domain-0", DomainType.PV, (2, 2), (2, None), LoadProfile(0.04), "local",
+                                True, now, domid=0)
+        host.domains[dom0.name] = dom0
+        for name in names:
+            host.domains[name] = self._new_domain(host, name, DomainType.PVH, (1, 2), (2, 4), LoadProfile(0.05),
+                                                  "local", True, now)
+        host.hypervisor_overhead_kib = host.total_kib // 100
+
+    @staticmethod
+    def _apply_initial_state(dom: SimDomain, state: str, now: float) -> None:
+        if state == "paused":
+            dom.paused = True
+        elif state == "shutdown":
+            dom.status = Status.SHUTDOWN
+            dom.log(now, "reboot: Power down")
+        elif state == "crashed":
+            dom.status = Status.CRASHED
+            dom.log(now, "Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(202,1)")
+        elif state == "dying":
+            dom.status = Status.DYING  # a zombie: a backend still holds its pages
+
+    # time -----------------------------------------------------------------------------
+
+    def advance(self) -> float:
+        """Bring every host up to the clock: integrate counters, move balloons, fire timers."""
+        now = self.clock.monotonic()
+        for host in self.hosts.values():
+            self._advance_host(host, now)
+        return now
+
+    def _advance_host(self, host: SimHost, now: float) -> None:
+        while host.timers and host.timers[0][0] <= now:
+            due, _, action = host.timers.pop(0)
+            self._integrate(host, host.last_t, due)
+            host.last_t = max(host.last_t, due)
+            action()
+        self._integrate(host, host.last_t, now)
+        host.last_t = max(host.last_t, now)
+
+    def _integrate(self, host: SimHost, start: float, end: float) -> None:
+        span = end - start
+        if span <= 0:
+            return
+        steps = max(1, math.ceil(span / STEP_S))
+        dt = span / steps
+        domains = list(host.domains.values())
+        for step in range(steps):
+            t = start + dt * (step + 0.5)
+            demands = [d.demand(t) for d in domains]
+            granted = _credit_share(demands, [d.weight for d in domains], host.nr_cpus)
+            for dom, cpus in zip(domains, granted, strict=True):
+                self._step_domain(host, dom, cpus, t, dt)
+
+    def _step_domain(self, host: SimHost, dom: SimDomain, cpus: float, t: float, dt: float) -> None:
+        if not dom.active or dom.paused:
+            return
+        online = max(1, dom.vcpus_online)
+        per_vcpu_ns = cpus / online * dt * 1e9
+        # vCPUs are not perfectly even; the skew averages out so the domain total is exact.
+        skew = [1.0 + 0.05 * ((index % 3) - 1) for index in range(dom.vcpus_online)]
+        mean = sum(skew) / online
+        for index, factor in enumerate(skew):
+            dom.vcpu_ns[index] += per_vcpu_ns * factor / mean
+        # The balloon moves toward its target, limited by what the host has free.
+        gap = dom.target_kib - dom.mem_kib
+        if gap:
+            step = gap * (1 - math.exp(-dt / BALLOON_TAU_S))
+            if abs(gap - step) < MIB:
+                step = gap
+            if step > 0:
+                step = min(step, host.free_kib)
+            dom.mem_kib += step
+        activity = cpus / online if online else 0.0
+        for vif in dom.vifs:
+            rx, tx = vif.rx_rate * (0.2 + activity) * dt, vif.tx_rate * (0.2 + activity) * dt
+            c = vif.counters
+            c[0] += rx
+            c[1] += rx / 900
+            c[4] += tx
+            c[5] += tx / 700
+            if activity > 0.9 and _hash_unit(dom.salt + vif.devid, int(t)) < 0.1:
+                c[3] += 1  # drops under load
+        for vbd in dom.vbds:
+            rd, wr = vbd.rd_rate * (0.1 + activity) * dt, vbd.wr_rate * (0.1 + activity) * dt
+            c = vbd.counters
+            c[1] += rd
+            c[2] += wr
+            c[3] += rd * vbd.sectors_per_req
+            c[4] += wr * vbd.sectors_per_req
+            if activity > 0.5 and _hash_unit(dom.salt + vbd.devid, int(t)) < 0.05:
+                c[0] += 1  # out-of-requests: the ring was full
+
+    def schedule(self, host: SimHost, delay: float, action: Callable[[], None]) -> None:
+        due = host.last_t + delay  # from inside a timer, "now" is that timer's moment
+        host.timers.append((due, next(self._timer_order), action))
+        host.timers.sort(key=lambda item: (item[0], item[1]))
+
+    # snapshots --------------------------------------------------------------------------
+
+    @staticmethod
+    def host_model(host: SimHost) -> Host:
+        return Host(
+            hostname=host.hostname, hypervisor="Xen", version=host.version, nr_cpus=host.nr_cpus,
+            cpu_mhz=host.cpu_mhz, total_kib=host.total_kib, free_kib=host.free_kib, scheduler="credit",
+            cpu_vendor=host.cpu_vendor, cpu_features=host.cpu_features,
+        )
+
+    @staticmethod
+    def domain_model(dom: SimDomain, now: float) -> Domain:
+        flags = DomainFlag.NONE
+        if dom.status == Status.DYING:
+            flags |= DomainFlag.DYING
+        elif dom.status == Status.SHUTDOWN:
+            flags |= DomainFlag.SHUTDOWN
+        elif dom.status == Status.CRASHED:
+            flags |= DomainFlag.SHUTDOWN | DomainFlag.CRASHED
+        if dom.paused:
+            flags |= DomainFlag.PAUSED
+        elif dom.active:
+            # dom0 runs xentui itself; a guest is on a CPU when it wants at least half of its vCPUs
+            on_cpu = dom.is_dom0 or dom.demand(now) >= 0.5 * max(1, dom.vcpus_online)
+            flags |= DomainFlag.RUNNING if on_cpu else DomainFlag.BLOCKED
+        return Domain(
+            id=dom.domid, name=dom.name, uuid=dom.uuid, type=dom.type, flags=flags,
+            cpu_ns=int(sum(dom.vcpu_ns)), mem_kib=int(dom.mem_kib), maxmem_kib=dom.maxmem_kib,
+            vcpus=[Vcpu(i, i < dom.vcpus_online, int(ns)) for i, ns in enumerate(dom.vcpu_ns)],
+            vcpus_max=dom.vcpus_max,
+            vifs=[
+                Vif(vif.devid, f"vif{dom.domid}.{vif.devid}", vif.mac, vif.bridge, *map(int, vif.counters))
+                for vif in dom.vifs
+            ],
+            vbds=[
+                Vbd(vbd.devid, vbd.device, vbd.backend, vbd.path, *map(int, vbd.counters))
+                for vbd in dom.vbds
+            ],
+            sched_weight=dom.weight, sched_cap=dom.cap, ssid=dom.ssid, target_kib=dom.target_kib,
+        )
+
+
+# --- console ---------------------------------------------------------------------------
+
+
+class SimConsole(ConsoleChannel):
+    """The guest's serial line: bytes typed go to its shell, its output comes back."""
+
+    def __init__(self, backend: SimBackend, dom: SimDomain) -> None:
+        self._backend = backend
+        self._dom = dom
+        self._queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self.size = (80, 24)
+        self.closed = False
+
+    def emit(self, data: bytes) -> None:
+        if not self.closed:
+            self._queue.put_nowait(data)
+
+    def hang_up(self) -> None:
+        """The domain went away: readers get EOF."""
+        self._queue.put_nowait(b"")
+
+    async def read(self) -> bytes:
+        if self.closed:
+            return b""
+        chunks = [await self._queue.get()]
+        while not self._queue.empty() and chunks[-1]:
+            chunks.append(self._queue.get_nowait())
+        if not chunks[-1]:
+            self.closed = True
+        return b"".join(chunks)
+
+    async def write(self, data: bytes) -> None:
+        if self.closed or self._dom.console is not self:
+            raise DomainNotFound(f"{self._dom.name}'s console is closed")
+        self._backend.cluster.advance()
+        if not self._dom.active:
+            return  # a dead guest reads nothing
+        if self._dom.paused:
+            self._dom.pending_input += data  # typed ahead; the guest reads it when unpaused
+            return
+        assert self._dom.shell is not None
+        self.emit(self._dom.shell.feed(data))
+
+    async def resize(self, columns: int, rows: int) -> None:
+        self.size = (columns, rows)
+
+    async def close(self) -> None:
+        self.closed = True
+        if self._dom.console is self:
+            self._dom.console = None
+        self._queue.put_nowait(b"")
+
+
+# --- the backend -----------------------------------------------------------------------
+
+
+class SimBackend(Backend):
+    """One host of a `SimCluster`, seen through the backend interface."""
+
+    name = "sim"
+
+    def __init__(
+        self, cluster: SimCluster | None = None, host: str = "sim-host-1", *, save_dir: Path | None = None
+    ) -> None:
+        self.cluster = cluster or SimCluster()
+        if host not in self.cluster.hosts:
+            raise InvalidArgument(f"no simulated host named {host!r}")
+        self.host = self.cluster.hosts[host]
+        self.save_dir = save_dir
+
+    @classmethod
+    def create(cls, *, seed: int = 0, domains: int = 12, clock: Clock | None = None) -> SimBackend:
+        return cls(SimCluster(seed=seed, domains=domains, clock=clock))
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities()
+
+    @property
+    def clock(self) -> Clock:
+        return self.cluster.clock
+
+    # reading ----------------------------------------------------------------------------
+
+    async def sample(self) -> Sample:
+        now = self.cluster.advance()
+        return Sample(
+            monotonic=now, wall=self.clock.wall(), host=self.cluster.host_model(self.host),
+            domains=[self.cluster.domain_model(dom, now) for dom in self.host.domains.values()],
+        )
+
+    async def host_info(self) -> Host:
+        self.cluster.advance()
+        return self.cluster.host_model(self.host)
+
+    def _domain(self, name: str, *, action: str, allow_dom0: bool = True, need_active: bool = True) -> SimDomain:
+        self.cluster.advance()
+        dom = self.host.domains.get(name)
+        if dom is None:
+            raise DomainNotFound(f"{action}: no domain named {name!r} on {self.host.hostname}")
+        if dom.is_dom0 and not allow_dom0:
+            raise InvalidArgument(f"{action} refused: Domain-0 is the control domain; that would take the host down")
+        if dom.busy:
+            raise BackendError(f"{action} refused: {name} is busy {dom.busy}; wait for it to finish")
+        if need_active and not dom.active:
+            raise InvalidArgument(f"{action} refused: {name} is {dom.status}, not running")
+        return dom
+
+    # memory, vCPUs, scheduler ---------------------------------------------------------------
+
+    async def mem_set(self, domain: str, kib: int) -> None:
+        dom = self._domain(domain, action="mem-set")
+        check_memory_target(kib, maxmem_kib=dom.maxmem_kib, host_total_kib=self.host.total_kib, name=dom.name)
+        growth = kib - dom.mem_kib
+        if growth > self.host.free_kib:
+            raise InvalidArgument(
+                f"mem-set {format_kib(kib)} refused: {dom.name} would grow by {format_kib(int(growth))} "
+                f"but the host has only {format_kib(self.host.free_kib)} free"
+            )
+        dom.target_kib = kib
+
+    async def mem_max(self, domain: str, kib: int) -> None:
+        dom = self._domain(domain, action="mem-max")
+        check_memory_target(kib, maxmem_kib=None, host_total_kib=self.host.total_kib, name=dom.name)
+        if kib < dom.target_kib:
+            raise InvalidArgument(
+                f"mem-max {format_kib(kib)} refused: {dom.name}'s memory target is {format_kib(dom.target_kib)}; "
+                "lower the target first (mem-set), then maxmem"
+            )
+        dom.maxmem_kib = kib
+
+    async def vcpu_set(self, domain: str, count: int, *, allow_overcommit: bool = False) -> None:
+        dom = self._domain(domain, action="vcpu-set")
+        check_vcpu_count(count, max_vcpus=dom.vcpus_max, host_cpus=self.host.nr_cpus,
+                         allow_overcommit=allow_overcommit, name=dom.name)
+        now = self.clock.monotonic()
+        for index in range(dom.vcpus_online, count):
+            self._kernel(dom, now, f"smpboot: Booting Node 0 Processor {index} APIC 0x{index:x}")
+        for index in range(count, dom.vcpus_online):
+            self._kernel(dom, now, f"smpboot: CPU {index} is now offline")
+        dom.vcpus_online = count
+
+    async def set_sched(self, domain: str, *, weight: int | None = None, cap: int | None = None) -> None:
+        dom = self._domain(domain, action="sched-credit", need_active=False)
+        check_sched(weight, cap, max_vcpus=dom.vcpus_max)
+        if weight is not None:
+            dom.weight = weight
+        if cap is not None:
+            dom.cap = cap
+
+    # pause, life-cycle ------------------------------------------------------------------
+
+    async def pause(self, domain: str) -> None:
+        dom = self._domain(domain, action="pause", allow_dom0=False)
+        if dom.paused:
+            raise InvalidArgument(f"pause: {dom.name} is already paused")
+        dom.paused = True
+
+    async def unpause(self, domain: str) -> None:
+        dom = self._domain(domain, action="unpause", allow_dom0=False)
+        if not dom.paused:
+            raise InvalidArgument(f"unpause: {dom.name} is not paused")
+        dom.paused = False
+        if dom.pending_input and dom.console and dom.shell:
+            typed, dom.pending_input = bytes(dom.pending_input), bytearray()
+            dom.console.emit(dom.shell.feed(typed))
+
+    async def shutdown(self, domain: str) -> None:
+        dom = self._domain(domain, action="shutdown", allow_dom0=False)
+        if not dom.pv_drivers:
+            raise BackendError(
+                f"shutdown: PV control interface not available in {dom.name}: external graceful shutdown "
+                "is not possible (no PV drivers); shut it down from inside, or destroy it"
+            )
+        if dom.paused:
+            raise InvalidArgument(f"shutdown: {dom.name} is paused and cannot react; unpause it first")
+        now = self.clock.monotonic()
+        self._kernel(dom, now, "systemd-shutdown[1]: Syncing filesystems and block devices.")
+        self.cluster.schedule(self.host, 1.5, lambda: self._power_off(dom, "reboot: Power down"))
+
+    async def reboot(self, domain: str) -> None:
+        dom = self._domain(domain, action="reboot", allow_dom0=False)
+        if not dom.pv_drivers:
+            raise BackendError(
+                f"reboot: PV control interface not available in {dom.name}: external graceful reboot "
+                "is not possible (no PV drivers)"
+            )
+        if dom.paused:
+            raise InvalidArgument(f"reboot: {dom.name} is paused and cannot react; unpause it first")
+        self._kernel(dom, self.clock.monotonic(), "systemd-shutdown[1]: Syncing filesystems and block devices.")
+        self.cluster.schedule(self.host, 1.5, lambda: self._restart(dom))
+
+    async def destroy(self, domain: str) -> None:
+        dom = self._domain(domain, action="destroy", allow_dom0=False, need_active=False)
+        if dom.status == Status.DYING:
+            raise BackendError(
+                f"destroy: {dom.name} is already dying; a backend still holds its memory "
+                "(look for a stuck blkback or qemu in dom0)"
+            )
+        self._remove(dom)
+
+    def _power_off(self, dom: SimDomain, message: str) -> None:
+        if self.host.domains.get(dom.name) is not dom:
+            return
+        self._kernel(dom, self.host.last_t, message)
+        dom.status = Status.SHUTDOWN
+        # on_poweroff=destroy, xl's default: a moment in shutdown, then gone.
+        self.cluster.schedule(self.host, 0.5, lambda: self._remove(dom))
+
+    def _restart(self, dom: SimDomain) -> None:
+        """on_reboot=restart: the old domain goes, a new one with a new domid takes its name."""
+        if self.host.domains.get(dom.name) is not dom:
+            return
+        self._kernel(dom, self.host.last_t, "reboot: Restarting system")
+        self._remove(dom)
+        dom.domid = self.host.allocate_domid()
+        dom.status, dom.paused = Status.ACTIVE, False
+        dom.started_at = self.host.last_t
+        dom.vcpu_ns = [0.0] * dom.vcpus_max
+        dom.mem_kib = float(dom.target_kib)
+        for vif in dom.vifs:
+            vif.counters = [0.0] * 8
+        for vbd in dom.vbds:
+            vbd.counters = [0.0] * 5
+        dom.kernel_log = []
+        dom.log(dom.started_at, f"Linux version 6.1.0-27-amd64 ({dom.name}) #1 SMP PREEMPT_DYNAMIC Debian 6.1.115-1")
+        self.host.domains[dom.name] = dom
+
+    def _remove(self, dom: SimDomain) -> None:
+        if self.host.domains.get(dom.name) is dom:
+            del self.host.domains[dom.name]
+        if dom.console is not None:
+            dom.console.hang_up()
+            dom.console = None
+
+    def _kernel(self, dom: SimDomain, now: float, text: str) -> None:
+        line = dom.log(now, text)
+        if dom.console is not None:
+            dom.console.emit(f"\r\n{line}\r\n".encode())
+
+    # sysrq --------------------------------------------------------------------------------
+
+    async def sysrq(self, domain: str, key: str) -> None:
+        check_sysrq(key)
+        dom = self._domain(domain, action="sysrq", allow_dom0=False)
+        if not dom.pv_drivers:
+            raise BackendError(
+                f"sysrq: {dom.name} has no PV drivers, so it does not read sysrq requests from xenstore"
+            )
+        now = self.clock.monotonic()
+        for line in kernel_sysrq_lines(key, dom):
+            self._kernel(dom, now, line)
+        if key == "c":
+            dom.status = Status.CRASHED  # on_crash=preserve here, so the operator can look at it
+            if dom.console is not None:
+                dom.console.hang_up()
+                dom.console = None
+        elif key == "b":
+            self.cluster.schedule(self.host, 0.2, lambda: self._restart(dom))
+        elif key == "o":
+            self.cluster.schedule(self.host, 0.2, lambda: self._power_off(dom, "reboot: Power down"))
+
+    # save / restore ---------------------------------------------------------------------
+
+    async def save(
+        self, domain: str, path: Path, *, keep_running: bool = False, overwrite: bool = False
+    ) -> None:
+        dom = self._domain(domain, action="save", allow_dom0=False)
+        path = Path(path)
+        if not path.parent.is_dir():
+            raise InvalidArgument(f"save: the directory {path.parent} does not exist")
+        if path.exists() and not overwrite:
+            raise InvalidArgument(f"save: {path} already exists; confirm to overwrite it")
+        was_paused = dom.paused
+        dom.busy, dom.paused = "saving", True
+        try:
+            await self.clock.sleep(dom.mem_kib / SAVE_BANDWIDTH_KIB_S + 0.2)
+            self.cluster.advance()
+            payload = {
+                "name": dom.name, "uuid": dom.uuid, "type": dom.type.value, "vcpus_max": dom.vcpus_max,
+                "vcpus_online": dom.vcpus_online, "mem_kib": int(dom.mem_kib), "target_kib": dom.target_kib,
+                "maxmem_kib": dom.maxmem_kib, "weight": dom.weight, "cap": dom.cap, "was_paused": was_paused,
+                "pv_drivers": dom.pv_drivers, "load": vars(dom.load), "salt": dom.salt,
+                "vifs": [{"devid": v.devid, "mac": v.mac, "bridge": v.bridge, "rx_rate": v.rx_rate,
+                          "tx_rate": v.tx_rate} for v in dom.vifs],
+                "vbds": [{"devid": v.devid, "device": v.device, "backend": v.backend.value, "path": v.path,
+                          "rd_rate": v.rd_rate, "wr_rate": v.wr_rate, "sectors_per_req": v.sectors_per_req}
+                         for v in dom.vbds],
+                "from_host": self.host.hostname,
+            }
+            try:
+                path.write_bytes(SAVE_MAGIC + json.dumps(payload, indent=1).encode())
+            except OSError as error:
+                raise BackendError(f"save: cannot write {path}: {error.strerror}") from error
+        finally:
+            dom.busy = None
+            dom.paused = was_paused
+        if not keep_running:
+            self._remove(dom)
+
+    async def restore(self, path: Path, *, paused: bool = False) -> str:
+        path = Path(path)
+        try:
+            raw = path.read_bytes()
+        except OSError as error:
+            raise InvalidArgument(f"restore: cannot read {path}: {error.strerror}") from error
+        if not raw.startswith(SAVE_MAGIC):
+            raise InvalidArgument(f"restore: {path} is not a saved domain image")
+        try:
+            saved = json.loads(raw[len(SAVE_MAGIC):])
+            name = saved["name"]
+        except (ValueError, KeyError) as error:
+            raise InvalidArgument(f"restore: {path} is damaged ({error})") from error
+        self.cluster.advance()
+        if name in self.host.domains:
+            raise InvalidArgument(
+                f"restore: a domain named {name!r} is already running here (saved with keep-running?); "
+                "destroy it first or restore elsewhere"
+            )
+        if any(d.uuid == saved["uuid"] for d in self.host.domains.values()):
+            raise InvalidArgument(f"restore: a domain with uuid {saved['uuid']} is already running here")
+        if saved["mem_kib"] > self.host.free_kib:
+            raise BackendError(
+                f"restore: {name} needs {format_kib(saved['mem_kib'])} but the host has only "
+                f"{format_kib(self.host.free_kib)} free"
+            )
+        await self.clock.sleep(saved["mem_kib"] / SAVE_BANDWIDTH_KIB_S + 0.2)
+        self.cluster.advance()
+        dom = SimDomain(
+            domid=self.host.allocate_domid(), name=name, uuid=saved["uuid"], type=DomainType(saved["type"]),
+            load=LoadProfile(**saved["load"]), vcpus_max=saved["vcpus_max"], vcpus_online=saved["vcpus_online"],
+            mem_kib=float(saved["mem_kib"]), target_kib=saved["target_kib"], maxmem_kib=saved["maxmem_kib"],
+            vifs=[SimVif(**v) for v in saved["vifs"]],
+            vbds=[SimVbd(**{**v, "backend": VbdBackend(v["backend"])}) for v in saved["vbds"]],
+            pv_drivers=saved["pv_drivers"], paused=paused or saved["was_paused"], weight=saved["weight"],
+            cap=saved["cap"], salt=saved["salt"], started_at=self.clock.monotonic(),
+        )
+        dom.vcpu_ns = [0.0] * dom.vcpus_max
+        dom.shell = SimShell(dom, self.clock)
+        dom.log(dom.started_at, "PM: restore of devices complete")
+        self.host.domains[name] = dom
+        return name
+
+    # migration ----------------------------------------------------------------------------
+
+    def _target(self, target: str) -> SimHost:
+        host = check_host(target)
+        if host == self.host.hostname:
+            raise InvalidArgument(f"migrate: {host} is this host")
+        peer = self.cluster.hosts.get(host)
+        if peer is None:
+            peers = ", ".join(h for h in self.cluster.hosts if h != self.host.hostname)
+            raise BackendError(f"migrate: cannot reach {host}: no such host in the simulated pool (try {peers})")
+        return peer
+
+    async def migrate_preflight(self, domain: str, target: str) -> list[PreflightCheck]:
+        dom = self._domain(domain, action="migrate", allow_dom0=False)
+        peer = self._target(target)
+        return self._checks(dom, peer)
+
+    def _checks(self, dom: SimDomain, peer: SimHost) -> list[PreflightCheck]:
+        mine = _version_tuple(self.host.version)
+        theirs = _version_tuple(peer.version)
+        missing = sorted(self.host.cpu_features - peer.cpu_features)
+        unseen = [vbd.path for vbd in dom.vbds if not peer.sees(vbd.path)]
+        return [
+            PreflightCheck("reachable", True, f"{peer.hostname} answers"),
+            PreflightCheck(
+                "hypervisor version", theirs >= mine,
+                f"Xen {peer.version} there, {self.host.version} here"
+                + ("" if theirs >= mine else ": a domain cannot move to an older Xen"),
+            ),
+            PreflightCheck(
+                "CPU", peer.cpu_vendor == self.host.cpu_vendor and not missing,
+                f"{peer.cpu_vendor}, same features" if not missing
+                else f"{peer.cpu_vendor}, lacks {' '.join(missing)} that the guest may use",
+            ),
+            PreflightCheck(
+                "free memory", peer.free_kib >= dom.mem_kib,
+                f"{format_kib(peer.free_kib // MIB * MIB)} free there, {dom.name} needs "
+                f"{format_kib(int(dom.mem_kib) // MIB * MIB)}",
+            ),
+            PreflightCheck(
+                "storage", not unseen,
+                "every disk is on shared storage" if not unseen else f"not visible there: {', '.join(unseen)}",
+            ),
+        ]
+
+    async def migrate(self, domain: str, target: str, *, live: bool = True) -> AsyncIterator[MigrateProgress]:
+        dom = self._domain(domain, action="migrate", allow_dom0=False)
+        peer = self._target(target)
+        checks = self._checks(dom, peer)
+        yield MigrateProgress(MigratePhase.PREFLIGHT, 0.0, f"migrating {dom.name} to {peer.hostname}")
+        failed = {check.name: check for check in checks if check.ok is False}
+        if "hypervisor version" in failed:
+            raise BackendError(
+                f"migrate: {peer.hostname} rejected the stream (Xen {peer.version} cannot restore a domain from "
+                f"Xen {self.host.version}); {dom.name} keeps running here"
+            )
+        if "free memory" in failed:
+            raise BackendError(f"migrate: {peer.hostname} could not allocate {dom.name}'s memory "
+                               f"({failed['free memory'].detail}); {dom.name} keeps running here")
+        was_paused = dom.paused
+        dom.busy = "migrating"
+        done = False
+        total = int(dom.mem_kib)
+        sent = 0
+        try:
+            if not live:
+                dom.paused = True
+            to_send = total
+            for round_no in range(1, 6):
+                chunk = max(64 * MIB, total // 8)
+                remaining = to_send
+                while remaining > 0:
+                    piece = min(chunk, remaining)
+                    await self.clock.sleep(piece / MIGRATE_BANDWIDTH_KIB_S)
+                    remaining -= piece
+                    sent += piece
+                    fraction = min(0.95, sent / (total * 1.3))
+                    yield MigrateProgress(MigratePhase.COPYING, fraction,
+                                          f"round {round_no}: {format_kib(sent // MIB * MIB)} sent",
+                                          sent * 1024, total * 1024)
+                dirty_share = 0.0 if dom.paused else 0.05 + 0.3 * dom.load.at(self.clock.monotonic(), dom.salt)
+                to_send = int(to_send * dirty_share)
+                if to_send < 32 * MIB:
+                    break
+            dom.paused = True
+            yield MigrateProgress(MigratePhase.STOP_AND_COPY, 0.97,
+                                  f"{dom.name} paused; copying the last {format_kib(max(to_send, MIB) // MIB * MIB)}",
+                                  sent * 1024, total * 1024)
+            await self.clock.sleep(max(to_send, MIB) / MIGRATE_BANDWIDTH_KIB_S + 0.05)
+            if "storage" in failed:
+                raise BackendError(f"migrate: {peer.hostname} could not attach {dom.name}'s disks "
+                                   f"({failed['storage'].detail}); {dom.name} resumed here")
+            if "CPU" in failed:
+                raise BackendError(f"migrate: {peer.hostname} refused {dom.name}: its CPU "
+                                   f"{failed['CPU'].detail}; {dom.name} resumed here")
+            self.cluster.advance()
+            self._remove(dom)
+            dom.domid = peer.allocate_domid()
+            dom.busy, dom.paused = None, was_paused
+            dom.started_at = self.clock.monotonic() - dom.uptime(self.clock.monotonic())
+            peer.domains[dom.name] = dom
+            done = True
+            yield MigrateProgress(MigratePhase.DONE, 1.0, f"{dom.name} now runs on {peer.hostname}",
+                                  sent * 1024, total * 1024)
+        finally:
+            if not done:  # failed or cancelled: the domain carries on here as before
+                dom.busy, dom.paused = None, was_paused
+
+    # console ------------------------------------------------------------------------------
+
+    async def open_console(self, domain: str) -> ConsoleChannel:
+        dom = self._domain(domain, action="console", need_active=False)
+        if dom.status in (Status.DYING,) or dom.status == Status.SHUTDOWN:
+            raise InvalidArgument(f"console: {dom.name} is {dom.status}; there is no console to attach to")
+        if dom.console is not None and not dom.console.closed:
+            raise ConsoleBusy(
+                f"console: {dom.name}'s console is already in use (another xentui or xl console holds it)"
+            )
+        dom.console = SimConsole(self, dom)
+        return dom.console
+
+
+def _credit_share(demands: list[float], weights: list[int], cpus: float) -> list[float]:
+    """CPU each domain gets when they compete: shares by weight, never more than asked (water-filling).
+
+    With enough CPUs for everyone, everyone gets what it asks; otherwise the credit scheduler
+    gives each busy domain CPU in proportion to its weight.
+    """
+    if sum(demands) <= cpus:
+        return demands
+    granted = [0.0] * len(demands)
+    hungry = [i for i, wanted in enumerate(demands) if wanted > 0]
+    left = float(cpus)
+    while hungry and left > 1e-9:
+        total_weight = sum(weights[i] for i in hungry)
+        fair = {i: left * weights[i] / total_weight for i in hungry}
+        satisfied = [i for i in hungry if demands[i] - granted[i] <= fair[i]]
+        if not satisfied:
+            for i in hungry:
+                granted[i] += fair[i]
+            break
+        for i in satisfied:
+            left -= demands[i] - granted[i]
+            granted[i] = demands[i]
+        done = set(satisfied)
+        hungry = [i for i in hungry if i not in done]
+    return granted
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for piece in version.split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
