@@ -1,0 +1,122 @@
+"""xentui as a script runs it: real processes, real pipes, real signals."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+CMD = [sys.executable, "-m", "xentui"]
+
+
+def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CMD, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_batch_xentop_two_iterations():
+    result = run("-b", "-i", "2", "-d", "0.2", "--seed", "1")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    headers = [i for i, line in enumerate(lines) if line.lstrip().startswith("NAME")]
+    assert len(headers) == 2 and len(lines) == 2 * 14
+    second = lines[headers[1] + 1:]
+    cruncher = next(line for line in second if "batch-crun" in line)
+    assert 300 < float(cruncher.split()[3]) <= 400.5  # CPU(%) of the runaway over a real 0.2 s
+
+
+def test_batch_json_is_one_object_per_line():
+    result = run("-b", "-i", "2", "-d", "0.1", "--format", "json", "-n", "-x", "-v", "--seed", "2")
+    assert result.returncode == 0, result.stderr
+    first, second = (json.loads(line) for line in result.stdout.splitlines())
+    assert first["host"]["hostname"] == "sim-host-1"
+    names = [d["name"] for d in first["domains"]]
+    assert "build runner 7" in names and "[staging] api" in names
+    assert all(d["cpu_pct"] is None for d in first["domains"])
+    assert all(isinstance(d["cpu_pct"], float) for d in second["domains"])
+    db = next(d for d in second["domains"] if d["name"] == "db-primary")
+    assert db["vifs"][0]["ifname"].startswith("vif") and db["vbd_devices"] and db["vcpu_s"]
+    dom0 = next(d for d in second["domains"] if d["name"] == "Domain-0")
+    assert dom0["maxmem_kib"] is None
+
+
+def test_batch_csv():
+    result = run("-b", "-i", "1", "--format", "csv", "--sim-domains", "30", "--seed", "3")
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(rows) == 31
+    assert {row["state"] for row in rows} >= {"running", "blocked", "paused", "crashed", "dying", "shutdown"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-b", "-d", "0"], "more than 0"),
+        (["-b", "-d", "soon"], "not a number"),
+        (["-b", "-i", "-1"], "1 or more"),
+        (["--sim-domains", "5001"], "0..5000"),
+        (["--theme", "neon"], "xentui-dark"),
+        (["--backend", "vmware"], "invalid choice"),
+    ],
+)
+def test_bad_options_are_refused_with_a_reason(args, message):
+    result = run(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
+def test_closed_pipe_ends_quietly():
+    proc = subprocess.Popen([*CMD, "-b", "-d", "0.05", "--seed", "4"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # like `xentui -b | head -1`
+    assert proc.wait(timeout=30) == 0
+    assert proc.stderr.read() == b""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_ends_cleanly_with_output_flushed(sig):
+    proc = subprocess.Popen([*CMD, "-b", "-d", "0.3", "--seed", "5"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    assert "NAME" in first
+    time.sleep(0.5)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert out.endswith("\n")  # no half-written line
+    assert all(len(line.split()) >= 19 or "VCPUs" in line for line in out.splitlines() if line)
+
+
+def test_demo_names_with_escape_characters_never_reach_the_terminal_raw():
+    env = dict(os.environ)
+    code = (
+        "import sys; from xentui import cli; from xentui.backends import sim;"
+        "sim._FEATURED = (('evil\\x1b[2J\\u202ename', *sim._FEATURED[0][1:]),) + sim._FEATURED[1:];"
+        "sys.exit(cli.main(sys.argv[1:]))"
+    )
+    for fmt in ("xentop", "csv"):
+        result = subprocess.run([sys.executable, "-c", code, "-b", "-i", "1", "-f", "--format", fmt],
+                                capture_output=True, text=True, env=env, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert "\x1b" not in result.stdout and "\u202e" not in result.stdout
+        assert "evil\\x1b[2J\\u202ename" in result.stdout
+    result = subprocess.run([sys.executable, "-c", code, "-b", "-i", "1", "--format", "json"],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert "\x1b" not in result.stdout and "\u202e" not in result.stdout  # escaped by JSON
+    assert any(d["name"] == "evil\x1b[2J\u202ename" for d in json.loads(result.stdout)["domains"])
+
+
+def test_interactive_mode_says_it_is_not_built_yet():
+    result = run("--demo")
+    assert result.returncode == 2
+    assert "-b" in result.stderr

@@ -1,0 +1,158 @@
+"""Command line: choose a backend, then either the interactive screen or batch output."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.util
+import math
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from xentui import __version__
+from xentui.backends.base import Backend, BackendError
+from xentui.backends.readonly import ReadOnlyBackend
+from xentui.backends.sim import MAX_DOMAINS, SimBackend, SimCluster
+from xentui.batch import BatchFormat, BatchOptions, run_batch
+from xentui.themefiles import load_theme_specs
+
+BACKENDS = ("sim",)
+DEFAULT_THEME = "xentui-dark"
+
+
+def _delay(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (e.g. 2 or 0.5)") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"the delay must be more than 0 seconds, not {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def _sim_domains(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= MAX_DOMAINS:
+        raise argparse.ArgumentTypeError(f"the simulation holds 0..{MAX_DOMAINS} domains, not {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xentui",
+        description="A terminal dashboard for Xen and libvirt hosts: xentop's live table, one you can act from.",
+    )
+    parser.add_argument("-V", "--version", action="version", version=f"xentui {__version__}")
+    source = parser.add_argument_group("what to watch")
+    source.add_argument("--backend", choices=BACKENDS, default="sim",
+                        help="where the domains come from (default: sim, a simulated Xen host)")
+    source.add_argument("--demo", action="store_true", help="the simulated Xen host (same as --backend sim)")
+    source.add_argument("--sim-domains", type=_sim_domains, default=12, metavar="N",
+                        help=f"domUs on the simulated host, 0..{MAX_DOMAINS} (default 12)")
+    source.add_argument("--seed", type=int, default=None,
+                        help="seed for the simulation: the same seed gives the same host")
+    source.add_argument("--read-only", action="store_true", help="watch only: every action is refused")
+    source.add_argument("--theme", default=None, help=f"colour theme (default {DEFAULT_THEME})")
+
+    batch = parser.add_argument_group("batch mode (like xentop -b)")
+    batch.add_argument("-b", "--batch", action="store_true", help="print to stdout instead of the screen")
+    batch.add_argument("-i", "--iterations", type=_positive_int, default=None, metavar="N",
+                       help="stop after N iterations (default: run until interrupted)")
+    batch.add_argument("-d", "--delay", type=_delay, default=3.0, metavar="SEC",
+                       help="seconds between updates, fractions allowed (default 3)")
+    batch.add_argument("--format", choices=[f.value for f in BatchFormat], default=BatchFormat.XENTOP.value,
+                       help="xentop: exactly xentop -b's layout; csv; json: one object per line")
+    batch.add_argument("-n", "--networks", action="store_true", help="per-vif rows / data")
+    batch.add_argument("-x", "--vbds", action="store_true", help="per-vbd rows / data")
+    batch.add_argument("-v", "--vcpus", action="store_true", help="per-vCPU rows / data")
+    batch.add_argument("-f", "--full-name", action="store_true", help="do not cut names to 10 characters")
+    batch.add_argument("-r", "--repeat-header", action="store_true", help="header before every domain")
+    batch.add_argument("-z", "--dom0-first", action="store_true", help="Domain-0 first, the rest sorted")
+    return parser
+
+
+def make_backend(args: argparse.Namespace) -> Backend:
+    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
+    backend: Backend = SimBackend(SimCluster(seed=seed, domains=args.sim_domains))
+    if args.read_only:
+        backend = ReadOnlyBackend(backend)
+    return backend
+
+
+def _batch_options(args: argparse.Namespace) -> BatchOptions:
+    return BatchOptions(
+        format=BatchFormat(args.format), iterations=args.iterations, delay=args.delay,
+        networks=args.networks, vbds=args.vbds, vcpus=args.vcpus, full_name=args.full_name,
+        repeat_header=args.repeat_header, dom0_first=args.dom0_first,
+    )
+
+
+async def _run_batch_until_signal(backend: Backend, options: BatchOptions) -> None:
+    """Run batch mode; SIGTERM ends it like Ctrl-C: what was printed stays printed."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        await run_batch(backend, options, sys.stdout)
+    except asyncio.CancelledError:
+        pass
+    finally:
+        await backend.close()
+
+
+def _silence_stdout() -> None:
+    """After a closed pipe, point stdout at /dev/null so the interpreter's final flush does not complain."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    themes = load_theme_specs()
+    if args.theme is not None and args.theme not in themes:
+        parser.error(f"no theme named {args.theme!r}; available: {', '.join(sorted(themes))}")
+    try:
+        backend = make_backend(args)
+    except BackendError as error:
+        print(f"xentui: {error}", file=sys.stderr)
+        return 2
+    if not args.batch:
+        if importlib.util.find_spec("xentui.ui.app") is None:
+            print("xentui: the interactive screen is not part of this build yet; use -b for batch output",
+                  file=sys.stderr)
+            return 2
+        from xentui.ui.app import run_app
+
+        return run_app(backend, theme=args.theme or DEFAULT_THEME)
+    try:
+        asyncio.run(_run_batch_until_signal(backend, _batch_options(args)))
+    except KeyboardInterrupt:
+        pass
+    except BackendError as error:
+        print(f"xentui: {error}", file=sys.stderr)
+        return 1
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+    return 0
