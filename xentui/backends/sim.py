@@ -230,9 +230,10 @@ _FEATURED: tuple[tuple, ...] = (
      "shared", "run", True),
     ("win2019-legacy", DomainType.HVM, (2, 2), (4, 4), LoadProfile(0.04, 0.02, 50), "qdisk", "run", False),
     ("backup-old", DomainType.PV, (1, 2), (1, 2), LoadProfile(0.02), "local", "paused", True),
-    ("test-poweroff", DomainType.PV, (1, 1), (0.5, 0.5), LoadProfile(0.0), "shared", "shutdown", True),
-    ("kernel-dev", DomainType.PVH, (2, 2), (1, 2), LoadProfile(0.0), "shared", "crashed", True),
-    ("zombie-7", DomainType.PV, (1, 1), (0.25, 0.5), LoadProfile(0.0), "local", "dying", True),
+    # These three no longer run (demand() is 0 when not active); their load gave them their history.
+    ("test-poweroff", DomainType.PV, (1, 1), (0.5, 0.5), LoadProfile(0.02), "shared", "shutdown", True),
+    ("kernel-dev", DomainType.PVH, (2, 2), (1, 2), LoadProfile(0.15), "shared", "crashed", True),
+    ("zombie-7", DomainType.PV, (1, 1), (0.25, 0.5), LoadProfile(0.01), "local", "dying", True),
 )
 
 _ROLES = ("web", "app", "db", "cache", "worker", "ci", "vpn", "dns", "log", "mq", "search", "proxy")
@@ -315,7 +316,10 @@ class SimCluster:
         )
         # Counters as after `uptime` seconds at about the average load.
         average = load.base * online
-        dom.vcpu_ns = [uptime * 1e9 * average / max(1, online) * (1 if i < online else 0.3) for i in range(vmax)]
+        dom.vcpu_ns = [
+            uptime * 1e9 * average / max(1, online) * (rng.uniform(0.85, 1.15) if i < online else 0.3)
+            for i in range(vmax)
+        ]
         for vif in dom.vifs:
             activity = uptime * (0.3 + load.base)
             vif.counters = [vif.rx_rate * activity, vif.rx_rate * activity / 900, 0, rng.randrange(0, 40),
