@@ -10,7 +10,7 @@ import math
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from xentui import __version__
 from xentui.backends.base import Backend, BackendError
@@ -33,24 +33,18 @@ def _delay(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
+def _int_in(low: int, high: int | None, what: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            bounds = f"{low}..{high}" if high is not None else f"{low} or more"
+            raise argparse.ArgumentTypeError(f"{what} must be {bounds}, not {value}")
+        return value
 
-
-def _sim_domains(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 0 <= value <= MAX_DOMAINS:
-        raise argparse.ArgumentTypeError(f"the simulation holds 0..{MAX_DOMAINS} domains, not {value}")
-    return value
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--backend", choices=BACKENDS, default="sim",
                         help="where the domains come from (default: sim, a simulated Xen host)")
     source.add_argument("--demo", action="store_true", help="the simulated Xen host (same as --backend sim)")
-    source.add_argument("--sim-domains", type=_sim_domains, default=12, metavar="N",
+    source.add_argument("--sim-domains", type=_int_in(0, MAX_DOMAINS, "the simulated domain count"), default=12,
+                        metavar="N",
                         help=f"domUs on the simulated host, 0..{MAX_DOMAINS} (default 12)")
     source.add_argument("--seed", type=int, default=None,
                         help="seed for the simulation: the same seed gives the same host")
@@ -72,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     batch = parser.add_argument_group("batch mode (like xentop -b)")
     batch.add_argument("-b", "--batch", action="store_true", help="print to stdout instead of the screen")
-    batch.add_argument("-i", "--iterations", type=_positive_int, default=None, metavar="N",
+    batch.add_argument("-i", "--iterations", type=_int_in(1, None, "iterations"), default=None, metavar="N",
                        help="stop after N iterations (default: run until interrupted)")
     batch.add_argument("-d", "--delay", type=_delay, default=3.0, metavar="SEC",
                        help="seconds between updates, fractions allowed (default 3)")

@@ -665,29 +665,25 @@ class SimBackend(Backend):
             typed, dom.pending_input = bytes(dom.pending_input), bytearray()
             dom.console.emit(dom.shell.feed(typed))
 
-    async def shutdown(self, domain: str) -> None:
-        dom = self._domain(domain, action="shutdown", allow_dom0=False)
+    def _graceful(self, domain: str, action: str) -> SimDomain:
+        """A shutdown or reboot request goes through the guest's PV drivers, and only a running guest reacts."""
+        dom = self._domain(domain, action=action, allow_dom0=False)
         if not dom.pv_drivers:
             raise BackendError(
-                f"shutdown: PV control interface not available in {dom.name}: external graceful shutdown "
-                "is not possible (no PV drivers); shut it down from inside, or destroy it"
+                f"{action}: PV control interface not available in {dom.name}: an external graceful {action} "
+                "is not possible (no PV drivers); do it from inside the guest, or destroy it"
             )
         if dom.paused:
-            raise InvalidArgument(f"shutdown: {dom.name} is paused and cannot react; unpause it first")
-        now = self.clock.monotonic()
-        self._kernel(dom, now, "systemd-shutdown[1]: Syncing filesystems and block devices.")
+            raise InvalidArgument(f"{action}: {dom.name} is paused and cannot react; unpause it first")
+        self._kernel(dom, self.clock.monotonic(), "systemd-shutdown[1]: Syncing filesystems and block devices.")
+        return dom
+
+    async def shutdown(self, domain: str) -> None:
+        dom = self._graceful(domain, "shutdown")
         self.cluster.schedule(self.host, 1.5, lambda: self._power_off(dom, "reboot: Power down"))
 
     async def reboot(self, domain: str) -> None:
-        dom = self._domain(domain, action="reboot", allow_dom0=False)
-        if not dom.pv_drivers:
-            raise BackendError(
-                f"reboot: PV control interface not available in {dom.name}: external graceful reboot "
-                "is not possible (no PV drivers)"
-            )
-        if dom.paused:
-            raise InvalidArgument(f"reboot: {dom.name} is paused and cannot react; unpause it first")
-        self._kernel(dom, self.clock.monotonic(), "systemd-shutdown[1]: Syncing filesystems and block devices.")
+        dom = self._graceful(domain, "reboot")
         self.cluster.schedule(self.host, 1.5, lambda: self._restart(dom))
 
     async def destroy(self, domain: str) -> None:
