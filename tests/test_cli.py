@@ -116,7 +116,35 @@ def test_demo_names_with_escape_characters_never_reach_the_terminal_raw():
     assert any(d["name"] == "evil\x1b[2J\u202ename" for d in json.loads(result.stdout)["domains"])
 
 
-def test_interactive_mode_says_it_is_not_built_yet():
-    result = run("--demo")
-    assert result.returncode == 2
-    assert "-b" in result.stderr
+def test_interactive_screen_starts_in_a_terminal_and_q_quits():
+    """The real TUI in a pseudo-terminal, as over ssh: it draws the table, and q ends it."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "100", "LINES": "30"}
+    proc = subprocess.Popen([*CMD, "--demo", "--seed", "1", "-d", "0.5"], stdin=slave, stdout=slave, stderr=slave,
+                            env=env, close_fds=True)
+    os.close(slave)
+    seen = b""
+    deadline = time.monotonic() + 30
+    try:
+        while b"batch-cruncher" not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                seen += os.read(master, 65536)
+        assert b"batch-cruncher" in seen and b"sim-host-1" in seen
+        os.write(master, b"q")
+        deadline = time.monotonic() + 20
+        while proc.poll() is None and time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    os.read(master, 65536)
+                except OSError:
+                    break
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.util
 import math
 import os
 import signal
@@ -20,7 +19,6 @@ from xentui.batch import BatchFormat, BatchOptions, run_batch
 from xentui.themefiles import load_theme_specs
 
 BACKENDS = ("sim",)
-DEFAULT_THEME = "xentui-dark"
 
 
 def _delay(text: str) -> float:
@@ -63,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--seed", type=int, default=None,
                         help="seed for the simulation: the same seed gives the same host")
     source.add_argument("--read-only", action="store_true", help="watch only: every action is refused")
-    source.add_argument("--theme", default=None, help=f"colour theme (default {DEFAULT_THEME})")
+    source.add_argument("--theme", default=None,
+                        help="xentui-dark (default), xentui-light, xentui-plain (the default with NO_COLOR)")
 
     batch = parser.add_argument_group("batch mode (like xentop -b)")
     batch.add_argument("-b", "--batch", action="store_true", help="print to stdout instead of the screen")
@@ -132,13 +131,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"xentui: {error}", file=sys.stderr)
         return 2
     if not args.batch:
-        if importlib.util.find_spec("xentui.ui.app") is None:
-            print("xentui: the interactive screen is not part of this build yet; use -b for batch output",
-                  file=sys.stderr)
-            return 2
-        from xentui.ui.app import run_app
+        # textual loads only when the screen is wanted: batch mode starts fast and stays small
+        from xentui.ui.app import StartOptions, run_app
+        from xentui.ui.table import ViewOptions
 
-        return run_app(backend, theme=args.theme or DEFAULT_THEME)
+        view = ViewOptions(networks=args.networks, vbds=args.vbds, vcpus=args.vcpus,
+                           repeat_header=args.repeat_header, dom0_first=args.dom0_first)
+        return run_app(backend, StartOptions(delay=args.delay, theme=args.theme, view=view))
     try:
         asyncio.run(_run_batch_until_signal(backend, _batch_options(args)))
     except KeyboardInterrupt:

@@ -1,0 +1,321 @@
+"""The main screen driven by keys, as an operator would, against the simulated host."""
+
+from __future__ import annotations
+
+import pytest
+from textual.widgets import Input, Static
+
+from xentui.backends.base import BackendError
+from xentui.backends.sim import SimBackend, SimCluster
+from xentui.ui.app import XentuiApp
+from xentui.ui.screens import DelayScreen, DetailsScreen, HelpScreen, SortScreen
+from xentui.ui.table import DomainTable
+
+from .helpers import make_app, make_sim, poll, settle
+
+pytestmark = pytest.mark.asyncio
+
+
+def names(app: XentuiApp) -> list[str]:
+    table = app.query_one(DomainTable)
+    by_key = {d.key: d.name for d in app.sample.domains}
+    return [by_key[key] for key in table.shown_keys]
+
+
+def screen_text(app: XentuiApp) -> str:
+    table = app.query_one(DomainTable)
+    return "\n".join(table.render_line(y).text for y in range(table.size.height))
+
+
+def selected(app: XentuiApp) -> str | None:
+    domain = app.query_one(DomainTable).selected
+    return None if domain is None else domain.name
+
+
+async def test_first_screen_shows_every_domain_and_the_host():
+    app, clock = make_app()
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(pilot, app, clock)
+        assert len(names(app)) == 13
+        assert names(app)[0] == "batch-cruncher"  # default sort: CPU% biggest first
+        header = str(app.query_one("#host").render())
+        assert "sim-host-1" in header and "Xen 4.17.3" in header
+        assert "13 domains: " in header and "1 crashed" in header and "dom0:" in header
+        assert "CPUs: 16 @ 2394MHz" in header
+        text = screen_text(app)
+        assert "analytics-warehouse-reporting-cluster-node-03" in text  # full name, not cut to 10
+        assert "no limit" in text
+
+
+async def test_sort_next_reverse_and_pick(monkeypatch):
+    app, clock = make_app()
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(pilot, app, clock)
+        await pilot.press("s")
+        assert app.view.sort_column == "cpu_s"
+        cpu = {d.name: d.cpu_ns for d in app.sample.domains}
+        assert [cpu[n] for n in names(app)] == sorted(cpu.values(), reverse=True)
+        await pilot.press("i")
+        assert [cpu[n] for n in names(app)] == sorted(cpu.values())
+        await pilot.press("o")
+        assert isinstance(app.screen, SortScreen)
+        await pilot.press("home", "enter")  # the first column: NAME
+        assert app.view.sort_column == "name"
+        assert names(app) == sorted(names(app), key=str.casefold)
+
+
+async def test_click_on_a_header_sorts_and_clicking_again_reverses():
+    app, clock = make_app()
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(pilot, app, clock)
+        table = app.query_one(DomainTable)
+        await pilot.click(DomainTable, offset=(2, 0))
+        assert app.view.sort_column == "name" and not app.view.sort_reverse
+        await pilot.click(DomainTable, offset=(2, 0))
+        assert app.view.sort_reverse
+        assert names(app) == sorted(names(app), key=str.casefold, reverse=True)
+        assert table.rebuilds > 2
+
+
+async def test_filter_by_name_and_clear():
+    app, clock = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, clock)
+        await pilot.press("slash")
+        assert app.focused is app.query_one("#filter", Input)
+        await pilot.press(*"WEB")
+        assert names(app) == ["web-frontend-01"]
+        await pilot.press("enter")
+        assert isinstance(app.focused, DomainTable)
+        await poll(pilot, app, clock)
+        assert names(app) == ["web-frontend-01"]  # the filter holds through refreshes
+        assert "filter 'WEB'" in str(app.query_one("#host").render())
+        await pilot.press("escape")
+        assert len(names(app)) == 13
+
+
+async def test_enter_opens_live_details_and_escape_returns():
+    app, clock = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, clock)
+        await pilot.press("down")  # db-primary, second by CPU
+        chosen = selected(app)
+        await pilot.press("enter")
+        screen = app.screen
+        assert isinstance(screen, DetailsScreen)
+        assert screen.domain is not None and screen.domain.name == chosen
+        title = str(screen.query_one("#title", Static).render())
+        assert chosen in title
+        spark = screen.query_one("#cpu-spark")
+        before = len(spark.data)
+        await poll(pilot, app, clock)
+        assert len(spark.data) == before + 1
+        assert "vif" in str(screen.query_one("#vifs", Static).render()) or screen.domain.vifs == []
+        await pilot.press("escape")
+        assert not isinstance(app.screen, DetailsScreen)
+
+
+async def test_details_say_when_the_domain_is_gone():
+    app, clock = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, clock)
+        app.query_one(DomainTable).select(next(d.key for d in app.sample.domains if d.name == "mail-relay"))
+        await pilot.press("enter")
+        await app.backend.destroy("mail-relay")
+        await poll(pilot, app, clock)
+        assert app.screen.has_class("gone")
+
+
+async def test_cursor_stays_on_its_domain_through_refreshes_sorts_and_departures():
+    app, clock = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, clock)
+        table = app.query_one(DomainTable)
+        table.select(next(d.key for d in app.sample.domains if d.name == "mail-relay"))
+        for _ in range(3):
+            await poll(pilot, app, clock, 2.0)
+            assert selected(app) == "mail-relay"
+        for key in ("s", "s", "i", "c", "n", "v"):
+            await pilot.press(key)
+            assert selected(app) == "mail-relay"
+        await app.backend.destroy("web-frontend-01")
+        await poll(pilot, app, clock)
+        assert selected(app) == "mail-relay"
+        position = table.shown_keys.index(table.cursor_key)
+        await app.backend.destroy("mail-relay")  # the selected one goes: land on its neighbour
+        await poll(pilot, app, clock)
+        assert selected(app) is not None and selected(app) != "mail-relay"
+        assert table.shown_keys.index(table.cursor_key) == min(position, len(table.shown_keys) - 1)
+
+
+async def test_delay_change_takes_fractions_refuses_nonsense_and_applies_at_once():
+    app, clock = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app, clock)
+        await pilot.press("d")
+        assert isinstance(app.screen, DelayScreen)
+        await pilot.press("ctrl+a", "ctrl+k", *"abc", "enter")
+        assert isinstance(app.screen, DelayScreen)
+        assert "give a number of seconds" in str(app.screen.query_one("#error").render())
+        await pilot.press("ctrl+a", "ctrl+k", *"0.25", "enter")
+        assert not isinstance(app.screen, DelayScreen)
+        assert app.delay == 0.25
+        done = app.polls_done
+        await pilot.pause(0.8)  # the new delay is in force without waiting for the old hour-long one
+        assert app.polls_done >= done + 2
+        assert "every 0.25s" in str(app.query_one("#host").render())
+
+
+async def test_xentop_toggles_add_and_remove_subrows():
+    app, clock = make_app()
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(pilot, app, clock)
+        table = app.query_one(DomainTable)
+
+        def kinds() -> set[str]:
+            return {line.kind for line in table._lines}
+
+        assert kinds() == {"domain"}
+        await pilot.press("n")
+        assert "vif" in kinds() and "xenbr0" in screen_text(app)
+        await pilot.press("b")
+        assert "vbd" in kinds()
+        await pilot.press("v")
+        assert "vcpu" in kinds() and "vCPU 0" in screen_text(app)
+        await pilot.press("r")
+        assert "header" in kinds()
+        await pilot.press("n", "b", "v", "r")
+        assert kinds() == {"domain"}
+
+
+async def test_cumulative_toggle_shows_xentop_figures():
+    app, clock = make_app()
+    async with app.run_test(size=(200, 40)) as pilot:
+        await settle(pilot, app, clock)
+        assert "TX/s" in screen_text(app).splitlines()[0]
+        await pilot.press("c")
+        header = screen_text(app).splitlines()[0]
+        assert "NETTX(k)" in header and "CPU(sec)" in header and "MEM(k)" in header
+        dom0 = next(d for d in app.sample.domains if d.is_dom0)
+        assert str(dom0.mem_kib) in screen_text(app)
+
+
+async def test_dom0_first():
+    app, clock = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, clock)
+        assert names(app)[0] != "Domain-0"
+        await pilot.press("z")
+        assert names(app)[0] == "Domain-0"
+
+
+class FlakyBackend(SimBackend):
+    broken = False
+
+    async def sample(self):
+        if self.broken:
+            raise BackendError("xl: cannot talk to the hypervisor (libxl: error: xc_domain_getinfo failed)")
+        return await super().sample()
+
+
+async def test_a_failing_backend_shows_a_banner_and_recovers():
+    sim, clock = make_sim()
+    backend = FlakyBackend(sim.cluster)
+    app, _ = make_app(backend)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, clock)
+        banner = app.query_one("#banner", Static)
+        assert not banner.has_class("shown")
+        backend.broken = True
+        await poll(pilot, app, clock)
+        assert banner.has_class("shown") and banner.display
+        assert "cannot talk to the hypervisor" in str(banner.render())
+        assert len(names(app)) == 13  # the last good figures stay
+        await poll(pilot, app, clock)  # the poller keeps trying
+        backend.broken = False
+        await poll(pilot, app, clock)
+        assert not banner.has_class("shown")
+        assert app.last_error is None
+
+
+class CrashingBackend(SimBackend):
+    async def sample(self):
+        raise RuntimeError("bug in a backend")
+
+
+async def test_even_an_unexpected_exception_does_not_crash_the_app():
+    sim, clock = make_sim()
+    app, _ = make_app(CrashingBackend(sim.cluster))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await poll(pilot, app, clock)
+        assert "RuntimeError: bug in a backend" in str(app.query_one("#banner", Static).render())
+        assert app.is_running
+
+
+async def test_names_that_look_like_markup_or_controls_are_shown_literally(monkeypatch):
+    from xentui.backends import sim as simmodule
+
+    tricky = ("[red]x[/]", "[/b]", "evil\x1b[2J\x07name", "rtl\u202eeman", "[link=http://x]y")
+    featured = tuple((name, *simmodule._FEATURED[i][1:]) for i, name in enumerate(tricky))
+    monkeypatch.setattr(simmodule, "_FEATURED", featured + simmodule._FEATURED[len(tricky):])
+    from xentui.clock import ManualClock
+
+    clock = ManualClock()
+    app, _ = make_app(SimBackend(SimCluster(seed=1, clock=clock)))
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(pilot, app, clock)
+        text = screen_text(app)
+        assert "[red]x[/]" in text and "[/b]" in text and "[link=http://x]y" in text
+        assert "evil\\x1b[2J\\x07name" in text and "rtl\\u202eeman" in text
+        assert "\x1b" not in text and "\u202e" not in text
+        table = app.query_one(DomainTable)
+        table.select(next(d.key for d in app.sample.domains if d.name == "[red]x[/]"))
+        await pilot.press("enter")
+        assert "[red]x[/]" in str(app.screen.query_one("#title", Static).render())
+
+
+async def test_help_lists_every_key():
+    app, clock = make_app()
+    async with app.run_test(size=(120, 50)) as pilot:
+        await settle(pilot, app, clock)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        described = {description for _, description in app.screen.rows}
+        for binding in app.BINDINGS:
+            assert binding.description in described
+        assert any("Enter" in key for key, _ in app.screen.rows)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_palette_runs_commands_by_name():
+    app, clock = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, clock)
+        await pilot.press("ctrl+p")
+        await pilot.press(*"view: networks")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.view.networks
+        await pilot.press("ctrl+p")
+        await pilot.press(*"theme: xentui-light")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.theme == "xentui-light"
+
+
+async def test_q_quits():
+    app, clock = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app, clock)
+        await pilot.press("q")
+        await pilot.pause()
+        assert not app.is_running
+
+
+async def test_no_color_picks_the_plain_theme(monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    app, _ = make_app(theme=None)
+    assert app.theme == "xentui-plain"

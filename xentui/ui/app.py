@@ -1,0 +1,385 @@
+"""The xentui application: one poller, the host header, the domain table, and the keys around them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import partial
+from typing import ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.message import Message
+from textual.screen import Screen
+from textual.theme import Theme
+from textual.timer import Timer
+from textual.widgets import Footer, Input, Static
+
+from xentui.backends.base import Backend, BackendError
+from xentui.backends.readonly import ReadOnlyBackend
+from xentui.history import History
+from xentui.model import DomainRates, Sample, compute_rates
+from xentui.themefiles import load_theme_specs
+from xentui.ui.columns import BY_ID, COLUMN_IDS, COLUMNS
+from xentui.ui.header import HostHeader
+from xentui.ui.screens import DelayScreen, DetailsScreen, HelpScreen, SortScreen
+from xentui.ui.table import DomainTable, ViewOptions
+
+DEFAULT_THEME = "xentui-dark"
+PLAIN_THEME = "xentui-plain"
+
+# Fallbacks so any theme, Textual's own included, can colour the domain states.
+STATE_VARIABLE_DEFAULTS = {
+    "state-running": "ansi_green",
+    "state-blocked": "ansi_default",
+    "state-paused": "ansi_yellow",
+    "state-shutdown": "ansi_bright_black",
+    "state-crashed": "ansi_red",
+    "state-dying": "ansi_magenta",
+}
+
+
+def load_themes() -> list[Theme]:
+    themes = []
+    for spec in load_theme_specs().values():
+        fields = {key: value for key, value in spec.items() if key != "variables"}
+        themes.append(Theme(**fields, variables=dict(spec.get("variables", {}))))
+    return themes
+
+
+@dataclass
+class StartOptions:
+    """What the command line sets before the first frame."""
+
+    delay: float = 3.0
+    theme: str | None = None
+    view: ViewOptions | None = None
+
+
+class Polled(Message):
+    def __init__(self, sample: Sample, rates: dict[str, DomainRates]) -> None:
+        super().__init__()
+        self.sample = sample
+        self.rates = rates
+
+
+class PollFailed(Message):
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error
+
+
+class XentuiCommands(Provider):
+    """Every command, titled "category: action", for the command palette."""
+
+    def _commands(self) -> list[tuple[str, Callable[[], object], str]]:
+        app = self.app
+        assert isinstance(app, XentuiApp)
+        commands: list[tuple[str, Callable[[], object], str]] = [
+            ("domain: details", app.action_details, "everything about the selected domain, live"),
+            ("view: networks", app.action_toggle_networks, "per-vif rows under each domain (n)"),
+            ("view: vbds", app.action_toggle_vbds, "per-vbd rows under each domain (b)"),
+            ("view: vcpus", app.action_toggle_vcpus, "per-vCPU rows under each domain (v)"),
+            ("view: repeat header", app.action_toggle_repeat_header, "the header before every domain (r)"),
+            ("view: cumulative figures", app.action_toggle_cumulative, "xentop's counters instead of rates (c)"),
+            ("view: Domain-0 first", app.action_toggle_dom0_first, "pin Domain-0 above the sorted rest (z)"),
+            ("view: filter by name", app.action_filter, "show only names containing some text (/)"),
+            ("view: clear filter", app.action_clear_filter, "show every domain again (Escape)"),
+            ("poll: change delay", app.action_delay, "seconds between updates (d)"),
+            ("poll: refresh now", app.action_refresh_now, "sample at once (Ctrl+L)"),
+            ("sort: next column", app.action_sort_next, "as xentop's s"),
+            ("sort: reverse", app.action_sort_reverse, "flip the order (i)"),
+            ("sort: pick a column", app.action_sort_menu, "choose from every column (o)"),
+            ("help: keys", app.action_help, "every key (?)"),
+            ("app: quit", app.action_quit, "leave xentui (q)"),
+        ]
+        for column in COLUMNS:
+            commands.append((f"sort: {column.title}", partial(app.sort_by, column.id), column.help))
+        for name in sorted(app.available_themes):
+            commands.append((f"theme: {name}", partial(setattr, app, "theme", name), "switch colours"))
+        return commands
+
+    async def discover(self) -> Hits:
+        for title, callback, help_text in self._commands():
+            yield DiscoveryHit(title, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for title, callback, help_text in self._commands():
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), callback, help=help_text)
+
+
+class XentuiApp(App[None]):
+    """xentop's live table, one you can act from."""
+
+    TITLE = "xentui"
+    CSS_PATH = "xentui.tcss"
+    COMMANDS = App.COMMANDS | {XentuiCommands}
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("question_mark", "help", "Help", id="help"),
+        Binding("slash", "filter", "Filter", id="filter"),
+        Binding("s", "sort_next", "Sort", id="sort-next"),
+        Binding("o", "sort_menu", "Sort by…", id="sort-menu", show=False),
+        Binding("i", "sort_reverse", "Reverse", id="sort-reverse", show=False),
+        Binding("d", "delay", "Delay", id="delay"),
+        Binding("n", "toggle_networks", "Nets", id="networks"),
+        Binding("b", "toggle_vbds", "VBDs", id="vbds"),
+        Binding("v", "toggle_vcpus", "vCPUs", id="vcpus"),
+        Binding("r", "toggle_repeat_header", "Repeat header", id="repeat-header", show=False),
+        Binding("c", "toggle_cumulative", "Cumul.", id="cumulative"),
+        Binding("z", "toggle_dom0_first", "Dom0 first", id="dom0-first", show=False),
+        Binding("escape", "clear_filter", "Clear filter", id="clear-filter", show=False),
+        Binding("ctrl+l", "refresh_now", "Refresh now", id="refresh-now", show=False),
+        Binding("q", "quit", "Quit", id="quit"),
+        Binding("ctrl+c", "quit", "Quit", id="quit-ctrl-c", show=False, priority=True),
+    ]
+
+    def __init__(self, backend: Backend, options: StartOptions | None = None) -> None:
+        super().__init__()
+        options = options or StartOptions()
+        self.backend = backend
+        self.delay = options.delay
+        self.view = options.view or ViewOptions()
+        self.history = History()
+        self.sample: Sample | None = None
+        self.rates: dict[str, DomainRates] = {}
+        self.poll_count = 0  # successful polls
+        self.polls_done = 0  # successful or not: tests and benchmarks wait on this
+        self.last_error: str | None = None
+        self._timer: Timer | None = None
+        self._polling = False
+        for theme in load_themes():
+            self.register_theme(theme)
+        wanted = options.theme or (PLAIN_THEME if "NO_COLOR" in os.environ else DEFAULT_THEME)
+        self.theme = wanted
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return {**super().get_theme_variable_defaults(), **STATE_VARIABLE_DEFAULTS}
+
+    def compose(self) -> ComposeResult:
+        yield HostHeader(id="host")
+        yield Static(id="banner")
+        yield DomainTable(self.view, id="domains")
+        yield Input(placeholder="filter by name (Enter keeps it, Escape clears)", id="filter")
+        yield Footer()
+
+    @property
+    def table(self) -> DomainTable:
+        return self.query_one(DomainTable)
+
+    def on_mount(self) -> None:
+        self.table.focus()
+        self._start_poll()
+
+    # polling -----------------------------------------------------------------------------------
+
+    def _arm(self) -> None:
+        """Re-arm after each poll completes, so polls never overlap; a new delay applies at once."""
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self.set_timer(self.delay, self._start_poll)
+
+    def _start_poll(self) -> None:
+        if self._polling:
+            return
+        self._polling = True
+        self._poll()
+
+    @work(group="poll", exit_on_error=False)
+    async def _poll(self) -> None:
+        try:
+            sample = await self.backend.sample()
+        except BackendError as error:
+            self.post_message(PollFailed(str(error)))
+        except Exception as error:  # a backend bug must not take the screen down
+            self.post_message(PollFailed(f"{type(error).__name__}: {error}"))
+        else:
+            previous = self.sample
+            if previous is not None and sample.monotonic <= previous.monotonic:
+                rates = self.rates  # no time has passed: the last rates still hold
+            else:
+                rates = compute_rates(previous, sample)
+            self.post_message(Polled(sample, rates))
+        finally:
+            self._polling = False
+            self._arm()
+
+    def on_polled(self, message: Polled) -> None:
+        self.sample, self.rates = message.sample, message.rates
+        self.poll_count += 1
+        self.polls_done += 1
+        self.history.record(message.rates)
+        if self.last_error is not None:
+            self.last_error = None
+            self.query_one("#banner", Static).remove_class("shown")
+        self.table.update_sample(message.sample, message.rates)
+        self._show_header()
+        screen = self.screen
+        if isinstance(screen, DetailsScreen):
+            screen.update_from(message.sample, message.rates)
+
+    def on_poll_failed(self, message: PollFailed) -> None:
+        self.last_error = message.error
+        self.polls_done += 1
+        banner = self.query_one("#banner", Static)
+        stale = " The table shows the last good sample." if self.sample is not None else ""
+        banner.update(Text(f"Backend error: {message.error}  Retrying every {self.delay:g}s.{stale}"))
+        banner.add_class("shown")
+
+    def _show_header(self) -> None:
+        if self.sample is None:
+            return
+        view = self.view
+        column = BY_ID[view.sort_column]
+        parts = [f"sort {column.xentop_title if view.cumulative else column.title}"
+                 f"{' reversed' if view.sort_reverse else ''}"]
+        if view.filter_text:
+            parts.append(f"filter {view.filter_text!r}")
+        if view.cumulative:
+            parts.append("cumulative")
+        if isinstance(self.backend, ReadOnlyBackend):
+            parts.append("READ-ONLY")
+        self.query_one(HostHeader).show(self.sample, self.rates, backend=self.backend.name, delay=self.delay,
+                                        view="  ".join(parts))
+
+    def _relayout(self) -> None:
+        self.table.rebuild()
+        self._show_header()
+
+    # actions ----------------------------------------------------------------------------------
+
+    def action_refresh_now(self) -> None:
+        self.refresh(repaint=True)
+        self._start_poll()
+
+    def action_toggle_networks(self) -> None:
+        self.view.networks = not self.view.networks
+        self._relayout()
+
+    def action_toggle_vbds(self) -> None:
+        self.view.vbds = not self.view.vbds
+        self._relayout()
+
+    def action_toggle_vcpus(self) -> None:
+        self.view.vcpus = not self.view.vcpus
+        self._relayout()
+
+    def action_toggle_repeat_header(self) -> None:
+        self.view.repeat_header = not self.view.repeat_header
+        self._relayout()
+
+    def action_toggle_cumulative(self) -> None:
+        self.view.cumulative = not self.view.cumulative
+        self._relayout()
+
+    def action_toggle_dom0_first(self) -> None:
+        self.view.dom0_first = not self.view.dom0_first
+        self._relayout()
+
+    def sort_by(self, column: str) -> None:
+        if column not in BY_ID:
+            return
+        if self.view.sort_column == column:
+            self.view.sort_reverse = not self.view.sort_reverse
+        else:
+            self.view.sort_column, self.view.sort_reverse = column, False
+        self._relayout()
+
+    def action_sort_next(self) -> None:
+        index = COLUMN_IDS.index(self.view.sort_column)
+        self.view.sort_column = COLUMN_IDS[(index + 1) % len(COLUMN_IDS)]
+        self.view.sort_reverse = False
+        self._relayout()
+
+    def action_sort_reverse(self) -> None:
+        self.view.sort_reverse = not self.view.sort_reverse
+        self._relayout()
+
+    def action_sort_menu(self) -> None:
+        def picked(column: str | None) -> None:
+            if column is not None:
+                self.view.sort_column, self.view.sort_reverse = column, False
+                self._relayout()
+
+        self.push_screen(SortScreen(self.view.sort_column), picked)
+
+    def on_domain_table_header_clicked(self, message: DomainTable.HeaderClicked) -> None:
+        self.sort_by(message.column)
+
+    def action_delay(self) -> None:
+        def chosen(value: float | None) -> None:
+            if value is not None:
+                self.set_delay(value)
+
+        self.push_screen(DelayScreen(self.delay), chosen)
+
+    def set_delay(self, seconds: float) -> None:
+        self.delay = seconds
+        if not self._polling:
+            self._arm()
+        self._show_header()
+
+    def action_filter(self) -> None:
+        field = self.query_one("#filter", Input)
+        field.add_class("shown")
+        field.value = self.view.filter_text
+        field.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.view.filter_text = event.value
+            self._relayout()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            if not event.value:
+                event.input.remove_class("shown")
+            self.table.focus()
+
+    def action_clear_filter(self) -> None:
+        field = self.query_one("#filter", Input)
+        field.remove_class("shown")
+        if self.view.filter_text:
+            self.view.filter_text = ""
+            field.value = ""
+            self._relayout()
+        self.table.focus()
+
+    def action_details(self) -> None:
+        if self.table.cursor_key is not None:
+            self._open_details(self.table.cursor_key)
+
+    def on_domain_table_activated(self, message: DomainTable.Activated) -> None:
+        self._open_details(message.key)
+
+    def _open_details(self, key: str) -> None:
+        self.push_screen(DetailsScreen(key, self.history, self.sample, self.rates))
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(list(self.key_help())))
+
+    def key_help(self) -> Iterable[tuple[str, str]]:
+        for binding in [*self.BINDINGS, *DomainTable.BINDINGS]:
+            assert isinstance(binding, Binding)
+            keys = ", ".join(self.get_key_display(Binding(key, "")) for key in binding.key.split(","))
+            yield keys, binding.description
+        yield "Enter", "details of the selected domain (Escape goes back)"
+        yield "Ctrl+P", "command palette: every command, by name"
+        yield "mouse", "click a header to sort by it (again to reverse); double-click a domain for details"
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        for command in super().get_system_commands(screen):
+            if command.title.lower() != "quit":  # ours is "app: quit"
+                yield command
+
+
+def run_app(backend: Backend, options: StartOptions | None = None) -> int:
+    XentuiApp(backend, options).run()
+    return 0

@@ -1,0 +1,154 @@
+"""The domain table's columns: xentop's, plus TYPE; each shows a rate or xentop's cumulative figure.
+
+The order puts what matters at 3 a.m. (state, CPU, memory) within an 80-column screen; the
+rest scrolls sideways behind the pinned NAME column.
+
+A column turns (domain, rates, host) into the text of one cell and into a sort key. Both
+are only ever asked for what is needed: text for the visible rows, keys when sorting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from xentui.model import Domain, DomainRates, Host
+from xentui.units import human_bytes, human_count, human_kib
+
+Text = Callable[[Domain, DomainRates | None, Host], str]
+Key = Callable[[Domain, DomainRates | None, Host], float | str]
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    id: str
+    title: str  # rate mode (the default)
+    xentop_title: str  # cumulative mode, xentop's own header
+    width: int
+    xentop_width: int
+    text: Text
+    xentop_text: Text
+    key: Key
+    xentop_key: Key
+    descending: bool = True  # numbers sort biggest first, as xentop does
+    help: str = ""
+
+
+def _pct(part: int, whole: int) -> float:
+    return part / whole * 100 if whole > 0 else 0.0
+
+
+def _rate(attr: str) -> Key:
+    def key(domain: Domain, rates: DomainRates | None, host: Host) -> float:
+        return getattr(rates, attr) if rates is not None else -1.0
+
+    return key
+
+
+def _rate_text(attr: str, fmt: Callable[[float], str]) -> Text:
+    def text(domain: Domain, rates: DomainRates | None, host: Host) -> str:
+        return fmt(getattr(rates, attr)) if rates is not None else "-"
+
+    return text
+
+
+def _vbd_total(attr: str) -> Key:
+    def key(domain: Domain, rates: DomainRates | None, host: Host) -> float:
+        totals = domain.vbd_totals()
+        return getattr(totals, attr) if totals is not None else -1.0
+
+    return key
+
+
+def _vbd_total_text(attr: str) -> Text:
+    def text(domain: Domain, rates: DomainRates | None, host: Host) -> str:
+        totals = domain.vbd_totals()
+        return str(getattr(totals, attr)) if totals is not None else "-"
+
+    return text
+
+
+def _same(text: Text, key: Key, **rest) -> dict:
+    return {"text": text, "xentop_text": text, "key": key, "xentop_key": key, **rest}
+
+
+def _name_key(domain: Domain, rates: DomainRates | None, host: Host) -> str:
+    return domain.name.casefold()
+
+
+def _state_key(domain: Domain, rates: DomainRates | None, host: Host) -> str:
+    return domain.flags_text
+
+
+def _maxmem_text(domain: Domain, rates: DomainRates | None, host: Host) -> str:
+    return "no limit" if domain.maxmem_kib is None else human_kib(domain.maxmem_kib)
+
+
+def _maxmem_key(domain: Domain, rates: DomainRates | None, host: Host) -> float:
+    return float("inf") if domain.maxmem_kib is None else domain.maxmem_kib
+
+
+def _xentop_vcpus(domain: Domain) -> int:
+    return max(domain.vcpus_max, len(domain.vcpus))
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("name", "NAME", "NAME", 10, 10, **_same(lambda d, r, h: d.name, _name_key, descending=False),
+           help="domain name, in full"),
+    Column("state", "STATE", "STATE", 6, 6, **_same(lambda d, r, h: d.flags_text, _state_key, descending=False),
+           help="xentop's flags: d dying, s shutdown, b blocked, c crashed, p paused, r running"),
+    Column("cpu_pct", "CPU%", "CPU(%)", 6, 6,
+           **_same(_rate_text("cpu_pct", lambda v: f"{v:.1f}"), _rate("cpu_pct")),
+           help="% of one physical CPU over the last interval (400 = four CPUs busy)"),
+    Column("cpu_s", "CPU(s)", "CPU(sec)", 8, 10,
+           **_same(lambda d, r, h: str(d.cpu_ns // 1_000_000_000), lambda d, r, h: d.cpu_ns),
+           help="CPU seconds used since the domain started"),
+    Column("mem", "MEM", "MEM(k)", 6, 10, text=lambda d, r, h: human_kib(d.mem_kib),
+           xentop_text=lambda d, r, h: str(d.mem_kib), key=lambda d, r, h: d.mem_kib,
+           xentop_key=lambda d, r, h: d.mem_kib, help="current memory"),
+    Column("mem_pct", "MEM%", "MEM(%)", 5, 6,
+           **_same(lambda d, r, h: f"{_pct(d.mem_kib, h.total_kib):.1f}", lambda d, r, h: d.mem_kib),
+           help="of host memory"),
+    Column("maxmem", "MAXMEM", "MAXMEM(k)", 8, 10, text=_maxmem_text,
+           xentop_text=lambda d, r, h: "no limit" if d.maxmem_kib is None else str(d.maxmem_kib),
+           key=_maxmem_key, xentop_key=_maxmem_key, help="the ceiling mem-set may reach"),
+    Column("maxmem_pct", "MAX%", "MAXMEM(%)", 5, 9,
+           **_same(lambda d, r, h: "n/a" if d.maxmem_kib is None else f"{_pct(d.maxmem_kib, h.total_kib):.1f}",
+                   _maxmem_key), help="maxmem, of host memory"),
+    Column("vcpus", "VCPU", "VCPUS", 5, 5, text=lambda d, r, h: f"{d.vcpus_online}/{_xentop_vcpus(d)}",
+           xentop_text=lambda d, r, h: str(_xentop_vcpus(d)), key=lambda d, r, h: d.vcpus_online,
+           xentop_key=lambda d, r, h: _xentop_vcpus(d), help="online / all vCPUs"),
+    Column("nets", "NETS", "NETS", 4, 4, **_same(lambda d, r, h: str(len(d.vifs)), lambda d, r, h: len(d.vifs)),
+           help="network interfaces"),
+    Column("nettx", "TX/s", "NETTX(k)", 6, 10, text=_rate_text("net_tx_bytes_s", human_bytes),
+           xentop_text=lambda d, r, h: str(d.net_tx_bytes // 1024), key=_rate("net_tx_bytes_s"),
+           xentop_key=lambda d, r, h: d.net_tx_bytes, help="bytes/s sent by the guest (cumulative KiB: NETTX)"),
+    Column("netrx", "RX/s", "NETRX(k)", 6, 10, text=_rate_text("net_rx_bytes_s", human_bytes),
+           xentop_text=lambda d, r, h: str(d.net_rx_bytes // 1024), key=_rate("net_rx_bytes_s"),
+           xentop_key=lambda d, r, h: d.net_rx_bytes, help="bytes/s received by the guest"),
+    Column("vbds", "VBDS", "VBDS", 4, 4, **_same(lambda d, r, h: str(len(d.vbds)), lambda d, r, h: len(d.vbds)),
+           help="virtual block devices"),
+    Column("vbd_oo", "OO/s", "VBD_OO", 5, 8, text=_rate_text("vbd_oo_reqs_s", human_count),
+           xentop_text=_vbd_total_text("oo_reqs"), key=_rate("vbd_oo_reqs_s"), xentop_key=_vbd_total("oo_reqs"),
+           help="requests that found the ring full (out of requests)"),
+    Column("vbd_rd", "RD/s", "VBD_RD", 5, 10, text=_rate_text("vbd_rd_reqs_s", human_count),
+           xentop_text=_vbd_total_text("rd_reqs"), key=_rate("vbd_rd_reqs_s"), xentop_key=_vbd_total("rd_reqs"),
+           help="read requests/s"),
+    Column("vbd_wr", "WR/s", "VBD_WR", 5, 10, text=_rate_text("vbd_wr_reqs_s", human_count),
+           xentop_text=_vbd_total_text("wr_reqs"), key=_rate("vbd_wr_reqs_s"), xentop_key=_vbd_total("wr_reqs"),
+           help="write requests/s"),
+    Column("vbd_rsect", "RDB/s", "VBD_RSECT", 6, 12, text=_rate_text("vbd_rd_bytes_s", human_bytes),
+           xentop_text=_vbd_total_text("rd_sectors"), key=_rate("vbd_rd_bytes_s"),
+           xentop_key=_vbd_total("rd_sectors"), help="bytes/s read (cumulative: sectors)"),
+    Column("vbd_wsect", "WRB/s", "VBD_WSECT", 6, 12, text=_rate_text("vbd_wr_bytes_s", human_bytes),
+           xentop_text=_vbd_total_text("wr_sectors"), key=_rate("vbd_wr_bytes_s"),
+           xentop_key=_vbd_total("wr_sectors"), help="bytes/s written"),
+    Column("ssid", "SSID", "SSID", 4, 4, **_same(lambda d, r, h: str(d.ssid), lambda d, r, h: d.ssid),
+           help="security id"),
+    Column("type", "TYPE", "TYPE", 4, 4,
+           **_same(lambda d, r, h: d.type.value, lambda d, r, h: d.type.value, descending=False),
+           help="pv, hvm or pvh"),
+)
+
+COLUMN_IDS = tuple(column.id for column in COLUMNS)
+BY_ID = {column.id: column for column in COLUMNS}

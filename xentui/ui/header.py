@@ -1,0 +1,53 @@
+"""The host summary above the table: what xentop prints in its first three lines, and dom0's load."""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual.widget import Widget
+
+from xentui.model import DomainRates, DomainState, Sample
+from xentui.textsafe import printable
+from xentui.units import human_kib
+
+
+class HostHeader(Widget):
+    DEFAULT_CSS = """
+    HostHeader {
+        height: 3;
+        background: $panel;
+        color: $foreground;
+        padding: 0 1;
+    }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._text = Text("xentui: waiting for the first sample…")
+
+    def show(self, sample: Sample, rates: dict[str, DomainRates], *, backend: str, delay: float, view: str) -> None:
+        host = sample.host
+        counts = sample.state_counts()
+        clock = time.strftime("%H:%M:%S", time.localtime(sample.wall))
+        line1 = Text()
+        line1.append("xentui", style="bold")
+        line1.append(f" - {clock}   {host.hypervisor} {printable(host.version)}   ")
+        line1.append(printable(host.hostname), style="bold")
+        line1.append(f"   [{backend}]  every {delay:g}s  {view}")
+        states = ", ".join(f"{counts[state]} {state.value}" for state in DomainState)
+        line2 = Text(f"{len(sample.domains)} domains: {states}")
+        line3 = Text(
+            f"Mem: {human_kib(host.total_kib)} total, {human_kib(host.used_kib)} used, "
+            f"{human_kib(host.free_kib)} free   CPUs: {host.nr_cpus} @ {host.cpu_mhz}MHz"
+        )
+        dom0 = next((d for d in sample.domains if d.is_dom0), None)
+        if dom0 is not None:
+            rate = rates.get(dom0.key)
+            cpu = "-" if rate is None else f"{rate.cpu_pct:.1f}%"
+            line3.append(f"   dom0: {cpu} CPU, {human_kib(dom0.mem_kib)}, {dom0.vcpus_online} vCPUs")
+        self._text = Text("\n").join([line1, line2, line3])
+        self.refresh()
+
+    def render(self) -> Text:
+        return self._text

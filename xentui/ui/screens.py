@@ -1,0 +1,284 @@
+"""Screens over the table: one domain's details, every key, and the small prompts (delay, sort)."""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer, Input, Label, OptionList, Sparkline, Static
+from textual.widgets.option_list import Option
+
+from xentui.history import History
+from xentui.model import Domain, DomainRates, Sample
+from xentui.textsafe import printable
+from xentui.ui.columns import COLUMNS
+from xentui.units import human_bytes, human_count, human_kib
+
+
+def _plain_table(*headers: str) -> Table:
+    table = Table(box=None, pad_edge=False, show_edge=False, expand=False, header_style="bold")
+    for header in headers:
+        table.add_column(header, justify="left" if header in ("", "device", "vif", "backing") else "right")
+    return table
+
+
+class DetailsScreen(Screen[None]):
+    """Everything known about one domain, live: config, vCPUs, vifs, vbds, and a few minutes of history."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,enter", "dismiss", "Back to the table"),
+    ]
+
+    DEFAULT_CSS = """
+    DetailsScreen { background: $surface; }
+    DetailsScreen #title { background: $panel; color: $foreground; text-style: bold; padding: 0 1; width: 100%; }
+    DetailsScreen #gone { background: $warning 30%; color: $foreground; padding: 0 1; display: none; }
+    DetailsScreen.gone #gone { display: block; }
+    DetailsScreen VerticalScroll { padding: 0 1; }
+    DetailsScreen .section { margin-top: 1; }
+    DetailsScreen .spark-row { height: 3; }
+    DetailsScreen .spark-label { width: 24; }
+    DetailsScreen Sparkline { width: 1fr; height: 3; }
+    """
+
+    def __init__(self, key: str, history: History, sample: Sample | None = None,
+                 rates: dict[str, DomainRates] | None = None) -> None:
+        super().__init__()
+        self.key = key
+        self.history = history
+        self.domain: Domain | None = None
+        self._first = (sample, rates or {})
+
+    def on_mount(self) -> None:
+        sample, rates = self._first
+        if sample is not None:
+            self.update_from(sample, rates)
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="title")
+        yield Static("This domain is gone (destroyed, migrated or saved); the last figures stay.", id="gone")
+        with VerticalScroll():
+            yield Static(id="config")
+            with Horizontal(classes="spark-row section"):
+                yield Label("", id="cpu-label", classes="spark-label")
+                yield Sparkline([], id="cpu-spark")
+            with Horizontal(classes="spark-row"):
+                yield Label("", id="net-label", classes="spark-label")
+                yield Sparkline([], id="net-spark")
+            with Horizontal(classes="spark-row"):
+                yield Label("", id="disk-label", classes="spark-label")
+                yield Sparkline([], id="disk-spark")
+            yield Static(id="vcpus", classes="section")
+            yield Static(id="vifs", classes="section")
+            yield Static(id="vbds", classes="section")
+        yield Footer()
+
+    def update_from(self, sample: Sample, rates: dict[str, DomainRates]) -> None:
+        domain = next((d for d in sample.domains if d.key == self.key), None)
+        if domain is None:
+            self.add_class("gone")
+            return
+        self.remove_class("gone")
+        self.domain = domain
+        rate = rates.get(domain.key)
+        self.query_one("#title", Static).update(
+            Text(f"{printable(domain.name)}  (id {domain.id}, {domain.type.value}, {domain.state.value})")
+        )
+        self.query_one("#config", Static).update(self._config(domain, sample))
+        series = self.history.get(domain.key)
+        for name, values, text in (
+            ("cpu", series.cpu_pct if series else [], "CPU {}%"),
+            ("net", series.net_bytes_s if series else [], "net {}B/s"),
+            ("disk", series.disk_bytes_s if series else [], "disk {}B/s"),
+        ):
+            data = list(values)
+            now = data[-1] if data else 0.0
+            shown = f"{now:.1f}" if name == "cpu" else human_bytes(now)
+            peak = max(data, default=0.0)
+            peak_text = f"{peak:.0f}%" if name == "cpu" else human_bytes(peak) + "B/s"
+            self.query_one(f"#{name}-label", Label).update(
+                Text(f"{text.format(shown)}\npeak {peak_text}\n{len(data)} samples")
+            )
+            self.query_one(f"#{name}-spark", Sparkline).data = data or [0.0]
+        self.query_one("#vcpus", Static).update(self._vcpus(domain, rate))
+        self.query_one("#vifs", Static).update(self._vifs(domain, rate))
+        self.query_one("#vbds", Static).update(self._vbds(domain, rate))
+
+    @staticmethod
+    def _config(domain: Domain, sample: Sample) -> Table:
+        table = _plain_table("", "")
+        maxmem = "no limit" if domain.maxmem_kib is None else f"{human_kib(domain.maxmem_kib)} ({domain.maxmem_kib}k)"
+        target = "-" if domain.target_kib is None else f"{human_kib(domain.target_kib)} ({domain.target_kib}k)"
+        rows = [
+            ("name", printable(domain.name)),
+            ("uuid", printable(domain.uuid)),
+            ("domid / type", f"{domain.id} / {domain.type.value}"),
+            ("state", f"{domain.state.value} ({domain.flags_text})"),
+            ("memory", f"{human_kib(domain.mem_kib)} ({domain.mem_kib}k)"),
+            ("target", target),
+            ("maxmem", maxmem),
+            ("vCPUs online / max", f"{domain.vcpus_online} / {max(domain.vcpus_max, len(domain.vcpus))}"),
+            ("scheduler weight / cap", f"{domain.sched_weight} / {domain.sched_cap}"),
+            ("CPU time", f"{domain.cpu_ns / 1e9:.1f}s"),
+            ("ssid", str(domain.ssid)),
+            ("host", printable(sample.host.hostname)),
+        ]
+        for label, value in rows:
+            table.add_row(Text(label, style="bold"), Text(value))
+        return table
+
+    @staticmethod
+    def _vcpus(domain: Domain, rate: DomainRates | None) -> Table:
+        table = _plain_table("vCPU", "online", "CPU%", "time (s)")
+        for vcpu in domain.vcpus:
+            pct = rate.vcpu_pct.get(vcpu.index) if rate else None
+            table.add_row(str(vcpu.index), "yes" if vcpu.online else "no",
+                          "-" if pct is None else f"{pct:.1f}", f"{vcpu.cpu_ns / 1e9:.1f}")
+        return table
+
+    @staticmethod
+    def _vifs(domain: Domain, rate: DomainRates | None) -> Table | Text:
+        if not domain.vifs:
+            return Text("no network interfaces")
+        table = _plain_table("vif", "bridge", "MAC", "RX B/s", "TX B/s", "RX pkt/s", "TX pkt/s", "RX bytes",
+                             "TX bytes", "err rx/tx", "drop rx/tx")
+        for vif in domain.vifs:
+            vr = rate.vifs.get(vif.devid) if rate else None
+            table.add_row(
+                Text(vif.ifname), Text(printable(vif.bridge or "-")), Text(vif.mac),
+                "-" if vr is None else human_bytes(vr.rx_bytes_s), "-" if vr is None else human_bytes(vr.tx_bytes_s),
+                "-" if vr is None else human_count(vr.rx_packets_s),
+                "-" if vr is None else human_count(vr.tx_packets_s),
+                human_bytes(vif.rx_bytes), human_bytes(vif.tx_bytes),
+                f"{vif.rx_errors}/{vif.tx_errors}", f"{vif.rx_drops}/{vif.tx_drops}",
+            )
+        return table
+
+    @staticmethod
+    def _vbds(domain: Domain, rate: DomainRates | None) -> Table | Text:
+        if not domain.vbds:
+            return Text("no block devices")
+        table = _plain_table("device", "backend", "backing", "RD/s", "WR/s", "RD B/s", "WR B/s", "OO/s",
+                             "RD total", "WR total")
+        for vbd in domain.vbds:
+            br = rate.vbds.get(vbd.devid) if rate else None
+            table.add_row(
+                Text(vbd.device), vbd.backend.value, Text(printable(vbd.path)),
+                "-" if br is None else human_count(br.rd_reqs_s), "-" if br is None else human_count(br.wr_reqs_s),
+                "-" if br is None else human_bytes(br.rd_bytes_s), "-" if br is None else human_bytes(br.wr_bytes_s),
+                "-" if br is None else human_count(br.oo_reqs_s),
+                "-" if vbd.error else str(vbd.rd_reqs), "-" if vbd.error else str(vbd.wr_reqs),
+            )
+        return table
+
+    def action_dismiss(self) -> None:  # type: ignore[override]
+        self.dismiss()
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every key, from the bindings themselves, so it cannot drift from what the keys do."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,question_mark", "dismiss", "Close help")]
+
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll {
+        width: 86; max-width: 100%; height: auto; max-height: 90%;
+        background: $panel; border: round $primary; padding: 0 1;
+    }
+    """
+
+    def __init__(self, rows: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.rows = rows
+
+    def compose(self) -> ComposeResult:
+        table = _plain_table("key", "what it does")
+        table.columns[0].justify = "left"
+        for key, description in self.rows:
+            table.add_row(Text(key, style="bold"), Text(description))
+        with VerticalScroll():
+            yield Static(Text("xentui keys (Escape closes)", style="bold"))
+            yield Static(table)
+
+    def action_dismiss(self) -> None:  # type: ignore[override]
+        self.dismiss()
+
+
+class DelayScreen(ModalScreen[float | None]):
+    """xentop's 'd': seconds between polls, fractions allowed."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    DEFAULT_CSS = """
+    DelayScreen { align: center middle; }
+    DelayScreen > Vertical {
+        width: 50; height: auto; background: $panel; border: round $primary; padding: 0 1;
+    }
+    DelayScreen #error { color: $error; }
+    """
+
+    def __init__(self, current: float) -> None:
+        super().__init__()
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(f"Delay between updates, seconds (now {self.current:g}):")
+            yield Input(value=f"{self.current:g}", id="delay")
+            yield Label("", id="error")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value <= 0 or value > 3600:
+            self.query_one("#error", Label).update(Text(f"{text!r}: give a number of seconds, more than 0 "
+                                                       "and at most 3600 (e.g. 2 or 0.5)"))
+            return
+        self.dismiss(value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class SortScreen(ModalScreen[str | None]):
+    """Pick any column to sort by."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    DEFAULT_CSS = """
+    SortScreen { align: center middle; }
+    SortScreen > Vertical {
+        width: 60; height: auto; max-height: 90%; background: $panel; border: round $primary; padding: 0 1;
+    }
+    SortScreen OptionList { height: auto; max-height: 22; }
+    """
+
+    def __init__(self, current: str) -> None:
+        super().__init__()
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        options = [Option(Text(f"{c.title:<7} {c.help}"), id=c.id) for c in COLUMNS]
+        with Vertical():
+            yield Label("Sort by (Enter picks, Escape cancels):")
+            yield OptionList(*options, id="columns")
+
+    def on_mount(self) -> None:
+        option_list = self.query_one(OptionList)
+        option_list.highlighted = [c.id for c in COLUMNS].index(self.current)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

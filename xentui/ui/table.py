@@ -1,0 +1,448 @@
+"""The live domain table, drawn with Textual's Line API.
+
+Each refresh re-sorts and re-filters the domains (cheap, O(n log n) over keys) and lays out
+one entry per screen line, but cells are formatted only for the lines on screen, so the
+drawing cost follows the visible rows, not the number of domains. The NAME column stays
+put while the rest scrolls sideways; the cursor follows a domain, not a row number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from xentui.model import Domain, DomainRates, DomainState, Host, Sample
+from xentui.textsafe import printable
+from xentui.ui.columns import BY_ID, COLUMNS, Column
+from xentui.units import human_bytes, human_count
+
+LineKind = Literal["domain", "vcpu", "vif", "vbd", "header"]
+NAME_MIN_WIDTH = 10
+SUBROW_INDENT = "  "
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    kind: LineKind
+    domain: Domain | None
+    index: int = 0  # which vCPU / vif / vbd
+
+
+@dataclass
+class ViewOptions:
+    """What the operator toggles: xentop's n/b/v/r, cumulative figures, dom0 first, sort and filter."""
+
+    sort_column: str = "cpu_pct"
+    sort_reverse: bool = False
+    filter_text: str = ""
+    networks: bool = False
+    vbds: bool = False
+    vcpus: bool = False
+    repeat_header: bool = False
+    cumulative: bool = False
+    dom0_first: bool = False
+    hidden: set[str] = field(default_factory=set)
+
+
+class DomainTable(ScrollView, can_focus=True):
+    """Every domain of the last sample, one line each, sub-rows on request."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up,k", "cursor_up", "Up", show=False),
+        Binding("down,j", "cursor_down", "Down", show=False),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("pagedown", "page_down", "Page down", show=False),
+        Binding("home", "cursor_first", "First domain", show=False),
+        Binding("end", "cursor_last", "Last domain", show=False),
+        Binding("left", "scroll_columns(-8)", "Scroll columns left", show=False),
+        Binding("right", "scroll_columns(8)", "Scroll columns right", show=False),
+    ]
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "domain-table--header",
+        "domain-table--header-sorted",
+        "domain-table--cursor",
+        "domain-table--subrow",
+        "domain-table--sorted",
+        *(f"domain-table--{state.value}" for state in DomainState),
+    }
+
+    DEFAULT_CSS = """
+    DomainTable {
+        height: 1fr;
+        background: $surface;
+        scrollbar-size-vertical: 1;
+        scrollbar-size-horizontal: 1;
+    }
+    DomainTable > .domain-table--header { background: $panel; color: $foreground; text-style: bold; }
+    DomainTable > .domain-table--header-sorted { background: $panel; color: $accent; text-style: bold; }
+    DomainTable > .domain-table--cursor { background: $primary 35%; }
+    DomainTable:focus > .domain-table--cursor { background: $primary 60%; }
+    DomainTable > .domain-table--subrow { color: $text-muted; }
+    DomainTable > .domain-table--sorted { text-style: bold; }
+    DomainTable > .domain-table--running { color: $state-running; }
+    DomainTable > .domain-table--blocked { color: $state-blocked; }
+    DomainTable > .domain-table--paused { color: $state-paused; }
+    DomainTable > .domain-table--shutdown { color: $state-shutdown; }
+    DomainTable > .domain-table--crashed { color: $state-crashed; text-style: bold; }
+    DomainTable > .domain-table--dying { color: $state-dying; }
+    """
+
+    cursor_key: reactive[str | None] = reactive(None, layout=False, repaint=True)
+    """The selected domain (`Domain.key`); survives refreshes, sorts and filtering."""
+
+    class CursorMoved(Message):
+        def __init__(self, key: str | None) -> None:
+            super().__init__()
+            self.key = key
+
+    class HeaderClicked(Message):
+        def __init__(self, column: str) -> None:
+            super().__init__()
+            self.column = column
+
+    class Activated(Message):
+        """Enter or a double click on a domain."""
+
+        def __init__(self, key: str) -> None:
+            super().__init__()
+            self.key = key
+
+    def __init__(self, options: ViewOptions | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.options = options or ViewOptions()
+        self._sample: Sample | None = None
+        self._rates: dict[str, DomainRates] = {}
+        self._lines: list[Line] = []
+        self._domain_lines: list[int] = []  # line index of each shown domain, in order
+        self._line_of_key: dict[str, int] = {}
+        self._names: dict[str, str] = {}
+        self._name_width = NAME_MIN_WIDTH
+        self._columns: list[Column] = []
+        self._styles: dict[str, Style] = {}
+        self._cursor_position = 0  # among shown domains, to land near when the selected one goes
+        self.rebuilds = 0
+        self.lines_rendered = 0
+
+    # data ------------------------------------------------------------------------------------
+
+    @property
+    def shown_keys(self) -> list[str]:
+        return [self._lines[i].domain.key for i in self._domain_lines]  # type: ignore[union-attr]
+
+    @property
+    def selected(self) -> Domain | None:
+        index = self._line_of_key.get(self.cursor_key or "")
+        return None if index is None else self._lines[index].domain
+
+    def update_sample(self, sample: Sample, rates: dict[str, DomainRates]) -> None:
+        self._sample = sample
+        self._rates = rates
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        """Filter, sort and lay out lines. O(n log n) in domains; no cell is formatted here."""
+        self.rebuilds += 1
+        sample = self._sample
+        if sample is None:
+            return
+        options = self.options
+        names = {d.key: printable(d.name) for d in sample.domains}
+        self._names = names
+        domains = sample.domains
+        if options.filter_text:
+            needle = options.filter_text.casefold()
+            domains = [d for d in domains if needle in d.name.casefold() or needle in names[d.key].casefold()]
+        domains = self._sorted(domains, sample.host)
+        lines: list[Line] = []
+        domain_lines: list[int] = []
+        for domain in domains:
+            if options.repeat_header and lines:
+                lines.append(Line("header", None))
+            domain_lines.append(len(lines))
+            lines.append(Line("domain", domain))
+            if options.vcpus:
+                lines.extend(Line("vcpu", domain, vcpu.index) for vcpu in domain.vcpus if vcpu.online)
+            if options.networks:
+                lines.extend(Line("vif", domain, i) for i in range(len(domain.vifs)))
+            if options.vbds:
+                lines.extend(Line("vbd", domain, i) for i in range(len(domain.vbds)))
+        self._lines = lines
+        self._domain_lines = domain_lines
+        self._line_of_key = {lines[i].domain.key: i for i in domain_lines}  # type: ignore[union-attr]
+        longest = max((cell_len(names[d.key]) for d in domains), default=NAME_MIN_WIDTH)
+        self._name_width = max(NAME_MIN_WIDTH, longest)
+        self._columns = [c for c in COLUMNS[1:] if c.id not in options.hidden]
+        self._settle_cursor()
+        self.virtual_size = Size(self._name_width + 1 + self._rest_width(), len(lines) + 1)
+        self.refresh()
+
+    def _sorted(self, domains: list[Domain], host: Host) -> list[Domain]:
+        options = self.options
+        column = BY_ID.get(options.sort_column, BY_ID["cpu_pct"])
+        key = column.xentop_key if options.cumulative else column.key
+        rates = self._rates
+        descending = column.descending != options.sort_reverse
+        # name breaks ties, so equal values never shuffle from one refresh to the next
+        ordered = sorted(domains, key=lambda d: d.name.casefold())
+        ordered.sort(key=lambda d: key(d, rates.get(d.key), host), reverse=descending)
+        if options.dom0_first:
+            ordered.sort(key=lambda d: not d.is_dom0)
+        return ordered
+
+    def _settle_cursor(self) -> None:
+        keys = self._domain_lines
+        if not keys:
+            self._set_cursor(None)
+            return
+        key = self.cursor_key
+        if key is not None and key in self._line_of_key:
+            self._cursor_position = self._domain_position(key)
+        else:  # gone (or filtered out): stay at the same height
+            position = min(self._cursor_position, len(keys) - 1)
+            self._set_cursor(self._lines[keys[position]].domain.key)  # type: ignore[union-attr]
+
+    def _domain_position(self, key: str) -> int:
+        line = self._line_of_key[key]
+        low, high = 0, len(self._domain_lines)
+        while low < high:  # the domain lines are in ascending order
+            middle = (low + high) // 2
+            if self._domain_lines[middle] < line:
+                low = middle + 1
+            else:
+                high = middle
+        return low
+
+    def _set_cursor(self, key: str | None) -> None:
+        if key != self.cursor_key:
+            self.cursor_key = key
+            self.post_message(self.CursorMoved(key))
+
+    # geometry ------------------------------------------------------------------------------
+
+    def _width_of(self, column: Column) -> int:
+        cumulative = self.options.cumulative
+        title = column.xentop_title if cumulative else column.title
+        return max(column.xentop_width if cumulative else column.width, len(title) + 1)
+
+    def _rest_width(self) -> int:
+        return sum(self._width_of(column) + 1 for column in self._columns)
+
+    def _pinned_width(self) -> int:
+        """The NAME column as drawn: its full width, unless the screen is too narrow for that."""
+        share = 0.4 if self.size.width >= 120 else 0.3
+        cap = max(NAME_MIN_WIDTH + 6, int(self.size.width * share))
+        return min(self._name_width, cap)
+
+    # drawing ------------------------------------------------------------------------------
+
+    def notify_style_update(self) -> None:
+        self._styles.clear()
+        super().notify_style_update()
+
+    def _style(self, name: str) -> Style:
+        style = self._styles.get(name)
+        if style is None:
+            style = self._styles[name] = self.get_component_rich_style(f"domain-table--{name}", partial=True)
+        return style
+
+    def render_line(self, y: int) -> Strip:
+        self.lines_rendered += 1
+        width = self.size.width
+        base = self.rich_style
+        if y == 0:
+            return self._header_strip(width, base)
+        index = self.scroll_offset.y + y - 1
+        if index >= len(self._lines):
+            return Strip.blank(width, base)
+        line = self._lines[index]
+        if line.kind == "header":
+            return self._header_strip(width, base)
+        domain = line.domain
+        assert domain is not None and self._sample is not None
+        style = base + self._style(domain.state.value)
+        if domain.key == self.cursor_key and line.kind == "domain":
+            style += self._style("cursor")
+        if line.kind == "domain":
+            return self._domain_strip(domain, style, width)
+        return self._subrow_strip(line, base + self._style("subrow"), width)
+
+    def _join(self, pinned: list[Segment], rest: list[Segment], width: int, style: Style) -> Strip:
+        name_width = self._pinned_width()
+        left = Strip(pinned).adjust_cell_length(name_width + 1, style)
+        scroll_x = self.scroll_offset.x
+        right = Strip(rest).crop(scroll_x, scroll_x + max(0, width - name_width - 1))
+        return Strip.join([left, right]).adjust_cell_length(width, style)
+
+    def _name_cell(self, name: str, width: int) -> str:
+        if cell_len(name) <= width:
+            return set_cell_size(name, width)
+        return set_cell_size(name, width - 1) + "…"
+
+    def _header_strip(self, width: int, base: Style) -> Strip:
+        header = base + self._style("header")
+        sorted_style = base + self._style("header-sorted")
+        options = self.options
+        arrow = "▲" if (BY_ID[options.sort_column].descending == options.sort_reverse) else "▼"
+        name_title = "NAME"
+        if options.sort_column == "name":
+            name_title = arrow + name_title
+        pinned = [Segment(self._name_cell(name_title, self._pinned_width()),
+                          sorted_style if options.sort_column == "name" else header)]
+        rest = []
+        for column in self._columns:
+            title = column.xentop_title if options.cumulative else column.title
+            is_sorted = column.id == options.sort_column
+            if is_sorted:
+                title = arrow + title
+            rest.append(Segment(" " + title.rjust(self._width_of(column)), sorted_style if is_sorted else header))
+        return self._join(pinned, rest, width, header)
+
+    def _domain_strip(self, domain: Domain, style: Style, width: int) -> Strip:
+        assert self._sample is not None
+        rates = self._rates.get(domain.key)
+        host = self._sample.host
+        cumulative = self.options.cumulative
+        sorted_style = style + self._style("sorted")
+        name = self._name_cell(self._names[domain.key], self._pinned_width())
+        pinned = [Segment(name, sorted_style if self.options.sort_column == "name" else style)]
+        rest = []
+        for column in self._columns:
+            text = (column.xentop_text if cumulative else column.text)(domain, rates, host)
+            cell = " " + text.rjust(self._width_of(column))
+            rest.append(Segment(cell, sorted_style if column.id == self.options.sort_column else style))
+        return self._join(pinned, rest, width, style)
+
+    def _subrow_strip(self, line: Line, style: Style, width: int) -> Strip:
+        domain = line.domain
+        assert domain is not None
+        rates = self._rates.get(domain.key)
+        if line.kind == "vcpu":
+            vcpu = next(v for v in domain.vcpus if v.index == line.index)
+            pct = rates.vcpu_pct.get(vcpu.index) if rates else None
+            label = f"vCPU {vcpu.index}"
+            text = f"{'-' if pct is None else f'{pct:5.1f}%':>7}  {vcpu.cpu_ns // 1_000_000_000}s"
+        elif line.kind == "vif":
+            vif = domain.vifs[line.index]
+            rate = rates.vifs.get(vif.devid) if rates else None
+            label = vif.ifname
+            if self.options.cumulative or rate is None:
+                text = (f"{vif.bridge or '-'}  {vif.mac}  RX {vif.rx_bytes}B {vif.rx_packets}pkts "
+                        f"{vif.rx_errors}err {vif.rx_drops}drop  TX {vif.tx_bytes}B {vif.tx_packets}pkts "
+                        f"{vif.tx_errors}err {vif.tx_drops}drop")
+            else:
+                text = (f"{vif.bridge or '-'}  {vif.mac}  RX {human_bytes(rate.rx_bytes_s)}B/s "
+                        f"{human_count(rate.rx_packets_s)}pkt/s {vif.rx_errors}err {vif.rx_drops}drop  "
+                        f"TX {human_bytes(rate.tx_bytes_s)}B/s {human_count(rate.tx_packets_s)}pkt/s "
+                        f"{vif.tx_errors}err {vif.tx_drops}drop")
+        else:
+            vbd = domain.vbds[line.index]
+            rate = rates.vbds.get(vbd.devid) if rates else None
+            label = vbd.device
+            where = f"{vbd.backend.value} {printable(vbd.path)}"
+            if vbd.error:
+                text = f"{where}  statistics unreadable"
+            elif self.options.cumulative or rate is None:
+                text = (f"{where}  OO {vbd.oo_reqs}  RD {vbd.rd_reqs} ({vbd.rd_sectors} sect)  "
+                        f"WR {vbd.wr_reqs} ({vbd.wr_sectors} sect)")
+            else:
+                text = (f"{where}  OO {human_count(rate.oo_reqs_s)}/s  RD {human_count(rate.rd_reqs_s)}/s "
+                        f"{human_bytes(rate.rd_bytes_s)}B/s  WR {human_count(rate.wr_reqs_s)}/s "
+                        f"{human_bytes(rate.wr_bytes_s)}B/s")
+        pinned = [Segment(self._name_cell(SUBROW_INDENT + label, self._pinned_width()), style)]
+        return self._join(pinned, [Segment(" " + text, style)], width, style)
+
+    # cursor and keys ---------------------------------------------------------------------------
+
+    def watch_cursor_key(self, key: str | None) -> None:
+        self._scroll_to_cursor()
+
+    def _scroll_to_cursor(self) -> None:
+        line = self._line_of_key.get(self.cursor_key or "")
+        if line is None:
+            return
+        rows = max(1, self.size.height - 1 - (1 if self.show_horizontal_scrollbar else 0))
+        top = self.scroll_offset.y
+        if line < top:
+            self.scroll_to(y=line, animate=False, immediate=True)
+        elif line >= top + rows:
+            self.scroll_to(y=line - rows + 1, animate=False, immediate=True)
+
+    def move_cursor(self, delta: int) -> None:
+        if not self._domain_lines:
+            return
+        current = self._domain_position(self.cursor_key) if self.cursor_key in self._line_of_key else 0
+        position = max(0, min(len(self._domain_lines) - 1, current + delta))
+        self._cursor_position = position
+        self._set_cursor(self._lines[self._domain_lines[position]].domain.key)  # type: ignore[union-attr]
+
+    def select(self, key: str) -> bool:
+        if key not in self._line_of_key:
+            return False
+        self._cursor_position = self._domain_position(key)
+        self._set_cursor(key)
+        return True
+
+    def action_cursor_up(self) -> None:
+        self.move_cursor(-1)
+
+    def action_cursor_down(self) -> None:
+        self.move_cursor(1)
+
+    def action_page_up(self) -> None:
+        self.move_cursor(-max(1, self.size.height - 2))
+
+    def action_page_down(self) -> None:
+        self.move_cursor(max(1, self.size.height - 2))
+
+    def action_cursor_first(self) -> None:
+        self.move_cursor(-len(self._domain_lines))
+
+    def action_cursor_last(self) -> None:
+        self.move_cursor(len(self._domain_lines))
+
+    def action_scroll_columns(self, cells: int) -> None:
+        self.scroll_to(x=max(0, self.scroll_offset.x + cells), animate=False)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._scroll_to_cursor()
+
+    def on_click(self, event: events.Click) -> None:
+        if event.y == 0:
+            column = self._column_at(event.x)
+            if column:
+                self.post_message(self.HeaderClicked(column))
+            return
+        index = self.scroll_offset.y + event.y - 1
+        if 0 <= index < len(self._lines) and self._lines[index].domain is not None:
+            key = self._lines[index].domain.key  # type: ignore[union-attr]
+            self.select(key)
+            if event.chain == 2:
+                self.post_message(self.Activated(key))
+
+    def _column_at(self, x: int) -> str | None:
+        name_width = self._pinned_width()
+        if x <= name_width:
+            return "name"
+        position = x - name_width - 1 + self.scroll_offset.x
+        for column in self._columns:
+            step = self._width_of(column) + 1
+            if position < step:
+                return column.id
+            position -= step
+        return None
+
+    def key_enter(self) -> None:
+        if self.cursor_key is not None:
+            self.post_message(self.Activated(self.cursor_key))

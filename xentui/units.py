@@ -1,0 +1,49 @@
+"""Short human figures for narrow columns: sizes, rates, counts. Always at most 6 characters."""
+
+from __future__ import annotations
+
+_STEPS = ("", "K", "M", "G", "T", "P", "E")
+
+
+def human_bytes(value: float) -> str:
+    """1536 -> '1.5K', 10_485_760 -> '10M', 0 -> '0'. Binary steps, one decimal below 10."""
+    if value < 0:
+        value = 0.0
+    step = 0
+    while value >= 1000 and step < len(_STEPS) - 1:
+        value /= 1024
+        step += 1
+    if step == 0:
+        return f"{value:.0f}"
+    return f"{value:.1f}{_STEPS[step]}" if value < 10 else f"{value:.0f}{_STEPS[step]}"
+
+
+def human_kib(kib: int) -> str:
+    return human_bytes(kib * 1024)
+
+
+def human_count(value: float) -> str:
+    """Requests or packets per second: '0', '0.4', '12', '1.2K', '340K'."""
+    if value < 0:
+        value = 0.0
+    if value < 10:
+        return "0" if value == 0 else f"{value:.1f}"
+    step = 0
+    while value >= 1000 and step < len(_STEPS) - 1:
+        value /= 1000
+        step += 1
+    if step == 0:
+        return f"{value:.0f}"
+    return f"{value:.1f}{_STEPS[step]}" if value < 10 else f"{value:.0f}{_STEPS[step]}"
+
+
+def human_seconds(seconds: float) -> str:
+    """CPU time: '59', '12m', '3.2h', '41d'."""
+    if seconds < 60:
+        return f"{seconds:.0f}"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 86_400:
+        hours = seconds / 3600
+        return f"{hours:.1f}h" if hours < 10 else f"{hours:.0f}h"
+    return f"{seconds / 86_400:.0f}d"
