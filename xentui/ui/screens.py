@@ -20,11 +20,13 @@ from xentui.textsafe import printable
 from xentui.ui.columns import COLUMNS
 from xentui.units import human_bytes, human_count, human_kib
 
+_LEFT_ALIGNED = {"", "device", "vif", "backing", "bridge", "MAC", "backend", "key", "what it does", "vCPU", "online"}
+
 
 def _plain_table(*headers: str) -> Table:
-    table = Table(box=None, pad_edge=False, show_edge=False, expand=False, header_style="bold")
+    table = Table(box=None, pad_edge=False, show_edge=False, expand=False, header_style="bold", padding=(0, 2, 0, 0))
     for header in headers:
-        table.add_column(header, justify="left" if header in ("", "device", "vif", "backing") else "right")
+        table.add_column(header, justify="left" if header in _LEFT_ALIGNED else "right")
     return table
 
 
@@ -98,14 +100,17 @@ class DetailsScreen(Screen[None]):
             ("disk", series.disk_bytes_s if series else [], "disk {}B/s"),
         ):
             data = list(values)
+            count = len(data)
             now = data[-1] if data else 0.0
             shown = f"{now:.1f}" if name == "cpu" else human_bytes(now)
             peak = max(data, default=0.0)
             peak_text = f"{peak:.0f}%" if name == "cpu" else human_bytes(peak) + "B/s"
             self.query_one(f"#{name}-label", Label).update(
-                Text(f"{text.format(shown)}\npeak {peak_text}\n{len(data)} samples")
+                Text(f"{text.format(shown)}\npeak {peak_text}\nlast {count} sample{'s' if count != 1 else ''}")
             )
-            self.query_one(f"#{name}-spark", Sparkline).data = data or [0.0]
+            # A fixed window, newest on the right: a fresh domain's short past does not fill the width.
+            padding = [0.0] * (self.history.points - count)
+            self.query_one(f"#{name}-spark", Sparkline).data = padding + data
         self.query_one("#vcpus", Static).update(self._vcpus(domain, rate))
         self.query_one("#vifs", Static).update(self._vifs(domain, rate))
         self.query_one("#vbds", Static).update(self._vbds(domain, rate))
@@ -200,7 +205,6 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         table = _plain_table("key", "what it does")
-        table.columns[0].justify = "left"
         for key, description in self.rows:
             table.add_row(Text(key, style="bold"), Text(description))
         with VerticalScroll():

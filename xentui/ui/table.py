@@ -87,8 +87,16 @@ class DomainTable(ScrollView, can_focus=True):
     }
     DomainTable > .domain-table--header { background: $panel; color: $foreground; text-style: bold; }
     DomainTable > .domain-table--header-sorted { background: $panel; color: $accent; text-style: bold; }
-    DomainTable > .domain-table--cursor { background: $primary 35%; }
-    DomainTable:focus > .domain-table--cursor { background: $primary 60%; }
+    DomainTable > .domain-table--cursor {
+        background: $block-cursor-blurred-background;
+        color: $block-cursor-blurred-foreground;
+        text-style: $block-cursor-blurred-text-style;
+    }
+    DomainTable:focus > .domain-table--cursor {
+        background: $block-cursor-background;
+        color: $block-cursor-foreground;
+        text-style: $block-cursor-text-style;
+    }
     DomainTable > .domain-table--subrow { color: $text-muted; }
     DomainTable > .domain-table--sorted { text-style: bold; }
     DomainTable > .domain-table--running { color: $state-running; }
