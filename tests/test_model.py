@@ -134,3 +134,14 @@ def test_rates_are_never_negative_whatever_the_counters_do(values):
         rates = compute_rates(previous, current)["u-1"]
         assert rates.cpu_pct >= 0
         assert all(p >= 0 for p in rates.vcpu_pct.values())
+
+
+def test_hot_plugged_devices_count_only_from_their_second_sample():
+    before = domain(vifs=[Vif(0, "vif3.0", rx_bytes=1000)])
+    after = domain(vifs=[Vif(0, "vif3.0", rx_bytes=3000), Vif(1, "vif3.1", rx_bytes=10**9)])
+    rates = compute_rates(sample(0.0, before), sample(1.0, after))["u-1"]
+    assert rates.net_rx_bytes_s == 2000.0
+    assert set(rates.vifs) == {0}
+    swapped = domain(vifs=[Vif(2, "vif3.2", rx_bytes=5)])  # one vif unplugged, another plugged
+    rates = compute_rates(sample(0.0, before), sample(1.0, swapped))["u-1"]
+    assert rates.net_rx_bytes_s == 0.0 and rates.vifs == {}

@@ -441,3 +441,13 @@ async def test_sim_domains_bounds_and_scale():
     assert len(big.domains) == MAX_DOMAINS + 1
     assert len({d.name for d in big.domains}) == len(big.domains)
     assert big.host.free_kib > 0
+
+
+async def test_no_vcpu_runs_above_one_physical_cpu(sim, clock):
+    first = await sim.sample()
+    clock.advance(2)
+    rates = compute_rates(first, await sim.sample())
+    for domain in first.domains:
+        rate = rates[domain.key]
+        assert all(pct <= 100.0 + 1e-6 for pct in rate.vcpu_pct.values()), (domain.name, rate.vcpu_pct)
+        assert sum(rate.vcpu_pct.values()) == pytest.approx(rate.cpu_pct, abs=0.01)

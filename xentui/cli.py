@@ -137,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         view = ViewOptions(networks=args.networks, vbds=args.vbds, vcpus=args.vcpus,
                            repeat_header=args.repeat_header, dom0_first=args.dom0_first)
-        return run_app(backend, StartOptions(delay=args.delay, theme=args.theme, view=view))
+        return run_app(backend, StartOptions(delay=args.delay, theme=args.theme, view=view, tune_gc=True))
     try:
         asyncio.run(_run_batch_until_signal(backend, _batch_options(args)))
     except KeyboardInterrupt:

@@ -8,6 +8,7 @@ the tests all agree on what "CPU %" or "bytes/s" means.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass, field
 
 KIB = 1024
@@ -53,6 +54,7 @@ class DomainState(enum.StrEnum):
     DYING = "dying"
 
 
+@functools.cache
 def flags_string(flags: DomainFlag) -> str:
     """xentop's six-letter STATE column, e.g. ``--b---``."""
     return "".join(letter if flag in flags else "-" for flag, letter in FLAG_LETTERS)
@@ -67,6 +69,7 @@ def parse_flags(text: str) -> DomainFlag:
     return result
 
 
+@functools.cache
 def state_of(flags: DomainFlag) -> DomainState:
     """One word for the operator; the most serious condition wins.
 
@@ -284,77 +287,108 @@ class VbdRates:
     wr_bytes_s: float
 
 
-@dataclass(slots=True, frozen=True)
+def _pairs(before: list, after: list) -> list[tuple] | zip:
+    """(old, new) for each device present in both samples, matched by devid."""
+    if len(before) == len(after) == 1:  # the usual case, without building a dict
+        return zip(before, after) if before[0].devid == after[0].devid else []  # noqa: B905 - lengths checked
+    if not after:
+        return []
+    earlier = {device.devid: device for device in before}
+    return [(earlier[device.devid], device) for device in after if device.devid in earlier]
+
+
 class DomainRates:
-    """Per-second rates over one interval. CPU % is of one physical CPU, as xentop (can exceed 100)."""
+    """Per-second rates of one domain over one interval. CPU % is of one physical CPU, as xentop (can exceed 100).
 
-    interval_s: float
-    cpu_pct: float
-    vcpu_pct: dict[int, float]
-    net_rx_bytes_s: float
-    net_tx_bytes_s: float
-    vifs: dict[int, VifRates]
-    vbd_rd_reqs_s: float
-    vbd_wr_reqs_s: float
-    vbd_oo_reqs_s: float
-    vbd_rd_bytes_s: float
-    vbd_wr_bytes_s: float
-    vbds: dict[int, VbdRates]
+    The domain totals are computed at once; per-vCPU, per-vif and per-vbd figures only when
+    asked for (details, sub-rows), so a refresh of a thousand domains pays only for totals.
+    """
 
-
-def _domain_rates(old: Domain, new: Domain, seconds: float) -> DomainRates:
-    # Same domain under a new domid (restored, rebooted, migrated back): every counter
-    # restarted from zero, whatever the old values were.
-    restarted = old.id != new.id
-
-    def per_s(a: int, b: int) -> float:
-        return counter_delta(0 if restarted else a, b) / seconds
-
-    old_vcpus = {vcpu.index: vcpu for vcpu in old.vcpus}
-    vcpu_pct = {
-        vcpu.index: per_s(old_vcpus[vcpu.index].cpu_ns, vcpu.cpu_ns) / 1e7
-        for vcpu in new.vcpus
-        if vcpu.index in old_vcpus
-    }
-    old_vifs = {vif.devid: vif for vif in old.vifs}
-    vifs = {}
-    for vif in new.vifs:
-        before = old_vifs.get(vif.devid)
-        if before is None:
-            continue
-        vifs[vif.devid] = VifRates(
-            rx_bytes_s=per_s(before.rx_bytes, vif.rx_bytes),
-            tx_bytes_s=per_s(before.tx_bytes, vif.tx_bytes),
-            rx_packets_s=per_s(before.rx_packets, vif.rx_packets),
-            tx_packets_s=per_s(before.tx_packets, vif.tx_packets),
-        )
-    old_vbds = {vbd.devid: vbd for vbd in old.vbds}
-    vbds = {}
-    for vbd in new.vbds:
-        before = old_vbds.get(vbd.devid)
-        if before is None or before.error or vbd.error:
-            continue
-        vbds[vbd.devid] = VbdRates(
-            rd_reqs_s=per_s(before.rd_reqs, vbd.rd_reqs),
-            wr_reqs_s=per_s(before.wr_reqs, vbd.wr_reqs),
-            oo_reqs_s=per_s(before.oo_reqs, vbd.oo_reqs),
-            rd_bytes_s=per_s(before.rd_sectors, vbd.rd_sectors) * SECTOR_BYTES,
-            wr_bytes_s=per_s(before.wr_sectors, vbd.wr_sectors) * SECTOR_BYTES,
-        )
-    return DomainRates(
-        interval_s=seconds,
-        cpu_pct=per_s(old.cpu_ns, new.cpu_ns) / 1e7,
-        vcpu_pct=vcpu_pct,
-        net_rx_bytes_s=sum(r.rx_bytes_s for r in vifs.values()),
-        net_tx_bytes_s=sum(r.tx_bytes_s for r in vifs.values()),
-        vifs=vifs,
-        vbd_rd_reqs_s=sum(r.rd_reqs_s for r in vbds.values()),
-        vbd_wr_reqs_s=sum(r.wr_reqs_s for r in vbds.values()),
-        vbd_oo_reqs_s=sum(r.oo_reqs_s for r in vbds.values()),
-        vbd_rd_bytes_s=sum(r.rd_bytes_s for r in vbds.values()),
-        vbd_wr_bytes_s=sum(r.wr_bytes_s for r in vbds.values()),
-        vbds=vbds,
+    __slots__ = (
+        "_new", "_old", "_restarted", "_vbds", "_vcpu_pct", "_vifs", "cpu_pct", "interval_s",
+        "net_rx_bytes_s", "net_tx_bytes_s", "vbd_oo_reqs_s", "vbd_rd_bytes_s", "vbd_rd_reqs_s",
+        "vbd_wr_bytes_s", "vbd_wr_reqs_s",
     )
+
+    def __init__(self, old: Domain, new: Domain, seconds: float) -> None:
+        self._old, self._new = old, new
+        # Same domain under a new domid (restored, rebooted, migrated back): every counter
+        # restarted from zero, whatever the old values were.
+        self._restarted = restarted = old.id != new.id
+        self.interval_s = seconds
+        self._vcpu_pct: dict[int, float] | None = None
+        self._vifs: dict[int, VifRates] | None = None
+        self._vbds: dict[int, VbdRates] | None = None
+        self.cpu_pct = self._per_s(old.cpu_ns, new.cpu_ns) / 1e7
+        rx = tx = 0
+        for prior, vif in _pairs(old.vifs, new.vifs):
+            rx += counter_delta(0 if restarted else prior.rx_bytes, vif.rx_bytes)
+            tx += counter_delta(0 if restarted else prior.tx_bytes, vif.tx_bytes)
+        self.net_rx_bytes_s = rx / seconds
+        self.net_tx_bytes_s = tx / seconds
+        rd = wr = oo = rsect = wsect = 0
+        for prior_vbd, vbd in _pairs(old.vbds, new.vbds):
+            if prior_vbd.error or vbd.error:
+                continue
+            rd += counter_delta(0 if restarted else prior_vbd.rd_reqs, vbd.rd_reqs)
+            wr += counter_delta(0 if restarted else prior_vbd.wr_reqs, vbd.wr_reqs)
+            oo += counter_delta(0 if restarted else prior_vbd.oo_reqs, vbd.oo_reqs)
+            rsect += counter_delta(0 if restarted else prior_vbd.rd_sectors, vbd.rd_sectors)
+            wsect += counter_delta(0 if restarted else prior_vbd.wr_sectors, vbd.wr_sectors)
+        self.vbd_rd_reqs_s = rd / seconds
+        self.vbd_wr_reqs_s = wr / seconds
+        self.vbd_oo_reqs_s = oo / seconds
+        self.vbd_rd_bytes_s = rsect * SECTOR_BYTES / seconds
+        self.vbd_wr_bytes_s = wsect * SECTOR_BYTES / seconds
+
+    def _per_s(self, previous: int, current: int) -> float:
+        return counter_delta(0 if self._restarted else previous, current) / self.interval_s
+
+    @property
+    def vcpu_pct(self) -> dict[int, float]:
+        if self._vcpu_pct is None:
+            old_vcpus = {vcpu.index: vcpu for vcpu in self._old.vcpus}
+            self._vcpu_pct = {
+                vcpu.index: self._per_s(old_vcpus[vcpu.index].cpu_ns, vcpu.cpu_ns) / 1e7
+                for vcpu in self._new.vcpus
+                if vcpu.index in old_vcpus
+            }
+        return self._vcpu_pct
+
+    @property
+    def vifs(self) -> dict[int, VifRates]:
+        if self._vifs is None:
+            before = {vif.devid: vif for vif in self._old.vifs}
+            per_s = self._per_s
+            self._vifs = {
+                vif.devid: VifRates(
+                    rx_bytes_s=per_s(prior.rx_bytes, vif.rx_bytes),
+                    tx_bytes_s=per_s(prior.tx_bytes, vif.tx_bytes),
+                    rx_packets_s=per_s(prior.rx_packets, vif.rx_packets),
+                    tx_packets_s=per_s(prior.tx_packets, vif.tx_packets),
+                )
+                for vif in self._new.vifs
+                if (prior := before.get(vif.devid)) is not None
+            }
+        return self._vifs
+
+    @property
+    def vbds(self) -> dict[int, VbdRates]:
+        if self._vbds is None:
+            before = {vbd.devid: vbd for vbd in self._old.vbds}
+            per_s = self._per_s
+            self._vbds = {
+                vbd.devid: VbdRates(
+                    rd_reqs_s=per_s(prior.rd_reqs, vbd.rd_reqs),
+                    wr_reqs_s=per_s(prior.wr_reqs, vbd.wr_reqs),
+                    oo_reqs_s=per_s(prior.oo_reqs, vbd.oo_reqs),
+                    rd_bytes_s=per_s(prior.rd_sectors, vbd.rd_sectors) * SECTOR_BYTES,
+                    wr_bytes_s=per_s(prior.wr_sectors, vbd.wr_sectors) * SECTOR_BYTES,
+                )
+                for vbd in self._new.vbds
+                if (prior := before.get(vbd.devid)) is not None and not prior.error and not vbd.error
+            }
+        return self._vbds
 
 
 def compute_rates(previous: Sample | None, current: Sample) -> dict[str, DomainRates]:
@@ -373,5 +407,5 @@ def compute_rates(previous: Sample | None, current: Sample) -> dict[str, DomainR
     for domain in current.domains:
         old = before.get(domain.key)
         if old is not None:
-            rates[domain.key] = _domain_rates(old, domain, seconds)
+            rates[domain.key] = DomainRates(old, domain, seconds)
     return rates

@@ -320,3 +320,30 @@ async def test_no_color_picks_the_plain_theme(monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
     app, _ = make_app(theme=None)
     assert app.theme == "xentui-plain"
+
+
+async def test_cursor_keys_scroll_to_keep_the_selection_visible_on_a_big_host():
+    sim, clock = make_sim(domains=300)
+    app, _ = make_app(sim)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app, clock)
+        table = app.query_one(DomainTable)
+
+        def visible() -> bool:
+            line = table._line_of_key[table.cursor_key]
+            top = table.scroll_offset.y
+            return top <= line < top + table.size.height - 1
+
+        await pilot.press("end")
+        assert table.cursor_key == table.shown_keys[-1] and visible()
+        assert f"{selected(app)}"[:10] in screen_text(app)
+        await pilot.press("home")
+        assert table.cursor_key == table.shown_keys[0] and visible()
+        await pilot.press("pagedown", "pagedown")
+        assert table.shown_keys.index(table.cursor_key) > 20 and visible()
+        await pilot.press("up")
+        assert visible()
+        # drawing follows the screen, not the host: one refresh draws about one screenful of lines
+        drawn = table.lines_rendered
+        await poll(pilot, app, clock)
+        assert table.lines_rendered - drawn <= 2 * table.size.height

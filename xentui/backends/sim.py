@@ -13,7 +13,7 @@ makes every figure exact and repeatable for a given seed.
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import functools
 import itertools
 import json
 import math
@@ -95,9 +95,17 @@ class LoadProfile:
 
 
 def _hash_unit(salt: int, tick: int) -> float:
-    """A repeatable pseudo-random number in [0, 1) for (salt, tick); no RNG state to keep in step."""
-    digest = hashlib.blake2b(f"{salt}:{tick}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64
+    """A repeatable pseudo-random number in [0, 1) for (salt, tick); no RNG state to keep in step.
+
+    An integer mix (murmur3's finaliser), cheap enough to call for every domain every second.
+    """
+    x = (salt * 0x9E3779B1 + tick * 0x85EBCA77) & 0xFFFFFFFF
+    x ^= x >> 16
+    x = (x * 0x85EBCA6B) & 0xFFFFFFFF
+    x ^= x >> 13
+    x = (x * 0xC2B2AE35) & 0xFFFFFFFF
+    x ^= x >> 16
+    return x / 4294967296.0
 
 
 @dataclass
@@ -120,6 +128,9 @@ class SimVbd:
     wr_rate: float
     sectors_per_req: int
     counters: list[float] = field(default_factory=lambda: [0.0] * 5)  # oo rd wr rsect wsect
+
+
+_NOT_SHOWN = frozenset({"snapshot", "last_demand", "kernel_log", "pending_input", "shell", "console", "busy"})
 
 
 @dataclass
@@ -150,6 +161,14 @@ class SimDomain:
     shell: SimShell | None = None
     console: SimConsole | None = None
     pending_input: bytearray = field(default_factory=bytearray)
+    last_demand: float = 0.0  # CPUs wanted at the last integration step: decides 'r' or 'b'
+    snapshot: Domain | None = None  # the last model built, reused while nothing changes
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # Any change to what a sample shows drops the cached snapshot; the hot loop pays one set.
+        object.__setattr__(self, name, value)
+        if name not in _NOT_SHOWN:
+            object.__setattr__(self, "snapshot", None)
 
     @property
     def is_dom0(self) -> bool:
@@ -210,6 +229,8 @@ class SimHost:
 
 # --- the pool --------------------------------------------------------------------------
 
+_FLAGS = {}  # filled below, once Status exists: (status, paused, on a CPU) -> xentop's flags
+
 _FEATURES = frozenset(
     (
         "fpu", "sse", "sse2", "ssse3", "sse4_1", "sse4_2", "popcnt", "aes", "xsave", "avx", "f16c", "rdrand",
@@ -253,7 +274,7 @@ class SimCluster:
         big = domains > 40
         self.hosts: dict[str, SimHost] = {
             "sim-host-1": SimHost(
-                "sim-host-1", "4.17.3", max(16, 1 << math.ceil(math.log2(max(1, domains // 4)))) if big else 16,
+                "sim-host-1", "4.17.3", max(16, 1 << math.ceil(math.log2(max(1, domains)))) if big else 16,
                 2394, 0, "GenuineIntel", _FEATURES, ("/srv/shared/",),
             ),
             "sim-host-2": SimHost("sim-host-2", "4.17.3", 16, 2394, 96 * GIB, "GenuineIntel", _FEATURES,
@@ -328,7 +349,6 @@ class SimCluster:
             activity = uptime * (0.2 + load.base)
             rd, wr = vbd.rd_rate * activity, vbd.wr_rate * activity
             vbd.counters = [rng.randrange(0, 5), rd, wr, rd * vbd.sectors_per_req, wr * vbd.sectors_per_req]
-        dom.shell = SimShell(dom, self.clock)
         return dom
 
     def _populate(self, host: SimHost, count: int, now: float) -> None:
@@ -405,51 +425,56 @@ class SimCluster:
         steps = max(1, math.ceil(span / STEP_S))
         dt = span / steps
         domains = list(host.domains.values())
+        weights = [d.weight for d in domains]
+        balloon_factor = 1 - math.exp(-dt / BALLOON_TAU_S)
         for step in range(steps):
             t = start + dt * (step + 0.5)
+            tick = int(t)
             demands = [d.demand(t) for d in domains]
-            granted = _credit_share(demands, [d.weight for d in domains], host.nr_cpus)
-            for dom, cpus in zip(domains, granted, strict=True):
-                self._step_domain(host, dom, cpus, t, dt)
-
-    def _step_domain(self, host: SimHost, dom: SimDomain, cpus: float, t: float, dt: float) -> None:
-        if not dom.active or dom.paused:
-            return
-        online = max(1, dom.vcpus_online)
-        per_vcpu_ns = cpus / online * dt * 1e9
-        # vCPUs are not perfectly even; the skew averages out so the domain total is exact.
-        skew = [1.0 + 0.05 * ((index % 3) - 1) for index in range(dom.vcpus_online)]
-        mean = sum(skew) / online
-        for index, factor in enumerate(skew):
-            dom.vcpu_ns[index] += per_vcpu_ns * factor / mean
-        # The balloon moves toward its target, limited by what the host has free.
-        gap = dom.target_kib - dom.mem_kib
-        if gap:
-            step = gap * (1 - math.exp(-dt / BALLOON_TAU_S))
-            if abs(gap - step) < MIB:
-                step = gap
-            if step > 0:
-                step = min(step, host.free_kib)
-            dom.mem_kib += step
-        activity = cpus / online if online else 0.0
-        for vif in dom.vifs:
-            rx, tx = vif.rx_rate * (0.2 + activity) * dt, vif.tx_rate * (0.2 + activity) * dt
-            c = vif.counters
-            c[0] += rx
-            c[1] += rx / 900
-            c[4] += tx
-            c[5] += tx / 700
-            if activity > 0.9 and _hash_unit(dom.salt + vif.devid, int(t)) < 0.1:
-                c[3] += 1  # drops under load
-        for vbd in dom.vbds:
-            rd, wr = vbd.rd_rate * (0.1 + activity) * dt, vbd.wr_rate * (0.1 + activity) * dt
-            c = vbd.counters
-            c[1] += rd
-            c[2] += wr
-            c[3] += rd * vbd.sectors_per_req
-            c[4] += wr * vbd.sectors_per_req
-            if activity > 0.5 and _hash_unit(dom.salt + vbd.devid, int(t)) < 0.05:
-                c[0] += 1  # out-of-requests: the ring was full
+            granted = _credit_share(demands, weights, host.nr_cpus)
+            free = host.free_kib
+            set_field = object.__setattr__  # plain sets: these two never change what a sample shows alone
+            for dom, wanted, cpus in zip(domains, demands, granted, strict=True):
+                set_field(dom, "last_demand", wanted)
+                if dom.status != Status.ACTIVE or dom.paused:
+                    continue
+                set_field(dom, "snapshot", None)  # the counters below change in place
+                online = dom.vcpus_online
+                ns = cpus * dt * 1e9
+                vcpu_ns = dom.vcpu_ns
+                # vCPUs are not perfectly even, less so the busier they are: none passes 100%
+                busy = round(cpus / (online or 1), 1)
+                for index, share in enumerate(_vcpu_shares(online, busy)):
+                    vcpu_ns[index] += ns * share
+                # The balloon moves toward its target, limited by what the host has free.
+                gap = dom.target_kib - dom.mem_kib
+                if gap:
+                    moved = gap if abs(gap) < MIB / balloon_factor else gap * balloon_factor
+                    if moved > 0:
+                        moved = min(moved, free)
+                    free -= moved
+                    dom.mem_kib += moved
+                activity = cpus / (online or 1)
+                net_scale = (0.2 + activity) * dt
+                for vif in dom.vifs:
+                    rx, tx = vif.rx_rate * net_scale, vif.tx_rate * net_scale
+                    c = vif.counters
+                    c[0] += rx
+                    c[1] += rx / 900
+                    c[4] += tx
+                    c[5] += tx / 700
+                    if activity > 0.9 and _hash_unit(dom.salt + vif.devid, tick) < 0.1:
+                        c[3] += 1  # drops under load
+                disk_scale = (0.1 + activity) * dt
+                for vbd in dom.vbds:
+                    rd, wr = vbd.rd_rate * disk_scale, vbd.wr_rate * disk_scale
+                    c = vbd.counters
+                    c[1] += rd
+                    c[2] += wr
+                    c[3] += rd * vbd.sectors_per_req
+                    c[4] += wr * vbd.sectors_per_req
+                    if activity > 0.5 and _hash_unit(dom.salt + vbd.devid, tick) < 0.05:
+                        c[0] += 1  # out-of-requests: the ring was full
 
     def schedule(self, host: SimHost, delay: float, action: Callable[[], None]) -> None:
         due = host.last_t + delay  # from inside a timer, "now" is that timer's moment
@@ -467,35 +492,26 @@ class SimCluster:
         )
 
     @staticmethod
-    def domain_model(dom: SimDomain, now: float) -> Domain:
-        flags = DomainFlag.NONE
-        if dom.status == Status.DYING:
-            flags |= DomainFlag.DYING
-        elif dom.status == Status.SHUTDOWN:
-            flags |= DomainFlag.SHUTDOWN
-        elif dom.status == Status.CRASHED:
-            flags |= DomainFlag.SHUTDOWN | DomainFlag.CRASHED
-        if dom.paused:
-            flags |= DomainFlag.PAUSED
-        elif dom.active:
-            # dom0 runs xentui itself; a guest is on a CPU when it wants at least half of its vCPUs
-            on_cpu = dom.is_dom0 or dom.demand(now) >= 0.5 * max(1, dom.vcpus_online)
-            flags |= DomainFlag.RUNNING if on_cpu else DomainFlag.BLOCKED
-        return Domain(
-            id=dom.domid, name=dom.name, uuid=dom.uuid, type=dom.type, flags=flags,
-            cpu_ns=int(sum(dom.vcpu_ns)), mem_kib=int(dom.mem_kib), maxmem_kib=dom.maxmem_kib,
-            vcpus=[Vcpu(i, i < dom.vcpus_online, int(ns)) for i, ns in enumerate(dom.vcpu_ns)],
-            vcpus_max=dom.vcpus_max,
-            vifs=[
-                Vif(vif.devid, f"vif{dom.domid}.{vif.devid}", vif.mac, vif.bridge, *map(int, vif.counters))
-                for vif in dom.vifs
-            ],
-            vbds=[
-                Vbd(vbd.devid, vbd.device, vbd.backend, vbd.path, *map(int, vbd.counters))
-                for vbd in dom.vbds
-            ],
-            sched_weight=dom.weight, sched_cap=dom.cap, ssid=dom.ssid, target_kib=dom.target_kib,
+    def domain_model(dom: SimDomain) -> Domain:
+        """The domain as a backend reports it. Reused as is while nothing about the domain moved."""
+        if dom.snapshot is not None:
+            return dom.snapshot
+        online = dom.vcpus_online
+        # dom0 runs xentui itself; a guest is on a CPU when it wants at least half of its vCPUs
+        on_cpu = dom.is_dom0 or dom.last_demand >= 0.5 * max(1, online)
+        flags = _FLAGS[(dom.status, dom.paused, on_cpu)]
+        domid = dom.domid
+        vcpu_ns = dom.vcpu_ns
+        snapshot = Domain(
+            domid, dom.name, dom.uuid, dom.type, flags, int(sum(vcpu_ns)), int(dom.mem_kib), dom.maxmem_kib,
+            [Vcpu(i, i < online, int(vcpu_ns[i])) for i in range(len(vcpu_ns))],
+            dom.vcpus_max,
+            [Vif(v.devid, f"vif{domid}.{v.devid}", v.mac, v.bridge, *map(int, v.counters)) for v in dom.vifs],
+            [Vbd(v.devid, v.device, v.backend, v.path, *map(int, v.counters)) for v in dom.vbds],
+            dom.weight, dom.cap, dom.ssid, dom.target_kib,
         )
+        object.__setattr__(dom, "snapshot", snapshot)
+        return snapshot
 
 
 # --- console ---------------------------------------------------------------------------
@@ -586,7 +602,7 @@ class SimBackend(Backend):
         now = self.cluster.advance()
         return Sample(
             monotonic=now, wall=self.clock.wall(), host=self.cluster.host_model(self.host),
-            domains=[self.cluster.domain_model(dom, now) for dom in self.host.domains.values()],
+            domains=[self.cluster.domain_model(dom) for dom in self.host.domains.values()],
         )
 
     async def host_info(self) -> Host:
@@ -832,7 +848,6 @@ class SimBackend(Backend):
             cap=saved["cap"], salt=saved["salt"], started_at=self.clock.monotonic(),
         )
         dom.vcpu_ns = [0.0] * dom.vcpus_max
-        dom.shell = SimShell(dom, self.clock)
         dom.log(dom.started_at, "PM: restore of devices complete")
         self.host.domains[name] = dom
         return name
@@ -955,8 +970,39 @@ class SimBackend(Backend):
             raise ConsoleBusy(
                 f"console: {dom.name}'s console is already in use (another xentui or xl console holds it)"
             )
+        if dom.shell is None:  # made on first use: most simulated guests never get a console
+            dom.shell = SimShell(dom, self.clock)
         dom.console = SimConsole(self, dom)
         return dom.console
+
+
+@functools.cache
+def _vcpu_shares(online: int, busy: float) -> tuple[float, ...]:
+    """How a domain's CPU time splits over its vCPUs: summing to exactly 1, uneven by up to 5% when idle."""
+    spread = 0.05 * max(0.0, 1.0 - busy)
+    skew = [1.0 + spread * ((index % 3) - 1) for index in range(online)]
+    total = sum(skew) or 1.0
+    return tuple(factor / total for factor in skew)
+
+
+def _flag_table() -> dict[tuple[str, bool, bool], DomainFlag]:
+    life = {
+        Status.ACTIVE: DomainFlag.NONE,
+        Status.SHUTDOWN: DomainFlag.SHUTDOWN,
+        Status.CRASHED: DomainFlag.SHUTDOWN | DomainFlag.CRASHED,
+        Status.DYING: DomainFlag.DYING,
+    }
+    table = {}
+    for status, base in life.items():
+        for paused in (False, True):
+            for on_cpu in (False, True):
+                flags = base
+                if paused:
+                    flags |= DomainFlag.PAUSED
+                elif status == Status.ACTIVE:
+                    flags |= DomainFlag.RUNNING if on_cpu else DomainFlag.BLOCKED
+                table[(status, paused, on_cpu)] = flags
+    return table
 
 
 def _credit_share(demands: list[float], weights: list[int], cpus: float) -> list[float]:
@@ -992,3 +1038,6 @@ def _version_tuple(version: str) -> tuple[int, ...]:
         digits = "".join(ch for ch in piece if ch.isdigit())
         parts.append(int(digits or 0))
     return tuple(parts)
+
+
+_FLAGS.update(_flag_table())

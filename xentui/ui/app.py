@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -58,6 +59,7 @@ class StartOptions:
     delay: float = 3.0
     theme: str | None = None
     view: ViewOptions | None = None
+    tune_gc: bool = False  # process-wide, so only for the real program, not for tests
 
 
 class Polled(Message):
@@ -155,6 +157,7 @@ class XentuiApp(App[None]):
         self.last_error: str | None = None
         self._timer: Timer | None = None
         self._polling = False
+        self._tune_gc = options.tune_gc
         for theme in load_themes():
             self.register_theme(theme)
         wanted = options.theme or (PLAIN_THEME if "NO_COLOR" in os.environ else DEFAULT_THEME)
@@ -213,6 +216,8 @@ class XentuiApp(App[None]):
 
     def on_polled(self, message: Polled) -> None:
         self.sample, self.rates = message.sample, message.rates
+        if self._tune_gc and self.poll_count == 0:
+            self.call_after_refresh(_settle_garbage_collector)
         self.poll_count += 1
         self.polls_done += 1
         self.history.record(message.rates)
@@ -378,6 +383,18 @@ class XentuiApp(App[None]):
         for command in super().get_system_commands(screen):
             if command.title.lower() != "quit":  # ours is "app: quit"
                 yield command
+
+
+def _settle_garbage_collector() -> None:
+    """After the first frame: park what start-up built, and collect young objects less often.
+
+    Each refresh makes thousands of short-lived, cycle-free objects (one snapshot per domain);
+    with the defaults the collector would scan the whole long-lived heap (Textual's widgets,
+    styles, the history) several times a second for no garbage. Refcounting frees the samples.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 def run_app(backend: Backend, options: StartOptions | None = None) -> int:

@@ -55,6 +55,13 @@ class ViewOptions:
     hidden: set[str] = field(default_factory=set)
 
 
+_TEXT_COLUMNS = frozenset({"name", "state", "type"})
+
+
+def _by_name(domain: Domain) -> str:
+    return domain.name.casefold()
+
+
 class DomainTable(ScrollView, can_focus=True):
     """Every domain of the last sample, one line each, sub-rows on request."""
 
@@ -107,7 +114,7 @@ class DomainTable(ScrollView, can_focus=True):
     DomainTable > .domain-table--dying { color: $state-dying; }
     """
 
-    cursor_key: reactive[str | None] = reactive(None, layout=False, repaint=True)
+    cursor_key: reactive[str | None] = reactive(None, layout=False, repaint=False)
     """The selected domain (`Domain.key`); survives refreshes, sorts and filtering."""
 
     class CursorMoved(Message):
@@ -139,6 +146,9 @@ class DomainTable(ScrollView, can_focus=True):
         self._name_width = NAME_MIN_WIDTH
         self._columns: list[Column] = []
         self._styles: dict[str, Style] = {}
+        self._strips: dict[tuple[int, bool, int, int], Strip] = {}  # drawn lines of this sample
+        self._name_cells: dict[tuple[str, int], str] = {}
+        self._printable: dict[str, tuple[str, int]] = {}  # name -> (as shown, cells)
         self._cursor_position = 0  # among shown domains, to land near when the selected one goes
         self.rebuilds = 0
         self.lines_rendered = 0
@@ -166,7 +176,15 @@ class DomainTable(ScrollView, can_focus=True):
         if sample is None:
             return
         options = self.options
-        names = {d.key: printable(d.name) for d in sample.domains}
+        cache = self._printable
+        if len(cache) > 4 * len(sample.domains) + 1000:
+            cache.clear()
+        names = {}
+        for d in sample.domains:
+            shown = cache.get(d.name)
+            if shown is None:
+                shown = cache[d.name] = (printable(d.name), cell_len(printable(d.name)))
+            names[d.key] = shown[0]
         self._names = names
         domains = sample.domains
         if options.filter_text:
@@ -189,11 +207,14 @@ class DomainTable(ScrollView, can_focus=True):
         self._lines = lines
         self._domain_lines = domain_lines
         self._line_of_key = {lines[i].domain.key: i for i in domain_lines}  # type: ignore[union-attr]
-        longest = max((cell_len(names[d.key]) for d in domains), default=NAME_MIN_WIDTH)
+        longest = max((cache[d.name][1] for d in domains), default=NAME_MIN_WIDTH)
         self._name_width = max(NAME_MIN_WIDTH, longest)
         self._columns = [c for c in COLUMNS[1:] if c.id not in options.hidden]
         self._settle_cursor()
-        self.virtual_size = Size(self._name_width + 1 + self._rest_width(), len(lines) + 1)
+        self._strips.clear()
+        size = Size(self._name_width + 1 + self._rest_width(), len(lines) + 1)
+        if size != self.virtual_size:
+            self.virtual_size = size
         self.refresh()
 
     def _sorted(self, domains: list[Domain], host: Host) -> list[Domain]:
@@ -203,8 +224,13 @@ class DomainTable(ScrollView, can_focus=True):
         rates = self._rates
         descending = column.descending != options.sort_reverse
         # name breaks ties, so equal values never shuffle from one refresh to the next
-        ordered = sorted(domains, key=lambda d: d.name.casefold())
-        ordered.sort(key=lambda d: key(d, rates.get(d.key), host), reverse=descending)
+        get = rates.get
+        if column.id in _TEXT_COLUMNS:
+            ordered = sorted(domains, key=_by_name)
+            ordered.sort(key=lambda d: key(d, get(d.key), host), reverse=descending)
+        else:  # one pass: numbers negate for a descending order, the name stays ascending
+            sign = -1 if descending else 1
+            ordered = sorted(domains, key=lambda d: (sign * key(d, get(d.key), host), d.name.casefold()))
         if options.dom0_first:
             ordered.sort(key=lambda d: not d.is_dom0)
         return ordered
@@ -257,6 +283,7 @@ class DomainTable(ScrollView, can_focus=True):
 
     def notify_style_update(self) -> None:
         self._styles.clear()
+        self._strips.clear()
         super().notify_style_update()
 
     def _style(self, name: str) -> Style:
@@ -268,10 +295,18 @@ class DomainTable(ScrollView, can_focus=True):
     def render_line(self, y: int) -> Strip:
         self.lines_rendered += 1
         width = self.size.width
+        index = -1 if y == 0 else self.scroll_offset.y + y - 1
+        cursor = index >= 0 and index == self._line_of_key.get(self.cursor_key or "", -2)
+        key = (index, cursor, self.scroll_offset.x, width)
+        strip = self._strips.get(key)
+        if strip is None:
+            strip = self._strips[key] = self._render(index, cursor, width)
+        return strip
+
+    def _render(self, index: int, cursor: bool, width: int) -> Strip:
         base = self.rich_style
-        if y == 0:
+        if index < 0:
             return self._header_strip(width, base)
-        index = self.scroll_offset.y + y - 1
         if index >= len(self._lines):
             return Strip.blank(width, base)
         line = self._lines[index]
@@ -280,57 +315,83 @@ class DomainTable(ScrollView, can_focus=True):
         domain = line.domain
         assert domain is not None and self._sample is not None
         style = base + self._style(domain.state.value)
-        if domain.key == self.cursor_key and line.kind == "domain":
-            style += self._style("cursor")
         if line.kind == "domain":
+            if cursor:
+                style += self._style("cursor")
             return self._domain_strip(domain, style, width)
         return self._subrow_strip(line, base + self._style("subrow"), width)
 
-    def _join(self, pinned: list[Segment], rest: list[Segment], width: int, style: Style) -> Strip:
-        name_width = self._pinned_width()
-        left = Strip(pinned).adjust_cell_length(name_width + 1, style)
-        scroll_x = self.scroll_offset.x
-        right = Strip(rest).crop(scroll_x, scroll_x + max(0, width - name_width - 1))
-        return Strip.join([left, right]).adjust_cell_length(width, style)
-
     def _name_cell(self, name: str, width: int) -> str:
-        if cell_len(name) <= width:
-            return set_cell_size(name, width)
-        return set_cell_size(name, width - 1) + "…"
+        cell = self._name_cells.get((name, width))
+        if cell is None:
+            fits = cell_len(name) <= width
+            cell = set_cell_size(name, width) if fits else set_cell_size(name, width - 1) + "…"
+            if len(self._name_cells) > 20_000:
+                self._name_cells.clear()
+            self._name_cells[(name, width)] = cell
+        return cell
+
+    def _strip(self, pinned: str, pinned_style: Style, rest: str, style: Style, width: int,
+               highlight: tuple[int, int, Style] | None = None) -> Strip:
+        """One screen line: the pinned name, then ``rest`` scrolled sideways; ``rest`` is one cell per character.
+
+        ``highlight`` (start, end, style) marks the sorted column within ``rest``.
+        """
+        name_width = self._pinned_width() + 1
+        available = max(0, width - name_width)
+        x = self.scroll_offset.x
+        visible = rest[x:x + available]
+        segments = [Segment(self._name_cell(pinned, name_width - 1) + " ", pinned_style)]
+        if highlight is not None:
+            start, end = max(0, highlight[0] - x), max(0, highlight[1] - x)
+            segments += [Segment(visible[:start], style), Segment(visible[start:end], highlight[2]),
+                         Segment(visible[end:], style)]
+        else:
+            segments.append(Segment(visible, style))
+        if len(visible) < available:
+            segments.append(Segment(" " * (available - len(visible)), style))
+        return Strip(segments, name_width + available)
+
+    def _sorted_span(self) -> tuple[int, int] | None:
+        """Where the sorted column sits within the scrolling part, or None when it is NAME."""
+        offset = 0
+        for column in self._columns:
+            step = self._width_of(column) + 1
+            if column.id == self.options.sort_column:
+                return offset, offset + step
+            offset += step
+        return None
 
     def _header_strip(self, width: int, base: Style) -> Strip:
         header = base + self._style("header")
         sorted_style = base + self._style("header-sorted")
         options = self.options
         arrow = "▲" if (BY_ID[options.sort_column].descending == options.sort_reverse) else "▼"
-        name_title = "NAME"
-        if options.sort_column == "name":
-            name_title = arrow + name_title
-        pinned = [Segment(self._name_cell(name_title, self._pinned_width()),
-                          sorted_style if options.sort_column == "name" else header)]
-        rest = []
+        by_name = options.sort_column == "name"
+        titles = []
         for column in self._columns:
             title = column.xentop_title if options.cumulative else column.title
-            is_sorted = column.id == options.sort_column
-            if is_sorted:
+            if column.id == options.sort_column:
                 title = arrow + title
-            rest.append(Segment(" " + title.rjust(self._width_of(column)), sorted_style if is_sorted else header))
-        return self._join(pinned, rest, width, header)
+            titles.append(" " + title.rjust(self._width_of(column)))
+        span = self._sorted_span()
+        return self._strip(arrow + "NAME" if by_name else "NAME", sorted_style if by_name else header,
+                           "".join(titles), header, width, None if span is None else (*span, sorted_style))
 
     def _domain_strip(self, domain: Domain, style: Style, width: int) -> Strip:
         assert self._sample is not None
         rates = self._rates.get(domain.key)
         host = self._sample.host
         cumulative = self.options.cumulative
+        cells = [
+            " " + (column.xentop_text if cumulative else column.text)(domain, rates, host).rjust(self._width_of(column))
+            for column in self._columns
+        ]
         sorted_style = style + self._style("sorted")
-        name = self._name_cell(self._names[domain.key], self._pinned_width())
-        pinned = [Segment(name, sorted_style if self.options.sort_column == "name" else style)]
-        rest = []
-        for column in self._columns:
-            text = (column.xentop_text if cumulative else column.text)(domain, rates, host)
-            cell = " " + text.rjust(self._width_of(column))
-            rest.append(Segment(cell, sorted_style if column.id == self.options.sort_column else style))
-        return self._join(pinned, rest, width, style)
+        by_name = self.options.sort_column == "name"
+        span = self._sorted_span()
+        return self._strip(self._names[domain.key], sorted_style if by_name else style, "".join(cells), style,
+                           width, None if span is None else (*span, sorted_style))
 
     def _subrow_strip(self, line: Line, style: Style, width: int) -> Strip:
         domain = line.domain
@@ -368,12 +429,17 @@ class DomainTable(ScrollView, can_focus=True):
                 text = (f"{where}  OO {human_count(rate.oo_reqs_s)}/s  RD {human_count(rate.rd_reqs_s)}/s "
                         f"{human_bytes(rate.rd_bytes_s)}B/s  WR {human_count(rate.wr_reqs_s)}/s "
                         f"{human_bytes(rate.wr_bytes_s)}B/s")
-        pinned = [Segment(self._name_cell(SUBROW_INDENT + label, self._pinned_width()), style)]
-        return self._join(pinned, [Segment(" " + text, style)], width, style)
+        # paths may hold wide characters: make the text one cell per character before slicing
+        text = set_cell_size(text, cell_len(text)) if not text.isascii() else text
+        return self._strip(SUBROW_INDENT + label, style, " " + text, style, width)
 
     # cursor and keys ---------------------------------------------------------------------------
 
-    def watch_cursor_key(self, key: str | None) -> None:
+    def watch_cursor_key(self, old: str | None, new: str | None) -> None:
+        for key in (old, new):  # only the two lines that changed are drawn again
+            line = self._line_of_key.get(key or "")
+            if line is not None:
+                self.refresh_lines(line + 1)
         self._scroll_to_cursor()
 
     def _scroll_to_cursor(self) -> None:
