@@ -102,10 +102,11 @@ def first_frame(argv: list[str], needle: bytes, size: tuple[int, int]) -> float:
         term.close()
 
 
-def idle_cpu(domains: int, window: float, size: tuple[int, int]) -> float:
+def idle_cpu(domains: int, window: float, size: tuple[int, int], *, frozen: bool = False) -> float:
     """CPU seconds per second while the screen refreshes every second: the cost of one real refresh cycle,
-    drawing to a real terminal included."""
-    argv = [PYTHON, "-m", "xentui", "--demo", "--seed", "1", "--sim-domains", str(domains), "-d", "1"]
+    drawing to a real terminal included. ``frozen``: the backend replays one snapshot (the screen's cost only)."""
+    program = [str(ROOT / "bench" / "frozen_sample_xentui.py")] if frozen else ["-m", "xentui"]
+    argv = [PYTHON, *program, "--demo", "--seed", "1", "--sim-domains", str(domains), "-d", "1"]
     term = Terminal(argv, *size)
     try:
         term.wait_for(b" domains: ")
@@ -238,6 +239,10 @@ def main() -> None:
     print(f"refresh cycle in the terminal, 50 domains:   {small * 1000:.2f} ms CPU")
     print(f"refresh cycle in the terminal, {args.domains} domains: {large * 1000:.2f} ms CPU   "
           f"(ratio {large / small:.2f}, target <= 2)")
+    screen_small = idle_cpu(50, args.window / 2, size, frozen=True)
+    screen_large = idle_cpu(args.domains, args.window / 2, size, frozen=True)
+    print(f"the screen's share (backend replaying one snapshot): {screen_small * 1000:.2f} ms at 50, "
+          f"{screen_large * 1000:.2f} ms at {args.domains} (ratio {screen_large / screen_small:.2f})")
     parts_small = asyncio.run(refresh_parts(50, size))
     parts_large = asyncio.run(refresh_parts(args.domains, size))
     print("where a cycle goes (ms, median, in-process; Textual's compositor and terminal output not included):")
