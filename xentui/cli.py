@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from xentui import __version__
 from xentui.backends.base import Backend, BackendError
@@ -61,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--seed", type=int, default=None,
                         help="seed for the simulation: the same seed gives the same host")
     source.add_argument("--read-only", action="store_true", help="watch only: every action is refused")
+    source.add_argument("--save-dir", type=Path, default=None, metavar="DIR",
+                        help="where save writes images and restore looks (default: $XDG_STATE_HOME/xentui/saves)")
+    source.add_argument("--audit-log", type=Path, default=None, metavar="PATH",
+                        help="every action attempted, one JSON line each (default: $XDG_STATE_HOME/xentui/audit.log)")
     source.add_argument("--theme", default=None,
                         help="xentui-dark (default), xentui-light, xentui-plain (the default with NO_COLOR)")
 
@@ -132,12 +137,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if not args.batch:
         # textual loads only when the screen is wanted: batch mode starts fast and stays small
+        from xentui.audit import AuditLog
         from xentui.ui.app import StartOptions, run_app
         from xentui.ui.table import ViewOptions
 
         view = ViewOptions(networks=args.networks, vbds=args.vbds, vcpus=args.vcpus,
                            repeat_header=args.repeat_header, dom0_first=args.dom0_first)
-        return run_app(backend, StartOptions(delay=args.delay, theme=args.theme, view=view, tune_gc=True))
+        options = StartOptions(delay=args.delay, theme=args.theme, view=view, tune_gc=True, save_dir=args.save_dir,
+                               audit=AuditLog(args.audit_log))
+        return run_app(backend, options)
     try:
         asyncio.run(_run_batch_until_signal(backend, _batch_options(args)))
     except KeyboardInterrupt:

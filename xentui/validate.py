@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from fractions import Fraction
 
 from xentui.errors import InvalidArgument
 
@@ -15,12 +16,12 @@ MIN_MEMORY_KIB = 32 * 1024
 """Below this no Linux or Windows guest survives; refuse rather than let a typo kill a guest."""
 
 _UNITS_KIB = {"k": 1, "m": 1024, "g": 1024**2, "t": 1024**3}
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*([kmgt])(?:i?b)?\s*$", re.IGNORECASE)
+_SIZE_RE = re.compile(r"\s*(\d{1,15}(?:\.\d{1,6})?|\.\d{1,6})\s*([kmgt])(?:i?b)?\s*", re.IGNORECASE | re.ASCII)
 
 
 def parse_memory(text: str) -> int:
     """``512M``, ``2G``, ``1048576K``, ``1.5G`` -> KiB. A unit is required: a bare number is ambiguous."""
-    match = _SIZE_RE.match(text)
+    match = _SIZE_RE.fullmatch(text.strip())  # any surrounding blank; digits and units only in ASCII
     if not match:
         if re.fullmatch(r"\s*-?\d+(\.\d+)?\s*", text):
             raise InvalidArgument(
@@ -30,9 +31,11 @@ def parse_memory(text: str) -> int:
             f"{text.strip()!r} is not a memory size: write a number and a unit, e.g. 512M, 2G, 1.5G"
         )
     number, unit = match.groups()
-    kib = float(number) * _UNITS_KIB[unit.lower()]
-    if kib != int(kib):
+    kib = Fraction(number) * _UNITS_KIB[unit.lower()]  # exact: 1.5G is 1572864K, not a float near it
+    if kib.denominator != 1:
         raise InvalidArgument(f"{text.strip()!r} is not a whole number of KiB")
+    if kib <= 0:
+        raise InvalidArgument(f"{text.strip()!r}: a memory size must be more than zero")
     return int(kib)
 
 
@@ -98,18 +101,19 @@ def check_sched(weight: int | None, cap: int | None, *, max_vcpus: int) -> None:
 
 # A DNS name (RFC 1123 labels), or an IPv4/IPv6 literal. Nothing a shell could interpret
 # gets through, and the leading character can never be '-' (no option injection into ssh).
-_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_LABEL_RE = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 
 
 def check_host(text: str) -> str:
     host = text.strip()
     if not host:
         raise InvalidArgument("no target host given")
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        pass
-    if len(host) > 253 or not all(_LABEL_RE.match(label) for label in host.rstrip(".").split(".")):
+    if "%" not in host:  # an IPv6 scope id (fe80::1%eth0) could carry anything: not accepted
+        try:
+            return str(ipaddress.ip_address(host))
+        except ValueError:
+            pass
+    if len(host) > 253 or not all(_LABEL_RE.fullmatch(label) for label in host.rstrip(".").split(".")):
         raise InvalidArgument(
             f"{host!r} is not a host name or IP address (letters, digits, '-' and '.' only)"
         )

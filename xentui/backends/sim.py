@@ -48,6 +48,7 @@ from xentui.model import (
     Vcpu,
     Vif,
 )
+from xentui.units import human_kib
 from xentui.validate import (
     check_host,
     check_memory_target,
@@ -888,8 +889,7 @@ class SimBackend(Backend):
             ),
             PreflightCheck(
                 "free memory", peer.free_kib >= dom.mem_kib,
-                f"{format_kib(peer.free_kib // MIB * MIB)} free there, {dom.name} needs "
-                f"{format_kib(int(dom.mem_kib) // MIB * MIB)}",
+                f"{human_kib(peer.free_kib)} free there, {dom.name} needs {human_kib(int(dom.mem_kib))}",
             ),
             PreflightCheck(
                 "storage", not unseen,

@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
@@ -20,11 +21,13 @@ from textual.theme import Theme
 from textual.timer import Timer
 from textual.widgets import Footer, Input, Static
 
+from xentui.audit import AuditLog
 from xentui.backends.base import Backend, BackendError
 from xentui.backends.readonly import ReadOnlyBackend
 from xentui.history import History
 from xentui.model import DomainRates, Sample, compute_rates
 from xentui.themefiles import load_theme_specs
+from xentui.ui.actions import ACTION_BINDINGS, ACTION_COMMANDS, ActionsMixin, LogEntry
 from xentui.ui.columns import BY_ID, COLUMN_IDS, COLUMNS
 from xentui.ui.header import HostHeader
 from xentui.ui.screens import DelayScreen, DetailsScreen, HelpScreen, SortScreen
@@ -44,6 +47,13 @@ STATE_VARIABLE_DEFAULTS = {
 }
 
 
+def default_save_dir() -> Path:
+    """$XDG_STATE_HOME/xentui/saves, or ~/.local/state/xentui/saves."""
+    state = os.environ.get("XDG_STATE_HOME", "")
+    base = Path(state) if state and Path(state).is_absolute() else Path.home() / ".local" / "state"
+    return base / "xentui" / "saves"
+
+
 def load_themes() -> list[Theme]:
     themes = []
     for spec in load_theme_specs().values():
@@ -60,6 +70,8 @@ class StartOptions:
     theme: str | None = None
     view: ViewOptions | None = None
     tune_gc: bool = False  # process-wide, so only for the real program, not for tests
+    save_dir: Path | None = None  # where save puts images and restore looks: default in the XDG state dir
+    audit: AuditLog | None = None
 
 
 class Polled(Message):
@@ -99,6 +111,9 @@ class XentuiCommands(Provider):
             ("help: keys", app.action_help, "every key (?)"),
             ("app: quit", app.action_quit, "leave xentui (q)"),
         ]
+        for title, method, help_text in ACTION_COMMANDS:
+            action = getattr(app, method)
+            commands.append((title, action, help_text))
         for column in COLUMNS:
             commands.append((f"sort: {column.title}", partial(app.sort_by, column.id), column.help))
         for name in sorted(app.available_themes):
@@ -117,7 +132,7 @@ class XentuiCommands(Provider):
                 yield Hit(score, matcher.highlight(title), callback, help=help_text)
 
 
-class XentuiApp(App[None]):
+class XentuiApp(ActionsMixin, App[None]):
     """xentop's live table, one you can act from."""
 
     TITLE = "xentui"
@@ -127,6 +142,7 @@ class XentuiApp(App[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark", "help", "Help", id="help"),
         Binding("slash", "filter", "Filter", id="filter"),
+        *ACTION_BINDINGS,
         Binding("s", "sort_next", "Sort", id="sort-next"),
         Binding("o", "sort_menu", "Sort by…", id="sort-menu", show=False),
         Binding("i", "sort_reverse", "Reverse", id="sort-reverse", show=False),
@@ -158,6 +174,10 @@ class XentuiApp(App[None]):
         self._timer: Timer | None = None
         self._polling = False
         self._tune_gc = options.tune_gc
+        self.save_dir = options.save_dir or default_save_dir()
+        self.audit = options.audit
+        self.action_log: list[LogEntry] = []
+        self.busy: dict[str, str] = {}
         for theme in load_themes():
             self.register_theme(theme)
         wanted = options.theme or (PLAIN_THEME if "NO_COLOR" in os.environ else DEFAULT_THEME)

@@ -82,6 +82,7 @@ class DomainTable(ScrollView, can_focus=True):
         "domain-table--cursor",
         "domain-table--subrow",
         "domain-table--sorted",
+        "domain-table--marked",
         *(f"domain-table--{state.value}" for state in DomainState),
     }
 
@@ -106,6 +107,7 @@ class DomainTable(ScrollView, can_focus=True):
     }
     DomainTable > .domain-table--subrow { color: $text-muted; }
     DomainTable > .domain-table--sorted { text-style: bold; }
+    DomainTable > .domain-table--marked { text-style: bold underline; }
     DomainTable > .domain-table--running { color: $state-running; }
     DomainTable > .domain-table--blocked { color: $state-blocked; }
     DomainTable > .domain-table--paused { color: $state-paused; }
@@ -149,6 +151,7 @@ class DomainTable(ScrollView, can_focus=True):
         self._strips: dict[tuple[int, bool, int, int], Strip] = {}  # drawn lines of this sample
         self._name_cells: dict[tuple[str, int], str] = {}
         self._printable: dict[str, tuple[str, int]] = {}  # name -> (as shown, cells)
+        self.marked: set[str] = set()  # domain keys marked for a bulk action
         self._cursor_position = 0  # among shown domains, to land near when the selected one goes
         self.rebuilds = 0
         self.lines_rendered = 0
@@ -380,6 +383,9 @@ class DomainTable(ScrollView, can_focus=True):
 
     def _domain_strip(self, domain: Domain, style: Style, width: int) -> Strip:
         assert self._sample is not None
+        marked = domain.key in self.marked
+        if marked:
+            style += self._style("marked")
         rates = self._rates.get(domain.key)
         host = self._sample.host
         cumulative = self.options.cumulative
@@ -390,7 +396,8 @@ class DomainTable(ScrollView, can_focus=True):
         sorted_style = style + self._style("sorted")
         by_name = self.options.sort_column == "name"
         span = self._sorted_span()
-        return self._strip(self._names[domain.key], sorted_style if by_name else style, "".join(cells), style,
+        name = ("* " if marked else "") + self._names[domain.key]
+        return self._strip(name, sorted_style if by_name else style, "".join(cells), style,
                            width, None if span is None else (*span, sorted_style))
 
     def _subrow_strip(self, line: Line, style: Style, width: int) -> Strip:
@@ -432,6 +439,30 @@ class DomainTable(ScrollView, can_focus=True):
         # paths may hold wide characters: make the text one cell per character before slicing
         text = set_cell_size(text, cell_len(text)) if not text.isascii() else text
         return self._strip(SUBROW_INDENT + label, style, " " + text, style, width)
+
+    # marks --------------------------------------------------------------------------------------
+
+    def toggle_mark(self, key: str) -> None:
+        self.marked.symmetric_difference_update({key})
+        self._redraw_domain(key)
+
+    def clear_marks(self) -> None:
+        keys, self.marked = self.marked, set()
+        for key in keys:
+            self._redraw_domain(key)
+
+    def marked_domains(self) -> list[Domain]:
+        """Marked domains still on the host, in table order."""
+        if not self.marked:
+            return []
+        return [self._lines[i].domain for i in self._domain_lines  # type: ignore[misc]
+                if self._lines[i].domain.key in self.marked]  # type: ignore[union-attr]
+
+    def _redraw_domain(self, key: str) -> None:
+        line = self._line_of_key.get(key)
+        if line is not None:
+            self._strips.clear()
+            self.refresh_lines(line + 1)
 
     # cursor and keys ---------------------------------------------------------------------------
 

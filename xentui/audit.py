@@ -1,0 +1,146 @@
+"""An append-only audit log of every action an operator attempts: one JSON object per line.
+
+The log answers "who did what to which domain, and did it work" after the fact, so writing it must
+never get in the way of the action itself: a failed write is remembered in ``last_error`` for the UI
+to show, never raised. Several xentui processes may append to one file at once; each entry is written
+with a single ``write`` on an ``O_APPEND`` descriptor, so lines never interleave.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+RESULTS = frozenset({"ok", "failed", "refused", "cancelled"})
+"""What became of an attempted action: done, the backend failed it, refused before trying, operator backed out."""
+
+
+def default_audit_path() -> Path:
+    """``$XDG_STATE_HOME/xentui/audit.log``, else ``~/.local/state/xentui/audit.log``.
+
+    The XDG spec says a relative ``XDG_STATE_HOME`` is invalid and must be ignored, as is an empty one.
+    """
+    state_home = os.environ.get("XDG_STATE_HOME", "")
+    base = Path(state_home) if state_home and os.path.isabs(state_home) else Path.home() / ".local" / "state"
+    return base / "xentui" / "audit.log"
+
+
+def _local_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no LOGNAME/USER and no passwd entry (a bare container): KeyError or OSError
+        return str(os.getuid())
+
+
+def _timestamp(seconds: float) -> str:
+    """ISO-8601 UTC with milliseconds and a 'Z': ``2024-05-01T12:34:56.789Z``."""
+    moment = datetime.fromtimestamp(seconds, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _encode(entry: dict[str, object]) -> str:
+    """One line of strict JSON. Odd argument values become strings rather than losing the entry."""
+    try:
+        return json.dumps(entry, ensure_ascii=True, sort_keys=False, default=str, allow_nan=False)
+    except (TypeError, ValueError):
+        # Non-string keys in a nested dict, a circular structure, NaN: keep the entry, flatten the arguments.
+        arguments = entry.get("arguments")
+        flat = {str(key): repr(value) for key, value in arguments.items()} if isinstance(arguments, dict) else {}
+        return json.dumps({**entry, "arguments": flat}, ensure_ascii=True, sort_keys=False, default=str)
+
+
+class AuditLog:
+    """Appends one JSON line per attempted action to ``path``; see the module docstring."""
+
+    def __init__(
+        self, path: Path | None = None, *, clock: Callable[[], float] = time.time, user: str | None = None
+    ) -> None:
+        self.path: Path = Path(path) if path is not None else default_audit_path()
+        self._clock = clock
+        self.user: str = user if user is not None else _local_user()
+        self.last_error: str | None = None
+        """Why the last write failed, or None once a write succeeds again."""
+
+    def record(
+        self,
+        *,
+        backend: str,
+        host: str,
+        action: str,
+        domain: str | None,
+        uuid: str | None,
+        arguments: dict[str, object],
+        result: str,
+        message: str | None = None,
+    ) -> dict:
+        """Append one entry and return it as written (as ``read`` would give it back).
+
+        ``message`` is what the backend or the refusal told the operator when ``result`` is not "ok".
+        A failed write does not raise: it sets ``last_error``.
+        """
+        if result not in RESULTS:
+            raise ValueError(f"audit result must be one of {sorted(RESULTS)}, not {result!r}")
+        entry: dict[str, object] = {
+            "time": _timestamp(self._clock()),
+            "user": self.user,
+            "backend": backend,
+            "host": host,
+            "domain": domain,
+            "uuid": uuid,
+            "action": action,
+            "arguments": dict(arguments),
+            "result": result,
+            "message": message,
+        }
+        line = _encode(entry)
+        data = (line + "\n").encode("ascii")
+        try:
+            self._append(data)
+        except OSError as error:
+            reason = error.strerror or str(error)
+            self.last_error = f"cannot write the audit log {self.path}: {reason}"
+        else:
+            self.last_error = None
+        return json.loads(line)
+
+    def _append(self, data: bytes) -> None:
+        parent = self.path.parent
+        if not parent.is_dir():
+            parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            # One write on an O_APPEND descriptor: concurrent writers cannot interleave inside the line.
+            written = os.write(fd, data)
+        finally:
+            os.close(fd)
+        if written != len(data):
+            raise OSError(f"short write ({written} of {len(data)} bytes; disk full?)")
+
+    def read(self, limit: int | None = None) -> list[dict]:
+        """The last ``limit`` entries (all when None), oldest first.
+
+        Lines that are not a JSON object are skipped: a crash mid-write leaves a truncated last line.
+        A missing file is an empty log; other read errors (permissions) are raised.
+        """
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return []
+        entries: list[dict] = []
+        for line in raw.split(b"\n"):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
+                continue
+            if isinstance(entry, dict):
+                entries.append(entry)
+        if limit is None:
+            return entries
+        return entries[-limit:] if limit > 0 else []

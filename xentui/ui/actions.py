@@ -1,0 +1,383 @@
+"""Acting on guests from the screen: keys, modals, background runs, results, the action and audit logs.
+
+Every action goes through the one backend interface. Each runs as a worker, so the table keeps
+refreshing during a long save or migrate; a domain busy with one action refuses a second; every
+attempt is logged (the action log view, and one JSON line in the audit log) and followed by a
+poll, so the table shows what really happened.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from functools import partial
+from pathlib import Path
+
+from textual.binding import Binding, BindingType
+
+from xentui.audit import AuditLog
+from xentui.backends.base import Action, Backend, BackendError
+from xentui.model import Domain, DomainState, Host, Sample
+from xentui.textsafe import printable
+from xentui.ui.modals import (
+    ActionLogScreen,
+    ConfirmScreen,
+    DestroyScreen,
+    EvacuateScreen,
+    MemoryScreen,
+    MigrateScreen,
+    RestoreScreen,
+    SaveRequest,
+    SaveScreen,
+    SchedScreen,
+    SysrqScreen,
+    VcpuScreen,
+    default_save_path,
+)
+from xentui.ui.table import DomainTable
+from xentui.validate import format_kib
+
+ACTION_BINDINGS: list[BindingType] = [
+    Binding("m", "mem_set", "Mem", id="mem-set"),
+    Binding("M", "mem_max", "Maxmem", id="mem-max", show=False),
+    Binding("C", "vcpu_set", "vCPU set", id="vcpu-set", show=False),
+    Binding("w", "sched", "Weight/cap", id="sched", show=False),
+    Binding("p", "pause_toggle", "Pause", id="pause"),
+    Binding("S", "save", "Save", id="save", show=False),
+    Binding("R", "restore", "Restore", id="restore", show=False),
+    Binding("X", "sysrq", "SysRq", id="sysrq"),
+    Binding("g", "migrate", "Migrate", id="migrate"),
+    Binding("E", "evacuate", "Evacuate host", id="evacuate", show=False),
+    Binding("h", "shutdown", "Shutdown", id="shutdown", show=False),
+    Binding("B", "reboot", "Reboot", id="reboot", show=False),
+    Binding("D", "destroy", "Destroy", id="destroy", show=False),
+    Binding("space", "mark", "Mark", id="mark", show=False),
+    Binding("U", "unmark_all", "Unmark all", id="unmark-all", show=False),
+    Binding("l", "action_log", "Action log", id="action-log", show=False),
+]
+
+# palette title, app method, what it does
+ACTION_COMMANDS: list[tuple[str, str, str]] = [
+    ("domain: mem-set", "action_mem_set", "set the memory target (m)"),
+    ("domain: mem-max", "action_mem_max", "set the memory ceiling (M)"),
+    ("domain: vcpu-set", "action_vcpu_set", "set the vCPUs online (C)"),
+    ("domain: scheduler weight/cap", "action_sched", "credit weight and cap (w)"),
+    ("domain: pause", "action_pause", "pause the selected or marked domains"),
+    ("domain: unpause", "action_unpause", "unpause the selected or marked domains"),
+    ("domain: save", "action_save", "save to a file, stop or keep running (S)"),
+    ("domain: restore", "action_restore", "restore from the save directory (R)"),
+    ("domain: sysrq", "action_sysrq", "send a SysRq key (X)"),
+    ("domain: migrate", "action_migrate", "move it to another host, with checks first (g)"),
+    ("host: evacuate", "action_evacuate", "migrate every domU to one host (E)"),
+    ("domain: shutdown", "action_shutdown", "ask the guest to power off (h)"),
+    ("domain: reboot", "action_reboot", "ask the guest to reboot (B)"),
+    ("domain: destroy", "action_destroy", "pull the plug (D)"),
+    ("domain: mark", "action_mark", "mark or unmark for a bulk action (Space)"),
+    ("domain: unmark all", "action_unmark_all", "clear every mark (U)"),
+    ("view: action log", "action_action_log", "every action and its result (l)"),
+]
+
+LogEntry = tuple[float, str, str, str, str | None]  # time, domain, action, result, message
+
+
+class ActionsMixin:
+    """Mixed into the app: it provides backend, sample, table and the poller this needs."""
+
+    backend: Backend
+    sample: Sample | None
+    save_dir: Path
+    audit: AuditLog | None
+    action_log: list[LogEntry]
+    busy: dict[str, str]  # domain name -> the action running on it
+    wall_clock: Callable[[], float] = time.time  # for the logs and default file names; tests freeze it
+
+    # the app's own, used here
+    table: DomainTable
+    notify: Callable[..., None]
+    push_screen: Callable[..., object]
+    run_worker: Callable[..., object]
+    _start_poll: Callable[[], None]
+
+    # helpers --------------------------------------------------------------------------------
+
+    def _host(self) -> Host | None:
+        return self.sample.host if self.sample is not None else None
+
+    def _selected(self) -> Domain | None:
+        domain = self.table.selected
+        if domain is None:
+            self.notify("No domain selected.", severity="warning")
+        return domain
+
+    def _targets(self) -> list[Domain]:
+        """The marked domains, or the selected one when none is marked."""
+        marked = self.table.marked_domains()
+        if marked:
+            return marked
+        domain = self._selected()
+        return [domain] if domain is not None else []
+
+    def _unavailable(self, action: Action, domains: list[Domain] | None = None) -> bool:
+        """Refuse, with the reason, what this backend or host cannot do (--read-only included)."""
+        why = self.backend.capabilities.why_not(action)
+        if why is None:
+            return False
+        self.notify(f"{action.value}: {why}", severity="warning", title="Not available")
+        for domain in domains or [None]:  # type: ignore[list-item]
+            self._record(domain, action.value, {}, "refused", why)
+        return True
+
+    def _record(self, domain: Domain | str | None, action: str, arguments: dict, result: str,
+                message: str | None) -> None:
+        """One line in the action log and the audit log. ``domain`` may be a bare name (restore)."""
+        if isinstance(domain, Domain):
+            name, uuid = domain.name, domain.uuid
+        else:
+            name, uuid = domain, None
+        self.action_log.append((self.wall_clock(), name or "-", action, result, message))
+        if self.audit is not None:
+            host = self._host()
+            self.audit.record(backend=self.backend.name, host=host.hostname if host else "", action=action,
+                              domain=name, uuid=uuid, arguments=arguments, result=result, message=message)
+
+    def start_action(self, domain: Domain | str, action: str, call: Callable[[], Awaitable[object]],
+                   arguments: dict | None = None, *, done: str | None = None) -> None:
+        """Run one backend call on one domain in the background, then log, notify and poll."""
+        arguments = arguments or {}
+        name = domain.name if isinstance(domain, Domain) else domain
+        if name in self.busy:
+            message = f"{printable(name)} is busy with {self.busy[name]}; wait for it to finish"
+            self.notify(message, severity="warning", title=f"{action} refused")
+            self._record(domain, action, arguments, "refused", message)
+            return
+        self.busy[name] = action
+        self.run_worker(self._perform(domain, name, action, call, arguments, done), group="actions",
+                        exit_on_error=False)
+
+    async def _perform(self, domain: Domain | str, raw_name: str, action: str,
+                       call: Callable[[], Awaitable[object]], arguments: dict, done: str | None) -> None:
+        name = printable(raw_name)
+        try:
+            await call()
+        except BackendError as error:
+            self._record(domain, action, arguments, "failed", str(error))
+            self.notify(str(error), severity="error", title=f"{action} {name} failed", timeout=10)
+        except Exception as error:  # a backend bug must not take the screen down
+            message = f"{type(error).__name__}: {error}"
+            self._record(domain, action, arguments, "failed", message)
+            self.notify(message, severity="error", title=f"{action} {name} failed", timeout=10)
+        else:
+            self._record(domain, action, arguments, "ok", done)
+            self.notify(done or f"{action} {name}: done", title=action)
+        finally:
+            self.busy.pop(raw_name, None)
+            self._start_poll()
+
+    # memory, vCPUs, scheduler -------------------------------------------------------------------
+
+    def action_mem_set(self) -> None:
+        self._memory(ceiling=False)
+
+    def action_mem_max(self) -> None:
+        self._memory(ceiling=True)
+
+    def _memory(self, *, ceiling: bool) -> None:
+        action = Action.MEM_MAX if ceiling else Action.MEM_SET
+        domain, host = self._selected(), self._host()
+        if domain is None or host is None or self._unavailable(action, [domain]):
+            return
+
+        def chosen(kib: int | None) -> None:
+            if kib is None:
+                return
+            call = self.backend.mem_max if ceiling else self.backend.mem_set
+            self.start_action(domain, action.value, lambda: call(domain.name, kib), {"kib": kib},
+                            done=f"{action.value} {printable(domain.name)} {format_kib(kib)}")
+
+        self.push_screen(MemoryScreen(domain, host, ceiling=ceiling), chosen)
+
+    def action_vcpu_set(self) -> None:
+        domain, host = self._selected(), self._host()
+        if domain is None or host is None or self._unavailable(Action.VCPU_SET, [domain]):
+            return
+
+        def chosen(value: tuple[int, bool] | None) -> None:
+            if value is None:
+                return
+            count, overcommit = value
+            self.start_action(domain, "vcpu-set",
+                            lambda: self.backend.vcpu_set(domain.name, count, allow_overcommit=overcommit),
+                            {"count": count, "allow_overcommit": overcommit},
+                            done=f"vcpu-set {printable(domain.name)} {count}")
+
+        self.push_screen(VcpuScreen(domain, host), chosen)
+
+    def action_sched(self) -> None:
+        domain = self._selected()
+        if domain is None or self._unavailable(Action.SCHED, [domain]):
+            return
+
+        def chosen(value: tuple[int, int] | None) -> None:
+            if value is None:
+                return
+            weight, cap = value
+            self.start_action(domain, "sched", lambda: self.backend.set_sched(domain.name, weight=weight, cap=cap),
+                            {"weight": weight, "cap": cap},
+                            done=f"{printable(domain.name)}: weight {weight}, cap {cap}")
+
+        self.push_screen(SchedScreen(domain), chosen)
+
+    # pause ---------------------------------------------------------------------------------------
+
+    def action_pause_toggle(self) -> None:
+        """p: pause what runs, or unpause when everything targeted is paused already."""
+        domains = self._targets()
+        if not domains:
+            return
+        if all(d.state is DomainState.PAUSED for d in domains):
+            self._bulk(domains, Action.UNPAUSE)
+        else:
+            self._bulk([d for d in domains if d.state is not DomainState.PAUSED], Action.PAUSE)
+
+    def action_pause(self) -> None:
+        self._bulk(self._targets(), Action.PAUSE)
+
+    def action_unpause(self) -> None:
+        self._bulk(self._targets(), Action.UNPAUSE)
+
+    def _bulk(self, domains: list[Domain], action: Action, key: str | None = None) -> None:
+        """One action on each domain: each runs on its own and gets its own result."""
+        if not domains or self._unavailable(action, domains):
+            return
+        calls: dict[Action, Callable[[str], Awaitable[object]]] = {
+            Action.PAUSE: self.backend.pause,
+            Action.UNPAUSE: self.backend.unpause,
+            Action.SHUTDOWN: self.backend.shutdown,
+            Action.REBOOT: self.backend.reboot,
+            Action.SYSRQ: lambda name: self.backend.sysrq(name, key or ""),
+        }
+        for domain in domains:
+            call = partial(calls[action], domain.name)
+            arguments = {"key": key} if key else {}
+            what = f"sysrq {key}" if key else action.value
+            self.start_action(domain, action.value, call, arguments, done=f"{what} {printable(domain.name)}")
+
+    # save / restore -------------------------------------------------------------------------------
+
+    def action_save(self) -> None:
+        domain = self._selected()
+        if domain is None or self._unavailable(Action.SAVE, [domain]):
+            return
+
+        def chosen(request: SaveRequest | None) -> None:
+            if request is None:
+                return
+            self.start_action(
+                domain, "save",
+                lambda: self.backend.save(domain.name, request.path, keep_running=request.keep_running,
+                                          overwrite=request.overwrite),
+                {"path": str(request.path), "keep_running": request.keep_running,
+                 "overwrite": request.overwrite},
+                done=f"saved {printable(domain.name)} to {request.path}",
+            )
+
+        self.save_dir.mkdir(parents=True, exist_ok=True)
+        self.push_screen(SaveScreen(domain, default_save_path(self.save_dir, domain, self.wall_clock())), chosen)
+
+    def action_restore(self) -> None:
+        if self._unavailable(Action.RESTORE):
+            return
+
+        def chosen(value: tuple[Path, bool] | None) -> None:
+            if value is None:
+                return
+            path, paused = value
+            self.start_action(f"image {path.name}", "restore", lambda: self.backend.restore(path, paused=paused),
+                            {"path": str(path), "paused": paused}, done=f"restored {path.name}")
+
+        self.push_screen(RestoreScreen(self.save_dir), chosen)
+
+    # sysrq, life-cycle ----------------------------------------------------------------------------
+
+    def action_sysrq(self) -> None:
+        domains = self._targets()
+        if not domains or self._unavailable(Action.SYSRQ, domains):
+            return
+
+        def chosen(key: str | None) -> None:
+            if key is not None:
+                self._bulk(domains, Action.SYSRQ, key)
+
+        self.push_screen(SysrqScreen([d.name for d in domains]), chosen)
+
+    def _confirmed_bulk(self, action: Action, question: str) -> None:
+        domains = self._targets()
+        if not domains or self._unavailable(action, domains):
+            return
+        who = printable(domains[0].name) if len(domains) == 1 else f"these {len(domains)} domains"
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._bulk(domains, action)
+
+        self.push_screen(ConfirmScreen(question.format(who=who)), answered)
+
+    def action_shutdown(self) -> None:
+        self._confirmed_bulk(Action.SHUTDOWN, "Shut down {who}? (the guest is asked to power off)")
+
+    def action_reboot(self) -> None:
+        self._confirmed_bulk(Action.REBOOT, "Reboot {who}? (the guest is asked to restart)")
+
+    def action_destroy(self) -> None:
+        domain = self._selected()
+        if domain is None or self._unavailable(Action.DESTROY, [domain]):
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.start_action(domain, "destroy", lambda: self.backend.destroy(domain.name),
+                                done=f"destroyed {printable(domain.name)}")
+
+        self.push_screen(DestroyScreen(domain), answered)
+
+    # migration ------------------------------------------------------------------------------------
+
+    def action_migrate(self) -> None:
+        domain = self._selected()
+        if domain is None or self._unavailable(Action.MIGRATE, [domain]):
+            return
+        if domain.name in self.busy:
+            self.notify(f"{printable(domain.name)} is busy with {self.busy[domain.name]}", severity="warning")
+            return
+
+        def result(outcome: str, message: str | None) -> None:
+            self._record(domain, "migrate", {}, outcome, message)
+            self._start_poll()
+
+        self.push_screen(MigrateScreen(domain, self.backend, result))
+
+    def action_evacuate(self) -> None:
+        if self.sample is None or self._unavailable(Action.MIGRATE):
+            return
+        domus = [d for d in self.sample.domains
+                 if not d.is_dom0 and d.state in (DomainState.RUNNING, DomainState.BLOCKED, DomainState.PAUSED)]
+
+        def result(domain: Domain, outcome: str, message: str | None) -> None:
+            self._record(domain, "migrate", {"evacuate": True}, outcome, message)
+            self._start_poll()
+
+        self.push_screen(EvacuateScreen(domus, self.backend, result))
+
+    # marks and the log ------------------------------------------------------------------------------
+
+    def action_mark(self) -> None:
+        domain = self._selected()
+        if domain is not None:
+            self.table.toggle_mark(domain.key)
+            self.table.move_cursor(1)
+
+    def action_unmark_all(self) -> None:
+        self.table.clear_marks()
+
+    def action_action_log(self) -> None:
+        self.push_screen(ActionLogScreen(list(self.action_log)))

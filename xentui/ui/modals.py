@@ -1,0 +1,654 @@
+"""The action modals: each validates what the operator typed before anything reaches the backend."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Input, Label, OptionList, ProgressBar, Static
+from textual.widgets.option_list import Option
+
+from xentui.backends.base import BackendError, MigratePhase, MigrateProgress, PreflightCheck
+from xentui.model import Domain, Host
+from xentui.textsafe import printable
+from xentui.units import human_kib
+from xentui.validate import (
+    SCHED_WEIGHT_DEFAULT,
+    SYSRQ_KEYS,
+    check_host,
+    check_memory_target,
+    check_sched,
+    check_vcpu_count,
+    format_kib,
+    parse_memory,
+)
+
+MODAL_CSS = """
+{name} {{ align: center middle; }}
+{name} > Vertical {{
+    width: 76; max-width: 100%; height: auto; max-height: 100%;
+    background: $panel; border: round $primary; padding: 0 1;
+}}
+{name} .title {{ text-style: bold; width: 100%; }}
+{name} .problem {{ color: $error; height: auto; width: 100%; }}
+{name} .facts {{ color: $text-muted; height: auto; width: 100%; }}
+{name} .buttons {{ height: auto; align-horizontal: right; }}
+{name} Button {{ margin-left: 1; min-width: 10; }}
+{name} Input {{ margin: 0; }}
+"""
+
+
+def _facts(*pairs: tuple[str, str]) -> Text:
+    text = Text()
+    for index, (label, value) in enumerate(pairs):
+        if index:
+            text.append("   ")
+        text.append(f"{label} ", style="bold")
+        text.append(value)
+    return text
+
+
+class FormScreen(ModalScreen[object]):
+    """A small form: facts, inputs, an error line; Enter submits, Escape cancels and changes nothing."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def show_error(self, message: str) -> None:
+        self.query_one(".problem", Label).update(Text(message))
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "cancel":
+            self.dismiss(None)
+        elif event.button.id == "ok":
+            self.submit()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.submit()
+
+    def submit(self) -> None:  # pragma: no cover - every form overrides it
+        raise NotImplementedError
+
+    @staticmethod
+    def buttons(ok: str = "Apply") -> Horizontal:
+        return Horizontal(Button("Cancel", id="cancel"), Button(ok, id="ok", variant="primary"),
+                          classes="buttons")
+
+
+class MemoryScreen(FormScreen):
+    """mem-set (the balloon target) or mem-max (the ceiling mem-set may reach)."""
+
+    DEFAULT_CSS = MODAL_CSS.format(name="MemoryScreen")
+
+    def __init__(self, domain: Domain, host: Host, *, ceiling: bool) -> None:
+        super().__init__()
+        self.domain, self.host, self.ceiling = domain, host, ceiling
+
+    def compose(self) -> ComposeResult:
+        d = self.domain
+        what = "mem-max: the ceiling mem-set may reach" if self.ceiling else "mem-set: the balloon target"
+        maxmem = "no limit" if d.maxmem_kib is None else human_kib(d.maxmem_kib)
+        target = d.target_kib if d.target_kib is not None else d.mem_kib
+        with Vertical():
+            yield Label(Text(f"{printable(d.name)} — {what}"), classes="title")
+            yield Label(_facts(("now", human_kib(d.mem_kib)), ("target", human_kib(target)), ("maxmem", maxmem),
+                               ("host free", human_kib(self.host.free_kib))), classes="facts")
+            yield Label("New size, with its unit (512M, 2G, 1048576K, 1.5G):")
+            yield Input(value=format_kib(d.maxmem_kib if self.ceiling and d.maxmem_kib else target), id="size")
+            yield Label("", classes="problem")
+            yield self.buttons()
+
+    def submit(self) -> None:
+        d = self.domain
+        try:
+            kib = parse_memory(self.query_one("#size", Input).value)
+            if self.ceiling:
+                check_memory_target(kib, maxmem_kib=None, host_total_kib=self.host.total_kib, name=d.name)
+                target = d.target_kib if d.target_kib is not None else d.mem_kib
+                if kib < target:
+                    self.show_error(f"{format_kib(kib)} is below {printable(d.name)}'s target of "
+                                    f"{format_kib(target)}: lower the target first (mem-set)")
+                    return
+            else:
+                check_memory_target(kib, maxmem_kib=d.maxmem_kib, host_total_kib=self.host.total_kib,
+                                    name=printable(d.name))
+        except BackendError as error:
+            self.show_error(str(error))
+            return
+        self.dismiss(kib)
+
+
+class VcpuScreen(FormScreen):
+    DEFAULT_CSS = MODAL_CSS.format(name="VcpuScreen")
+
+    def __init__(self, domain: Domain, host: Host) -> None:
+        super().__init__()
+        self.domain, self.host = domain, host
+
+    @property
+    def max_vcpus(self) -> int:
+        return max(self.domain.vcpus_max, len(self.domain.vcpus))
+
+    def compose(self) -> ComposeResult:
+        d = self.domain
+        with Vertical():
+            yield Label(Text(f"{printable(d.name)} — vcpu-set"), classes="title")
+            yield Label(_facts(("online", str(d.vcpus_online)), ("max", str(self.max_vcpus)),
+                               ("host CPUs", str(self.host.nr_cpus))), classes="facts")
+            yield Label(f"vCPUs online, 1 to {self.max_vcpus}:")
+            yield Input(value=str(d.vcpus_online), id="count", type="integer")
+            yield Checkbox("more vCPUs than the host has physical CPUs (xl vcpu-set -i)", id="overcommit")
+            yield Label("", classes="problem")
+            yield self.buttons()
+
+    def submit(self) -> None:
+        text = self.query_one("#count", Input).value.strip()
+        if not re.fullmatch(r"\d{1,6}", text):
+            self.show_error(f"{text!r} is not a number of vCPUs")
+            return
+        overcommit = self.query_one("#overcommit", Checkbox).value
+        try:
+            count = check_vcpu_count(int(text), max_vcpus=self.max_vcpus, host_cpus=self.host.nr_cpus,
+                                     allow_overcommit=overcommit, name=printable(self.domain.name))
+        except BackendError as error:
+            self.show_error(str(error))
+            return
+        self.dismiss((count, overcommit))
+
+
+class SchedScreen(FormScreen):
+    DEFAULT_CSS = MODAL_CSS.format(name="SchedScreen")
+
+    def __init__(self, domain: Domain) -> None:
+        super().__init__()
+        self.domain = domain
+
+    def compose(self) -> ComposeResult:
+        d = self.domain
+        with Vertical():
+            yield Label(Text(f"{printable(d.name)} — credit scheduler"), classes="title")
+            yield Label(_facts(("weight", str(d.sched_weight)), ("cap", f"{d.sched_cap}%"),
+                               ("vCPUs", str(max(d.vcpus_max, len(d.vcpus))))), classes="facts")
+            yield Label(f"Weight, 1 to 65535 (default {SCHED_WEIGHT_DEFAULT}): a share of CPU against the others")
+            yield Input(value=str(d.sched_weight or SCHED_WEIGHT_DEFAULT), id="weight", type="integer")
+            yield Label("Cap, % of one CPU (0 = no cap; 150 = one and a half CPUs):")
+            yield Input(value=str(d.sched_cap or 0), id="cap", type="integer")
+            yield Label("", classes="problem")
+            yield self.buttons()
+
+    def submit(self) -> None:
+        values = []
+        for field in ("weight", "cap"):
+            text = self.query_one(f"#{field}", Input).value.strip()
+            if not re.fullmatch(r"\d{1,6}", text):
+                self.show_error(f"{field}: {text!r} is not a whole number")
+                return
+            values.append(int(text))
+        weight, cap = values
+        try:
+            check_sched(weight, cap, max_vcpus=max(self.domain.vcpus_max, len(self.domain.vcpus)))
+        except BackendError as error:
+            self.show_error(str(error))
+            return
+        self.dismiss((weight, cap))
+
+
+def default_save_path(save_dir: Path, domain: Domain, now: float | None = None) -> Path:
+    """``<save dir>/<name>-<YYYYmmdd-HHMMSS>.save``, with the name made safe for a file name."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", domain.name).strip("._") or f"domain-{domain.id}"
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now if now is not None else time.time()))
+    return save_dir / f"{safe}-{stamp}.save"
+
+
+@dataclass(frozen=True)
+class SaveRequest:
+    path: Path
+    keep_running: bool
+    overwrite: bool
+
+
+class SaveScreen(FormScreen):
+    DEFAULT_CSS = MODAL_CSS.format(name="SaveScreen")
+
+    def __init__(self, domain: Domain, path: Path) -> None:
+        super().__init__()
+        self.domain, self.path = domain, path
+        self._confirmed_overwrite: Path | None = None
+
+    def compose(self) -> ComposeResult:
+        d = self.domain
+        with Vertical():
+            yield Label(Text(f"{printable(d.name)} — save its memory to a file"), classes="title")
+            yield Label(_facts(("memory", human_kib(d.mem_kib)), ("state", d.state.value)), classes="facts")
+            yield Label("File:")
+            yield Input(value=str(self.path), id="path")
+            yield Checkbox("keep it running after the save (xl save -c); otherwise it stops", id="keep")
+            yield Label("", classes="problem")
+            yield self.buttons("Save")
+
+    def submit(self) -> None:
+        text = self.query_one("#path", Input).value.strip()
+        if not text:
+            self.show_error("give a file to save to")
+            return
+        path = Path(text).expanduser()
+        if not path.parent.is_dir():
+            self.show_error(f"the directory {path.parent} does not exist")
+            return
+        keep = self.query_one("#keep", Checkbox).value
+        if path.exists() and self._confirmed_overwrite != path:
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    self._confirmed_overwrite = path
+                    self.dismiss(SaveRequest(path, keep, overwrite=True))
+                else:
+                    self.show_error(f"{path} exists: choose another name, or confirm to overwrite it")
+
+            self.app.push_screen(ConfirmScreen(f"{path} already exists. Overwrite it?"), answered)
+            return
+        self.dismiss(SaveRequest(path, keep, overwrite=False))
+
+
+class RestoreScreen(FormScreen):
+    """Pick a saved image from the save directory."""
+
+    DEFAULT_CSS = MODAL_CSS.format(name="RestoreScreen") + "RestoreScreen OptionList { max-height: 16; }"
+
+    def __init__(self, save_dir: Path) -> None:
+        super().__init__()
+        self.save_dir = save_dir
+        try:
+            files = [p for p in save_dir.iterdir() if p.is_file() and not p.name.startswith(".")]
+        except OSError:
+            files = []
+        self.files = sorted(files, key=lambda p: p.stat().st_mtime, reverse=True)
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(Text(f"Restore a saved domain from {self.save_dir}"), classes="title")
+            if self.files:
+                options = [
+                    Option(Text(f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(p.stat().st_mtime))}  "
+                                f"{human_kib(p.stat().st_size // 1024):>6}  {printable(p.name)}"), id=str(i))
+                    for i, p in enumerate(self.files)
+                ]
+                yield OptionList(*options, id="files")
+            else:
+                yield Label(Text(f"No saved images in {self.save_dir} (--save-dir changes it)."), classes="problem")
+            yield Checkbox("start it paused", id="paused")
+            yield Label("", classes="problem")
+            yield self.buttons("Restore")
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.submit()
+
+    def submit(self) -> None:
+        if not self.files:
+            self.dismiss(None)
+            return
+        index = self.query_one("#files", OptionList).highlighted
+        if index is None:
+            self.show_error("pick an image")
+            return
+        self.dismiss((self.files[index], self.query_one("#paused", Checkbox).value))
+
+
+class SysrqScreen(FormScreen):
+    """Every SysRq key with what it does; the dangerous ones are marked and confirmed."""
+
+    DEFAULT_CSS = MODAL_CSS.format(name="SysrqScreen") + "SysrqScreen OptionList { max-height: 18; }"
+
+    def __init__(self, targets: list[str]) -> None:
+        super().__init__()
+        self.targets = targets
+
+    def compose(self) -> ComposeResult:
+        keys = [k for k in SYSRQ_KEYS if not k.isdigit()] + ["0", "9"]
+        options = [
+            Option(Text(f"{key}  {'⚠ ' if SYSRQ_KEYS[key][1] else '  '}{SYSRQ_KEYS[key][0]}"), id=key)
+            for key in keys
+        ]
+        with Vertical():
+            who = printable(self.targets[0]) if len(self.targets) == 1 else f"{len(self.targets)} marked domains"
+            yield Label(Text(f"SysRq to {who} (⚠ = dangerous, asks again)"), classes="title")
+            yield OptionList(*options, id="keys")
+            yield Label("", classes="problem")
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        key = event.option.id
+        assert key is not None
+        meaning, dangerous = SYSRQ_KEYS[key]
+        if not dangerous:
+            self.dismiss(key)
+            return
+        who = printable(self.targets[0]) if len(self.targets) == 1 else f"{len(self.targets)} domains"
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.dismiss(key)
+
+        self.app.push_screen(ConfirmScreen(f"SysRq {key} to {who}: {meaning}. Really?"), answered)
+
+    def submit(self) -> None:
+        highlighted = self.query_one("#keys", OptionList).highlighted_option
+        if highlighted is not None:
+            self.on_option_list_option_selected(
+                OptionList.OptionSelected(self.query_one("#keys", OptionList), highlighted, 0))
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """y/N. Anything but y (or the Yes button) is a no."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "Yes"),
+        Binding("n,escape", "answer(False)", "No"),
+    ]
+    DEFAULT_CSS = MODAL_CSS.format(name="ConfirmScreen")
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(Text(self.question), classes="title")
+            yield Label("y: yes   n or Escape: no")
+            yield Horizontal(Button("No", id="no", variant="primary"), Button("Yes", id="yes", variant="error"),
+                             classes="buttons")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+class DestroyScreen(FormScreen):
+    """destroy is pulling the plug: the operator types the domain's name to go ahead."""
+
+    DEFAULT_CSS = MODAL_CSS.format(name="DestroyScreen")
+
+    def __init__(self, domain: Domain) -> None:
+        super().__init__()
+        self.domain = domain
+
+    def compose(self) -> ComposeResult:
+        name = printable(self.domain.name)
+        with Vertical():
+            yield Label(Text(f"Destroy {name}? It stops at once, like pulling the power cord."), classes="title")
+            yield Label(Text(f"Type its name ({name}) to confirm:"))
+            yield Input(id="name")
+            yield Label("", classes="problem")
+            yield self.buttons("Destroy")
+
+    def submit(self) -> None:
+        typed = self.query_one("#name", Input).value
+        if typed not in (self.domain.name, printable(self.domain.name)):
+            self.show_error("that is not the domain's name; nothing was done")
+            return
+        self.dismiss(True)
+
+
+def _check_line(check: PreflightCheck) -> Content:
+    """One pre-flight result, coloured from the theme; the detail is data, never markup."""
+    mark, style = {True: ("✓", "$success"), False: ("✗", "$error"), None: ("?", "$warning")}[check.ok]
+    return Content.assemble((f" {mark} ", f"bold {style}"), (f"{check.name}: ", "bold"), check.detail)
+
+
+class MigrateScreen(FormScreen):
+    """Target, pre-flight checks, then live progress; Escape cancels a running migration."""
+
+    DEFAULT_CSS = MODAL_CSS.format(name="MigrateScreen") + "MigrateScreen #checks { height: auto; }"
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, domain: Domain, backend, on_result: Callable[[str, str | None], None]) -> None:
+        super().__init__()
+        self.domain = domain
+        self.backend = backend
+        self.on_result = on_result  # (result, message) for the action log, when it ends
+        self.checked_target: str | None = None
+        self.failures = 0
+        self.progress: AsyncIterator[MigrateProgress] | None = None
+        self.running = False
+
+    def compose(self) -> ComposeResult:
+        d = self.domain
+        with Vertical():
+            yield Label(Text(f"Migrate {printable(d.name)} ({human_kib(d.mem_kib)}) to another host"),
+                        classes="title")
+            yield Label("Target host name or address:")
+            yield Input(id="target", placeholder="e.g. xen02.example.org or 10.0.0.7")
+            yield Checkbox("live (the guest keeps running while its memory is copied)", value=True, id="live")
+            yield Static(id="checks")
+            yield ProgressBar(total=100, show_eta=False, id="bar")
+            yield Label("", id="status")
+            yield Label("", classes="problem")
+            yield self.buttons("Check")
+
+    def on_mount(self) -> None:
+        self.query_one("#bar", ProgressBar).display = False
+
+    def submit(self) -> None:
+        if self.running:
+            return
+        try:
+            target = check_host(self.query_one("#target", Input).value)
+        except BackendError as error:
+            self.show_error(str(error))
+            return
+        if target != self.checked_target:
+            self.preflight(target)
+        elif self.failures and self.query_one("#ok", Button).label.plain != "Migrate anyway":
+            self.query_one("#ok", Button).label = "Migrate anyway"
+            self.show_error(f"{self.failures} check(s) failed: a migration will likely fail or hurt the guest. "
+                            "Press Enter again to migrate anyway.")
+        else:
+            self.start(target)
+
+    @work(exclusive=True, group="preflight")
+    async def preflight(self, target: str) -> None:
+        self.show_error("")
+        self.query_one("#status", Label).update(Text(f"checking {target}…"))
+        try:
+            checks = await self.backend.migrate_preflight(self.domain.name, target)
+        except BackendError as error:
+            self.query_one("#status", Label).update("")
+            self.show_error(str(error))
+            return
+        self.checked_target = target
+        self.failures = sum(1 for check in checks if check.ok is False)
+        self.query_one("#checks", Static).update(Content("\n").join(_check_line(c) for c in checks))
+        self.query_one("#status", Label).update(
+            Text("Checks passed: Enter starts the migration." if not self.failures
+                 else "Some checks failed (✗).")
+        )
+        self.query_one("#ok", Button).label = "Migrate" if not self.failures else "Migrate anyway"
+
+    @work(exclusive=True, group="migrate")
+    async def start(self, target: str) -> None:
+        self.running = True
+        self.show_error("")
+        self.query_one("#ok", Button).disabled = True
+        self.query_one("#cancel", Button).label = "Stop"
+        bar = self.query_one("#bar", ProgressBar)
+        bar.display = True
+        status = self.query_one("#status", Label)
+        live = self.query_one("#live", Checkbox).value
+        self.progress = self.backend.migrate(self.domain.name, target, live=live)
+        try:
+            async for event in self.progress:
+                bar.update(progress=event.fraction * 100)
+                status.update(Text(event.message))
+                if event.phase is MigratePhase.DONE:
+                    self.on_result("ok", event.message)
+                    self.running = False
+                    self.dismiss(event.message)
+                    return
+        except BackendError as error:
+            self.running = False
+            self.on_result("failed", str(error))
+            self.show_error(str(error))
+            self.query_one("#cancel", Button).label = "Close"
+            return
+        except asyncio.CancelledError:
+            # Cancelling the worker throws into the backend's iterator where it waits: it undoes its work.
+            self.running = False
+            self.on_result("cancelled", "stopped by the operator; the domain stays where it was")
+            self.dismiss(None)
+            return
+        self.running = False
+
+    async def action_cancel(self) -> None:
+        if self.running:
+            self.workers.cancel_group(self, "migrate")
+            return
+        self.dismiss(None)
+
+    async def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "cancel":
+            await self.action_cancel()
+        elif event.button.id == "ok":
+            self.submit()
+
+
+class ActionLogScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,l", "dismiss", "Close")]
+    DEFAULT_CSS = """
+    ActionLogScreen { align: center middle; }
+    ActionLogScreen > VerticalScroll {
+        width: 100%; height: 90%; background: $panel; border: round $primary; padding: 0 1;
+    }
+    """
+
+    def __init__(self, entries: list[tuple[float, str, str, str, str | None]]) -> None:
+        super().__init__()
+        self.entries = entries
+
+    def compose(self) -> ComposeResult:
+        lines = [Content("No actions yet.")] if not self.entries else []
+        for when, domain, action, result, message in reversed(self.entries):
+            style = {"ok": "$success", "failed": "$error"}.get(result, "$warning")
+            lines.append(Content.assemble(
+                time.strftime("%H:%M:%S ", time.localtime(when)), (f"{result:9}", f"bold {style}"),
+                f" {action:10} {printable(domain)}", f"  {printable(message)}" if message else "",
+            ))
+        text = Content("\n").join(lines)
+        with VerticalScroll():
+            yield Label(Text("Action log (newest first; Escape closes)", style="bold"))
+            yield Static(text)
+
+    def action_dismiss(self) -> None:  # type: ignore[override]
+        self.dismiss()
+
+
+
+class EvacuateScreen(FormScreen):
+    """Empty the host: migrate every domU to one target, one after another, each with its own result."""
+
+    DEFAULT_CSS = MODAL_CSS.format(name="EvacuateScreen") + "EvacuateScreen #rows { height: auto; max-height: 20; }"
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, domains: list[Domain], backend, on_result: Callable[[Domain, str, str | None], None]) -> None:
+        super().__init__()
+        self.domains = domains
+        self.backend = backend
+        self.on_result = on_result
+        self.state: dict[str, str] = {d.key: "waiting" for d in domains}
+        self.running = False
+        self.stopping = False
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(Text(f"Evacuate this host: migrate its {len(self.domains)} domUs, one after another"),
+                        classes="title")
+            yield Label("Target host name or address:")
+            yield Input(id="target")
+            yield Checkbox("carry on after a failure (default: stop at the first one)", id="carry-on")
+            yield Static(id="rows")
+            yield Label("", classes="problem")
+            yield self.buttons("Evacuate")
+
+    def on_mount(self) -> None:
+        self._show_rows()
+
+    def _show_rows(self) -> None:
+        lines = [Text(f"  {printable(d.name)}: {self.state[d.key]}") for d in self.domains]
+        self.query_one("#rows", Static).update(Text("\n").join(lines) if lines else Text("no domUs to move"))
+
+    def submit(self) -> None:
+        if self.running:
+            return
+        try:
+            target = check_host(self.query_one("#target", Input).value)
+        except BackendError as error:
+            self.show_error(str(error))
+            return
+        self.evacuate(target)
+
+    def evacuate(self, target: str) -> None:
+        self._worker = self.run_worker(self._evacuate(target), group="evacuate", exclusive=True)
+
+    async def _evacuate(self, target: str) -> None:
+        self.running = True
+        self.query_one("#ok", Button).disabled = True
+        self.query_one("#cancel", Button).label = "Stop"
+        carry_on = self.query_one("#carry-on", Checkbox).value
+        failed = 0
+        for domain in self.domains:
+            if self.stopping:
+                break
+            try:
+                async for event in self.backend.migrate(domain.name, target):
+                    self.state[domain.key] = f"{event.fraction * 100:.0f}% {event.message}"
+                    self._show_rows()
+                    if event.phase is MigratePhase.DONE:
+                        self.state[domain.key] = "done"
+                        self.on_result(domain, "ok", event.message)
+            except BackendError as error:
+                failed += 1
+                self.state[domain.key] = f"failed: {error}"
+                self.on_result(domain, "failed", str(error))
+                if not carry_on:
+                    self.stopping = True
+            except asyncio.CancelledError:
+                self.state[domain.key] = "stopped by the operator; it stays here"
+                self.on_result(domain, "cancelled", "stopped by the operator")
+                self.stopping = True
+            self._show_rows()
+        self.running = False
+        skipped = [d for d in self.domains if self.state[d.key] == "waiting"]
+        summary = f"{sum(1 for v in self.state.values() if v == 'done')} moved, {failed} failed"
+        if skipped:
+            summary += f", {len(skipped)} not tried"
+        self.show_error(summary)
+        self.query_one("#cancel", Button).label = "Close"
+
+    async def action_cancel(self) -> None:
+        if self.running:
+            self.stopping = True
+            self._worker.cancel()
+            return
+        self.dismiss(None)
+
+    async def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "cancel":
+            await self.action_cancel()
+        elif event.button.id == "ok":
+            self.submit()
