@@ -457,3 +457,36 @@ async def test_audit_lines_are_json_with_the_operator_and_host(env, tmp_path):
     line = json.loads((tmp_path / "audit.log").read_text().splitlines()[-1])
     assert line["host"] == "sim-host-1" and line["backend"] == "sim" and line["user"]
     assert line["uuid"] == (await dom(sim, "mail-relay")).uuid
+
+
+@pytest.mark.parametrize("key", ["m", "M", "C", "w", "S", "R", "X", "g", "E", "h", "B", "D"])
+async def test_escape_cancels_every_modal_and_changes_nothing(env, key):
+    app, sim, clock, audit = env
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, clock)
+        choose(app, "mail-relay")
+        before = [(d.name, d.id, d.flags, d.target_kib, d.maxmem_kib, d.vcpus_online, d.sched_weight)
+                  for d in (await sim.sample()).domains]
+        await pilot.press(key)
+        await pilot.pause(0.05)
+        assert app.screen is not app.screen_stack[0]  # a modal opened
+        await pilot.press("escape")
+        await pilot.pause(0.05)
+        assert app.screen is app.screen_stack[0]
+        await finish(pilot, app)
+        after = [(d.name, d.id, d.flags, d.target_kib, d.maxmem_kib, d.vcpus_online, d.sched_weight)
+                 for d in (await sim.sample()).domains]
+        assert after == before and audit.read() == []
+
+
+async def test_palette_says_why_an_action_is_unavailable(tmp_path):
+    sim, clock = make_sim()
+    app = XentuiApp(ReadOnlyBackend(sim), StartOptions(delay=NEVER, save_dir=tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, clock)
+        from xentui.ui.app import XentuiCommands
+
+        provider = XentuiCommands(app.screen)
+        helps = {title: help_text for title, _, help_text in provider._commands()}
+        assert helps["domain: migrate"] == "unavailable: xentui was started with --read-only"
+        assert helps["view: action log"] == "every action and its result (l)"

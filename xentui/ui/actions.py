@@ -56,25 +56,25 @@ ACTION_BINDINGS: list[BindingType] = [
     Binding("l", "action_log", "Action log", id="action-log", show=False),
 ]
 
-# palette title, app method, what it does
-ACTION_COMMANDS: list[tuple[str, str, str]] = [
-    ("domain: mem-set", "action_mem_set", "set the memory target (m)"),
-    ("domain: mem-max", "action_mem_max", "set the memory ceiling (M)"),
-    ("domain: vcpu-set", "action_vcpu_set", "set the vCPUs online (C)"),
-    ("domain: scheduler weight/cap", "action_sched", "credit weight and cap (w)"),
-    ("domain: pause", "action_pause", "pause the selected or marked domains"),
-    ("domain: unpause", "action_unpause", "unpause the selected or marked domains"),
-    ("domain: save", "action_save", "save to a file, stop or keep running (S)"),
-    ("domain: restore", "action_restore", "restore from the save directory (R)"),
-    ("domain: sysrq", "action_sysrq", "send a SysRq key (X)"),
-    ("domain: migrate", "action_migrate", "move it to another host, with checks first (g)"),
-    ("host: evacuate", "action_evacuate", "migrate every domU to one host (E)"),
-    ("domain: shutdown", "action_shutdown", "ask the guest to power off (h)"),
-    ("domain: reboot", "action_reboot", "ask the guest to reboot (B)"),
-    ("domain: destroy", "action_destroy", "pull the plug (D)"),
-    ("domain: mark", "action_mark", "mark or unmark for a bulk action (Space)"),
-    ("domain: unmark all", "action_unmark_all", "clear every mark (U)"),
-    ("view: action log", "action_action_log", "every action and its result (l)"),
+# palette title, app method, what it does, the backend action it needs (None: always there)
+ACTION_COMMANDS: list[tuple[str, str, str, Action | None]] = [
+    ("domain: mem-set", "action_mem_set", "set the memory target (m)", Action.MEM_SET),
+    ("domain: mem-max", "action_mem_max", "set the memory ceiling (M)", Action.MEM_MAX),
+    ("domain: vcpu-set", "action_vcpu_set", "set the vCPUs online (C)", Action.VCPU_SET),
+    ("domain: scheduler weight/cap", "action_sched", "credit weight and cap (w)", Action.SCHED),
+    ("domain: pause", "action_pause", "pause the selected or marked domains", Action.PAUSE),
+    ("domain: unpause", "action_unpause", "unpause the selected or marked domains", Action.UNPAUSE),
+    ("domain: save", "action_save", "save to a file, stop or keep running (S)", Action.SAVE),
+    ("domain: restore", "action_restore", "restore from the save directory (R)", Action.RESTORE),
+    ("domain: sysrq", "action_sysrq", "send a SysRq key (X)", Action.SYSRQ),
+    ("domain: migrate", "action_migrate", "move it to another host, with checks first (g)", Action.MIGRATE),
+    ("host: evacuate", "action_evacuate", "migrate every domU to one host (E)", Action.MIGRATE),
+    ("domain: shutdown", "action_shutdown", "ask the guest to power off (h)", Action.SHUTDOWN),
+    ("domain: reboot", "action_reboot", "ask the guest to reboot (B)", Action.REBOOT),
+    ("domain: destroy", "action_destroy", "pull the plug (D)", Action.DESTROY),
+    ("domain: mark", "action_mark", "mark or unmark for a bulk action (Space)", None),
+    ("domain: unmark all", "action_unmark_all", "clear every mark (U)", None),
+    ("view: action log", "action_action_log", "every action and its result (l)", None),
 ]
 
 LogEntry = tuple[float, str, str, str, str | None]  # time, domain, action, result, message

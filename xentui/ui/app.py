@@ -111,9 +111,11 @@ class XentuiCommands(Provider):
             ("help: keys", app.action_help, "every key (?)"),
             ("app: quit", app.action_quit, "leave xentui (q)"),
         ]
-        for title, method, help_text in ACTION_COMMANDS:
-            action = getattr(app, method)
-            commands.append((title, action, help_text))
+        capabilities = app.backend.capabilities
+        for title, method, help_text, needs in ACTION_COMMANDS:
+            why = capabilities.why_not(needs) if needs is not None else None
+            shown = help_text if why is None else f"unavailable: {why}"
+            commands.append((title, getattr(app, method), shown))
         for column in COLUMNS:
             commands.append((f"sort: {column.title}", partial(app.sort_by, column.id), column.help))
         for name in sorted(app.available_themes):
