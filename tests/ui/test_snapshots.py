@@ -157,3 +157,25 @@ MODALS = {
 def test_action_modal(snap_compare, modal, size):
     app, run_before = modal_scene(**MODALS[modal])
     assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+# --- the console pane ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 50)], ids=["80x24", "160x50"])
+def test_console_beside_the_table(snap_compare, size):
+    sim, clock = make_sim()
+    app = XentuiApp(sim, StartOptions(delay=NEVER, theme="xentui-dark", save_dir=SAVE_DIR))
+
+    async def run_before(pilot) -> None:
+        await settle(pilot, app, clock)
+        app.query_one(DomainTable).select(next(d.key for d in app.sample.domains if d.name == "web-frontend-01"))
+        await pilot.press("t")
+        await pilot.pause(0.1)
+        for command in ("uname -a", "free -m"):
+            for char in command:
+                await pilot.press("space" if char == " " else char)
+            await pilot.press("enter")
+        await pilot.pause(0.3)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)

@@ -749,7 +749,7 @@ class SimBackend(Backend):
     def _kernel(self, dom: SimDomain, now: float, text: str) -> None:
         line = dom.log(now, text)
         if dom.console is not None:
-            dom.console.emit(f"\r\n{line}\r\n".encode())
+            dom.console.emit(f"\r\n{line}".encode())  # as printk: from the start of a fresh line
 
     # sysrq --------------------------------------------------------------------------------
 

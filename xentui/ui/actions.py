@@ -75,6 +75,12 @@ ACTION_COMMANDS: list[tuple[str, str, str, Action | None]] = [
     ("domain: mark", "action_mark", "mark or unmark for a bulk action (Space)", None),
     ("domain: unmark all", "action_unmark_all", "clear every mark (U)", None),
     ("view: action log", "action_action_log", "every action and its result (l)", None),
+    ("domain: console", "action_console", "the guest's serial console under the table (t); Ctrl-] leaves",
+     Action.CONSOLE),
+    ("console: maximise", "action_console_maximise", "the console takes the whole screen, or gives it back (f)",
+     None),
+    ("console: close", "action_console_close", "close the console shown (x)", None),
+    ("console: save log", "action_console_save_log", "write the console's scrollback to a file (L)", None),
 ]
 
 LogEntry = tuple[float, str, str, str, str | None]  # time, domain, action, result, message

@@ -15,20 +15,23 @@ from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.content import Content
 from textual.message import Message
 from textual.screen import Screen
 from textual.theme import Theme
 from textual.timer import Timer
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
 from xentui.audit import AuditLog
-from xentui.backends.base import Backend, BackendError
+from xentui.backends.base import Action, Backend, BackendError
 from xentui.backends.readonly import ReadOnlyBackend
 from xentui.history import History
 from xentui.model import DomainRates, Sample, compute_rates
+from xentui.textsafe import printable
 from xentui.themefiles import load_theme_specs
 from xentui.ui.actions import ACTION_BINDINGS, ACTION_COMMANDS, ActionsMixin, LogEntry
 from xentui.ui.columns import BY_ID, COLUMN_IDS, COLUMNS
+from xentui.ui.console_pane import ConsolePane, TerminalView
 from xentui.ui.header import HostHeader
 from xentui.ui.screens import DelayScreen, DetailsScreen, HelpScreen, SortScreen
 from xentui.ui.table import DomainTable, ViewOptions
@@ -158,7 +161,13 @@ class XentuiApp(ActionsMixin, App[None]):
         Binding("escape", "clear_filter", "Clear filter", id="clear-filter", show=False),
         Binding("ctrl+l", "refresh_now", "Refresh now", id="refresh-now", show=False),
         Binding("q", "quit", "Quit", id="quit"),
-        Binding("ctrl+c", "quit", "Quit", id="quit-ctrl-c", show=False, priority=True),
+        # Not priority bindings: in a console they belong to the guest (^C, ^Q); Ctrl-] leaves first.
+        Binding("ctrl+c", "quit", "Quit", id="quit-ctrl-c", show=False),
+        Binding("ctrl+q", "quit", "Quit", id="quit-ctrl-q", show=False),
+        Binding("t", "console", "Console", id="console"),
+        Binding("f", "console_maximise", "Maximise console", id="console-maximise", show=False),
+        Binding("x", "console_close", "Close console", id="console-close", show=False),
+        Binding("L", "console_save_log", "Save console log", id="console-save-log", show=False),
     ]
 
     def __init__(self, backend: Backend, options: StartOptions | None = None) -> None:
@@ -180,10 +189,15 @@ class XentuiApp(ActionsMixin, App[None]):
         self.audit = options.audit
         self.action_log: list[LogEntry] = []
         self.busy: dict[str, str] = {}
+        self._console_serial = 0
         for theme in load_themes():
             self.register_theme(theme)
         wanted = options.theme or (PLAIN_THEME if "NO_COLOR" in os.environ else DEFAULT_THEME)
         self.theme = wanted
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Textual's own priority keys (the palette's Ctrl+P) must reach a guest typing in its console.
+        return not (action == "command_palette" and isinstance(self.focused, TerminalView))
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return {**super().get_theme_variable_defaults(), **STATE_VARIABLE_DEFAULTS}
@@ -192,6 +206,7 @@ class XentuiApp(ActionsMixin, App[None]):
         yield HostHeader(id="host")
         yield Static(id="banner")
         yield DomainTable(self.view, id="domains")
+        yield TabbedContent(id="consoles")
         yield Input(placeholder="filter by name (Enter keeps it, Escape clears)", id="filter")
         yield Footer()
 
@@ -388,6 +403,73 @@ class XentuiApp(ActionsMixin, App[None]):
 
     def _open_details(self, key: str) -> None:
         self.push_screen(DetailsScreen(key, self.history, self.sample, self.rates))
+
+    # consoles --------------------------------------------------------------------------------
+
+    def _console_panes(self) -> list[ConsolePane]:
+        return list(self.query(ConsolePane))
+
+    def _current_console(self) -> ConsolePane | None:
+        tabs = self.query_one("#consoles", TabbedContent)
+        if not tabs.active:
+            return None
+        pane = tabs.get_pane(tabs.active)
+        found = pane.query(ConsolePane)
+        return found.first() if found else None
+
+    async def action_console(self) -> None:
+        """Open the selected domain's console under the table, or go back to it if it is open."""
+        domain = self.table.selected
+        if domain is None:
+            self.notify("No domain selected.", severity="warning")
+            return
+        tabs = self.query_one("#consoles", TabbedContent)
+        for pane in self._console_panes():
+            if pane.domain_key == domain.key and not pane.view.ended:
+                tabs.active = pane.parent.id  # type: ignore[union-attr]
+                pane.view.focus()
+                return
+        if self._unavailable(Action.CONSOLE, [domain]):
+            return
+        try:
+            channel = await self.backend.open_console(domain.name)
+        except BackendError as error:
+            self.notify(str(error), severity="error", title="console")
+            return
+        self._console_serial += 1
+        pane_id = f"console-{self._console_serial}"
+        console = ConsolePane(channel, domain=domain.name, key=domain.key)
+        await tabs.add_pane(TabPane(Content(printable(domain.name)), console, id=pane_id))  # not markup
+        tabs.active = pane_id
+        self.query_one("#consoles").add_class("shown")
+        console.view.focus()
+
+    def on_terminal_view_left(self, message: TerminalView.Left) -> None:
+        self.table.focus()
+
+    def action_console_maximise(self) -> None:
+        if self._console_panes():
+            self.screen.toggle_class("console-maximised")
+
+    async def action_console_close(self) -> None:
+        pane = self._current_console()
+        if pane is None:
+            return
+        await pane.view.close()
+        tabs = self.query_one("#consoles", TabbedContent)
+        await tabs.remove_pane(pane.parent.id)  # type: ignore[union-attr]
+        if not self._console_panes():
+            tabs.remove_class("shown")
+            self.screen.remove_class("console-maximised")
+            self.table.focus()
+
+    def action_console_save_log(self) -> None:
+        pane = self._current_console()
+        if pane is None:
+            self.notify("No console open.", severity="warning")
+            return
+        path = pane.view.save_log(self.save_dir)
+        self.notify(f"console log saved to {path}", title="console")
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(list(self.key_help())))

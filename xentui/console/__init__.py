@@ -1,0 +1,1 @@
+"""Domain consoles: the byte channels behind the console view."""
