@@ -26,6 +26,8 @@ SHOTS = (
     ("help", (100, 40), "xentui-dark", None, ("question_mark",)),
     ("light", (120, 30), "xentui-light", "kernel-dev", ()),
     ("plain", (120, 30), "xentui-plain", "kernel-dev", ()),
+    ("console", (120, 36), "xentui-dark", "web-frontend-01",
+     ("t", *"uname -a", "enter", *"free -m", "enter")),
 )
 
 
@@ -45,7 +47,7 @@ async def shoot(name: str, size: tuple[int, int], theme: str, select: str | None
             table = app.query_one(DomainTable)
             table.select(next(d.key for d in app.sample.domains if d.name == select))
         for key in keys:
-            await pilot.press(key)
+            await pilot.press("space" if key == " " else key)
         await pilot.pause(0.1)
         app.save_screenshot(filename=f"{name}.svg", path=str(HERE))
     print(f"screenshots/{name}.svg")
