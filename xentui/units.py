@@ -5,17 +5,20 @@ from __future__ import annotations
 _STEPS = ("", "K", "M", "G", "T", "P", "E")
 
 
-def human_bytes(value: float) -> str:
-    """1536 -> '1.5K', 10_485_760 -> '10M', 0 -> '0'. Binary steps, one decimal below 10."""
-    if value < 0:
-        value = 0.0
+def _scaled(value: float, base: int) -> str:
+    """Divide by ``base`` until under 1000, then one decimal below 10: '1.5K', '10M', '340K'."""
     step = 0
     while value >= 1000 and step < len(_STEPS) - 1:
-        value /= 1024
+        value /= base
         step += 1
     if step == 0:
         return f"{value:.0f}"
     return f"{value:.1f}{_STEPS[step]}" if value < 10 else f"{value:.0f}{_STEPS[step]}"
+
+
+def human_bytes(value: float) -> str:
+    """1536 -> '1.5K', 10_485_760 -> '10M', 0 -> '0'. Binary steps."""
+    return _scaled(max(0.0, value), 1024)
 
 
 def human_kib(kib: int) -> str:
@@ -24,17 +27,10 @@ def human_kib(kib: int) -> str:
 
 def human_count(value: float) -> str:
     """Requests or packets per second: '0', '0.4', '12', '1.2K', '340K'."""
-    if value < 0:
-        value = 0.0
+    value = max(0.0, value)
     if value < 10:
         return "0" if value == 0 else f"{value:.1f}"
-    step = 0
-    while value >= 1000 and step < len(_STEPS) - 1:
-        value /= 1000
-        step += 1
-    if step == 0:
-        return f"{value:.0f}"
-    return f"{value:.1f}{_STEPS[step]}" if value < 10 else f"{value:.0f}{_STEPS[step]}"
+    return _scaled(value, 1000)
 
 
 def human_seconds(seconds: float) -> str:
