@@ -13,13 +13,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from xentui import __version__
-from xentui.backends.base import Backend, BackendError
+from xentui.backends.base import Backend, BackendError, InvalidArgument
 from xentui.backends.readonly import ReadOnlyBackend
+from xentui.backends.replay import ReplayBackend
 from xentui.backends.sim import MAX_DOMAINS, SimBackend, SimCluster
 from xentui.batch import BatchFormat, BatchOptions, run_batch
 from xentui.themefiles import load_theme_specs
 
-BACKENDS = ("sim",)
+BACKENDS = ("sim", "replay")
 
 
 def _delay(text: str) -> float:
@@ -56,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--backend", choices=BACKENDS, default="sim",
                         help="where the domains come from (default: sim, a simulated Xen host)")
     source.add_argument("--demo", action="store_true", help="the simulated Xen host (same as --backend sim)")
+    source.add_argument("--replay", type=Path, default=None, metavar="FILE",
+                        help="play a recorded `xentop -b` log as if live (same as --backend replay)")
+    source.add_argument("--replay-interval", type=_delay, default=3.0, metavar="SEC",
+                        help="the -d the log was recorded with (default 3, xentop's own)")
+    source.add_argument("--replay-speed", type=_delay, default=1.0, metavar="X",
+                        help="play faster (2 = twice the recorded pace)")
     source.add_argument("--sim-domains", type=_int_in(0, MAX_DOMAINS, "the simulated domain count"), default=12,
                         metavar="N",
                         help=f"domUs on the simulated host, 0..{MAX_DOMAINS} (default 12)")
@@ -87,8 +94,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def make_backend(args: argparse.Namespace) -> Backend:
-    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
-    backend: Backend = SimBackend(SimCluster(seed=seed, domains=args.sim_domains))
+    backend: Backend
+    if args.replay is not None or args.backend == "replay":
+        if args.replay is None:
+            raise InvalidArgument("--backend replay needs --replay FILE")
+        backend = ReplayBackend(args.replay, interval=args.replay_interval)
+        # one recorded iteration per poll, at the recorded pace times the speed
+        args.delay = args.replay_interval / args.replay_speed
+        if args.iterations is None:
+            args.iterations = backend.iterations
+    else:
+        seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
+        backend = SimBackend(SimCluster(seed=seed, domains=args.sim_domains))
     if args.read_only:
         backend = ReadOnlyBackend(backend)
     return backend
