@@ -20,14 +20,18 @@ RESULTS = frozenset({"ok", "failed", "refused", "cancelled"})
 """What became of an attempted action: done, the backend failed it, refused before trying, operator backed out."""
 
 
-def default_audit_path() -> Path:
-    """``$XDG_STATE_HOME/xentui/audit.log``, else ``~/.local/state/xentui/audit.log``.
+def state_dir() -> Path:
+    """xentui's own state directory: ``$XDG_STATE_HOME/xentui``, else ``~/.local/state/xentui``.
 
     The XDG spec says a relative ``XDG_STATE_HOME`` is invalid and must be ignored, as is an empty one.
     """
     state_home = os.environ.get("XDG_STATE_HOME", "")
-    base = Path(state_home) if state_home and os.path.isabs(state_home) else Path.home() / ".local" / "state"
-    return base / "xentui" / "audit.log"
+    base = Path(state_home) if state_home and Path(state_home).is_absolute() else Path.home() / ".local" / "state"
+    return base / "xentui"
+
+
+def default_audit_path() -> Path:
+    return state_dir() / "audit.log"
 
 
 def _local_user() -> str:

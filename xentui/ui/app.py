@@ -22,7 +22,7 @@ from textual.theme import Theme
 from textual.timer import Timer
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
-from xentui.audit import AuditLog
+from xentui.audit import AuditLog, state_dir
 from xentui.backends.base import Action, Backend, BackendError
 from xentui.backends.readonly import ReadOnlyBackend
 from xentui.history import History
@@ -51,10 +51,7 @@ STATE_VARIABLE_DEFAULTS = {
 
 
 def default_save_dir() -> Path:
-    """$XDG_STATE_HOME/xentui/saves, or ~/.local/state/xentui/saves."""
-    state = os.environ.get("XDG_STATE_HOME", "")
-    base = Path(state) if state and Path(state).is_absolute() else Path.home() / ".local" / "state"
-    return base / "xentui" / "saves"
+    return state_dir() / "saves"
 
 
 def load_themes() -> list[Theme]:
