@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual import work
@@ -31,7 +31,9 @@ from xentui.textsafe import printable
 from xentui.themefiles import load_theme_specs
 from xentui.ui.actions import ACTION_BINDINGS, ACTION_COMMANDS, ActionsMixin, LogEntry
 from xentui.ui.columns import BY_ID, COLUMN_IDS, COLUMNS
-from xentui.ui.console_pane import ConsolePane, TerminalView
+
+if TYPE_CHECKING:
+    from xentui.ui.console_pane import ConsolePane
 from xentui.ui.header import HostHeader
 from xentui.ui.screens import DelayScreen, DetailsScreen, HelpScreen, SortScreen
 from xentui.ui.table import DomainTable, ViewOptions
@@ -194,7 +196,8 @@ class XentuiApp(ActionsMixin, App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # Textual's own priority keys (the palette's Ctrl+P) must reach a guest typing in its console.
-        return not (action == "command_palette" and isinstance(self.focused, TerminalView))
+        console_focused = type(self.focused).__name__ == "TerminalView"  # without importing pyte for it
+        return not (action == "command_palette" and console_focused)
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return {**super().get_theme_variable_defaults(), **STATE_VARIABLE_DEFAULTS}
@@ -203,8 +206,7 @@ class XentuiApp(ActionsMixin, App[None]):
         yield HostHeader(id="host")
         yield Static(id="banner")
         yield DomainTable(self.view, id="domains")
-        yield TabbedContent(id="consoles")
-        yield Input(placeholder="filter by name (Enter keeps it, Escape clears)", id="filter")
+        # the console tabs and the filter field are mounted when first wanted: a quicker first frame
         yield Footer()
 
     @property
@@ -365,8 +367,16 @@ class XentuiApp(ActionsMixin, App[None]):
             self._arm()
         self._show_header()
 
-    def action_filter(self) -> None:
-        field = self.query_one("#filter", Input)
+    async def _filter_field(self) -> Input:
+        found = self.query("#filter")
+        if found:
+            return found.first(Input)
+        field = Input(placeholder="filter by name (Enter keeps it, Escape clears)", id="filter")
+        await self.mount(field, before=self.query_one(Footer))
+        return field
+
+    async def action_filter(self) -> None:
+        field = await self._filter_field()
         field.add_class("shown")
         field.value = self.view.filter_text
         field.focus()
@@ -383,11 +393,11 @@ class XentuiApp(ActionsMixin, App[None]):
             self.table.focus()
 
     def action_clear_filter(self) -> None:
-        field = self.query_one("#filter", Input)
-        field.remove_class("shown")
+        for field in self.query("#filter").results(Input):
+            field.remove_class("shown")
+            field.value = ""
         if self.view.filter_text:
             self.view.filter_text = ""
-            field.value = ""
             self._relayout()
         self.table.focus()
 
@@ -404,15 +414,26 @@ class XentuiApp(ActionsMixin, App[None]):
     # consoles --------------------------------------------------------------------------------
 
     def _console_panes(self) -> list[ConsolePane]:
-        return list(self.query(ConsolePane))
+        return list(self.query("ConsolePane"))  # type: ignore[arg-type]
+
+    async def _console_tabs(self) -> TabbedContent:
+        found = self.query("#consoles")
+        if found:
+            return found.first(TabbedContent)
+        tabs = TabbedContent(id="consoles")
+        await self.mount(tabs, after=self.table)
+        return tabs
 
     def _current_console(self) -> ConsolePane | None:
-        tabs = self.query_one("#consoles", TabbedContent)
+        found_tabs = self.query("#consoles")
+        if not found_tabs:
+            return None
+        tabs = found_tabs.first(TabbedContent)
         if not tabs.active:
             return None
         pane = tabs.get_pane(tabs.active)
-        found = pane.query(ConsolePane)
-        return found.first() if found else None
+        found = pane.query("ConsolePane")
+        return found.first() if found else None  # type: ignore[return-value]
 
     async def action_console(self) -> None:
         """Open the selected domain's console under the table, or go back to it if it is open."""
@@ -420,7 +441,7 @@ class XentuiApp(ActionsMixin, App[None]):
         if domain is None:
             self.notify("No domain selected.", severity="warning")
             return
-        tabs = self.query_one("#consoles", TabbedContent)
+        tabs = await self._console_tabs()
         for pane in self._console_panes():
             if pane.domain_key == domain.key and not pane.view.ended:
                 tabs.active = pane.parent.id  # type: ignore[union-attr]
@@ -433,15 +454,17 @@ class XentuiApp(ActionsMixin, App[None]):
         except BackendError as error:
             self.notify(str(error), severity="error", title="console")
             return
+        from xentui.ui.console_pane import ConsolePane  # pyte loads with the first console, not at start
+
         self._console_serial += 1
         pane_id = f"console-{self._console_serial}"
         console = ConsolePane(channel, domain=domain.name, key=domain.key)
         await tabs.add_pane(TabPane(Content(printable(domain.name)), console, id=pane_id))  # not markup
         tabs.active = pane_id
-        self.query_one("#consoles").add_class("shown")
+        tabs.add_class("shown")
         console.view.focus()
 
-    def on_terminal_view_left(self, message: TerminalView.Left) -> None:
+    def on_terminal_view_left(self, message: Message) -> None:
         self.table.focus()
 
     def action_console_maximise(self) -> None:
