@@ -123,15 +123,6 @@ def sort_domains(domains: Iterable[Domain], *, dom0_first: bool) -> list[Domain]
 # --- values shared by the formats ------------------------------------------------------------
 
 
-def xentop_vcpus(domain: Domain) -> int:
-    """What xentop's VCPUS column shows: every vCPU, online or not.
-
-    libxenstat sets num_vcpus to max_vcpu_id + 1, so a guest started with vcpus=4 and
-    maxvcpus=8 shows 8 here while only the 4 online ones get a -v entry.
-    """
-    return max(domain.vcpus_max, len(domain.vcpus))
-
-
 def _pct(part: int, whole: int) -> float:
     return part / whole * 100 if whole > 0 else 0.0
 
@@ -269,7 +260,7 @@ class XentopFormatter:
             f"{_pct(domain.mem_kib, host.total_kib):6.1f}",
             maxmem,
             maxmem_pct,
-            f"{xentop_vcpus(domain):5d}",
+            f"{domain.vcpus_total:5d}",
             f"{len(domain.vifs):4d}",
             str(domain.net_tx_bytes // KIB).rjust(widths["NETTX(k)"]),
             str(domain.net_rx_bytes // KIB).rjust(widths["NETRX(k)"]),
@@ -367,7 +358,7 @@ def _domain_record(domain: Domain, host: Host, rate: DomainRates | None) -> dict
         if domain.maxmem_kib is None
         else round(_pct(domain.maxmem_kib, host.total_kib), 1),
         "vcpus": domain.vcpus_online,
-        "vcpus_max": xentop_vcpus(domain),
+        "vcpus_max": domain.vcpus_total,
         "nets": len(domain.vifs),
         "net_tx_kib": domain.net_tx_bytes // KIB,
         "net_rx_kib": domain.net_rx_bytes // KIB,

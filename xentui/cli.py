@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import math
 import os
 import signal
 import sys
@@ -19,18 +18,16 @@ from xentui.backends.replay import ReplayBackend
 from xentui.backends.sim import MAX_DOMAINS, SimBackend, SimCluster
 from xentui.batch import BatchFormat, BatchOptions, run_batch
 from xentui.themefiles import load_theme_specs
+from xentui.validate import parse_seconds
 
 BACKENDS = ("sim", "replay")
 
 
 def _delay(text: str) -> float:
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (e.g. 2 or 0.5)") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"the delay must be more than 0 seconds, not {text}")
-    return value
+        return parse_seconds(text)
+    except InvalidArgument as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _int_in(low: int, high: int | None, what: str) -> Callable[[str], int]:

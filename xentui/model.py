@@ -173,6 +173,12 @@ class Domain:
         return sum(1 for vcpu in self.vcpus if vcpu.online)
 
     @property
+    def vcpus_total(self) -> int:
+        """Every vCPU, online or not: what xentop's VCPUS counts (libxenstat uses max_vcpu_id + 1),
+        so a guest started with vcpus=4 and maxvcpus=8 counts 8."""
+        return max(self.vcpus_max, len(self.vcpus))
+
+    @property
     def is_dom0(self) -> bool:
         return self.id == 0
 

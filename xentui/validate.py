@@ -7,6 +7,7 @@ says what was wrong and what would be accepted.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from fractions import Fraction
 
@@ -45,6 +46,20 @@ def format_kib(kib: int) -> str:
         if kib >= size and kib % size == 0:
             return f"{kib // size}{unit}"
     return f"{kib}K"
+
+
+def parse_seconds(text: str, *, maximum: float | None = None) -> float:
+    """A delay or an interval typed by the operator: '2', '0.5'. More than 0, finite, at most ``maximum``."""
+    try:
+        value = float(text.strip())
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0 or (maximum is not None and value > maximum):
+        ceiling = f" and at most {maximum:g}" if maximum is not None else ""
+        raise InvalidArgument(
+            f"{text.strip()!r}: not a number of seconds; give a number of seconds more than 0{ceiling} (e.g. 2 or 0.5)"
+        )
+    return value
 
 
 def check_memory_target(kib: int, *, maxmem_kib: int | None, host_total_kib: int, name: str) -> int:

@@ -88,10 +88,6 @@ def _maxmem_key(domain: Domain, rates: DomainRates | None, host: Host) -> float:
     return float("inf") if domain.maxmem_kib is None else domain.maxmem_kib
 
 
-def _xentop_vcpus(domain: Domain) -> int:
-    return max(domain.vcpus_max, len(domain.vcpus))
-
-
 COLUMNS: tuple[Column, ...] = (
     Column("name", "NAME", "NAME", 10, 10, **_same(lambda d, r, h: d.name, _name_key, descending=False),
            help="domain name, in full"),
@@ -115,9 +111,9 @@ COLUMNS: tuple[Column, ...] = (
     Column("maxmem_pct", "MAX%", "MAXMEM(%)", 5, 9,
            **_same(lambda d, r, h: "n/a" if d.maxmem_kib is None else f"{_pct(d.maxmem_kib, h.total_kib):.1f}",
                    _maxmem_key), help="maxmem, of host memory"),
-    Column("vcpus", "VCPU", "VCPUS", 5, 5, text=lambda d, r, h: f"{d.vcpus_online}/{_xentop_vcpus(d)}",
-           xentop_text=lambda d, r, h: str(_xentop_vcpus(d)), key=lambda d, r, h: d.vcpus_online,
-           xentop_key=lambda d, r, h: _xentop_vcpus(d), help="online / all vCPUs"),
+    Column("vcpus", "VCPU", "VCPUS", 5, 5, text=lambda d, r, h: f"{d.vcpus_online}/{d.vcpus_total}",
+           xentop_text=lambda d, r, h: str(d.vcpus_total), key=lambda d, r, h: d.vcpus_online,
+           xentop_key=lambda d, r, h: d.vcpus_total, help="online / all vCPUs"),
     Column("nets", "NETS", "NETS", 4, 4, **_same(lambda d, r, h: str(len(d.vifs)), lambda d, r, h: len(d.vifs)),
            help="network interfaces"),
     Column("nettx", "TX/s", "NETTX(k)", 6, 10, text=_rate_text("net_tx_bytes_s", human_bytes),

@@ -141,7 +141,7 @@ class VcpuScreen(FormScreen):
 
     @property
     def max_vcpus(self) -> int:
-        return max(self.domain.vcpus_max, len(self.domain.vcpus))
+        return self.domain.vcpus_total
 
     def compose(self) -> ComposeResult:
         d = self.domain
@@ -182,7 +182,7 @@ class SchedScreen(FormScreen):
         with Vertical():
             yield Label(Text(f"{printable(d.name)} — credit scheduler"), classes="title")
             yield Label(_facts(("weight", str(d.sched_weight)), ("cap", f"{d.sched_cap}%"),
-                               ("vCPUs", str(max(d.vcpus_max, len(d.vcpus))))), classes="facts")
+                               ("vCPUs", str(d.vcpus_total))), classes="facts")
             yield Label(f"Weight, 1 to 65535 (default {SCHED_WEIGHT_DEFAULT}): a share of CPU against the others")
             yield Input(value=str(d.sched_weight or SCHED_WEIGHT_DEFAULT), id="weight", type="integer")
             yield Label("Cap, % of one CPU (0 = no cap; 150 = one and a half CPUs):")
@@ -200,7 +200,7 @@ class SchedScreen(FormScreen):
             values.append(int(text))
         weight, cap = values
         try:
-            check_sched(weight, cap, max_vcpus=max(self.domain.vcpus_max, len(self.domain.vcpus)))
+            check_sched(weight, cap, max_vcpus=self.domain.vcpus_total)
         except BackendError as error:
             self.show_error(str(error))
             return

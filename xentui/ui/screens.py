@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import ClassVar
 
 from rich.table import Table
@@ -14,11 +13,13 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Input, Label, OptionList, Sparkline, Static
 from textual.widgets.option_list import Option
 
+from xentui.errors import InvalidArgument
 from xentui.history import History
 from xentui.model import Domain, DomainRates, Sample
 from xentui.textsafe import printable
 from xentui.ui.columns import COLUMNS
 from xentui.units import human_bytes, human_count, human_kib
+from xentui.validate import parse_seconds
 
 _LEFT_ALIGNED = {"", "device", "vif", "backing", "bridge", "MAC", "backend", "key", "what it does", "vCPU", "online"}
 
@@ -128,7 +129,7 @@ class DetailsScreen(Screen[None]):
             ("memory", f"{human_kib(domain.mem_kib)} ({domain.mem_kib}k)"),
             ("target", target),
             ("maxmem", maxmem),
-            ("vCPUs online / max", f"{domain.vcpus_online} / {max(domain.vcpus_max, len(domain.vcpus))}"),
+            ("vCPUs online / max", f"{domain.vcpus_online} / {domain.vcpus_total}"),
             ("scheduler weight / cap", f"{domain.sched_weight} / {domain.sched_cap}"),
             ("CPU time", f"{domain.cpu_ns / 1e9:.1f}s"),
             ("ssid", str(domain.ssid)),
@@ -239,14 +240,10 @@ class DelayScreen(ModalScreen[float | None]):
             yield Label("", id="error")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        text = event.value.strip()
         try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not math.isfinite(value) or value <= 0 or value > 3600:
-            self.query_one("#error", Label).update(Text(f"{text!r}: give a number of seconds, more than 0 "
-                                                       "and at most 3600 (e.g. 2 or 0.5)"))
+            value = parse_seconds(event.value, maximum=3600)
+        except InvalidArgument as error:
+            self.query_one("#error", Label).update(Text(str(error)))
             return
         self.dismiss(value)
 
