@@ -17,7 +17,10 @@ CMD = [sys.executable, "-m", "xentui"]
 
 
 def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CMD, *args], capture_output=True, text=True, timeout=timeout)
+    """The simulated host unless the test chose a backend (auto-detection would look at this machine)."""
+    chosen = any(arg in ("--backend", "--replay", "--demo", "-c") for arg in args)
+    return subprocess.run([*CMD, *([] if chosen else ["--demo"]), *args], capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def test_batch_xentop_two_iterations():
@@ -72,7 +75,7 @@ def test_bad_options_are_refused_with_a_reason(args, message):
 
 
 def test_closed_pipe_ends_quietly():
-    proc = subprocess.Popen([*CMD, "-b", "-d", "0.05", "--seed", "4"], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([*CMD, "--demo", "-b", "-d", "0.05", "--seed", "4"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.readline()
@@ -83,7 +86,7 @@ def test_closed_pipe_ends_quietly():
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_ends_cleanly_with_output_flushed(sig):
-    proc = subprocess.Popen([*CMD, "-b", "-d", "0.3", "--seed", "5"], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([*CMD, "--demo", "-b", "-d", "0.3", "--seed", "5"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     first = proc.stdout.readline()
@@ -105,12 +108,12 @@ def test_demo_names_with_escape_characters_never_reach_the_terminal_raw():
         "sys.exit(cli.main(sys.argv[1:]))"
     )
     for fmt in ("xentop", "csv"):
-        result = subprocess.run([sys.executable, "-c", code, "-b", "-i", "1", "-f", "--format", fmt],
+        result = subprocess.run([sys.executable, "-c", code, "--demo", "-b", "-i", "1", "-f", "--format", fmt],
                                 capture_output=True, text=True, env=env, timeout=60)
         assert result.returncode == 0, result.stderr
         assert "\x1b" not in result.stdout and "\u202e" not in result.stdout
         assert "evil\\x1b[2J\\u202ename" in result.stdout
-    result = subprocess.run([sys.executable, "-c", code, "-b", "-i", "1", "--format", "json"],
+    result = subprocess.run([sys.executable, "-c", code, "--demo", "-b", "-i", "1", "--format", "json"],
                             capture_output=True, text=True, env=env, timeout=60)
     assert "\x1b" not in result.stdout and "\u202e" not in result.stdout  # escaped by JSON
     assert any(d["name"] == "evil\x1b[2J\u202ename" for d in json.loads(result.stdout)["domains"])

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from xentui import __version__
-from xentui.backends.base import Backend, BackendError, InvalidArgument
+from xentui.backends.base import Backend, BackendError, BackendUnavailable, InvalidArgument
 from xentui.backends.readonly import ReadOnlyBackend
 from xentui.backends.replay import ReplayBackend
 from xentui.backends.sim import MAX_DOMAINS, SimBackend, SimCluster
@@ -20,7 +20,7 @@ from xentui.batch import BatchFormat, BatchOptions, run_batch
 from xentui.themefiles import load_theme_specs
 from xentui.validate import parse_seconds
 
-BACKENDS = ("sim", "replay")
+BACKENDS = ("auto", "xl", "libvirt", "sim", "replay")
 
 
 def _delay(text: str) -> float:
@@ -51,9 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-V", "--version", action="version", version=f"xentui {__version__}")
     source = parser.add_argument_group("what to watch")
-    source.add_argument("--backend", choices=BACKENDS, default="sim",
-                        help="where the domains come from (default: sim, a simulated Xen host)")
+    source.add_argument("--backend", choices=BACKENDS, default="auto",
+                        help="where the domains come from (default: auto: xl in a Xen dom0, else libvirt)")
     source.add_argument("--demo", action="store_true", help="the simulated Xen host (same as --backend sim)")
+    source.add_argument("-c", "--connect", default=None, metavar="URI",
+                        help="libvirt URI, as virsh -c (e.g. xen:///system, qemu+ssh://host/system)")
+    source.add_argument("--xl-stats", choices=("auto", "xenstat", "xentop"), default="auto",
+                        help="xl backend statistics: libxenstat (auto, when it loads) or one `xentop -b` process")
+    source.add_argument("--migrate-ssh", default=None, metavar="CMD",
+                        help="xl backend: the command xl migrate runs instead of ssh (xl migrate -s)")
     source.add_argument("--replay", type=Path, default=None, metavar="FILE",
                         help="play a recorded `xentop -b` log as if live (same as --backend replay)")
     source.add_argument("--replay-interval", type=_delay, default=3.0, metavar="SEC",
@@ -90,9 +96,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _choose_backend(args: argparse.Namespace) -> str:
+    if args.replay is not None or args.backend == "replay":
+        return "replay"
+    if args.demo:
+        return "sim"
+    if args.backend == "auto":
+        if args.connect is not None:
+            return "libvirt"
+        from xentui.backends.detect import detect_backend
+
+        return detect_backend()
+    return args.backend
+
+
 def make_backend(args: argparse.Namespace) -> Backend:
     backend: Backend
-    if args.replay is not None or args.backend == "replay":
+    choice = _choose_backend(args)
+    if choice == "replay":
         if args.replay is None:
             raise InvalidArgument("--backend replay needs --replay FILE")
         backend = ReplayBackend(args.replay, interval=args.replay_interval)
@@ -100,6 +121,17 @@ def make_backend(args: argparse.Namespace) -> Backend:
         args.delay = args.replay_interval / args.replay_speed
         if args.iterations is None:
             args.iterations = backend.iterations
+    elif choice == "xl":
+        from xentui.backends.xl import XlBackend
+
+        backend = XlBackend(stats=args.xl_stats, delay=args.delay, migrate_ssh=args.migrate_ssh)
+        backend.check_environment()
+    elif choice == "libvirt":
+        try:
+            from xentui.backends.libvirt import LibvirtBackend
+        except ImportError as error:
+            raise BackendUnavailable(f"the libvirt backend cannot load: {error}") from error
+        backend = LibvirtBackend(args.connect, read_only=args.read_only)
     else:
         seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
         backend = SimBackend(SimCluster(seed=seed, domains=args.sim_domains))

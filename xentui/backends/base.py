@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -186,6 +186,14 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     async def open_console(self, domain: str) -> ConsoleChannel: ...
+
+    async def set_poll_interval(self, seconds: float) -> None:  # noqa: B027 - most backends sample on demand
+        """The screen's refresh interval changed; a backend that streams (``xentop -b -d``) follows it."""
+
+    def watch_changes(self, callback: Callable[[], None] | None) -> None:  # noqa: B027 - optional
+        """Ask to be called, on the event loop, when something changed outside xentui (a domain
+        paused, stopped or started elsewhere), so the app can poll at once instead of at the
+        next tick. Bursts are coalesced; ``None`` stops it. Backends without events ignore it."""
 
     async def close(self) -> None:  # noqa: B027 - most backends hold nothing to release
         """Release whatever the backend holds (subprocesses, connections)."""

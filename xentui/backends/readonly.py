@@ -108,5 +108,8 @@ class ReadOnlyBackend(Backend):
     async def open_console(self, domain: str) -> ConsoleChannel:
         return _ReadOnlyConsole(await self.inner.open_console(domain))
 
+    async def set_poll_interval(self, seconds: float) -> None:
+        await self.inner.set_poll_interval(seconds)
+
     async def close(self) -> None:
         await self.inner.close()

@@ -24,10 +24,9 @@ from xentui.backends.base import (
     PreflightCheck,
     Unsupported,
 )
-from xentui.backends.xentop_parser import XentopLog, XentopRow, parse_xentop_log
+from xentui.backends.xentop_parser import NS, XentopLog, XentopRow, parse_xentop_log, rebuild_cpu_ns
 from xentui.model import Domain, DomainType, Host, Sample, Vbd, VbdBackend, Vcpu, Vif, parse_flags
 
-NS = 1_000_000_000
 _KINDS = {"BlkBack": VbdBackend.BLKBACK, "BlkTap": VbdBackend.BLKTAP, "Tapdisk3": VbdBackend.TAPDISK3}
 REASON = "a replay of a recorded log cannot act on domains"
 
@@ -97,7 +96,7 @@ class ReplayBackend(Backend):
             domains = []
             for row in rows:
                 previous = cpu_ns.get(row.name)
-                ns = self._cpu_ns(row, previous)
+                ns = rebuild_cpu_ns(row, previous, self.interval)
                 cpu_ns[row.name] = ns
                 domains.append(self._domain(row, ns))
             used = sum(d.mem_kib for d in domains)
@@ -105,14 +104,6 @@ class ReplayBackend(Backend):
             samples.append(Sample(monotonic=index * self.interval, wall=base_wall + index * self.interval,
                                   host=host, domains=domains))
         return samples
-
-    def _cpu_ns(self, row: XentopRow, previous: int | None) -> int:
-        """Nanoseconds inside the recorded whole second, moving by exactly the recorded CPU %."""
-        floor = row.cpu_s * NS
-        if previous is None:
-            return floor + NS // 2
-        wanted = previous + round(row.cpu_pct * self.interval * 1e7)
-        return min(max(wanted, floor), floor + NS - 1)
 
     def _domain(self, row: XentopRow, cpu_ns: int) -> Domain:
         domid = self._domid(row.name)

@@ -168,3 +168,19 @@ def parse_xentop_log(text: str) -> XentopLog:
     if current:
         log.iterations.append(current)
     return log
+
+
+NS = 1_000_000_000
+
+
+def rebuild_cpu_ns(row: XentopRow, previous: int | None, interval: float) -> int:
+    """A nanosecond CPU counter for a row that printed whole seconds and a CPU %.
+
+    It stays inside the printed whole second and moves by exactly the printed CPU % over
+    ``interval`` seconds, so rates computed from it give xentop's figures back.
+    """
+    floor = row.cpu_s * NS
+    if previous is None:
+        return floor + NS // 2
+    wanted = previous + round(row.cpu_pct * interval * 1e7)
+    return min(max(wanted, floor), floor + NS - 1)

@@ -363,6 +363,7 @@ class XentuiApp(ActionsMixin, App[None]):
 
     def set_delay(self, seconds: float) -> None:
         self.delay = seconds
+        self.run_worker(self.backend.set_poll_interval(seconds), group="poll-interval", exclusive=True)
         if not self._polling:
             self._arm()
         self._show_header()

@@ -1,0 +1,127 @@
+"""The xl backend's fallback when libxenstat cannot be loaded: ONE long-running ``xentop -b``.
+
+xentop prints a whole iteration at once every DELAY seconds, then sleeps. A reader task
+collects lines; an iteration is complete when the next header arrives or the stream has
+been quiet for a moment. The process is restarted when the delay changes or it dies, and
+a sample taken while it is down raises BackendUnavailable with xentop's last words.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from xentui.backends.xentop_parser import HEADER_RE, XentopRow, parse_xentop_log
+from xentui.errors import BackendUnavailable
+from xentui.textsafe import printable
+
+__all__ = ["XentopStream"]
+
+_QUIET = 0.25  # no new line for this long after a domain row: the iteration is complete
+_FIRST_ITERATION_GRACE = 5.0  # how long the first sample waits for xentop's first iteration
+_MAX_PENDING_LINES = 200_000  # a stream that never ends an iteration is not xentop
+
+
+class XentopStream:
+    """``xentop -b -d DELAY -x -v -f``: per-vbd and per-vCPU rows, full names, one process."""
+
+    def __init__(self, xentop: str = "xentop", delay: float = 3.0) -> None:
+        self.xentop = xentop
+        self.delay = delay
+        self.starts = 0  # how many times a process was started (restarts are visible to tests)
+        self._process: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._latest: list[XentopRow] | None = None
+        self._latest_at = 0.0
+        self._updated = asyncio.Event()
+        self._last_error = ""
+
+    @property
+    def argv(self) -> list[str]:
+        return [self.xentop, "-b", "-d", f"{self.delay:g}", "-x", "-v", "-f"]
+
+    async def set_delay(self, delay: float) -> None:
+        if delay != self.delay:
+            self.delay = delay
+            await self.stop()
+
+    async def latest(self) -> tuple[list[XentopRow], float]:
+        """The last complete iteration and when it arrived (monotonic); starts xentop if needed."""
+        if self._process is None or self._process.returncode is not None:
+            await self._start()
+        if self._latest is None:
+            try:
+                await asyncio.wait_for(self._updated.wait(), self.delay + _FIRST_ITERATION_GRACE)
+            except TimeoutError:
+                raise BackendUnavailable(f"xentop printed nothing in {self.delay + _FIRST_ITERATION_GRACE:g} s"
+                                         + (f": {self._last_error}" if self._last_error else "")) from None
+        if self._latest is None:
+            raise BackendUnavailable(f"xentop stopped: {self._last_error or 'no output'}")
+        return self._latest, self._latest_at
+
+    async def _start(self) -> None:
+        await self.stop()
+        try:
+            self._process = await asyncio.create_subprocess_exec(
+                *self.argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except OSError as error:
+            raise BackendUnavailable(f"cannot run {self.xentop}: {error.strerror}") from error
+        self.starts += 1
+        self._latest = None
+        self._updated.clear()
+        self._reader = asyncio.create_task(self._read(self._process))
+
+    async def _read(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None and process.stderr is not None
+        pending: list[str] = []
+        rows_seen = False
+        while True:
+            try:
+                raw = await asyncio.wait_for(process.stdout.readline(), _QUIET if rows_seen else None)
+            except TimeoutError:
+                self._publish(pending)
+                pending, rows_seen = [], False
+                continue
+            if not raw:
+                break
+            line = raw.decode("utf-8", "surrogateescape").rstrip("\n")
+            if HEADER_RE.match(line) and rows_seen:
+                self._publish(pending)
+                pending, rows_seen = [], False
+            pending.append(line)
+            rows_seen = rows_seen or not HEADER_RE.match(line)
+            if len(pending) > _MAX_PENDING_LINES:
+                pending, rows_seen = [], False
+        if rows_seen:
+            self._publish(pending)
+        err = await process.stderr.read()
+        self._last_error = printable(err.decode("utf-8", "replace").strip().splitlines()[-1]) if err.strip() else (
+            f"xentop exited with status {await process.wait()}")
+        self._updated.set()
+
+    def _publish(self, lines: list[str]) -> None:
+        log = parse_xentop_log("\n".join(lines))
+        if log.iterations:
+            self._latest = log.iterations[-1]
+            self._latest_at = time.monotonic()
+            self._updated.set()
+
+    async def stop(self) -> None:
+        process, reader = self._process, self._reader
+        self._process = self._reader = None
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 2)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+        if reader is not None:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
