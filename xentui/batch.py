@@ -32,6 +32,9 @@ Three formats, one call to a formatter per sample:
     tx_bytes, tx_packets, tx_errors, tx_drops, rx_bps, tx_bps}];
     ``vbd_devices``: [{devid, device, backend, path, oo, rd, wr, rsect, wsect, rd_bps,
     wr_bps}] (counts null when that vbd errored); ``vcpu_s``: [{index, online, cpu_s, cpu_pct}].
+    A figure the backend could not read (libvirt leaves out what a driver lacks) is null, and the
+    domain then has ``unknown``: the `Domain.unknown` names (cpu_ns, mem_kib, maxmem_kib, vcpus, net);
+    the xentop layout prints '-' in its cells, as xentop does for an unreadable vbd.
 """
 
 from __future__ import annotations
@@ -50,6 +53,11 @@ from typing import Any, TextIO
 from xentui.backends.base import Backend
 from xentui.model import (
     KIB,
+    UNKNOWN_CPU,
+    UNKNOWN_MAXMEM,
+    UNKNOWN_MEM,
+    UNKNOWN_NET,
+    UNKNOWN_VCPUS,
     Domain,
     DomainRates,
     Host,
@@ -272,6 +280,9 @@ class XentopFormatter:
             vbd_cell("VBD_WSECT", "wr_sectors"),
             f"{domain.ssid:4d}",
         ]
+        for name in domain.unknown:
+            for index in _UNKNOWN_CELLS.get(name, ()):
+                cells[index] = "-".rjust(len(cells[index]))
         return " ".join(cells) + "\n"
 
 
@@ -342,7 +353,7 @@ def _domain_record(domain: Domain, host: Host, rate: DomainRates | None) -> dict
     def rate_of(field: str, digits: int = 1) -> float | None:
         return None if rate is None else round(float(getattr(rate, field)), digits)
 
-    return {
+    record = {
         "id": domain.id,
         "name": domain.name,
         "uuid": domain.uuid,
@@ -376,6 +387,30 @@ def _domain_record(domain: Domain, host: Host, rate: DomainRates | None) -> dict
         "sched_cap": domain.sched_cap,
         "ssid": domain.ssid,
     }
+    if domain.unknown:  # what the backend could not read is null, and named, never a made-up 0
+        for name in domain.unknown:
+            for key in _UNKNOWN_FIELDS.get(name, ()):
+                record[key] = None
+        record["unknown"] = sorted(domain.unknown)
+    return record
+
+
+# Domain.unknown names -> the record fields they null.
+_UNKNOWN_FIELDS: dict[str, tuple[str, ...]] = {
+    UNKNOWN_CPU: ("cpu_s", "cpu_pct"),
+    UNKNOWN_MEM: ("mem_kib", "mem_pct"),
+    UNKNOWN_MAXMEM: ("maxmem_kib", "maxmem_pct"),
+    UNKNOWN_VCPUS: ("vcpus", "vcpus_max"),
+    UNKNOWN_NET: ("net_tx_kib", "net_rx_kib", "net_tx_bps", "net_rx_bps"),
+}
+# and the xentop row's cells (by position in `_COLUMNS`) they blank to '-', as xentop does for unreadable vbds
+_UNKNOWN_CELLS: dict[str, tuple[int, ...]] = {
+    UNKNOWN_CPU: (2, 3),
+    UNKNOWN_MEM: (4, 5),
+    UNKNOWN_MAXMEM: (6, 7),
+    UNKNOWN_VCPUS: (8,),
+    UNKNOWN_NET: (10, 11),
+}
 
 
 def _vif_records(domain: Domain, rate: DomainRates | None) -> list[dict[str, Any]]:

@@ -89,6 +89,15 @@ def state_of(flags: DomainFlag) -> DomainState:
     return DomainState.RUNNING
 
 
+# Names for `Domain.unknown`: a driver that returns no such figure (libvirt omits what it lacks).
+UNKNOWN_CPU = "cpu_ns"
+UNKNOWN_MEM = "mem_kib"
+UNKNOWN_MAXMEM = "maxmem_kib"
+UNKNOWN_VCPUS = "vcpus"
+UNKNOWN_NET = "net"  # at least one vif's counters
+UNKNOWN_VBD = "vbd"  # at least one vbd's counters (also marked per vbd with `Vbd.error`)
+
+
 @dataclass(slots=True)
 class Vcpu:
     index: int
@@ -154,6 +163,8 @@ class Domain:
     sched_cap: int | None = None
     ssid: int = 0
     target_kib: int | None = None  # the balloon target, when the backend knows it
+    # Fields the backend could not read this time (UNKNOWN_* names): shown as unknown, never as 0.
+    unknown: frozenset[str] = frozenset()
 
     @property
     def key(self) -> str:

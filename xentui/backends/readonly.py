@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import NoReturn
 
@@ -110,6 +110,9 @@ class ReadOnlyBackend(Backend):
 
     async def set_poll_interval(self, seconds: float) -> None:
         await self.inner.set_poll_interval(seconds)
+
+    def watch_changes(self, callback: Callable[[], None] | None) -> None:
+        self.inner.watch_changes(callback)
 
     async def close(self) -> None:
         await self.inner.close()

@@ -183,6 +183,7 @@ class XentuiApp(ActionsMixin, App[None]):
         self.last_error: str | None = None
         self._timer: Timer | None = None
         self._polling = False
+        self._poll_again = False  # an event came during a poll: poll once more right after it
         self._tune_gc = options.tune_gc
         self.save_dir = options.save_dir or default_save_dir()
         self.audit = options.audit
@@ -216,6 +217,17 @@ class XentuiApp(ActionsMixin, App[None]):
     def on_mount(self) -> None:
         self.table.focus()
         self._start_poll()
+        self.backend.watch_changes(self._changed_elsewhere)
+
+    def on_unmount(self) -> None:
+        self.backend.watch_changes(None)
+
+    def _changed_elsewhere(self) -> None:
+        """The host says something changed outside xentui (libvirt events): poll now, not at the next tick."""
+        if self._polling:
+            self._poll_again = True
+        else:
+            self._start_poll()
 
     # polling -----------------------------------------------------------------------------------
 
@@ -248,7 +260,11 @@ class XentuiApp(ActionsMixin, App[None]):
             self.post_message(Polled(sample, rates))
         finally:
             self._polling = False
-            self._arm()
+            if self._poll_again:
+                self._poll_again = False
+                self._start_poll()
+            else:
+                self._arm()
 
     def on_polled(self, message: Polled) -> None:
         self.sample, self.rates = message.sample, message.rates

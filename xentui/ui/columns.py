@@ -12,7 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from xentui.model import Domain, DomainRates, Host
+from xentui.model import (
+    UNKNOWN_CPU,
+    UNKNOWN_MAXMEM,
+    UNKNOWN_MEM,
+    UNKNOWN_NET,
+    UNKNOWN_VCPUS,
+    Domain,
+    DomainRates,
+    Host,
+)
 from xentui.units import human_bytes, human_count, human_kib
 
 Text = Callable[[Domain, DomainRates | None, Host], str]
@@ -68,6 +77,20 @@ def _vbd_total_text(attr: str) -> Text:
     return text
 
 
+UNKNOWN_TEXT = "?"  # a figure the backend could not read (libvirt omits what a driver lacks): never a made-up 0
+
+
+def _or_unknown(field: str, text: Text) -> Text:
+    """``text``, or '?' when the backend marked ``field`` unknown for this domain."""
+
+    def cell(domain: Domain, rates: DomainRates | None, host: Host) -> str:
+        if domain.unknown and field in domain.unknown:
+            return UNKNOWN_TEXT
+        return text(domain, rates, host)
+
+    return cell
+
+
 def _same(text: Text, key: Key, **rest) -> dict:
     return {"text": text, "xentop_text": text, "key": key, "xentop_key": key, **rest}
 
@@ -94,33 +117,40 @@ COLUMNS: tuple[Column, ...] = (
     Column("state", "STATE", "STATE", 6, 6, **_same(lambda d, r, h: d.flags_text, _state_key, descending=False),
            help="xentop's flags: d dying, s shutdown, b blocked, c crashed, p paused, r running"),
     Column("cpu_pct", "CPU%", "CPU(%)", 6, 6,
-           **_same(_rate_text("cpu_pct", lambda v: f"{v:.1f}"), _rate("cpu_pct")),
+           **_same(_or_unknown(UNKNOWN_CPU, _rate_text("cpu_pct", lambda v: f"{v:.1f}")), _rate("cpu_pct")),
            help="% of one physical CPU over the last interval (400 = four CPUs busy)"),
     Column("cpu_s", "CPU(s)", "CPU(sec)", 8, 10,
-           **_same(lambda d, r, h: str(d.cpu_ns // 1_000_000_000), lambda d, r, h: d.cpu_ns),
+           **_same(_or_unknown(UNKNOWN_CPU, lambda d, r, h: str(d.cpu_ns // 1_000_000_000)), lambda d, r, h: d.cpu_ns),
            help="CPU seconds used since the domain started"),
-    Column("mem", "MEM", "MEM(k)", 6, 10, text=lambda d, r, h: human_kib(d.mem_kib),
-           xentop_text=lambda d, r, h: str(d.mem_kib), key=lambda d, r, h: d.mem_kib,
+    Column("mem", "MEM", "MEM(k)", 6, 10, text=_or_unknown(UNKNOWN_MEM, lambda d, r, h: human_kib(d.mem_kib)),
+           xentop_text=_or_unknown(UNKNOWN_MEM, lambda d, r, h: str(d.mem_kib)), key=lambda d, r, h: d.mem_kib,
            xentop_key=lambda d, r, h: d.mem_kib, help="current memory"),
     Column("mem_pct", "MEM%", "MEM(%)", 5, 6,
-           **_same(lambda d, r, h: f"{_pct(d.mem_kib, h.total_kib):.1f}", lambda d, r, h: d.mem_kib),
+           **_same(_or_unknown(UNKNOWN_MEM, lambda d, r, h: f"{_pct(d.mem_kib, h.total_kib):.1f}"),
+                   lambda d, r, h: d.mem_kib),
            help="of host memory"),
-    Column("maxmem", "MAXMEM", "MAXMEM(k)", 8, 10, text=_maxmem_text,
-           xentop_text=lambda d, r, h: "no limit" if d.maxmem_kib is None else str(d.maxmem_kib),
+    Column("maxmem", "MAXMEM", "MAXMEM(k)", 8, 10, text=_or_unknown(UNKNOWN_MAXMEM, _maxmem_text),
+           xentop_text=_or_unknown(UNKNOWN_MAXMEM,
+                                   lambda d, r, h: "no limit" if d.maxmem_kib is None else str(d.maxmem_kib)),
            key=_maxmem_key, xentop_key=_maxmem_key, help="the ceiling mem-set may reach"),
     Column("maxmem_pct", "MAX%", "MAXMEM(%)", 5, 9,
-           **_same(lambda d, r, h: "n/a" if d.maxmem_kib is None else f"{_pct(d.maxmem_kib, h.total_kib):.1f}",
+           **_same(_or_unknown(UNKNOWN_MAXMEM, lambda d, r, h: "n/a" if d.maxmem_kib is None
+                               else f"{_pct(d.maxmem_kib, h.total_kib):.1f}"),
                    _maxmem_key), help="maxmem, of host memory"),
-    Column("vcpus", "VCPU", "VCPUS", 5, 5, text=lambda d, r, h: f"{d.vcpus_online}/{d.vcpus_total}",
-           xentop_text=lambda d, r, h: str(d.vcpus_total), key=lambda d, r, h: d.vcpus_online,
+    Column("vcpus", "VCPU", "VCPUS", 5, 5,
+           text=_or_unknown(UNKNOWN_VCPUS, lambda d, r, h: f"{d.vcpus_online}/{d.vcpus_total}"),
+           xentop_text=_or_unknown(UNKNOWN_VCPUS, lambda d, r, h: str(d.vcpus_total)),
+           key=lambda d, r, h: d.vcpus_online,
            xentop_key=lambda d, r, h: d.vcpus_total, help="online / all vCPUs"),
     Column("nets", "NETS", "NETS", 4, 4, **_same(lambda d, r, h: str(len(d.vifs)), lambda d, r, h: len(d.vifs)),
            help="network interfaces"),
-    Column("nettx", "TX/s", "NETTX(k)", 6, 10, text=_rate_text("net_tx_bytes_s", human_bytes),
-           xentop_text=lambda d, r, h: str(d.net_tx_bytes // 1024), key=_rate("net_tx_bytes_s"),
+    Column("nettx", "TX/s", "NETTX(k)", 6, 10, text=_or_unknown(UNKNOWN_NET, _rate_text("net_tx_bytes_s", human_bytes)),
+           xentop_text=_or_unknown(UNKNOWN_NET, lambda d, r, h: str(d.net_tx_bytes // 1024)),
+           key=_rate("net_tx_bytes_s"),
            xentop_key=lambda d, r, h: d.net_tx_bytes, help="bytes/s sent by the guest (cumulative KiB: NETTX)"),
-    Column("netrx", "RX/s", "NETRX(k)", 6, 10, text=_rate_text("net_rx_bytes_s", human_bytes),
-           xentop_text=lambda d, r, h: str(d.net_rx_bytes // 1024), key=_rate("net_rx_bytes_s"),
+    Column("netrx", "RX/s", "NETRX(k)", 6, 10, text=_or_unknown(UNKNOWN_NET, _rate_text("net_rx_bytes_s", human_bytes)),
+           xentop_text=_or_unknown(UNKNOWN_NET, lambda d, r, h: str(d.net_rx_bytes // 1024)),
+           key=_rate("net_rx_bytes_s"),
            xentop_key=lambda d, r, h: d.net_rx_bytes, help="bytes/s received by the guest"),
     Column("vbds", "VBDS", "VBDS", 4, 4, **_same(lambda d, r, h: str(len(d.vbds)), lambda d, r, h: len(d.vbds)),
            help="virtual block devices"),

@@ -60,6 +60,12 @@ def _facts(*pairs: tuple[str, str]) -> Text:
     return text
 
 
+def _migration_target(text: str) -> str:
+    """A host name or address, checked here; a URI (libvirt's qemu+ssh://host/system) is the backend's to check."""
+    text = text.strip()
+    return text if "://" in text else check_host(text)
+
+
 class FormScreen(ModalScreen[object]):
     """A small form: facts, inputs, an error line; Enter submits, Escape cancels and changes nothing."""
 
@@ -449,7 +455,7 @@ class MigrateScreen(FormScreen):
         if self.running:
             return
         try:
-            target = check_host(self.query_one("#target", Input).value)
+            target = _migration_target(self.query_one("#target", Input).value)
         except BackendError as error:
             self.show_error(str(error))
             return
@@ -596,7 +602,7 @@ class EvacuateScreen(FormScreen):
         if self.running:
             return
         try:
-            target = check_host(self.query_one("#target", Input).value)
+            target = _migration_target(self.query_one("#target", Input).value)
         except BackendError as error:
             self.show_error(str(error))
             return

@@ -1,0 +1,290 @@
+"""The libvirt backend against libvirt's own test driver: a real libvirt library and driver, no daemon.
+
+The node file tests/fixtures/libvirt-testnode.xml holds 36 domains in every state libvirt has,
+with odd names. The test driver answers getAllDomainStats with the state group only, so every
+other figure comes through the per-domain fallback calls, as on a driver without bulk stats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+libvirt = pytest.importorskip("libvirt", reason="libvirt-python is not installed (tests/libvirtlab/setup.sh)")
+
+from xentui.backends.base import Action, MigratePhase  # noqa: E402
+from xentui.backends.libvirt import LibvirtBackend  # noqa: E402
+from xentui.errors import (  # noqa: E402
+    BackendUnavailable,
+    DomainNotFound,
+    InvalidArgument,
+    ReadOnlyError,
+    Unsupported,
+)
+from xentui.model import DomainFlag, DomainState, DomainType  # noqa: E402
+
+pytestmark = pytest.mark.asyncio
+
+NODE = Path(__file__).parent / "fixtures" / "libvirt-testnode.xml"
+URI = f"test://{NODE.resolve()}"
+GIB = 1024 * 1024
+MARKUP = "[red]x [bold]y"
+
+
+@pytest_asyncio.fixture
+async def backend():
+    backend = LibvirtBackend(URI)
+    yield backend
+    await backend.close()
+
+
+async def domains(backend: LibvirtBackend) -> dict:
+    return {d.name: d for d in (await backend.sample()).domains}
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+async def test_every_running_domain_with_its_state_and_odd_names(backend):
+    found = await domains(backend)
+    assert len(found) == 35  # 36 defined, stopped-vm is shut off: not a running domain, as in xentop
+    assert "stopped-vm" not in found
+    assert {MARKUP, "build runner 7", "ünïcødé-vm", "analytics-warehouse-reporting-cluster-node-03"} <= set(found)
+    assert found["web-frontend-01"].state is DomainState.RUNNING
+    assert found["build runner 7"].state is DomainState.BLOCKED
+    assert found["paused-vm"].state is DomainState.PAUSED
+    assert found["suspended-vm"].state is DomainState.PAUSED  # pmsuspended: asleep in the guest
+    assert found["shutting-down-vm"].state is DomainState.SHUTDOWN
+    assert found["crashed-vm"].flags == DomainFlag.SHUTDOWN | DomainFlag.CRASHED
+    assert found["crashed-vm"].state is DomainState.CRASHED
+    assert len({d.uuid for d in found.values()}) == 35
+
+
+async def test_domain_xml_gives_type_devices_memory_and_vcpus(backend):
+    found = await domains(backend)
+    db = found["db-primary"]
+    assert db.type is DomainType.HVM
+    assert found["web-frontend-01"].type is DomainType.PV  # <os><type>xen</type>
+    assert (db.mem_kib, db.maxmem_kib) == (8 * GIB, 12 * GIB)
+    assert (db.vcpus_online, db.vcpus_total) == (4, 8)
+    assert [vif.mac for vif in db.vifs] == ["52:54:00:00:00:02", "52:54:00:00:00:03"]
+    assert [vif.bridge for vif in db.vifs] == ["br0", "br1"]
+    assert [vbd.device for vbd in db.vbds] == ["vda", "vdb"]
+    assert db.vbds[0].path == "/var/lib/libvirt/images/db-primary-0.img"
+    web = found["web-frontend-01"]
+    assert web.vbds[0].devid == 51712  # xvda: the number xentop prints
+    assert found["no-devices"].vifs == [] and found["no-devices"].vbds == []
+
+
+async def test_stats_the_bulk_call_lacks_come_from_per_domain_calls(backend):
+    """The test driver's bulk stats carry only the state: CPU, memory, vCPUs, vifs and vbds are still there."""
+    conn = libvirt.open(URI)
+    try:
+        bulk = dict(conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_CPU_TOTAL, 0)[0:1])
+        assert not any(key.startswith("cpu.") for stats in bulk.values() for key in stats)
+    finally:
+        conn.close()
+    db = (await domains(backend))["db-primary"]
+    assert db.unknown == frozenset()
+    assert db.cpu_ns > 0
+    assert all(vcpu.cpu_ns > 0 for vcpu in db.vcpus if vcpu.online)
+    assert all(vif.rx_bytes > 0 and vif.tx_packets > 0 for vif in db.vifs)
+    assert all(vbd.rd_reqs > 0 and not vbd.error for vbd in db.vbds)
+    assert db.sched_weight == 50  # the test driver's fair scheduler
+
+
+async def test_two_samples_make_rates_and_the_host(backend):
+    first = await backend.sample()
+    second = await backend.sample()
+    assert second.monotonic > first.monotonic
+    host = second.host
+    assert (host.hypervisor, host.nr_cpus, host.cpu_mhz, host.total_kib) == ("TEST", 16, 2400, 64 * GIB)
+    assert (await backend.host_info()).nr_cpus == 16
+
+
+async def test_the_default_uri_is_libvirts(monkeypatch):
+    monkeypatch.setenv("LIBVIRT_DEFAULT_URI", "test:///default")
+    backend = LibvirtBackend(None)
+    try:
+        assert [d.name for d in (await backend.sample()).domains] == ["test"]
+    finally:
+        await backend.close()
+
+
+async def test_an_unreachable_daemon_is_unavailable_and_retried_later(tmp_path):
+    uri = f"qemu+unix:///system?socket={tmp_path}/no-such-socket"
+    backend = LibvirtBackend(uri, backoff=(60.0, 60.0))
+    with pytest.raises(BackendUnavailable, match="cannot connect to libvirt"):
+        await backend.sample()
+    with pytest.raises(BackendUnavailable, match="trying again in"):  # within the backoff: not even tried
+        await backend.sample()
+    await backend.close()
+
+
+# --- actions ------------------------------------------------------------------------------------
+
+
+async def test_mem_set_changes_the_memory(backend):
+    await backend.mem_set("db-primary", 9 * GIB)
+    assert (await domains(backend))["db-primary"].mem_kib == 9 * GIB
+
+
+@pytest.mark.parametrize(
+    ("kib", "message"),
+    [(13 * GIB, "raise maxmem first"), (1024, "floor"), (100 * GIB, "more than the host")],
+)
+async def test_mem_set_refusals_change_nothing(backend, kib, message):
+    with pytest.raises(InvalidArgument, match=message):
+        await backend.mem_set("db-primary", kib)
+    assert (await domains(backend))["db-primary"].mem_kib == 8 * GIB
+
+
+async def test_mem_max_below_the_memory_is_refused_and_libvirts_own_refusal_is_carried(backend):
+    with pytest.raises(InvalidArgument, match="lower it first"):
+        await backend.mem_max("db-primary", 4 * GIB)
+    with pytest.raises(InvalidArgument, match="cannot resize the maximum memory on an active domain"):
+        await backend.mem_max("db-primary", 16 * GIB)  # the test driver, as QEMU, only changes it when stopped
+    assert (await domains(backend))["db-primary"].maxmem_kib == 12 * GIB
+
+
+async def test_vcpu_set_live_and_over_the_maximum(backend):
+    await backend.vcpu_set(MARKUP, 2)
+    assert (await domains(backend))[MARKUP].vcpus_online == 2
+    with pytest.raises(InvalidArgument, match="at most 2 vCPUs"):
+        await backend.vcpu_set(MARKUP, 3)
+    with pytest.raises(InvalidArgument, match="at least 1"):
+        await backend.vcpu_set(MARKUP, 0)
+    assert (await domains(backend))[MARKUP].vcpus_online == 2
+
+
+async def test_pause_and_unpause_and_their_refusals(backend):
+    await backend.pause("web-frontend-01")
+    assert (await domains(backend))["web-frontend-01"].state is DomainState.PAUSED
+    with pytest.raises(InvalidArgument, match="already paused"):
+        await backend.pause("web-frontend-01")
+    with pytest.raises(InvalidArgument, match="cannot react"):
+        await backend.shutdown("web-frontend-01")
+    await backend.unpause("web-frontend-01")
+    assert (await domains(backend))["web-frontend-01"].state is DomainState.RUNNING
+    with pytest.raises(InvalidArgument, match="not paused"):
+        await backend.unpause("web-frontend-01")
+
+
+async def test_shutdown_reboot_destroy(backend):
+    await backend.reboot("app-0002")
+    assert "app-0002" in await domains(backend)
+    await backend.shutdown("app-0003")
+    await backend.destroy("app-0004")
+    found = await domains(backend)
+    assert "app-0003" not in found and "app-0004" not in found
+
+
+async def test_save_then_restore_returns_the_name(backend, tmp_path):
+    path = tmp_path / "app-0005.save"
+    await backend.save("app-0005", path)
+    assert path.exists()
+    assert "app-0005" not in await domains(backend)
+    with pytest.raises(InvalidArgument, match="already exists"):
+        await backend.save("app-0006", path)
+    assert await backend.restore(path) == "app-0005"
+    assert (await domains(backend))["app-0005"].state is DomainState.RUNNING
+
+
+async def test_save_keep_running_leaves_it_running(backend, tmp_path):
+    path = tmp_path / "cp.save"
+    await backend.save("app-0007", path, keep_running=True)
+    assert path.exists()
+    assert (await domains(backend))["app-0007"].state is DomainState.RUNNING
+
+
+async def test_restore_refusals(backend, tmp_path):
+    with pytest.raises(InvalidArgument, match="no such file"):
+        await backend.restore(tmp_path / "missing")
+    with pytest.raises(InvalidArgument, match="does not exist"):
+        await backend.save("app-0008", tmp_path / "no-dir" / "x.save")
+    assert "app-0008" in await domains(backend)
+
+
+async def test_sysrq_sends_a_key_and_refuses_a_bad_one(backend):
+    await backend.sysrq("web-frontend-01", "h")
+    with pytest.raises(InvalidArgument, match="not a SysRq key"):
+        await backend.sysrq("web-frontend-01", "%")
+
+
+async def test_scheduler_weight_and_the_missing_cap(backend):
+    await backend.set_sched("web-frontend-01", weight=300)  # accepted; the test driver keeps its 50 (it stores none)
+    assert (await domains(backend))["web-frontend-01"].sched_weight == 50
+    with pytest.raises(Unsupported, match="no cap"):
+        await backend.set_sched("web-frontend-01", cap=10)
+    with pytest.raises(InvalidArgument, match="out of range"):
+        await backend.set_sched("web-frontend-01", weight=0)
+
+
+async def test_a_missing_domain_is_domain_not_found_with_libvirts_message(backend):
+    with pytest.raises(DomainNotFound, match="pause ghost: Domain not found"):
+        await backend.pause("ghost")
+
+
+async def test_what_the_driver_lacks_is_learnt_into_capabilities(backend):
+    assert backend.capabilities.supports(Action.CONSOLE)
+    with pytest.raises(Unsupported, match="virDomainOpenConsole"):
+        await backend.open_console("db-primary")
+    assert "virDomainOpenConsole" in backend.capabilities.why_not(Action.CONSOLE)
+    progress = backend.migrate("db-primary", "test:///default")
+    first = await anext(progress)
+    assert first.phase is MigratePhase.PREFLIGHT
+    with pytest.raises(Unsupported, match="keeps running here"):
+        await anext(progress)
+    assert backend.capabilities.why_not(Action.MIGRATE)
+    assert "db-primary" in await domains(backend)
+
+
+async def test_migrate_targets_are_checked(backend):
+    with pytest.raises(InvalidArgument, match="not a host name"):
+        await backend.migrate_preflight("db-primary", "host; rm -rf /")
+    with pytest.raises(InvalidArgument, match="not a libvirt URI"):
+        await backend.migrate_preflight("db-primary", "qemu+ssh://a b/system")
+    checks = await backend.migrate_preflight("db-primary", "qemu+unix:///system?socket=/nonexistent/sock")
+    assert [(c.name, c.ok) for c in checks] == [("reachable", False)]
+
+
+async def test_read_only_refuses_every_action_before_libvirt():
+    backend = LibvirtBackend(URI, read_only=True)
+    try:
+        assert len((await backend.sample()).domains) == 35
+        for action in (Action.MEM_SET, Action.PAUSE, Action.CONSOLE, Action.MIGRATE):
+            assert not backend.capabilities.supports(action)
+        with pytest.raises(ReadOnlyError):
+            await backend.pause("web-frontend-01")
+        with pytest.raises(ReadOnlyError):
+            await backend.open_console("web-frontend-01")
+        assert (await domains(backend))["web-frontend-01"].state is DomainState.RUNNING
+    finally:
+        await backend.close()
+
+
+# --- events -------------------------------------------------------------------------------------
+
+
+async def test_a_domain_paused_elsewhere_wakes_the_watcher():
+    """test:///default is one shared host per process: a second connection plays 'virsh suspend'."""
+    backend = LibvirtBackend("test:///default")
+    woken = asyncio.Event()
+    backend.watch_changes(woken.set)
+    other = libvirt.open("test:///default")
+    try:
+        assert (await domains(backend))["test"].state is DomainState.RUNNING
+        dom = other.lookupByName("test")
+        await asyncio.to_thread(dom.suspend)
+        await asyncio.wait_for(woken.wait(), 10)
+        assert (await domains(backend))["test"].state is DomainState.PAUSED
+        woken.clear()
+        await asyncio.to_thread(dom.resume)
+        await asyncio.wait_for(woken.wait(), 10)
+        assert (await domains(backend))["test"].state is DomainState.RUNNING
+    finally:
+        other.close()
+        await backend.close()

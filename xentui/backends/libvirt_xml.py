@@ -1,0 +1,305 @@
+"""Pure functions from libvirt's XML and tuples to xentui's model: no libvirt import, no I/O.
+
+The libvirt backend calls these on what the daemon returned (domain XML, capabilities XML,
+``getInfo()``), so they are tested against captured documents without a daemon.
+Every element is optional: a document that lacks one yields the default, never an exception.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import xmltodict
+
+from xentui.model import DomainType, Host, VbdBackend
+
+__all__ = [
+    "DiskConfig",
+    "DomainConfig",
+    "HostCaps",
+    "InterfaceConfig",
+    "disk_devid",
+    "host_from",
+    "parse_capabilities",
+    "parse_domain_xml",
+    "parse_version",
+    "saved_image_name",
+]
+
+_LISTS = ("disk", "interface", "feature", "vcpu")
+_UNITS_KIB = {
+    "b": 1 / 1024, "bytes": 1 / 1024, "k": 1, "kib": 1, "kb": 1000 / 1024, "m": 1024, "mib": 1024,
+    "mb": 1000**2 / 1024, "g": 1024**2, "gib": 1024**2, "gb": 1000**3 / 1024, "t": 1024**3, "tib": 1024**3,
+    "tb": 1000**4 / 1024,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceConfig:
+    devid: int  # position among the domain's interfaces
+    target: str  # host side (vnet0, vif3.0); "" when libvirt has not named it (inactive domain)
+    mac: str = ""
+    bridge: str | None = None  # the bridge, or the network name for type='network'
+    kind: str = ""  # bridge, network, user, ...
+
+
+@dataclass(frozen=True, slots=True)
+class DiskConfig:
+    devid: int
+    target: str  # guest side: vda, xvda, hdc
+    path: str = ""  # a file, a block device, pool/volume, or a network source
+    device: str = "disk"  # disk, cdrom, floppy, lun
+    backend: VbdBackend = VbdBackend.UNKNOWN
+
+
+@dataclass(frozen=True, slots=True)
+class DomainConfig:
+    """What the domain XML says, parsed once per change of the domain."""
+
+    name: str = ""
+    uuid: str = ""
+    hypervisor: str = ""  # <domain type=...>: qemu, kvm, xen, test
+    type: DomainType = DomainType.UNKNOWN
+    max_memory_kib: int | None = None  # <memory>: the ceiling the balloon may reach
+    current_memory_kib: int | None = None  # <currentMemory>
+    vcpus_max: int | None = None
+    vcpus_current: int | None = None
+    interfaces: tuple[InterfaceConfig, ...] = ()
+    disks: tuple[DiskConfig, ...] = ()
+    balloon: bool | None = None  # a memballoon device other than model='none' (None: not said)
+    consoles: tuple[str, ...] = field(default=())  # the types of <console>/<serial>: pty, file, ...
+
+
+@dataclass(frozen=True, slots=True)
+class HostCaps:
+    """The host part of the capabilities XML."""
+
+    uuid: str = ""
+    arch: str = ""
+    cpu_vendor: str = ""
+    cpu_model: str = ""
+    cpu_features: frozenset[str] = frozenset()
+    cpu_xml: str = ""  # the <cpu> element, for compareCPU on a migration target
+    migration_transports: tuple[str, ...] = ()
+
+
+def _parse(xml: str) -> dict[str, Any]:
+    return xmltodict.parse(xml, force_list=_LISTS, process_namespaces=False, disable_entities=True)
+
+
+def _text(node: Any) -> str:
+    """The text of an element that may have attributes (then xmltodict gives a dict)."""
+    if node is None:
+        return ""
+    if isinstance(node, dict):
+        return str(node.get("#text") or "").strip()
+    return str(node).strip()
+
+
+def _attr(node: Any, name: str) -> str:
+    return str(node.get(f"@{name}") or "") if isinstance(node, dict) else ""
+
+
+def _int(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def _kib(node: Any) -> int | None:
+    """A libvirt memory element (``<memory unit='KiB'>1048576</memory>``) in KiB."""
+    value = _int(_text(node))
+    if value is None:
+        return None
+    unit = (_attr(node, "unit") or "KiB").lower()
+    factor = _UNITS_KIB.get(unit)
+    return None if factor is None else int(value * factor)
+
+
+_OS_TYPES = {
+    "hvm": DomainType.HVM,
+    "xen": DomainType.PV,
+    "linux": DomainType.PV,  # what old Xen drivers called PV
+    "xenpvh": DomainType.PVH,
+}
+
+_DISK_BACKENDS = {
+    "phy": VbdBackend.BLKBACK,
+    "tap": VbdBackend.BLKTAP,
+    "tap2": VbdBackend.BLKTAP,
+    "qemu": VbdBackend.QDISK,
+}
+
+
+def _disk_path(disk: dict[str, Any]) -> str:
+    source = disk.get("source")
+    if not isinstance(source, dict):
+        return ""
+    for key in ("file", "dev", "dir"):
+        if source.get(f"@{key}"):
+            return str(source[f"@{key}"])
+    if source.get("@pool") or source.get("@volume"):
+        return f"{source.get('@pool', '')}/{source.get('@volume', '')}"
+    if source.get("@name"):  # network disks: protocol and name
+        protocol = disk.get("@type") == "network" and source.get("@protocol")
+        return f"{protocol}:{source['@name']}" if protocol else str(source["@name"])
+    return ""
+
+
+_XEN_MAJORS = {"xvd": 202, "sd": 8}
+_HD_DEVIDS = (768, 832, 5632, 5696)  # hda hdb hdc hdd: IDE majors 3 and 22
+
+
+def _disk_index(letters: str) -> int:
+    """xvda -> 0, xvdz -> 25, xvdaa -> 26 (Linux's bijective base-26 disk names)."""
+    index = 0
+    for char in letters:
+        index = index * 26 + (ord(char) - ord("a") + 1)
+    return index - 1
+
+
+def disk_devid(target: str, position: int) -> int:
+    """A stable number for a disk: Xen's vdev number where the name has one (xvda = 51712), else a position.
+
+    Rates pair a disk across two samples by this number, so it must not change while the disk stays.
+    """
+    match = re.fullmatch(r"(xvd|sd|hd|vd)([a-z]+)", target)
+    if match:
+        prefix, letters = match.groups()
+        index = _disk_index(letters)
+        if prefix == "hd" and index < len(_HD_DEVIDS):
+            return _HD_DEVIDS[index]
+        if prefix in _XEN_MAJORS and index < 16:
+            return (_XEN_MAJORS[prefix] << 8) | (index << 4)
+        if prefix == "xvd":  # xvdq and beyond: Xen's extended form
+            return (1 << 28) | (index << 8)
+    return 0x10000 + position  # out of the range of any Xen vdev
+
+
+def parse_domain_xml(xml: str) -> DomainConfig:
+    """Type, memory, vCPUs, interfaces and disks of a domain, from ``XMLDesc()``."""
+    root = _parse(xml).get("domain") or {}
+    os_node = root.get("os") or {}
+    os_type = _text(os_node.get("type")).lower() if isinstance(os_node, dict) else ""
+    vcpu_nodes = root.get("vcpu") or []
+    vcpu = vcpu_nodes[0] if vcpu_nodes else None
+    vcpus_max = _int(_text(vcpu)) if vcpu is not None else None
+    current = _int(_attr(vcpu, "current")) if vcpu is not None else None
+    devices = root.get("devices") or {}
+    if not isinstance(devices, dict):
+        devices = {}
+    interfaces = []
+    for index, nic in enumerate(devices.get("interface") or []):
+        if not isinstance(nic, dict):
+            continue
+        source = nic.get("source") if isinstance(nic.get("source"), dict) else {}
+        interfaces.append(InterfaceConfig(
+            devid=index,
+            target=_attr(nic.get("target"), "dev"),
+            mac=_attr(nic.get("mac"), "address").lower(),
+            bridge=(source.get("@bridge") or source.get("@network") or None) if source else None,
+            kind=_attr(nic, "type"),
+        ))
+    disks = []
+    for index, disk in enumerate(devices.get("disk") or []):
+        if not isinstance(disk, dict):
+            continue
+        target = _attr(disk.get("target"), "dev")
+        driver = _attr(disk.get("driver"), "name").lower()
+        disks.append(DiskConfig(
+            devid=disk_devid(target, index),
+            target=target,
+            path=_disk_path(disk),
+            device=_attr(disk, "device") or "disk",
+            backend=_DISK_BACKENDS.get(driver, VbdBackend.UNKNOWN),
+        ))
+    balloon_node = devices.get("memballoon")
+    balloon = None if balloon_node is None else _attr(balloon_node, "model") != "none"
+    consoles = []
+    for kind in ("console", "serial"):
+        nodes = devices.get(kind)
+        for node in nodes if isinstance(nodes, list) else [nodes] if nodes is not None else []:
+            consoles.append(_attr(node, "type") or "pty")
+    return DomainConfig(
+        name=_text(root.get("name")),
+        uuid=_text(root.get("uuid")),
+        hypervisor=_attr(root, "type"),
+        type=_OS_TYPES.get(os_type, DomainType.UNKNOWN),
+        max_memory_kib=_kib(root.get("memory")),
+        current_memory_kib=_kib(root.get("currentMemory")),
+        vcpus_max=vcpus_max,
+        vcpus_current=current if current is not None else vcpus_max,
+        interfaces=tuple(interfaces),
+        disks=tuple(disks),
+        balloon=balloon,
+        consoles=tuple(consoles),
+    )
+
+
+def saved_image_name(xml: str) -> str:
+    """The domain name inside a save image's XML (``saveImageGetXMLDesc``)."""
+    return _text((_parse(xml).get("domain") or {}).get("name"))
+
+
+def parse_capabilities(xml: str) -> HostCaps:
+    """Host UUID, CPU vendor, model and features, from ``getCapabilities()``."""
+    host = (_parse(xml).get("capabilities") or {}).get("host") or {}
+    if not isinstance(host, dict):
+        return HostCaps()
+    cpu = host.get("cpu") if isinstance(host.get("cpu"), dict) else {}
+    features = frozenset(
+        _attr(feature, "name") for feature in cpu.get("feature") or [] if _attr(feature, "name")
+    )
+    cpu_xml = xmltodict.unparse({"cpu": cpu}, full_document=False) if cpu else ""
+    migration = host.get("migration_features") if isinstance(host.get("migration_features"), dict) else {}
+    transports = (migration.get("uri_transports") or {}) if migration else {}
+    uris = transports.get("uri_transport") if isinstance(transports, dict) else None
+    uris = uris if isinstance(uris, list) else [uris] if uris else []
+    return HostCaps(
+        uuid=_text(host.get("uuid")),
+        arch=_text(cpu.get("arch")),
+        cpu_vendor=_text(cpu.get("vendor")),
+        cpu_model=_text(cpu.get("model")),
+        cpu_features=features,
+        cpu_xml=cpu_xml,
+        migration_transports=tuple(_text(uri) for uri in uris),
+    )
+
+
+def parse_version(number: int) -> str:
+    """libvirt's packed version (major * 1,000,000 + minor * 1,000 + release) as text: 9000000 -> '9.0.0'."""
+    if number <= 0:
+        return "unknown"
+    return f"{number // 1_000_000}.{number // 1000 % 1000}.{number % 1000}"
+
+
+_VENDORS = {"intel": "GenuineIntel", "amd": "AuthenticAMD"}
+
+
+def host_from(
+    *, hostname: str, driver: str, hypervisor_version: int, info: list[Any], free_bytes: int | None,
+    caps: HostCaps, scheduler: str = "",
+) -> Host:
+    """The model's Host from ``getHostname()``, ``getType()``, ``getVersion()``, ``getInfo()`` and
+    ``getFreeMemory()``.
+
+    ``info`` is ``[model, memory MiB, cpus, MHz, nodes, sockets, cores, threads]``.
+    """
+    total_kib = int(info[1]) * 1024 if len(info) > 1 else 0
+    free_kib = total_kib if free_bytes is None else min(total_kib, free_bytes // 1024)
+    vendor = caps.cpu_vendor
+    return Host(
+        hostname=hostname,
+        hypervisor=driver,
+        version=parse_version(hypervisor_version),
+        nr_cpus=int(info[2]) if len(info) > 2 else 0,
+        cpu_mhz=int(info[3]) if len(info) > 3 else 0,
+        total_kib=total_kib,
+        free_kib=free_kib,
+        scheduler=scheduler,
+        cpu_vendor=_VENDORS.get(vendor.lower(), vendor),
+        cpu_features=caps.cpu_features,
+    )
