@@ -3,7 +3,6 @@ auto-detection, the xentop stream. The backend against a real hypervisor: tests/
 
 from __future__ import annotations
 
-import asyncio
 import os
 import stat
 import sys
@@ -179,14 +178,15 @@ async def test_xentop_stream_reads_iterations_and_restarts_on_delay_change(tmp_p
     capture.write_text("---8<---\n" + "\n".join(line for line in lines if not line.startswith("#")) + "\n---8<---\n")
     stream = XentopStream(str(_fake_xentop(tmp_path, str(capture))), delay=0.2)
     try:
-        rows, _ = await stream.latest()
+        rows, _, first = await stream.latest()
         assert {row.name for row in rows} >= {"Domain-0", "b-vm-01"}
         assert stream.starts == 1
-        await asyncio.sleep(0.5)
-        rows, _ = await stream.latest()
-        assert stream.starts == 1  # one process, not one per sample
+        rows, _, second = await stream.latest(newer_than=first)  # waits for the next iteration
+        assert second > first and stream.starts == 1  # one process, not one per sample
+        # the second recorded iteration: Domain-0 at 10.6 % over the 0.2 s delay
+        assert stream.cpu_ns["Domain-0"] - 330256 * 10**9 == 10**9 // 2 + round(10.6 * 0.2 * 1e7)
         await stream.set_delay(0.3)
-        rows, _ = await stream.latest()
+        rows, _, _ = await stream.latest()
         assert stream.starts == 2
         assert (tmp_path / "argv").read_text().splitlines() == ["-b -d 0.2 -x -v -f", "-b -d 0.3 -x -v -f"]
     finally:

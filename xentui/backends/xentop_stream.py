@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 
-from xentui.backends.xentop_parser import HEADER_RE, XentopRow, parse_xentop_log
+from xentui.backends.xentop_parser import HEADER_RE, XentopRow, parse_xentop_log, rebuild_cpu_ns
 from xentui.errors import BackendUnavailable
 from xentui.textsafe import printable
 
@@ -34,6 +34,10 @@ class XentopStream:
         self._reader: asyncio.Task[None] | None = None
         self._latest: list[XentopRow] | None = None
         self._latest_at = 0.0
+        self.sequence = 0  # iterations seen since the first start
+        # CPU counters rebuilt for every iteration printed, sampled or not, so rates stay right
+        # when a sample skips one: xentop prints whole seconds and the CPU % of its own interval.
+        self.cpu_ns: dict[str, int] = {}
         self._updated = asyncio.Event()
         self._last_error = ""
 
@@ -46,19 +50,28 @@ class XentopStream:
             self.delay = delay
             await self.stop()
 
-    async def latest(self) -> tuple[list[XentopRow], float]:
-        """The last complete iteration and when it arrived (monotonic); starts xentop if needed."""
+    async def latest(self, newer_than: int = -1) -> tuple[list[XentopRow], float, int]:
+        """The last complete iteration, when it arrived (monotonic) and its sequence number.
+
+        With ``newer_than``, wait (up to one delay and a grace period) for an iteration after
+        that one, so two samples never carry the same figures. Starts xentop if needed.
+        """
         if self._process is None or self._process.returncode is not None:
             await self._start()
+        limit = self.delay + _FIRST_ITERATION_GRACE
+        deadline = time.monotonic() + limit
+        while self._latest is None or self.sequence <= newer_than:
+            self._updated.clear()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or (self._process is not None and self._process.returncode is not None
+                                  and self._reader is not None and self._reader.done()):
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._updated.wait(), remaining)
         if self._latest is None:
-            try:
-                await asyncio.wait_for(self._updated.wait(), self.delay + _FIRST_ITERATION_GRACE)
-            except TimeoutError:
-                raise BackendUnavailable(f"xentop printed nothing in {self.delay + _FIRST_ITERATION_GRACE:g} s"
-                                         + (f": {self._last_error}" if self._last_error else "")) from None
-        if self._latest is None:
-            raise BackendUnavailable(f"xentop stopped: {self._last_error or 'no output'}")
-        return self._latest, self._latest_at
+            raise BackendUnavailable(f"xentop printed nothing in {limit:g} s"
+                                     + (f": {self._last_error}" if self._last_error else ""))
+        return self._latest, self._latest_at, self.sequence
 
     async def _start(self) -> None:
         await self.stop()
@@ -71,6 +84,7 @@ class XentopStream:
             raise BackendUnavailable(f"cannot run {self.xentop}: {error.strerror}") from error
         self.starts += 1
         self._latest = None
+        self._last_error = ""
         self._updated.clear()
         self._reader = asyncio.create_task(self._read(self._process))
 
@@ -105,8 +119,11 @@ class XentopStream:
     def _publish(self, lines: list[str]) -> None:
         log = parse_xentop_log("\n".join(lines))
         if log.iterations:
-            self._latest = log.iterations[-1]
+            rows = log.iterations[-1]
+            self.cpu_ns = {row.name: rebuild_cpu_ns(row, self.cpu_ns.get(row.name), self.delay) for row in rows}
+            self._latest = rows
             self._latest_at = time.monotonic()
+            self.sequence += 1
             self._updated.set()
 
     async def stop(self) -> None:

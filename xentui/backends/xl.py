@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import shlex
@@ -50,7 +51,7 @@ from xentui.backends.xenstat import (
     XenstatReader,
     XenstatVbd,
 )
-from xentui.backends.xentop_parser import XentopRow, rebuild_cpu_ns
+from xentui.backends.xentop_parser import XentopRow
 from xentui.backends.xentop_stream import XentopStream
 from xentui.backends.xl_parsers import (
     ParseError,
@@ -201,7 +202,8 @@ class XlBackend(Backend):
         self._domids_by_name: dict[str, int] = {}
         self._last: dict[str, _Known] = {}
         self._last_host: Host | None = None
-        self._cpu_ns: dict[str, int] = {}  # xentop fallback: rebuilt counters by name
+        self._stream_sequence = -1  # the xentop iteration the last sample carried
+        self._node_at: float | None = None  # when the xentop iteration arrived; None: sampled just now
         self._lock = asyncio.Lock()  # one sample at a time
         self.stats_source = "xentop" if stats == "xentop" else "xenstat"
 
@@ -230,8 +232,9 @@ class XlBackend(Backend):
 
     # --- reading ------------------------------------------------------------------------
 
-    async def _xl(self, *args: str, what: str | None = None, limit: float = 60.0) -> str:
-        return (await run_tool([self.xl, *args], what=what or f"xl {args[0]}", limit=limit)).stdout
+    async def _xl(self, *args: str, what: str | None = None, limit: float = 60.0, on_timeout: str | None = None) -> str:
+        return (await run_tool([self.xl, *args], what=what or f"xl {args[0]}", limit=limit,
+                               on_timeout=on_timeout)).stdout
 
     async def _read_host(self, *, force: bool = False) -> XlHostInfo:
         now = time.monotonic()
@@ -268,12 +271,14 @@ class XlBackend(Backend):
                 self._stream = XentopStream(self._xentop, self._delay)
                 self.stats_source = "xentop"
         if self._reader is not None:
+            self._node_at = None
             return await asyncio.get_running_loop().run_in_executor(self._executor, self._reader.read)
         assert self._stream is not None
-        rows, _ = await self._stream.latest()
-        return await self._node_from_xentop(rows)
+        rows, at, self._stream_sequence = await self._stream.latest(self._stream_sequence)
+        self._node_at = at
+        return await self._node_from_xentop(rows, self._stream.cpu_ns)
 
-    async def _node_from_xentop(self, rows: list[XentopRow]) -> XenstatNode:
+    async def _node_from_xentop(self, rows: list[XentopRow], cpu_ns: dict[str, int]) -> XenstatNode:
         names = {row.name for row in rows}
         if not names <= self._domids_by_name.keys():
             self._domids_by_name = {entry.name: entry.domid for entry in parse_xl_list(await self._xl("list"))}
@@ -285,14 +290,13 @@ class XlBackend(Backend):
             domid = self._domids_by_name.get(row.name)
             if domid is None:
                 continue  # gone between xentop's print and xl list
-            previous = self._cpu_ns.get(row.name)
-            self._cpu_ns[row.name] = cpu_ns = rebuild_cpu_ns(row, previous, self._delay)
             config = self._configs.get(domid)
             nics = [nic.devid for nic in config.vifs if nic.devid is not None] if config else list(range(row.nets))
             networks = [_network_from_dom0(devid, counters.get(f"vif{domid}.{devid}")) for devid in nics]
             flags = row.state
             domains.append(XenstatDomain(
-                id=domid, name=row.name, cpu_ns=cpu_ns, cur_mem=row.mem_kib * KIB,
+                id=domid, name=row.name, cpu_ns=cpu_ns.get(row.name, row.cpu_s * 1_000_000_000),
+                cur_mem=row.mem_kib * KIB,
                 max_mem=NO_LIMIT if row.maxmem_kib is None else row.maxmem_kib * KIB, ssid=row.ssid,
                 dying="d" in flags, shutdown="s" in flags, blocked="b" in flags, crashed="c" in flags,
                 paused="p" in flags, running="r" in flags,
@@ -309,6 +313,8 @@ class XlBackend(Backend):
         async with self._lock:
             node = await self._node()
             wall, monotonic = time.time(), time.monotonic()
+            if self._node_at is not None:  # the xentop iteration's own time, not when we read it
+                wall, monotonic = wall - (monotonic - self._node_at), self._node_at
             domids = frozenset(raw.id for raw in node.domains)
             if self._config_stale or domids != self._config_domids:
                 await self._read_configs()
@@ -391,8 +397,8 @@ class XlBackend(Backend):
             raise InvalidArgument(f"{action} refused: {printable(name)} is {domain.state}, not running")
         return known
 
-    async def _act(self, *args: str, what: str, limit: float = 60.0) -> str:
-        output = await self._xl(*args, what=what, limit=limit)
+    async def _act(self, *args: str, what: str, limit: float = 60.0, on_timeout: str | None = None) -> str:
+        output = await self._xl(*args, what=what, limit=limit, on_timeout=on_timeout)
         self._config_stale = True
         return output
 
@@ -470,7 +476,9 @@ class XlBackend(Backend):
         self._refuse_paused(known, "shutdown")
         fallback = ["-F"] if known.domain.type is DomainType.HVM else []
         await self._act("shutdown", "-w", *fallback, str(known.domain.id), what=f"shutdown {known.domain.name}",
-                        limit=_SHUTDOWN_WAIT)
+                        limit=_SHUTDOWN_WAIT,
+                        on_timeout=f"shutdown {known.domain.name}: asked, but still running after {_SHUTDOWN_WAIT:g} s "
+                                   "(the guest may ignore the request: look at its console, or destroy it)")
 
     async def reboot(self, domain: str) -> None:
         known = await self._known(domain, action="reboot", allow_dom0=False)
@@ -504,9 +512,15 @@ class XlBackend(Backend):
         path = Path(path)
         if not path.is_file():
             raise InvalidArgument(f"restore: {path} is not a file")
-        magic = await asyncio.to_thread(_read_head, path)
-        if not magic.startswith(b"Xen saved domain"):
+        head = await asyncio.to_thread(_read_head, path)
+        if not head.startswith(b"Xen saved domain"):
             raise InvalidArgument(f"restore: {path} is not a domain saved by xl (no 'Xen saved domain' header)")
+        if (saved := _saved_name(head)) is not None:
+            if not self._last:
+                await self.sample()
+            if saved in self._last:
+                raise InvalidArgument(f"restore: {printable(saved)} is already running here; restoring "
+                                      f"{path.name} would start it twice (destroy or rename the running one first)")
         before = {entry.domid for entry in parse_xl_list(await self._xl("list"))}
         flags = ["-p"] if paused else []
         await self._act("restore", *flags, str(path), what=f"restore {path.name}", limit=_SAVE_LIMIT)
@@ -615,9 +629,24 @@ class XlBackend(Backend):
         self._executor.shutdown(wait=False)
 
 
+_SAVE_HEAD = 256 * 1024  # the xl header and the domain's JSON configuration come first
+_SAVED_NAME = re.compile(rb'"c_info"\s*:\s*\{[^{}]*?"name"\s*:\s*"((?:[^"\\]|\\.){1,256})"')
+
+
 def _read_head(path: Path) -> bytes:
     with path.open("rb") as image:
-        return image.read(32)
+        return image.read(_SAVE_HEAD)
+
+
+def _saved_name(head: bytes) -> str | None:
+    """The domain name in the configuration xl stores at the start of a save file, if it is there."""
+    match = _SAVED_NAME.search(head)
+    if match is None:
+        return None
+    try:
+        return json.loads(b'"' + match.group(1) + b'"')
+    except ValueError:
+        return None
 
 
 def _version_check(local: str | None, remote: str | None) -> PreflightCheck:

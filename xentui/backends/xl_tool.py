@@ -27,6 +27,8 @@ _LOG_PREFIX = re.compile(r"^(?:libxl|xc|xl|libxlu|xenstore|xencall|xenforeignmem
 _NOISE = (
     "xc: info:",
     "Parsing config from",
+    "Loading new save file",
+    "Savefile contains xl domain config",
 )
 _MAX_SUMMARY = 400
 # What xl prints when it cannot talk to the hypervisor at all: not root, or not dom0.
@@ -74,10 +76,12 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
 
 
 async def run_tool(argv: list[str], *, limit: float = 60.0, check: bool = True,
-                   what: str | None = None, stdin_data: bytes | None = None) -> ToolResult:
+                   what: str | None = None, stdin_data: bytes | None = None,
+                   on_timeout: str | None = None) -> ToolResult:
     """Run ``argv``; with ``check``, a non-zero exit raises BackendError carrying the tool's own words.
 
-    ``what`` names the action in messages (default: the command and its first argument).
+    ``what`` names the action in messages (default: the command and its first argument);
+    ``on_timeout`` replaces the message when the tool is stopped after ``limit`` seconds.
     """
     label = what or " ".join(argv[:2])
     env = {**os.environ, "LC_ALL": "C", "LANG": "C"}
@@ -95,7 +99,7 @@ async def run_tool(argv: list[str], *, limit: float = 60.0, check: bool = True,
         out, err = await asyncio.wait_for(process.communicate(stdin_data), limit)
     except TimeoutError:
         await _stop(process)
-        raise BackendError(f"{label}: no answer after {limit:g} s; stopped waiting") from None
+        raise BackendError(on_timeout or f"{label}: no answer after {limit:g} s; stopped waiting") from None
     except asyncio.CancelledError:
         await _stop(process)
         raise
