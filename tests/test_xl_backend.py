@@ -203,3 +203,24 @@ async def test_xentop_stream_reports_a_dead_xentop(tmp_path: Path) -> None:
     with pytest.raises(BackendUnavailable, match="cannot open privcmd"):
         await stream.latest()
     await stream.stop()
+
+
+def test_migrate_failure_explains_missing_log_dirty_support() -> None:
+    """The real output of a failed `xl migrate` in the lab (Debian's Xen has no shadow paging for PV log-dirty)."""
+    from xentui.backends.xl import _migrate_failure
+
+    text = (FIXTURES / "xenlab-xl-migrate-localhost.txt").read_text().split("## xl list afterwards")[0]
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    message = _migrate_failure(lines, 1)
+    assert message.startswith("this Xen cannot track the guest's dirty pages")
+    assert "Failed to enable logdirty: 95,22,0" in message and "Migration failed" in message
+    assert "libxl_stream_write.c" not in message  # source locations stay in the detail
+
+
+def test_migrate_progress_from_a_real_successful_migration() -> None:
+    lines = [line for line in (FIXTURES / "xenlab-xl-migrate-localhost-pvh.txt").read_text().splitlines()
+             if line and not line.startswith("#")]
+    events = [p for p in map(migrate_progress_from_line, lines) if p is not None]
+    fractions = [event.fraction for event in events]
+    assert fractions == sorted(fractions) and len(events) >= 5
+    assert events[0].phase is MigratePhase.PREFLIGHT and events[-1].phase is MigratePhase.DONE

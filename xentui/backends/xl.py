@@ -607,8 +607,7 @@ class XlBackend(Backend):
                     await asyncio.wait_for(process.wait(), 10)
             self._config_stale = True
         if returncode != 0 or not any("Migration successful" in line for line in said):
-            raise BackendError(f"migrate {known.domain.name} to {host} failed: "
-                               f"{error_summary(chr(10).join(said[-8:])) or f'exit status {returncode}'}",
+            raise BackendError(f"migrate {known.domain.name} to {host} failed: {_migrate_failure(said, returncode)}",
                                detail="\n".join(said))
         await self.sample()
         yield MigrateProgress(MigratePhase.DONE, 1.0, f"{known.domain.name} now runs on {host}")
@@ -631,6 +630,23 @@ class XlBackend(Backend):
 
 _SAVE_HEAD = 256 * 1024  # the xl header and the domain's JSON configuration come first
 _SAVED_NAME = re.compile(rb'"c_info"\s*:\s*\{[^{}]*?"name"\s*:\s*"((?:[^"\\]|\\.){1,256})"')
+
+
+_FAILURE_WORDS = re.compile(r"error|fail|cannot|unable|refused|denied", re.IGNORECASE)
+
+
+def _migrate_failure(said: list[str], returncode: int) -> str:
+    """What went wrong, from xl migrate's output: xl's verdict, then the error lines (the sender's come
+    first), and what a known cause means for the operator."""
+    errors = [line for line in said if _FAILURE_WORDS.search(line)]
+    if errors and errors[-1].startswith("Migration failed"):  # xl's verdict, then the causes in order
+        errors.insert(0, errors.pop())
+    summary = error_summary("\n".join(errors or said[-8:])) or f"exit status {returncode}"
+    if any("Failed to enable logdirty" in line for line in said):
+        summary = ("this Xen cannot track the guest's dirty pages, so it cannot migrate it live (PV guests need "
+                   "shadow paging, which this hypervisor was built without; HVM/PVH guests need HAP); "
+                   f"the guest keeps running here. xl said: {summary}")
+    return summary
 
 
 def _read_head(path: Path) -> bytes:
