@@ -98,7 +98,11 @@ def test_a_mangled_real_log_never_raises(data):
     parse_xentop_log("\n".join(lines))
 
 
-@pytest.mark.parametrize(("fixture", "flags"), [("xentop-b-i2-d1.txt", []), ("xentop-b-nxv.txt", ["-n", "-x", "-v"])])
+@pytest.mark.parametrize(("fixture", "flags"), [
+    ("xentop-b-i2-d1.txt", []),
+    ("xentop-b-nxv.txt", ["-n", "-x", "-v"]),
+    ("xenlab-xentop-batch.txt", ["-f", "-n", "-x", "-v"]),  # Xen 4.17.7, captured in our own lab
+])
 def test_round_trip_prints_the_recording_again(tmp_path, fixture, flags):
     log_file = tmp_path / "incident.log"
     log_file.write_text(recording(fixture))
