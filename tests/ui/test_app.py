@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from textual import events
 from textual.widgets import Input, Static
 
 from xentui.backends.base import BackendError
@@ -92,6 +93,21 @@ async def test_filter_by_name_and_clear():
         assert "filter 'WEB'" in str(app.query_one("#host").render())
         await pilot.press("escape")
         assert len(names(app)) == 13
+
+
+async def test_keys_typed_ahead_after_slash_all_land_in_the_filter():
+    """Over ssh "/db-" arrives in one read: every key is queued before '/' is handled. None may run as a
+    command ('d' is the delay prompt, 'b' the vbd rows), all must reach the filter."""
+    app, clock = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, clock)
+        for key, character in (("slash", "/"), ("d", "d"), ("b", "b"), ("minus", "-")):
+            app.post_message(events.Key(key, character))
+        await pilot.pause()
+        await pilot.pause()
+        assert app.query_one("#filter", Input).value == "db-"
+        assert not isinstance(app.screen, DelayScreen) and not app.view.vbds
+        assert names(app) == ["db-primary"]
 
 
 async def test_enter_opens_live_details_and_escape_returns():

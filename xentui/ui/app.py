@@ -145,7 +145,8 @@ class XentuiApp(ActionsMixin, App[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark", "help", "Help", id="help"),
-        Binding("slash", "filter", "Filter", id="filter"),
+        # priority: handled as it arrives, before the keys queued behind it reach the table (see action_filter)
+        Binding("slash", "filter", "Filter", id="filter", priority=True),
         *ACTION_BINDINGS,
         Binding("s", "sort_next", "Sort", id="sort-next"),
         Binding("o", "sort_menu", "Sort by…", id="sort-menu", show=False),
@@ -196,9 +197,14 @@ class XentuiApp(ActionsMixin, App[None]):
         self.theme = wanted
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # Textual's own priority keys (the palette's Ctrl+P) must reach a guest typing in its console.
+        # Priority keys (the palette's Ctrl+P, '/') must reach a guest typing in its console, and '/' must
+        # reach a field being typed in (a path in the save dialog) or any screen above the table.
         console_focused = type(self.focused).__name__ == "TerminalView"  # without importing pyte for it
-        return not (action == "command_palette" and console_focused)
+        if action == "command_palette":
+            return not console_focused
+        if action == "filter":
+            return self.screen is self.screen_stack[0] and isinstance(self.focused, DomainTable)
+        return True
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return {**super().get_theme_variable_defaults(), **STATE_VARIABLE_DEFAULTS}
@@ -207,7 +213,10 @@ class XentuiApp(ActionsMixin, App[None]):
         yield HostHeader(id="host")
         yield Static(id="banner")
         yield DomainTable(self.view, id="domains")
-        # the console tabs and the filter field are mounted when first wanted: a quicker first frame
+        # The filter field is there from the start (hidden) so that '/' focuses it at once: over ssh,
+        # "/guest2" arrives in one read and every letter after '/' must land in it, not run as a key.
+        yield Input(placeholder="filter by name (Enter keeps it, Escape clears)", id="filter")
+        # the console tabs are mounted when first wanted: a quicker first frame
         yield Footer()
 
     @property
@@ -384,19 +393,13 @@ class XentuiApp(ActionsMixin, App[None]):
             self._arm()
         self._show_header()
 
-    async def _filter_field(self) -> Input:
-        found = self.query("#filter")
-        if found:
-            return found.first(Input)
-        field = Input(placeholder="filter by name (Enter keeps it, Escape clears)", id="filter")
-        await self.mount(field, before=self.query_one(Footer))
-        return field
-
-    async def action_filter(self) -> None:
-        field = await self._filter_field()
+    def action_filter(self) -> None:
+        field = self.query_one("#filter", Input)
         field.add_class("shown")
         field.value = self.view.filter_text
-        field.focus()
+        # Now, not with focus() (which waits for the next turn of the message loop): the keys typed
+        # right after '/' are already queued, and go wherever the focus is when each is handled.
+        self.screen.set_focus(field)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":
