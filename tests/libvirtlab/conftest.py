@@ -29,11 +29,6 @@ READY = "XENTUI-GUEST-READY"
 SETUP = "tests/libvirtlab/setup.sh"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", f"libvirtlab: needs a real libvirtd at {LAB_URI} and the lab guest image ({SETUP} sets it up)"
-    )
-
 
 def _unavailable() -> str | None:
     """Why the lab cannot run here, or None."""

@@ -1,0 +1,135 @@
+"""Run inside the lab's dom0 (by tests/xenlab/test_xl_*.py over ssh): one xl-backend operation, one JSON line out.
+
+    python in_dom0.py sample
+    python in_dom0.py act ACTION DOMAIN [ARG...]     mem-set/mem-max KiB, vcpu-set N [overcommit], pause,
+                                                     unpause, sysrq KEY, shutdown, reboot, destroy,
+                                                     sched WEIGHT CAP, save PATH [keep], restore PATH
+    python in_dom0.py migrate DOMAIN HOST            every progress event, then the outcome
+    python in_dom0.py console DOMAIN TEXT EXPECT     type TEXT + Enter, read until EXPECT shows
+    python in_dom0.py console-sysrq DOMAIN KEY EXPECT  console open, sysrq sent through xl, read until EXPECT
+
+Errors come back as {"error": message, "kind": class name}, never as a traceback: the tests check
+the message an operator would see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+from xentui.backends.xl import XlBackend
+from xentui.errors import BackendError
+from xentui.model import compute_rates
+
+
+def _domain(domain, rates) -> dict:
+    rate = rates.get(domain.key)
+    return {
+        "name": domain.name, "id": domain.id, "uuid": domain.uuid, "type": str(domain.type),
+        "state": str(domain.state), "flags": domain.flags_text, "mem_kib": domain.mem_kib,
+        "maxmem_kib": domain.maxmem_kib, "target_kib": domain.target_kib, "vcpus_online": domain.vcpus_online,
+        "vcpus_total": domain.vcpus_total, "cpu_ns": domain.cpu_ns,
+        "cpu_pct": rate.cpu_pct if rate is not None else None,
+        "weight": domain.sched_weight, "cap": domain.sched_cap,
+        "vifs": [{"ifname": v.ifname, "mac": v.mac, "bridge": v.bridge, "rx_bytes": v.rx_bytes,
+                  "tx_bytes": v.tx_bytes} for v in domain.vifs],
+        "vbds": [{"devid": v.devid, "device": v.device, "backend": str(v.backend), "path": v.path,
+                  "rd_reqs": v.rd_reqs, "wr_reqs": v.wr_reqs, "error": v.error} for v in domain.vbds],
+    }
+
+
+async def sample(backend: XlBackend) -> dict:
+    first = await backend.sample()
+    await asyncio.sleep(1.0)
+    second = await backend.sample()
+    rates = compute_rates(first, second)
+    host = second.host
+    return {"stats_source": backend.stats_source,
+            "host": {"hostname": host.hostname, "version": host.version, "nr_cpus": host.nr_cpus,
+                     "total_kib": host.total_kib, "free_kib": host.free_kib, "scheduler": host.scheduler},
+            "domains": [_domain(d, rates) for d in second.domains]}
+
+
+async def act(backend: XlBackend, action: str, domain: str, args: list[str]) -> dict:
+    await backend.sample()
+    match action:
+        case "mem-set":
+            await backend.mem_set(domain, int(args[0]))
+        case "mem-max":
+            await backend.mem_max(domain, int(args[0]))
+        case "vcpu-set":
+            await backend.vcpu_set(domain, int(args[0]), allow_overcommit=args[1:] == ["overcommit"])
+        case "pause" | "unpause" | "shutdown" | "reboot" | "destroy":
+            await getattr(backend, action)(domain)
+        case "sysrq":
+            await backend.sysrq(domain, args[0])
+        case "sched":
+            weight = None if args[0] == "-" else int(args[0])
+            cap = None if args[1] == "-" else int(args[1])
+            await backend.set_sched(domain, weight=weight, cap=cap)
+        case "save":
+            await backend.save(domain, Path(args[0]), keep_running=args[1:] == ["keep"])
+        case "restore":
+            return {"ok": True, "name": await backend.restore(Path(domain))}
+        case _:
+            raise SystemExit(f"unknown action {action}")
+    return {"ok": True}
+
+
+async def migrate(backend: XlBackend, domain: str, host: str) -> dict:
+    await backend.sample()
+    events = []
+    checks = [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in await backend.migrate_preflight(domain, host)]
+    async for progress in backend.migrate(domain, host):
+        events.append({"phase": str(progress.phase), "fraction": progress.fraction, "message": progress.message})
+    return {"ok": True, "preflight": checks, "events": events}
+
+
+async def console(backend: XlBackend, domain: str, text: str, expect: str, sysrq_key: str | None = None) -> dict:
+    await backend.sample()
+    channel = await backend.open_console(domain)
+    seen = b""
+    try:
+        await asyncio.sleep(0.5)
+        if sysrq_key is not None:
+            await backend.sysrq(domain, sysrq_key)
+        else:
+            await channel.write(text.encode() + b"\r")
+        deadline = time.monotonic() + 30
+        while expect.encode() not in seen and time.monotonic() < deadline:
+            try:
+                seen += await asyncio.wait_for(channel.read(), 1.0)
+            except TimeoutError:
+                continue
+    finally:
+        await channel.close()
+    return {"ok": expect.encode() in seen, "output": seen.decode("utf-8", "replace")}
+
+
+async def main(argv: list[str]) -> dict:
+    backend = XlBackend(stats="xentop" if "--xentop" in argv else "auto")
+    argv = [arg for arg in argv if arg != "--xentop"]
+    try:
+        command, *rest = argv
+        if command == "sample":
+            return await sample(backend)
+        if command == "act":
+            return await act(backend, rest[0], rest[1], rest[2:])
+        if command == "migrate":
+            return await migrate(backend, rest[0], rest[1])
+        if command == "console":
+            return await console(backend, rest[0], rest[1], rest[2])
+        if command == "console-sysrq":
+            return await console(backend, rest[0], "", rest[2], sysrq_key=rest[1])
+        raise SystemExit(f"unknown command {command}")
+    except BackendError as error:
+        return {"error": str(error), "kind": type(error).__name__}
+    finally:
+        await backend.close()
+
+
+if __name__ == "__main__":
+    print(json.dumps(asyncio.run(main(sys.argv[1:]))))
