@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from textual import events
 from textual.widgets import TabbedContent
 
 from xentui.ui.app import StartOptions, XentuiApp
@@ -92,6 +93,22 @@ async def test_keys_belong_to_the_guest_until_ctrl_bracket(env):
         assert isinstance(app.focused, DomainTable)
         await pilot.press("s")
         assert app.view.sort_column != "cpu_pct"
+
+
+async def test_a_key_typed_right_after_ctrl_bracket_goes_to_the_table(env):
+    """Over ssh Ctrl-] and the next key can arrive in one read: the key must not reach the guest."""
+    app, _sim, clock = env
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, clock)
+        view = await open_console(pilot, app, "mail-relay")
+        await drained(pilot, view)
+        app.post_message(events.Key("ctrl+right_square_bracket", "\x1d"))
+        app.post_message(events.Key("n", "n"))
+        await pilot.pause()
+        await pilot.pause()
+        await drained(pilot, view)
+        assert isinstance(app.focused, DomainTable) and app.view.networks  # 'n' toggled the vif rows
+        assert not screen(view).rstrip().endswith("n")  # and was not typed at the guest's prompt
 
 
 async def test_console_follows_the_pane_size(env):

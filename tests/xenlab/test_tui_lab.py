@@ -95,6 +95,12 @@ def test_table_shows_the_guests_and_p_pauses_the_real_guest(xenlab, screen):
         assert time.monotonic() < deadline, f"guest2 not paused; the screen:\n{screen.text()}"
         time.sleep(1)
     screen.wait("guest2 shown paused", lambda t: re.search(r"guest2.*paused|guest2.*--p", t) is not None)
+    # The pause is over when the action log says so (a second action on a busy domain is refused, as it
+    # should be; the toast saying "done" may be gone already, the log keeps it).
+    screen.keys("l")
+    screen.wait("the pause logged as done", lambda t: re.search(r"ok\s+pause\s+guest2", t) is not None, timeout=60)
+    screen.keys("Escape")
+    screen.wait("the action log closed", lambda t: "Action log" not in t, timeout=30)
     screen.keys("p")  # everything targeted is paused: p unpauses
     deadline = time.monotonic() + 30
     while guest2_paused(xenlab):

@@ -165,6 +165,9 @@ class XentuiApp(ActionsMixin, App[None]):
         Binding("ctrl+c", "quit", "Quit", id="quit-ctrl-c", show=False),
         Binding("ctrl+q", "quit", "Quit", id="quit-ctrl-q", show=False),
         Binding("t", "console", "Console", id="console"),
+        # priority, like '/': the keys queued behind Ctrl-] (a 'q' typed at once) must reach the table, not the guest
+        Binding("ctrl+right_square_bracket", "leave_console", "Leave console", id="console-leave", show=False,
+                priority=True),
         Binding("f", "console_maximise", "Maximise console", id="console-maximise", show=False),
         Binding("x", "console_close", "Close console", id="console-close", show=False),
         Binding("L", "console_save_log", "Save console log", id="console-save-log", show=False),
@@ -204,6 +207,8 @@ class XentuiApp(ActionsMixin, App[None]):
             return not console_focused
         if action == "filter":
             return self.screen is self.screen_stack[0] and isinstance(self.focused, DomainTable)
+        if action == "leave_console":
+            return console_focused
         return True
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
@@ -484,8 +489,11 @@ class XentuiApp(ActionsMixin, App[None]):
         tabs.add_class("shown")
         console.view.focus()
 
+    def action_leave_console(self) -> None:
+        self.screen.set_focus(self.table)  # now, not on the next turn of the loop (see action_filter)
+
     def on_terminal_view_left(self, message: Message) -> None:
-        self.table.focus()
+        self.screen.set_focus(self.table)
 
     def action_console_maximise(self) -> None:
         if self._console_panes():
