@@ -28,6 +28,9 @@ SECURITY_MIRROR="${XENTUI_LAB_SECURITY_MIRROR:-http://deb.debian.org/debian-secu
 # the hypervisor's version (debootstrap only reads the one suite).
 BASE_PKGS="python3,python3-venv,kmod,iproute2,iputils-ping,procps,openssh-server,openssh-client,bridge-utils,tmux,util-linux,less"
 XEN_PKGS="xen-utils-4.17 xen-utils-common xenstore-utils libxenmisc4.17"
+# libvirt with its Xen (libxl) driver, for the libvirt backend against xen:///system (libvirt-daemon pulls in the
+# QEMU driver, which loads but finds no QEMU); python3-libvirt is linked into /root/venv (see the overlay).
+LIBVIRT_PKGS="libvirt-daemon libvirt-daemon-driver-xen libvirt-clients python3-libvirt"
 # Modules dom0 loads (their dependencies are added): Xen backends, the bridge, loop, the NIC QEMU gives it.
 DOM0_MODULES="xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs xen-blkback xen-netback bridge loop tun virtio_net virtio_pci virtio_blk"
 # Python packages for dom0's /root/venv: xentui's runtime dependencies (read from pyproject.toml) + these.
@@ -74,7 +77,7 @@ print(" ".join(tomllib.load(open(sys.argv[1], "rb"))["project"]["dependencies"])
 EOF
 )
 hash_files() { cat "$@" | sha256sum | cut -d' ' -f1; }
-BASE_STAMP=$(echo "v1 $SUITE $MIRROR $SECURITY_MIRROR $BASE_PKGS $XEN_PKGS $XVERSION" | sha256sum | cut -d' ' -f1)
+BASE_STAMP=$(echo "v1 $SUITE $MIRROR $SECURITY_MIRROR $BASE_PKGS $XEN_PKGS $LIBVIRT_PKGS $XVERSION" | sha256sum | cut -d' ' -f1)
 WHEEL_STAMP=$(echo "v1 $PYDEPS $EXTRA_WHEELS $(python3 -V)" | sha256sum | cut -d' ' -f1)
 STAMP=$( {
     echo "$BASE_STAMP $WHEEL_STAMP $KPKG=$KVERSION xen=$XVERSION $DOM0_MODULES"
@@ -142,14 +145,26 @@ EOF
     chroot "$B" apt-get update -qq > "$WORK/apt.log" 2>&1 || { cat "$WORK/apt.log"; exit 1; }
     chroot "$B" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $XEN_PKGS \
         >> "$WORK/apt.log" 2>&1 || { tail -30 "$WORK/apt.log"; exit 1; }
+    phase "xen tools in dom0 root" "$t"
+
+    t=$(now)
+    chroot "$B" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $LIBVIRT_PKGS \
+        >> "$WORK/apt.log" 2>&1 || { tail -30 "$WORK/apt.log"; exit 1; }
+    # The users libvirt-daemon-system would create: without libvirt-qemu the QEMU driver fails to initialise
+    # ("Failed to parse user 'libvirt-qemu'") and libvirtd with it.
+    chroot "$B" sh -c 'getent group libvirt-qemu >/dev/null || groupadd --system libvirt-qemu
+        getent group kvm >/dev/null || groupadd --system kvm
+        getent group libvirt >/dev/null || groupadd --system libvirt
+        getent passwd libvirt-qemu >/dev/null || useradd --system --gid libvirt-qemu --groups kvm \
+            --home-dir /var/lib/libvirt --no-create-home --shell /usr/sbin/nologin libvirt-qemu'
     chroot "$B" dpkg-query -W -f '${Package} ${Version}\n' > "$OUT/dom0-packages.txt"
     umount "$B/dev/pts" "$B/dev" "$B/proc"
     rm -f "$B/usr/sbin/policy-rc.d"
     # Slim it: the package cache, lists, docs, man pages, locales (dom0 runs on LANG=C.UTF-8).
     rm -rf "$B"/var/cache/apt/*.bin "$B"/var/cache/apt/archives/*.deb "$B"/var/lib/apt/lists/* \
         "$B"/usr/share/doc/* "$B"/usr/share/man/* "$B"/usr/share/info/* "$B"/usr/share/locale/*
-    log "dom0 root: $(du -sh "$B" | cut -f1), xen tools $(awk '$1 == "xen-utils-4.17" {print $2}' "$OUT/dom0-packages.txt")"
-    phase "xen tools in dom0 root" "$t"
+    log "dom0 root: $(du -sh "$B" | cut -f1), xen tools $(awk '$1 == "xen-utils-4.17" {print $2}' "$OUT/dom0-packages.txt"), libvirt $(awk '$1 == "libvirt-daemon" {print $2}' "$OUT/dom0-packages.txt")"
+    phase "libvirt in dom0 root" "$t"
 
     t=$(now)
     (cd "$B" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --quiet) | gzip -1 > "$OUT/base.cpio.gz"
@@ -198,8 +213,16 @@ log "dom0 modules: $(find "$O/usr/lib/modules" -name '*.ko' | wc -l) (kernel $KV
 # /init, lab scripts and guest configs
 install -m 0755 "$HERE/dom0/init" "$O/init"
 mkdir -p "$O/etc/xen" "$O/usr/local/sbin" "$O/var/lib/xentui-lab/guest" "$O/root/.ssh"
-for f in "$HERE"/dom0/*.cfg; do install -m 0644 "$f" "$O/etc/xen/"; done
+for f in "$HERE"/dom0/*.cfg "$HERE"/dom0/*.xml; do install -m 0644 "$f" "$O/etc/xen/"; done
 for f in "$HERE"/dom0/xentui-*; do install -m 0755 "$f" "$O/usr/local/sbin/"; done
+# libvirt's cpu_map gets a model the lab's TCG CPU matches (see dom0/x86_xenlab.xml: without it the libxl driver
+# does not start); index.xml is the base's with one more include.
+CPU_MAP=usr/share/libvirt/cpu_map
+mkdir -p "$O/$CPU_MAP"
+install -m 0644 "$HERE/dom0/x86_xenlab.xml" "$O/$CPU_MAP/"
+sed "s|^\( *\)<include filename='x86_qemu64.xml'/>|&\n\1<include filename='x86_xenlab.xml'/>|" \
+    "$OUT/base/$CPU_MAP/index.xml" > "$O/$CPU_MAP/index.xml"
+grep -q "x86_xenlab.xml" "$O/$CPU_MAP/index.xml" || { log "cannot add x86_xenlab.xml to libvirt's cpu_map"; exit 1; }
 cp "$CACHE/guest/vmlinuz" "$CACHE/guest/initrd.gz" "$O/var/lib/xentui-lab/guest/"
 
 # ssh: the lab key (host -> dom0 root) and dom0's own key (dom0 -> localhost, for xl migrate)
@@ -238,6 +261,14 @@ chroot "$B" "${CHROOT_ENV[@]}" python3 -m venv /root/venv
 # shellcheck disable=SC2086
 chroot "$B" "${CHROOT_ENV[@]}" "${PIP[@]}" $PYDEPS $EXTRA_WHEELS
 chroot "$B" "${CHROOT_ENV[@]}" "${PIP[@]}" --no-build-isolation --config-settings editable_mode=compat -e /root/xentui
+# libvirt-python: Debian's python3-libvirt (built for this python and this libvirt), its modules and egg-info
+# linked into the venv (not --system-site-packages: only these, nothing else of dom0's python).
+SITE=$(chroot "$B" "${CHROOT_ENV[@]}" /root/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
+for f in "$B"/usr/lib/python3/dist-packages/libvirt*; do
+    ln -s "/usr/lib/python3/dist-packages/${f##*/}" "$B$SITE/${f##*/}"
+done
+chroot "$B" "${CHROOT_ENV[@]}" /root/venv/bin/python -c 'import libvirt' \
+    || { log "libvirt-python does not import in /root/venv"; exit 1; }
 sha256sum "$B/root/xentui/pyproject.toml" | cut -d' ' -f1 > "$B/root/venv/.xentui-pyproject"
 mv "$B/root/venv" "$O/root/venv"
 mv "$B/root/xentui" "$O/root/xentui"

@@ -1,6 +1,10 @@
-"""Run inside the lab's dom0 (by tests/xenlab/test_xl_*.py over ssh): one xl-backend operation, one JSON line out.
+"""Run inside the lab's dom0 (by tests/xenlab/test_*_lab.py over ssh): one backend operation, one JSON line out.
+
+The xl backend by default; `--libvirt URI` (e.g. `--libvirt xen:///system`) uses the libvirt backend instead,
+and adds what it learnt about the driver to the output (see `_libvirt_state`).
 
     python in_dom0.py sample
+    python in_dom0.py capabilities                   after a sample: the unsupported actions and why
     python in_dom0.py act ACTION DOMAIN [ARG...]     mem-set/mem-max KiB, vcpu-set N [overcommit], pause,
                                                      unpause, sysrq KEY, shutdown, reboot, destroy,
                                                      sched WEIGHT CAP, save PATH [keep], restore PATH
@@ -20,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+from xentui.backends.base import Backend
 from xentui.backends.xl import XlBackend
 from xentui.errors import BackendError
 from xentui.model import compute_rates
@@ -31,7 +36,8 @@ def _domain(domain, rates) -> dict:
         "name": domain.name, "id": domain.id, "uuid": domain.uuid, "type": str(domain.type),
         "state": str(domain.state), "flags": domain.flags_text, "mem_kib": domain.mem_kib,
         "maxmem_kib": domain.maxmem_kib, "target_kib": domain.target_kib, "vcpus_online": domain.vcpus_online,
-        "vcpus_total": domain.vcpus_total, "cpu_ns": domain.cpu_ns,
+        "vcpus_total": domain.vcpus_total, "vcpus": [[v.index, v.online] for v in domain.vcpus],
+        "cpu_ns": domain.cpu_ns, "unknown": sorted(domain.unknown),
         "cpu_pct": rate.cpu_pct if rate is not None else None,
         "weight": domain.sched_weight, "cap": domain.sched_cap,
         "vifs": [{"ifname": v.ifname, "mac": v.mac, "bridge": v.bridge, "rx_bytes": v.rx_bytes,
@@ -41,19 +47,42 @@ def _domain(domain, rates) -> dict:
     }
 
 
-async def sample(backend: XlBackend) -> dict:
+def _libvirt_state(backend: Backend) -> dict:
+    """What the libvirt backend found out about the driver at run time (its connection's private state: the
+    tests check that the fallbacks really ran, which the UI shows only as values and unknowns)."""
+    current = backend._current  # type: ignore[attr-defined]
+    return {"driver": current.driver if current else None, "uri": current.uri if current else None,
+            "bulk": current.bulk if current else None, "nowait": current.nowait if current else None,
+            "console_safe": current.console_safe if current else None,
+            "learned": {str(action): why for action, why in backend._learned.items()},  # type: ignore[attr-defined]
+            "unsupported": {str(action): why for action, why in backend.capabilities.unsupported.items()}}
+
+
+async def sample(backend: Backend) -> dict:
     first = await backend.sample()
     await asyncio.sleep(1.0)
     second = await backend.sample()
     rates = compute_rates(first, second)
     host = second.host
-    return {"stats_source": backend.stats_source,
-            "host": {"hostname": host.hostname, "version": host.version, "nr_cpus": host.nr_cpus,
-                     "total_kib": host.total_kib, "free_kib": host.free_kib, "scheduler": host.scheduler},
-            "domains": [_domain(d, rates) for d in second.domains]}
+    out = {"stats_source": getattr(backend, "stats_source", backend.name),
+           "host": {"hostname": host.hostname, "version": host.version, "nr_cpus": host.nr_cpus,
+                    "total_kib": host.total_kib, "free_kib": host.free_kib, "scheduler": host.scheduler,
+                    "hypervisor": host.hypervisor},
+           "domains": [_domain(d, rates) for d in second.domains]}
+    if backend.name == "libvirt":
+        out["libvirt"] = _libvirt_state(backend)
+    return out
 
 
-async def act(backend: XlBackend, action: str, domain: str, args: list[str]) -> dict:
+async def capabilities(backend: Backend) -> dict:
+    await backend.sample()
+    out = {"unsupported": {str(action): why for action, why in backend.capabilities.unsupported.items()}}
+    if backend.name == "libvirt":
+        out["libvirt"] = _libvirt_state(backend)
+    return out
+
+
+async def act(backend: Backend, action: str, domain: str, args: list[str]) -> dict:
     await backend.sample()
     match action:
         case "mem-set":
@@ -79,7 +108,7 @@ async def act(backend: XlBackend, action: str, domain: str, args: list[str]) -> 
     return {"ok": True}
 
 
-async def migrate(backend: XlBackend, domain: str, host: str) -> dict:
+async def migrate(backend: Backend, domain: str, host: str) -> dict:
     await backend.sample()
     events = []
     checks = [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in await backend.migrate_preflight(domain, host)]
@@ -88,7 +117,7 @@ async def migrate(backend: XlBackend, domain: str, host: str) -> dict:
     return {"ok": True, "preflight": checks, "events": events}
 
 
-async def console(backend: XlBackend, domain: str, text: str, expect: str, sysrq_key: str | None = None) -> dict:
+async def console(backend: Backend, domain: str, text: str, expect: str, sysrq_key: str | None = None) -> dict:
     await backend.sample()
     channel = await backend.open_console(domain)
     seen = b""
@@ -97,7 +126,8 @@ async def console(backend: XlBackend, domain: str, text: str, expect: str, sysrq
         if sysrq_key is not None:
             await backend.sysrq(domain, sysrq_key)
         else:
-            await channel.write(text.encode() + b"\r")
+            # Ctrl-U first: whatever an earlier session left half-typed on the guest's line goes away
+            await channel.write(b"\x15" + text.encode() + b"\r")
         deadline = time.monotonic() + 30
         while expect.encode() not in seen and time.monotonic() < deadline:
             try:
@@ -106,16 +136,31 @@ async def console(backend: XlBackend, domain: str, text: str, expect: str, sysrq
                 continue
     finally:
         await channel.close()
-    return {"ok": expect.encode() in seen, "output": seen.decode("utf-8", "replace")}
+    out = {"ok": expect.encode() in seen, "output": seen.decode("utf-8", "replace")}
+    if backend.name == "libvirt":
+        out["libvirt"] = _libvirt_state(backend)
+    return out
+
+
+def _backend(argv: list[str]) -> tuple[Backend, list[str]]:
+    if "--libvirt" in argv:
+        at = argv.index("--libvirt")
+        uri = argv[at + 1]
+        from xentui.backends.libvirt import LibvirtBackend
+
+        return LibvirtBackend(uri), argv[:at] + argv[at + 2:]
+    backend = XlBackend(stats="xentop" if "--xentop" in argv else "auto")
+    return backend, [arg for arg in argv if arg != "--xentop"]
 
 
 async def main(argv: list[str]) -> dict:
-    backend = XlBackend(stats="xentop" if "--xentop" in argv else "auto")
-    argv = [arg for arg in argv if arg != "--xentop"]
+    backend, argv = _backend(argv)
     try:
         command, *rest = argv
         if command == "sample":
             return await sample(backend)
+        if command == "capabilities":
+            return await capabilities(backend)
         if command == "act":
             return await act(backend, rest[0], rest[1], rest[2:])
         if command == "migrate":
@@ -126,7 +171,10 @@ async def main(argv: list[str]) -> dict:
             return await console(backend, rest[0], "", rest[2], sysrq_key=rest[1])
         raise SystemExit(f"unknown command {command}")
     except BackendError as error:
-        return {"error": str(error), "kind": type(error).__name__}
+        out = {"error": str(error), "kind": type(error).__name__}
+        if backend.name == "libvirt":
+            out["libvirt"] = _libvirt_state(backend)
+        return out
     finally:
         await backend.close()
 

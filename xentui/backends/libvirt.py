@@ -221,6 +221,7 @@ class _Connection:
         self.callbacks: list[int] = []
         self.bulk = True  # getAllDomainStats answers (until the driver says it has none)
         self.nowait = True  # and accepts VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT
+        self.console_safe = True  # openConsole accepts VIR_DOMAIN_CONSOLE_SAFE (the libxl driver does not)
         self.scheduler = ""
 
 
@@ -1126,14 +1127,29 @@ class LibvirtBackend(Backend):
         loop = asyncio.get_running_loop()
         self._loop = loop
 
+        def open_stream(current: _Connection, dom: Any) -> Any:
+            """A stream with the console on it: SAFE (refuse a console that cannot be shared safely) where
+            the driver takes the flag; the libxl driver accepts only FORCE ("unsupported flags (0x2)"), and
+            without either flag it refuses a console another session holds, which is what we want anyway."""
+            while True:
+                stream = current.conn.newStream(libvirt.VIR_STREAM_NONBLOCK)
+                flags = libvirt.VIR_DOMAIN_CONSOLE_SAFE if current.console_safe else 0
+                try:
+                    dom.openConsole(None, stream, flags)
+                    return stream
+                except libvirt.libvirtError as error:
+                    with contextlib.suppress(libvirt.libvirtError):
+                        stream.abort()
+                    if flags and _code(error) == libvirt.VIR_ERR_INVALID_ARG and "flags" in _message(error):
+                        current.console_safe = False
+                        continue
+                    raise
+
         def run(current: _Connection) -> LibvirtConsole:
             dom = self._lookup(current, domain)
-            stream = current.conn.newStream(libvirt.VIR_STREAM_NONBLOCK)
             try:
-                dom.openConsole(None, stream, libvirt.VIR_DOMAIN_CONSOLE_SAFE)
+                stream = open_stream(current, dom)
             except libvirt.libvirtError as error:
-                with contextlib.suppress(libvirt.libvirtError):
-                    stream.abort()
                 text = _message(error)
                 if "console session exists" in text or "already in use" in text:
                     raise ConsoleBusy(f"{what}: the console is already in use by another session "
