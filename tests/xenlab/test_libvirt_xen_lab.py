@@ -8,18 +8,17 @@ through libvirt, so that libvirt's own idea of them stays right too.
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
 
-from xentui.backends.xl_parsers import XlListEntry, parse_xl_list, parse_xl_vcpu_list
+from xentui.backends.xl_parsers import parse_xl_vcpu_list
 from xentui.model import DomainFlag
+
+from .dom0_calls import PY, in_dom0, wait_for, xl_list
 
 pytestmark = pytest.mark.xenlab
 
-PY = "/root/venv/bin/python"
-IN_DOM0 = "/root/xentui/tests/xenlab/in_dom0.py"
 URI = "xen:///system"
 VIRSH = ["virsh", "-q", "-c", URI]
 GUESTS = ("Domain-0", "guest1", "guest2")
@@ -27,23 +26,7 @@ GUESTS = ("Domain-0", "guest1", "guest2")
 
 def libvirt(xenlab, *args: str, timeout: float = 300) -> dict:
     """One operation of the libvirt backend in dom0 (in_dom0.py --libvirt xen:///system)."""
-    result = xenlab.ssh([PY, IN_DOM0, "--libvirt", URI, *args], timeout=timeout)
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def xl_list(xenlab) -> dict[str, XlListEntry]:
-    return {entry.name: entry for entry in parse_xl_list(xenlab.ssh(["xl", "list"]).stdout)}
-
-
-def wait_for(what: str, check, timeout: float = 60.0, every: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:g} s")
-        time.sleep(every)
+    return in_dom0(xenlab, "--libvirt", URI, *args, timeout=timeout)
 
 
 @pytest.fixture

@@ -16,34 +16,19 @@ from collections.abc import Iterator
 import pytest
 
 from xentui.backends.xentop_parser import parse_xentop_log
-from xentui.backends.xl_parsers import XlListEntry, parse_xl_list, parse_xl_sched_credit, parse_xl_vcpu_list
+from xentui.backends.xl_parsers import parse_xl_sched_credit, parse_xl_vcpu_list
 from xentui.model import DomainFlag
+
+from .dom0_calls import in_dom0, wait_for, xl_list
 
 pytestmark = pytest.mark.xenlab
 
-PY = "/root/venv/bin/python"
-IN_DOM0 = "/root/xentui/tests/xenlab/in_dom0.py"
 XENTUI = "/root/venv/bin/xentui"
 
 
 def dom0(xenlab, *args: str, timeout: float = 300) -> dict:
-    result = xenlab.ssh([PY, IN_DOM0, *args], timeout=timeout)
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def xl_list(xenlab) -> dict[str, XlListEntry]:
-    return {entry.name: entry for entry in parse_xl_list(xenlab.ssh(["xl", "list"]).stdout)}
-
-
-def wait_for(what: str, check, timeout: float = 60.0, every: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:g} s")
-        time.sleep(every)
+    """One operation of the xl backend in dom0."""
+    return in_dom0(xenlab, *args, timeout=timeout)
 
 
 @pytest.fixture
