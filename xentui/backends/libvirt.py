@@ -82,7 +82,7 @@ try:  # an optional extra: pip install 'xentui[libvirt]'
 except ImportError:  # pragma: no cover - exercised only where libvirt-python is missing
     libvirt = None  # type: ignore[assignment]
 
-__all__ = ["LibvirtBackend", "LibvirtConsole", "libvirt_available"]
+__all__ = ["LibvirtBackend", "LibvirtConsole"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -119,11 +119,6 @@ _PREFLIGHT_TIMEOUT_S = 30.0
 _MIGRATE_POLL_S = 0.5
 _CONSOLE_READ = 64 * 1024
 _CONSOLE_HIGH_WATER = 1024 * 1024
-
-
-def libvirt_available() -> bool:
-    """Whether libvirt-python is installed."""
-    return libvirt is not None
 
 
 # --- libvirt's event loop, in a thread ------------------------------------------------------
