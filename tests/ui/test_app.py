@@ -363,3 +363,26 @@ async def test_cursor_keys_scroll_to_keep_the_selection_visible_on_a_big_host():
         drawn = table.lines_rendered
         await poll(pilot, app, clock)
         assert table.lines_rendered - drawn <= 2 * table.size.height
+
+
+@pytest.mark.parametrize("cumulative", [False, True])
+async def test_every_column_sorts_both_ways_as_its_key_says_with_the_name_breaking_ties(cumulative):
+    """The table sorts with C-level keys (and reads rate columns directly); it must agree with each
+    column's own key, biggest first for numbers, and keep equal values in name order both ways."""
+    from xentui.ui.columns import COLUMNS
+
+    backend, clock = make_sim(seed=3, domains=150)
+    app, _ = make_app(backend)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(pilot, app, clock)
+        app.view.cumulative = cumulative
+        sample, rates, table = app.sample, app.rates, app.query_one(DomainTable)
+        for column in COLUMNS:
+            key = column.xentop_key if cumulative else column.key
+            for reverse in (False, True):
+                app.view.sort_column, app.view.sort_reverse = column.id, reverse
+                table.rebuild()
+                expected = sorted(sample.domains, key=lambda d: d.name.casefold())
+                expected.sort(key=lambda d: key(d, rates.get(d.key), sample.host),
+                              reverse=column.descending != reverse)
+                assert names(app) == [d.name for d in expected], (column.id, reverse)

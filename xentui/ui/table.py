@@ -8,8 +8,9 @@ put while the rest scrolls sideways; the cursor follows a domain, not a row numb
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, NamedTuple
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -32,11 +33,27 @@ NAME_MIN_WIDTH = 10
 SUBROW_INDENT = "  "
 
 
-@dataclass(frozen=True, slots=True)
-class Line:
+class Line(NamedTuple):
     kind: LineKind
     domain: Domain | None
     index: int = 0  # which vCPU / vif / vbd
+
+
+class _DomainLines(Sequence[Line]):
+    """The lines of the plain view (one per domain, no sub-rows): made when drawn, not per refresh."""
+
+    __slots__ = ("_domains",)
+
+    def __init__(self, domains: list[Domain]) -> None:
+        self._domains = domains
+
+    def __len__(self) -> int:
+        return len(self._domains)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [Line("domain", domain) for domain in self._domains[index]]
+        return Line("domain", self._domains[index])
 
 
 @dataclass
@@ -56,10 +73,6 @@ class ViewOptions:
 
 
 _TEXT_COLUMNS = frozenset({"name", "state", "type"})
-
-
-def _by_name(domain: Domain) -> str:
-    return domain.name.casefold()
 
 
 class DomainTable(ScrollView, can_focus=True):
@@ -141,16 +154,17 @@ class DomainTable(ScrollView, can_focus=True):
         self.options = options or ViewOptions()
         self._sample: Sample | None = None
         self._rates: dict[str, DomainRates] = {}
-        self._lines: list[Line] = []
-        self._domain_lines: list[int] = []  # line index of each shown domain, in order
+        self._lines: Sequence[Line] = []
+        self._domain_lines: Sequence[int] = []  # line index of each shown domain, in order
         self._line_of_key: dict[str, int] = {}
-        self._names: dict[str, str] = {}
+        self._casefolded: dict[str, str] = {}  # name -> casefolded, for sorting and filtering
+        self._name_cells_wide: dict[str, int] = {}  # name -> cells it takes as drawn
         self._name_width = NAME_MIN_WIDTH
         self._columns: list[Column] = []
         self._styles: dict[str, Style] = {}
         self._strips: dict[tuple[int, bool, int, int], Strip] = {}  # drawn lines of this sample
         self._name_cells: dict[tuple[str, int], str] = {}
-        self._printable: dict[str, tuple[str, int]] = {}  # name -> (as shown, cells)
+        self._printable: dict[str, str] = {}  # name -> as shown
         self.marked: set[str] = set()  # domain keys marked for a bulk action
         self._cursor_position = 0  # among shown domains, to land near when the selected one goes
         self.rebuilds = 0
@@ -173,30 +187,60 @@ class DomainTable(ScrollView, can_focus=True):
         self.rebuild()
 
     def rebuild(self) -> None:
-        """Filter, sort and lay out lines. O(n log n) in domains; no cell is formatted here."""
+        """Filter, sort and lay out lines. O(n log n) in domains; no cell is formatted here.
+
+        Runs at every refresh for every domain, so the per-domain work is kept to comprehensions
+        and C-level sorting; `Line`s of the plain view are only made for the rows drawn.
+        """
         self.rebuilds += 1
         sample = self._sample
         if sample is None:
             return
         options = self.options
-        cache = self._printable
-        if len(cache) > 4 * len(sample.domains) + 1000:
-            cache.clear()
-        names = {}
-        for d in sample.domains:
-            shown = cache.get(d.name)
-            if shown is None:
-                shown = cache[d.name] = (printable(d.name), cell_len(printable(d.name)))
-            names[d.key] = shown[0]
-        self._names = names
         domains = sample.domains
+        names = [d.name for d in domains]
+        cells = self._name_cells_wide
+        if len(cells) > 4 * len(domains) + 1000:
+            cells.clear()
+            self._printable.clear()
+        for name in [name for name in names if name not in cells]:
+            cells[name] = cell_len(self._shown_name(name))
         if options.filter_text:
             needle = options.filter_text.casefold()
-            domains = [d for d in domains if needle in d.name.casefold() or needle in names[d.key].casefold()]
-        domains = self._sorted(domains, sample.host)
+            shown = self._shown_name
+            domains = [d for d in domains if needle in d.name.casefold() or needle in shown(d.name).casefold()]
+            names = [d.name for d in domains]
+        keys = [d.key for d in domains]
+        order = self._order(domains, keys, names, sample.host)
+        ordered = [domains[i] for i in order]
+        if options.dom0_first:
+            ordered.sort(key=lambda d: not d.is_dom0)
+            ordered_keys = [d.key for d in ordered]
+        else:
+            ordered_keys = [keys[i] for i in order]
+        lines: Sequence[Line]
+        domain_lines: Sequence[int]
+        if options.vcpus or options.networks or options.vbds or options.repeat_header:
+            lines, domain_lines = self._lines_with_subrows(ordered)
+        else:
+            lines, domain_lines = _DomainLines(ordered), range(len(ordered))
+        self._lines = lines
+        self._domain_lines = domain_lines
+        self._line_of_key = dict(zip(ordered_keys, domain_lines, strict=True))
+        self._name_width = max(NAME_MIN_WIDTH, max(map(cells.__getitem__, names), default=0))
+        self._columns = [c for c in COLUMNS[1:] if c.id not in options.hidden]
+        self._settle_cursor()
+        self._strips.clear()
+        size = Size(self._name_width + 1 + self._rest_width(), len(lines) + 1)
+        if size != self.virtual_size:
+            self.virtual_size = size
+        self.refresh()
+
+    def _lines_with_subrows(self, ordered: list[Domain]) -> tuple[list[Line], list[int]]:
+        options = self.options
         lines: list[Line] = []
         domain_lines: list[int] = []
-        for domain in domains:
+        for domain in ordered:
             if options.repeat_header and lines:
                 lines.append(Line("header", None))
             domain_lines.append(len(lines))
@@ -207,36 +251,48 @@ class DomainTable(ScrollView, can_focus=True):
                 lines.extend(Line("vif", domain, i) for i in range(len(domain.vifs)))
             if options.vbds:
                 lines.extend(Line("vbd", domain, i) for i in range(len(domain.vbds)))
-        self._lines = lines
-        self._domain_lines = domain_lines
-        self._line_of_key = {lines[i].domain.key: i for i in domain_lines}  # type: ignore[union-attr]
-        longest = max((cache[d.name][1] for d in domains), default=NAME_MIN_WIDTH)
-        self._name_width = max(NAME_MIN_WIDTH, longest)
-        self._columns = [c for c in COLUMNS[1:] if c.id not in options.hidden]
-        self._settle_cursor()
-        self._strips.clear()
-        size = Size(self._name_width + 1 + self._rest_width(), len(lines) + 1)
-        if size != self.virtual_size:
-            self.virtual_size = size
-        self.refresh()
+        return lines, domain_lines
 
-    def _sorted(self, domains: list[Domain], host: Host) -> list[Domain]:
+    def _shown_name(self, name: str) -> str:
+        """The name as drawn: control characters, escapes and bidi overrides made visible."""
+        shown = self._printable.get(name)
+        if shown is None:
+            shown = self._printable[name] = printable(name)
+        return shown
+
+    def _folded(self, names: list[str]) -> list[str]:
+        folded = self._casefolded
+        if len(folded) > 4 * len(names) + 1000:
+            folded.clear()
+        for name in [name for name in names if name not in folded]:
+            folded[name] = name.casefold()
+        return list(map(folded.__getitem__, names))
+
+    def _order(self, domains: list[Domain], keys: list[str], names: list[str], host: Host) -> list[int]:
+        """Positions of ``domains`` in the chosen column's order; the name breaks ties, so equal values
+        never shuffle between refreshes."""
         options = self.options
         column = BY_ID.get(options.sort_column, BY_ID["cpu_pct"])
-        key = column.xentop_key if options.cumulative else column.key
-        rates = self._rates
         descending = column.descending != options.sort_reverse
-        # name breaks ties, so equal values never shuffle from one refresh to the next
+        folded = self._folded(names)
+        positions = range(len(domains))
+        if column.id == "name":
+            return sorted(positions, key=folded.__getitem__, reverse=descending)
+        rates = self._rates
         get = rates.get
-        if column.id in _TEXT_COLUMNS:
-            ordered = sorted(domains, key=_by_name)
-            ordered.sort(key=lambda d: key(d, get(d.key), host), reverse=descending)
-        else:  # one pass: numbers negate for a descending order, the name stays ascending
-            sign = -1 if descending else 1
-            ordered = sorted(domains, key=lambda d: (sign * key(d, get(d.key), host), d.name.casefold()))
-        if options.dom0_first:
-            ordered.sort(key=lambda d: not d.is_dom0)
-        return ordered
+        attr = column.rate_attr
+        if attr is not None and not options.cumulative:
+            # getattr(None, attr, -1.0) is -1.0: a domain without rates yet sorts as below zero
+            values = [getattr(get(key), attr, -1.0) for key in keys]
+        else:
+            key_of = column.xentop_key if options.cumulative else column.key
+            values = [key_of(d, get(key), host) for d, key in zip(domains, keys, strict=True)]
+        if column.id in _TEXT_COLUMNS:  # text sorts both ways; the name stays ascending within
+            by_name = sorted(positions, key=folded.__getitem__)
+            return sorted(by_name, key=values.__getitem__, reverse=descending)
+        if descending:  # numbers negate for a descending order, the name stays ascending
+            values = [-value for value in values]
+        return sorted(positions, key=list(zip(values, folded, strict=True)).__getitem__)
 
     def _settle_cursor(self) -> None:
         keys = self._domain_lines
@@ -396,7 +452,7 @@ class DomainTable(ScrollView, can_focus=True):
         sorted_style = style + self._style("sorted")
         by_name = self.options.sort_column == "name"
         span = self._sorted_span()
-        name = ("* " if marked else "") + self._names[domain.key]
+        name = ("* " if marked else "") + self._shown_name(domain.name)
         return self._strip(name, sorted_style if by_name else style, "".join(cells), style,
                            width, None if span is None else (*span, sorted_style))
 
