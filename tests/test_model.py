@@ -145,3 +145,19 @@ def test_hot_plugged_devices_count_only_from_their_second_sample():
     swapped = domain(vifs=[Vif(2, "vif3.2", rx_bytes=5)])  # one vif unplugged, another plugged
     rates = compute_rates(sample(0.0, before), sample(1.0, swapped))["u-1"]
     assert rates.net_rx_bytes_s == 0.0 and rates.vifs == {}
+
+
+def test_a_device_record_the_backend_kept_counts_zero_and_a_restart_counts_everything():
+    """Backends may hand over the same Vif/Vbd object when its counters stood still (the simulator does);
+    that is zero traffic. A domain back under a new domid counts its counters from zero, shared or not."""
+    vif = Vif(0, "vif3.0", rx_bytes=5000, tx_bytes=3000)
+    vbd = Vbd(51712, "xvda", rd_reqs=40, wr_reqs=20, rd_sectors=800, wr_sectors=160)
+    before = domain(vifs=[vif], vbds=[vbd])
+    after = domain(cpu_ns=10**9, vifs=[vif], vbds=[vbd])
+    rates = compute_rates(sample(0.0, before), sample(1.0, after))["u-1"]
+    assert (rates.net_rx_bytes_s, rates.net_tx_bytes_s, rates.vbd_rd_reqs_s, rates.vbd_wr_bytes_s) == (0, 0, 0, 0)
+    assert rates.cpu_pct == 100.0
+    restarted = domain(id=9, cpu_ns=10**9, vifs=[Vif(0, "vif9.0", rx_bytes=100, tx_bytes=50)],
+                       vbds=[Vbd(51712, "xvda", rd_reqs=4, wr_reqs=2, rd_sectors=32, wr_sectors=16)])
+    rates = compute_rates(sample(0.0, before), sample(2.0, restarted))["u-1"]
+    assert (rates.net_rx_bytes_s, rates.vbd_rd_reqs_s, rates.vbd_wr_bytes_s) == (50.0, 2.0, 16 * 512 / 2)

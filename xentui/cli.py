@@ -14,7 +14,6 @@ from pathlib import Path
 from xentui import __version__
 from xentui.backends.base import Backend, BackendError, BackendUnavailable, InvalidArgument
 from xentui.backends.readonly import ReadOnlyBackend
-from xentui.backends.replay import ReplayBackend
 from xentui.backends.sim import MAX_DOMAINS, SimBackend, SimCluster
 from xentui.batch import BatchFormat, BatchOptions, run_batch
 from xentui.themefiles import load_theme_specs
@@ -116,6 +115,8 @@ def make_backend(args: argparse.Namespace) -> Backend:
     if choice == "replay":
         if args.replay is None:
             raise InvalidArgument("--backend replay needs --replay FILE")
+        from xentui.backends.replay import ReplayBackend  # only here: its parser is not needed otherwise
+
         backend = ReplayBackend(args.replay, interval=args.replay_interval)
         # one recorded iteration per poll, at the recorded pace times the speed
         args.delay = args.replay_interval / args.replay_speed

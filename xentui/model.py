@@ -343,6 +343,8 @@ class DomainRates:
             self.cpu_pct = (grew if grew >= 0 else counter_delta(old.cpu_ns, new.cpu_ns)) / seconds / 1e7
         rx = tx = 0
         for prior, vif in _pairs(old.vifs, new.vifs):
+            if prior is vif:  # the backend kept the device's record: nothing moved
+                continue
             if restarted:
                 rx += vif.rx_bytes
                 tx += vif.tx_bytes
@@ -355,7 +357,7 @@ class DomainRates:
         self.net_tx_bytes_s = tx / seconds
         rd = wr = oo = rsect = wsect = 0
         for prior_vbd, vbd in _pairs(old.vbds, new.vbds):
-            if prior_vbd.error or vbd.error:
+            if prior_vbd is vbd or prior_vbd.error or vbd.error:
                 continue
             if restarted:
                 rd, wr, oo = rd + vbd.rd_reqs, wr + vbd.wr_reqs, oo + vbd.oo_reqs
@@ -439,9 +441,11 @@ def compute_rates(previous: Sample | None, current: Sample) -> dict[str, DomainR
     if seconds <= 0:
         return {}
     before = previous.by_key()
+    get = before.get
     rates = {}
     for domain in current.domains:
-        old = before.get(domain.key)
+        key = domain.key
+        old = get(key)
         if old is not None:
-            rates[domain.key] = DomainRates(old, domain, seconds)
+            rates[key] = DomainRates(old, domain, seconds)
     return rates

@@ -22,6 +22,7 @@ import random
 import uuid as uuidlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 
 from xentui.backends.base import (
@@ -90,9 +91,10 @@ class LoadProfile:
     sawtooth: bool = False  # builds: ramp up, drop, repeat
 
     def at(self, t: float, salt: int) -> float:
+        # SimCluster._integrate computes the same inline, for every domain at every step
         cycle = (t / self.period_s + self.phase) % 1.0
-        wave = (2 * cycle - 1) if self.sawtooth else math.sin(2 * math.pi * cycle)
-        jitter = (_hash_unit(salt, int(t)) * 2 - 1) * self.noise
+        wave = (2 * cycle - 1) if self.sawtooth else math.sin(TWO_PI * cycle)
+        jitter = _JITTER[(salt ^ (int(t) * _TICK_MIX)) & _JITTER_MASK] * self.noise
         return min(1.0, max(0.0, self.base + self.swing * wave + jitter))
 
 
@@ -110,6 +112,25 @@ def _hash_unit(salt: int, tick: int) -> float:
     return x / 4294967296.0
 
 
+TWO_PI = 2 * math.pi
+
+
+def _jitter_source(count: int) -> list[float]:
+    draw = random.Random(0x5EED).random
+    return [draw() for _ in range(count)]
+
+# Load jitter, in [-1, 1): a table indexed by (salt, second) rather than a hash per domain per step.
+_JITTER_MASK = 4095
+_JITTER = tuple(value * 2 - 1 for value in _jitter_source(_JITTER_MASK + 1))
+_TICK_MIX = 0x9E3779B1
+# A quiet guest's I/O comes in bursts, as on a real host: its disks every DISK_BURST_S seconds
+# (ext4 commits every 5 s), its network every NET_BURST_S; a busy guest's every second.
+QUIET_DISK_BELOW = 0.5  # activity (CPU per vCPU) under which a guest's disks are quiet
+QUIET_NET_BELOW = 0.15
+DISK_BURST_S = 5
+NET_BURST_S = 3
+
+
 @dataclass(slots=True)
 class SimVif:
     devid: int
@@ -118,6 +139,12 @@ class SimVif:
     rx_rate: float  # bytes/s received by the guest at full activity
     tx_rate: float
     counters: list[float] = field(default_factory=lambda: [0.0] * 8)  # rx b/p/e/d, tx b/p/e/d
+    shown: Vif | None = None  # the last model made, reused while the counters and the domid stand still
+    shown_domid: int = -1
+
+    def reset(self) -> None:
+        self.counters = [0.0] * 8
+        self.shown = None
 
 
 @dataclass(slots=True)
@@ -130,9 +157,16 @@ class SimVbd:
     wr_rate: float
     sectors_per_req: int
     counters: list[float] = field(default_factory=lambda: [0.0] * 5)  # oo rd wr rsect wsect
+    shown: Vbd | None = None  # the last model made, reused while the counters stand still
+
+    def reset(self) -> None:
+        self.counters = [0.0] * 5
+        self.shown = None
 
 
-_NOT_SHOWN = frozenset({"snapshot", "last_demand", "kernel_log", "pending_input", "shell", "console", "busy"})
+_NOT_SHOWN = frozenset(
+    {"snapshot", "offline_vcpus", "last_demand", "kernel_log", "pending_input", "shell", "console", "busy"}
+)
 
 
 @dataclass(slots=True)
@@ -165,6 +199,7 @@ class SimDomain:
     pending_input: bytearray = field(default_factory=bytearray)
     last_demand: float = 0.0  # CPUs wanted at the last integration step: decides 'r' or 'b'
     snapshot: Domain | None = None  # the last model built, reused while nothing changes
+    offline_vcpus: tuple[int, list[float], list[Vcpu]] | None = None  # (online, vcpu_ns, models) of the offline
 
     def __setattr__(self, name: str, value: object) -> None:
         # Any change to what a sample shows drops the cached snapshot; the hot loop pays one set.
@@ -253,6 +288,15 @@ _FEATURED: tuple[tuple, ...] = (
 _ROLES = ("web", "app", "db", "cache", "worker", "ci", "vpn", "dns", "log", "mq", "search", "proxy")
 
 
+class _NewSimDomain(SimDomain):
+    """A SimDomain while `SimCluster._new_domain` fills it in: nothing was sampled yet, so no
+    snapshot to drop at every field set (a Python-level call each, thirty per domain at start-up)."""
+
+    __slots__ = ()
+    __setattr__ = object.__setattr__
+
+
+
 class SimCluster:
     """Every simulated host, their shared clock and the seed everything random derives from."""
 
@@ -322,7 +366,7 @@ class SimCluster:
                 vbds.append(SimVbd(devid, device, backend, f"{prefix}{name.replace(' ', '_')}-{device}{suffix}",
                                    rd_rate=rng.uniform(5, 60) * heavy, wr_rate=rng.uniform(5, 40) * heavy,
                                    sectors_per_req=rng.choice((8, 16, 32, 64))))
-        dom = SimDomain(
+        dom = _NewSimDomain(
             domid=domid, name=name, uuid="00000000-0000-0000-0000-000000000000" if domid == 0 else self._uuid(),
             type=dtype, load=load, vcpus_max=vmax, vcpus_online=online, mem_kib=float(mem), target_kib=mem,
             maxmem_kib=maxmem, vifs=vifs, vbds=vbds, pv_drivers=pv_drivers, salt=rng.getrandbits(32),
@@ -342,6 +386,7 @@ class SimCluster:
             activity = uptime * (0.2 + load.base)
             rd, wr = vbd.rd_rate * activity, vbd.wr_rate * activity
             vbd.counters = [rng.randrange(0, 5), rd, wr, rd * vbd.sectors_per_req, wr * vbd.sectors_per_req]
+        dom.__class__ = SimDomain  # from now on, every change to what a sample shows drops the snapshot
         return dom
 
     def _populate(self, host: SimHost, count: int, now: float) -> None:
@@ -423,20 +468,28 @@ class SimCluster:
         weights = [d.weight for d in domains]
         balloon_factor = 1 - math.exp(-dt / BALLOON_TAU_S)
         active = Status.ACTIVE
+        set_field = object.__setattr__  # plain sets: these two never change what a sample shows alone
+        sin = math.sin
+        jitter = _JITTER
+        # Written out flat, with no call per domain: this runs for every domain at every step.
         for step in range(steps):
             t = start + dt * (step + 0.5)
             tick = int(t)
-            # CPUs each domain wants right now, after its cap (written out: every domain, every step)
+            tick_mix = tick * _TICK_MIX
+            # CPUs each domain wants right now, after its cap (LoadProfile.at, inline)
             demands = []
             for d in domains:
                 if d.status != active or d.paused:
                     demands.append(0.0)
                     continue
-                wanted = d.load.at(t, d.salt) * d.vcpus_online
+                load = d.load
+                cycle = (t / load.period_s + load.phase) % 1.0
+                wave = (2 * cycle - 1) if load.sawtooth else sin(TWO_PI * cycle)
+                level = load.base + load.swing * wave + jitter[(d.salt ^ tick_mix) & _JITTER_MASK] * load.noise
+                wanted = (1.0 if level > 1.0 else 0.0 if level < 0.0 else level) * d.vcpus_online
                 demands.append(min(wanted, d.cap / 100) if d.cap else wanted)
             granted = _credit_share(demands, weights, host.nr_cpus)
             free = host.free_kib
-            set_field = object.__setattr__  # plain sets: these two never change what a sample shows alone
             for dom, wanted, cpus in zip(domains, demands, granted, strict=True):
                 set_field(dom, "last_demand", wanted)
                 if dom.status != active or dom.paused:
@@ -446,9 +499,12 @@ class SimCluster:
                 ns = cpus * dt * 1e9
                 vcpu_ns = dom.vcpu_ns
                 # vCPUs are not perfectly even, less so the busier they are: none passes 100%
-                busy = round(cpus / (online or 1), 1)
-                for index, share in enumerate(_vcpu_shares(online, busy)):
-                    vcpu_ns[index] += ns * share
+                activity = cpus / (online or 1)
+                if online == 1:
+                    vcpu_ns[0] += ns
+                else:
+                    for index, share in enumerate(_vcpu_shares(online, round(activity, 1))):
+                        vcpu_ns[index] += ns * share
                 # The balloon moves toward its target, limited by what the host has free.
                 gap = dom.target_kib - dom.mem_kib
                 if gap:
@@ -457,27 +513,31 @@ class SimCluster:
                         moved = min(moved, free)
                     free -= moved
                     dom.mem_kib += moved
-                activity = cpus / (online or 1)
-                net_scale = (0.2 + activity) * dt
-                for vif in dom.vifs:
-                    rx, tx = vif.rx_rate * net_scale, vif.tx_rate * net_scale
-                    c = vif.counters
-                    c[0] += rx
-                    c[1] += rx / 900
-                    c[4] += tx
-                    c[5] += tx / 700
-                    if activity > 0.9 and _hash_unit(dom.salt + vif.devid, tick) < 0.1:
-                        c[3] += 1  # drops under load
-                disk_scale = (0.1 + activity) * dt
-                for vbd in dom.vbds:
-                    rd, wr = vbd.rd_rate * disk_scale, vbd.wr_rate * disk_scale
-                    c = vbd.counters
-                    c[1] += rd
-                    c[2] += wr
-                    c[3] += rd * vbd.sectors_per_req
-                    c[4] += wr * vbd.sectors_per_req
-                    if activity > 0.5 and _hash_unit(dom.salt + vbd.devid, tick) < 0.05:
-                        c[0] += 1  # out-of-requests: the ring was full
+                salt = dom.salt
+                if dom.vifs and (activity >= QUIET_NET_BELOW or (tick + salt) % NET_BURST_S == 0):
+                    net_scale = (0.2 + activity) * dt * (1 if activity >= QUIET_NET_BELOW else NET_BURST_S)
+                    for vif in dom.vifs:
+                        rx, tx = vif.rx_rate * net_scale, vif.tx_rate * net_scale
+                        c = vif.counters
+                        c[0] += rx
+                        c[1] += rx / 900
+                        c[4] += tx
+                        c[5] += tx / 700
+                        if activity > 0.9 and _hash_unit(salt + vif.devid, tick) < 0.1:
+                            c[3] += 1  # drops under load
+                        vif.shown = None
+                if dom.vbds and (activity >= QUIET_DISK_BELOW or (tick + salt) % DISK_BURST_S == 0):
+                    disk_scale = (0.1 + activity) * dt * (1 if activity >= QUIET_DISK_BELOW else DISK_BURST_S)
+                    for vbd in dom.vbds:
+                        rd, wr = vbd.rd_rate * disk_scale, vbd.wr_rate * disk_scale
+                        c = vbd.counters
+                        c[1] += rd
+                        c[2] += wr
+                        c[3] += rd * vbd.sectors_per_req
+                        c[4] += wr * vbd.sectors_per_req
+                        if activity > 0.5 and _hash_unit(salt + vbd.devid, tick) < 0.05:
+                            c[0] += 1  # out-of-requests: the ring was full
+                        vbd.shown = None
 
     def schedule(self, host: SimHost, delay: float, action: Callable[[], None]) -> None:
         due = host.last_t + delay  # from inside a timer, "now" is that timer's moment
@@ -500,29 +560,39 @@ class SimCluster:
         if dom.snapshot is not None:
             return dom.snapshot
         online = dom.vcpus_online
-        # dom0 runs xentui itself; a guest is on a CPU when it wants at least half of its vCPUs
-        on_cpu = dom.is_dom0 or dom.last_demand >= 0.5 * max(1, online)
-        flags = _FLAGS[(dom.status, dom.paused, on_cpu)]
         domid = dom.domid
-        # Plain loops rather than comprehensions: this runs for every active domain every second.
-        vcpus = []
-        cpu_ns = 0
-        for index, exact_ns in enumerate(dom.vcpu_ns):
-            ns = int(exact_ns)
-            cpu_ns += ns
-            vcpus.append(Vcpu(index, index < online, ns))
+        # dom0 runs xentui itself; a guest is on a CPU when it wants at least half of its vCPUs
+        on_cpu = domid == 0 or dom.last_demand >= 0.5 * max(1, online)
+        flags = _FLAGS[(dom.status, dom.paused, on_cpu)]
+        vcpu_ns = dom.vcpu_ns
+        # Offline vCPUs do not move: their models are made once per vcpu-set (or restart) and reused.
+        offline = dom.offline_vcpus
+        if offline is None or offline[0] != online or offline[1] is not vcpu_ns:
+            offline = (online, vcpu_ns, [Vcpu(index, False, int(vcpu_ns[index]))
+                                         for index in range(online, len(vcpu_ns))])
+            object.__setattr__(dom, "offline_vcpus", offline)
+        vcpus = list(map(Vcpu, range(min(online, len(vcpu_ns))), repeat(True), map(int, vcpu_ns)))
+        vcpus += offline[2]
         vifs = []
         for v in dom.vifs:
-            c = v.counters
-            vifs.append(Vif(v.devid, f"vif{domid}.{v.devid}", v.mac, v.bridge, int(c[0]), int(c[1]), int(c[2]),
-                            int(c[3]), int(c[4]), int(c[5]), int(c[6]), int(c[7])))
+            vif = v.shown
+            if vif is None or v.shown_domid != domid:
+                c = v.counters
+                vif = v.shown = Vif(v.devid, f"vif{domid}.{v.devid}", v.mac, v.bridge, int(c[0]), int(c[1]),
+                                    int(c[2]), int(c[3]), int(c[4]), int(c[5]), int(c[6]), int(c[7]))
+                v.shown_domid = domid
+            vifs.append(vif)
         vbds = []
         for v in dom.vbds:
-            c = v.counters
-            vbds.append(Vbd(v.devid, v.device, v.backend, v.path, int(c[0]), int(c[1]), int(c[2]), int(c[3]),
-                            int(c[4])))
-        snapshot = Domain(domid, dom.name, dom.uuid, dom.type, flags, cpu_ns, int(dom.mem_kib), dom.maxmem_kib,
-                          vcpus, dom.vcpus_max, vifs, vbds, dom.weight, dom.cap, dom.ssid, dom.target_kib)
+            vbd = v.shown
+            if vbd is None:
+                c = v.counters
+                vbd = v.shown = Vbd(v.devid, v.device, v.backend, v.path, int(c[0]), int(c[1]), int(c[2]),
+                                    int(c[3]), int(c[4]))
+            vbds.append(vbd)
+        snapshot = Domain(domid, dom.name, dom.uuid, dom.type, flags, int(sum(vcpu_ns)), int(dom.mem_kib),
+                          dom.maxmem_kib, vcpus, dom.vcpus_max, vifs, vbds, dom.weight, dom.cap, dom.ssid,
+                          dom.target_kib)
         object.__setattr__(dom, "snapshot", snapshot)
         return snapshot
 
@@ -744,9 +814,9 @@ class SimBackend(Backend):
         dom.vcpu_ns = [0.0] * dom.vcpus_max
         dom.mem_kib = float(dom.target_kib)
         for vif in dom.vifs:
-            vif.counters = [0.0] * 8
+            vif.reset()
         for vbd in dom.vbds:
-            vbd.counters = [0.0] * 5
+            vbd.reset()
         dom.kernel_log = []
         dom.log(dom.started_at, f"Linux version 6.1.0-27-amd64 ({dom.name}) #1 SMP PREEMPT_DYNAMIC Debian 6.1.115-1")
         self.host.domains[dom.name] = dom

@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.binding import Binding, BindingType
 
@@ -19,23 +20,22 @@ from xentui.audit import AuditLog
 from xentui.backends.base import Action, Backend, BackendError
 from xentui.model import Domain, DomainState, Host, Sample
 from xentui.textsafe import printable
-from xentui.ui.modals import (
-    ActionLogScreen,
-    ConfirmScreen,
-    DestroyScreen,
-    EvacuateScreen,
-    MemoryScreen,
-    MigrateScreen,
-    RestoreScreen,
-    SaveRequest,
-    SaveScreen,
-    SchedScreen,
-    SysrqScreen,
-    VcpuScreen,
-    default_save_path,
-)
 from xentui.ui.table import DomainTable
 from xentui.validate import format_kib
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from xentui.ui.modals import SaveRequest
+
+
+
+def _modals() -> ModuleType:
+    """The action dialogs, imported when the first one opens: the first frame does not wait for them."""
+    from xentui.ui import modals
+
+    return modals
+
 
 ACTION_BINDINGS: list[BindingType] = [
     Binding("m", "mem_set", "Mem", id="mem-set"),
@@ -200,7 +200,7 @@ class ActionsMixin:
             self.start_action(domain, action.value, lambda: call(domain.name, kib), {"kib": kib},
                             done=f"{action.value} {printable(domain.name)} {format_kib(kib)}")
 
-        self.push_screen(MemoryScreen(domain, host, ceiling=ceiling), chosen)
+        self.push_screen(_modals().MemoryScreen(domain, host, ceiling=ceiling), chosen)
 
     def action_vcpu_set(self) -> None:
         domain, host = self._selected(), self._host()
@@ -216,7 +216,7 @@ class ActionsMixin:
                             {"count": count, "allow_overcommit": overcommit},
                             done=f"vcpu-set {printable(domain.name)} {count}")
 
-        self.push_screen(VcpuScreen(domain, host), chosen)
+        self.push_screen(_modals().VcpuScreen(domain, host), chosen)
 
     def action_sched(self) -> None:
         domain = self._selected()
@@ -231,7 +231,7 @@ class ActionsMixin:
                             {"weight": weight, "cap": cap},
                             done=f"{printable(domain.name)}: weight {weight}, cap {cap}")
 
-        self.push_screen(SchedScreen(domain), chosen)
+        self.push_screen(_modals().SchedScreen(domain), chosen)
 
     # pause ---------------------------------------------------------------------------------------
 
@@ -288,7 +288,9 @@ class ActionsMixin:
             )
 
         self.save_dir.mkdir(parents=True, exist_ok=True)
-        self.push_screen(SaveScreen(domain, default_save_path(self.save_dir, domain, self.wall_clock())), chosen)
+        modals = _modals()
+        suggested = modals.default_save_path(self.save_dir, domain, self.wall_clock())
+        self.push_screen(modals.SaveScreen(domain, suggested), chosen)
 
     def action_restore(self) -> None:
         if self._unavailable(Action.RESTORE):
@@ -301,7 +303,7 @@ class ActionsMixin:
             self.start_action(f"image {path.name}", "restore", lambda: self.backend.restore(path, paused=paused),
                             {"path": str(path), "paused": paused}, done=f"restored {path.name}")
 
-        self.push_screen(RestoreScreen(self.save_dir), chosen)
+        self.push_screen(_modals().RestoreScreen(self.save_dir), chosen)
 
     # sysrq, life-cycle ----------------------------------------------------------------------------
 
@@ -314,7 +316,7 @@ class ActionsMixin:
             if key is not None:
                 self._bulk(domains, Action.SYSRQ, key)
 
-        self.push_screen(SysrqScreen([d.name for d in domains]), chosen)
+        self.push_screen(_modals().SysrqScreen([d.name for d in domains]), chosen)
 
     def _confirmed_bulk(self, action: Action, question: str) -> None:
         domains = self._targets()
@@ -326,7 +328,7 @@ class ActionsMixin:
             if yes:
                 self._bulk(domains, action)
 
-        self.push_screen(ConfirmScreen(question.format(who=who)), answered)
+        self.push_screen(_modals().ConfirmScreen(question.format(who=who)), answered)
 
     def action_shutdown(self) -> None:
         self._confirmed_bulk(Action.SHUTDOWN, "Shut down {who}? (the guest is asked to power off)")
@@ -344,7 +346,7 @@ class ActionsMixin:
                 self.start_action(domain, "destroy", lambda: self.backend.destroy(domain.name),
                                 done=f"destroyed {printable(domain.name)}")
 
-        self.push_screen(DestroyScreen(domain), answered)
+        self.push_screen(_modals().DestroyScreen(domain), answered)
 
     # migration ------------------------------------------------------------------------------------
 
@@ -360,7 +362,7 @@ class ActionsMixin:
             self._record(domain, "migrate", {}, outcome, message)
             self._start_poll()
 
-        self.push_screen(MigrateScreen(domain, self.backend, result))
+        self.push_screen(_modals().MigrateScreen(domain, self.backend, result))
 
     def action_evacuate(self) -> None:
         if self.sample is None or self._unavailable(Action.MIGRATE):
@@ -372,7 +374,7 @@ class ActionsMixin:
             self._record(domain, "migrate", {"evacuate": True}, outcome, message)
             self._start_poll()
 
-        self.push_screen(EvacuateScreen(domus, self.backend, result))
+        self.push_screen(_modals().EvacuateScreen(domus, self.backend, result))
 
     # marks and the log ------------------------------------------------------------------------------
 
@@ -386,4 +388,4 @@ class ActionsMixin:
         self.table.clear_marks()
 
     def action_action_log(self) -> None:
-        self.push_screen(ActionLogScreen(list(self.action_log)))
+        self.push_screen(_modals().ActionLogScreen(list(self.action_log)))

@@ -31,12 +31,13 @@ from xentui.textsafe import printable
 from xentui.themefiles import load_theme_specs
 from xentui.ui.actions import ACTION_BINDINGS, ACTION_COMMANDS, ActionsMixin, LogEntry
 from xentui.ui.columns import BY_ID, COLUMN_IDS, COLUMNS
+from xentui.ui.header import HostHeader
+from xentui.ui.table import DomainTable, ViewOptions
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from xentui.ui.console_pane import ConsolePane
-from xentui.ui.header import HostHeader
-from xentui.ui.screens import DelayScreen, DetailsScreen, HelpScreen, SortScreen
-from xentui.ui.table import DomainTable, ViewOptions
 
 DEFAULT_THEME = "xentui-dark"
 PLAIN_THEME = "xentui-plain"
@@ -283,7 +284,9 @@ class XentuiApp(ActionsMixin, App[None]):
     def on_polled(self, message: Polled) -> None:
         self.sample, self.rates = message.sample, message.rates
         if self._tune_gc and self.poll_count == 0:
-            self.call_after_refresh(_settle_garbage_collector)
+            # Not right after the refresh: the full collection holds the interpreter for tens of
+            # milliseconds, and the thread writing the first frame to the terminal would wait for it.
+            self.set_timer(min(0.5, self.delay / 2), _settle_garbage_collector)
         self.poll_count += 1
         self.polls_done += 1
         self.history.record(message.rates)
@@ -293,8 +296,9 @@ class XentuiApp(ActionsMixin, App[None]):
         self.table.update_sample(message.sample, message.rates)
         self._show_header()
         screen = self.screen
-        if isinstance(screen, DetailsScreen):
-            screen.update_from(message.sample, message.rates)
+        update_details = getattr(screen, "update_from", None)  # the details screen follows every sample
+        if update_details is not None:
+            update_details(message.sample, message.rates)
 
     def on_poll_failed(self, message: PollFailed) -> None:
         self.last_error = message.error
@@ -379,7 +383,7 @@ class XentuiApp(ActionsMixin, App[None]):
                 self.view.sort_column, self.view.sort_reverse = column, False
                 self._relayout()
 
-        self.push_screen(SortScreen(self.view.sort_column), picked)
+        self.push_screen(_screens().SortScreen(self.view.sort_column), picked)
 
     def on_domain_table_header_clicked(self, message: DomainTable.HeaderClicked) -> None:
         self.sort_by(message.column)
@@ -389,7 +393,7 @@ class XentuiApp(ActionsMixin, App[None]):
             if value is not None:
                 self.set_delay(value)
 
-        self.push_screen(DelayScreen(self.delay), chosen)
+        self.push_screen(_screens().DelayScreen(self.delay), chosen)
 
     def set_delay(self, seconds: float) -> None:
         self.delay = seconds
@@ -434,7 +438,7 @@ class XentuiApp(ActionsMixin, App[None]):
         self._open_details(message.key)
 
     def _open_details(self, key: str) -> None:
-        self.push_screen(DetailsScreen(key, self.history, self.sample, self.rates))
+        self.push_screen(_screens().DetailsScreen(key, self.history, self.sample, self.rates))
 
     # consoles --------------------------------------------------------------------------------
 
@@ -520,7 +524,7 @@ class XentuiApp(ActionsMixin, App[None]):
         self.notify(f"console log saved to {path}", title="console")
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(list(self.key_help())))
+        self.push_screen(_screens().HelpScreen(list(self.key_help())))
 
     def key_help(self) -> Iterable[tuple[str, str]]:
         for binding in [*self.BINDINGS, *DomainTable.BINDINGS]:
@@ -535,6 +539,13 @@ class XentuiApp(ActionsMixin, App[None]):
         for command in super().get_system_commands(screen):
             if command.title.lower() != "quit":  # ours is "app: quit"
                 yield command
+
+
+def _screens() -> ModuleType:
+    """Details, help, sort and delay screens, imported when first opened: a quicker first frame."""
+    from xentui.ui import screens
+
+    return screens
 
 
 def _settle_garbage_collector() -> None:
