@@ -288,3 +288,26 @@ async def test_a_domain_paused_elsewhere_wakes_the_watcher():
     finally:
         other.close()
         await backend.close()
+
+
+async def test_a_closed_console_reads_end_of_file_even_with_output_left_unread():
+    """Seen in the libvirt lab: the guest's prompt arrived between the last read and close(), and
+    read() after close() returned it instead of b''. The stream here stands in for libvirt's: the
+    test driver has no console; the lab test drives a real one."""
+    from xentui.backends.libvirt import LibvirtConsole
+
+    class Stream:  # libvirt's names
+        def eventRemoveCallback(self) -> None:  # noqa: N802
+            pass
+
+        def abort(self) -> None:
+            pass
+
+    class Owner:
+        def __init__(self) -> None:
+            self._consoles: set = set()
+
+    console = LibvirtConsole(Owner(), asyncio.get_running_loop(), Stream(), "guest")  # type: ignore[arg-type]
+    console._arrived(b"\r\nlabguest# ")
+    await console.close()
+    assert await console.read() == b""

@@ -1238,6 +1238,8 @@ class LibvirtConsole(ConsoleChannel):
         self._ready.set()
 
     async def read(self) -> bytes:
+        if self._closed:  # closed by us: what arrived after the last read is nobody's any more
+            return b""
         while not self._buffer:
             if self._closed or self._eof:
                 return b""
@@ -1280,6 +1282,7 @@ class LibvirtConsole(ConsoleChannel):
         if self._closed:
             return
         self._closed = True
+        self._buffer.clear()
         self._ready.set()
         self._backend._consoles.discard(self)
         stream = self._stream
