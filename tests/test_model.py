@@ -161,3 +161,7 @@ def test_a_device_record_the_backend_kept_counts_zero_and_a_restart_counts_every
                        vbds=[Vbd(51712, "xvda", rd_reqs=4, wr_reqs=2, rd_sectors=32, wr_sectors=16)])
     rates = compute_rates(sample(0.0, before), sample(2.0, restarted))["u-1"]
     assert (rates.net_rx_bytes_s, rates.vbd_rd_reqs_s, rates.vbd_wr_bytes_s) == (50.0, 2.0, 16 * 512 / 2)
+    # back under a new domid but handed over the very same records: still counted from zero
+    same_records = domain(id=9, cpu_ns=10**9, vifs=[vif], vbds=[vbd])
+    rates = compute_rates(sample(0.0, before), sample(1.0, same_records))["u-1"]
+    assert (rates.net_rx_bytes_s, rates.net_tx_bytes_s, rates.vbd_rd_reqs_s) == (5000.0, 3000.0, 40.0)

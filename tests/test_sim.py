@@ -485,3 +485,17 @@ async def test_device_records_follow_a_new_domid(sim, clock):
             break
     assert mail is not None and mail.id != first.id and mail.vifs
     assert all(vif.ifname == f"vif{mail.id}.{vif.devid}" for vif in mail.vifs)
+
+
+async def test_vcpus_that_ran_between_two_samples_show_their_time_when_offline_again(sim, clock):
+    """vcpu-set up, some time, vcpu-set down, then a sample: the vCPUs now offline ran meanwhile,
+    and the per-vCPU times must still add up to the domain's."""
+    first = await domain(sim, "web-frontend-01")
+    assert [v.online for v in first.vcpus] == [True, True, False, False]
+    await sim.vcpu_set("web-frontend-01", 4)
+    clock.advance(1)
+    await sim.vcpu_set("web-frontend-01", 2)
+    later = await domain(sim, "web-frontend-01")
+    assert [v.online for v in later.vcpus] == [True, True, False, False]
+    assert later.vcpus[2].cpu_ns > first.vcpus[2].cpu_ns
+    assert abs(sum(v.cpu_ns for v in later.vcpus) - later.cpu_ns) <= len(later.vcpus)

@@ -349,11 +349,11 @@ class DomainRates:
             self.cpu_pct = (grew if grew >= 0 else counter_delta(old.cpu_ns, new.cpu_ns)) / seconds / 1e7
         rx = tx = 0
         for prior, vif in _pairs(old.vifs, new.vifs):
-            if prior is vif:  # the backend kept the device's record: nothing moved
-                continue
             if restarted:
                 rx += vif.rx_bytes
                 tx += vif.tx_bytes
+                continue
+            if prior is vif:  # the backend kept the device's record: nothing moved
                 continue
             grew = vif.rx_bytes - prior.rx_bytes
             rx += grew if grew >= 0 else counter_delta(prior.rx_bytes, vif.rx_bytes)
@@ -363,11 +363,13 @@ class DomainRates:
         self.net_tx_bytes_s = tx / seconds
         rd = wr = oo = rsect = wsect = 0
         for prior_vbd, vbd in _pairs(old.vbds, new.vbds):
-            if prior_vbd is vbd or prior_vbd.error or vbd.error:
+            if prior_vbd.error or vbd.error:
                 continue
             if restarted:
                 rd, wr, oo = rd + vbd.rd_reqs, wr + vbd.wr_reqs, oo + vbd.oo_reqs
                 rsect, wsect = rsect + vbd.rd_sectors, wsect + vbd.wr_sectors
+                continue
+            if prior_vbd is vbd:  # the backend kept the device's record: nothing moved
                 continue
             grew = vbd.rd_reqs - prior_vbd.rd_reqs
             rd += grew if grew >= 0 else counter_delta(prior_vbd.rd_reqs, vbd.rd_reqs)

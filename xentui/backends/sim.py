@@ -206,6 +206,8 @@ class SimDomain:
         object.__setattr__(self, name, value)
         if name not in _NOT_SHOWN:
             object.__setattr__(self, "snapshot", None)
+            if name == "vcpus_online":  # the vCPUs that were offline may have run meanwhile
+                object.__setattr__(self, "offline_vcpus", None)
 
     @property
     def is_dom0(self) -> bool:
