@@ -254,12 +254,15 @@ def test_migrate_to_localhost_with_progress(xenlab):
         time.sleep(10)  # let the fresh guest finish settling its memory before its pages are tracked
         before = xl_list(xenlab)["guest3"].domid
         result = dom0(xenlab, "migrate", "guest3", "localhost", timeout=900)
-        if "Failed to get types for pfn batch" in result.get("error", ""):
-            # libxc lost a race with the guest's memory map under heavy emulation load; the guest keeps
-            # running at the sender (checked here) and a second attempt is what an operator would do.
-            assert "guest3" in xl_list(xenlab)
+        first_error = result.get("error")
+        if result.get("kind") == "BackendError":
+            # Under full emulation (TCG) a live migration fails now and then on Xen's side, the guest
+            # staying at the sender: libxc "Failed to get types for pfn batch" (a race with the guest's
+            # memory map), "save callback suspend() failed" (the guest slow to answer the suspend).
+            # The guest must still run here (checked); a second attempt is what an operator would do.
+            assert "guest3" in xl_list(xenlab), result
             result = dom0(xenlab, "migrate", "guest3", "localhost", timeout=900)
-        assert result.get("ok"), result
+        assert result.get("ok"), (result, first_error)
         checks = {check["name"]: check for check in result["preflight"]}
         assert checks["reachable"]["ok"] and checks["memory"]["ok"] and checks["xen version"]["ok"]
         events = result["events"]
