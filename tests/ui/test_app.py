@@ -386,3 +386,22 @@ async def test_every_column_sorts_both_ways_as_its_key_says_with_the_name_breaki
                 expected.sort(key=lambda d: key(d, rates.get(d.key), sample.host),
                               reverse=column.descending != reverse)
                 assert names(app) == [d.name for d in expected], (column.id, reverse)
+
+
+async def test_a_key_typed_right_after_enter_in_the_filter_runs_on_the_table():
+    """Seen over ssh in the Xen lab: "/guest2", Enter, then 'm' queued before Enter was handled, and the
+    'm' went into the filter. Enter keeps the filter and hands the focus back at once."""
+    from xentui.ui.modals import MemoryScreen
+
+    app, clock = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, clock)
+        for key, character in (("slash", "/"), ("d", "d"), ("b", "b"), ("minus", "-"), ("enter", "\r"),
+                               ("m", "m")):
+            app.post_message(events.Key(key, character))
+        for _ in range(5):
+            await pilot.pause()
+        assert app.query_one("#filter", Input).value == "db-"
+        assert names(app) == ["db-primary"]
+        assert isinstance(app.screen, MemoryScreen)
+

@@ -148,6 +148,8 @@ class XentuiApp(ActionsMixin, App[None]):
         Binding("question_mark", "help", "Help", id="help"),
         # priority: handled as it arrives, before the keys queued behind it reach the table (see action_filter)
         Binding("slash", "filter", "Filter", id="filter", priority=True),
+        # priority too, only while the filter is focused: the key typed right after Enter belongs to the table
+        Binding("enter", "keep_filter", "Keep the filter", id="filter-keep", show=False, priority=True),
         *ACTION_BINDINGS,
         Binding("s", "sort_next", "Sort", id="sort-next"),
         Binding("o", "sort_menu", "Sort by…", id="sort-menu", show=False),
@@ -208,6 +210,8 @@ class XentuiApp(ActionsMixin, App[None]):
             return not console_focused
         if action == "filter":
             return self.screen is self.screen_stack[0] and isinstance(self.focused, DomainTable)
+        if action == "keep_filter":
+            return isinstance(self.focused, Input) and self.focused.id == "filter"
         if action == "leave_console":
             return console_focused
         return True
@@ -415,11 +419,12 @@ class XentuiApp(ActionsMixin, App[None]):
             self.view.filter_text = event.value
             self._relayout()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "filter":
-            if not event.value:
-                event.input.remove_class("shown")
-            self.table.focus()
+    def action_keep_filter(self) -> None:
+        """Enter in the filter: keep what it holds (it applied as typed) and give the table the keys."""
+        field = self.query_one("#filter", Input)
+        if not field.value:
+            field.remove_class("shown")
+        self.screen.set_focus(self.table)  # now: the next key may already be queued (see action_filter)
 
     def action_clear_filter(self) -> None:
         for field in self.query("#filter").results(Input):
