@@ -16,7 +16,7 @@ from xentui.backends.base import MigratePhase
 from xentui.backends.detect import detect_backend
 from xentui.backends.xen_vdev import vdev_name, vdev_number
 from xentui.backends.xentop_stream import XentopStream
-from xentui.backends.xl import XlBackend, migrate_progress_from_line
+from xentui.backends.xl import MigrateProgressReader, XlBackend, migrate_progress_from_line
 from xentui.backends.xl_tool import error_summary, run_tool
 from xentui.errors import BackendError, BackendUnavailable, InvalidArgument
 
@@ -107,6 +107,19 @@ def test_migrate_progress_lines() -> None:
     done = migrate_progress_from_line("Migration successful.")
     assert done is not None and done.phase is MigratePhase.DONE
     assert migrate_progress_from_line("Parsing config from <saved>") is None
+
+
+def test_migrate_progress_never_goes_back_when_the_targets_lines_arrive_late() -> None:
+    """Seen in the Xen lab: the target's "Ready to receive" (through ssh) after the sender's "Saving to
+    migration stream"; the progress bar must not jump back from 0.05 to 0.03."""
+    reader = MigrateProgressReader()
+    lines = ["Saving to migration stream new xl format (info 0x3/0x0/1768)",
+             "migration target: Ready to receive domain.",
+             "xc: info: Domain now suspended",
+             "migration target: Transfer complete, requesting permission to start domain."]
+    fractions = [progress.fraction for line in lines if (progress := reader.feed(line)) is not None]
+    assert fractions == sorted(fractions) and fractions[0] == fractions[1] == 0.05
+    assert reader.feed("Parsing config from <saved>") is None
 
 
 # --- auto-detection ------------------------------------------------------------------------------

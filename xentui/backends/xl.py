@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -86,7 +87,7 @@ from xentui.validate import (
     format_kib,
 )
 
-__all__ = ["XlBackend", "migrate_progress_from_line"]
+__all__ = ["MigrateProgressReader", "XlBackend", "migrate_progress_from_line"]
 
 KIB = 1024
 _HOST_INFO_EVERY = 30.0  # seconds between `xl info` re-reads (libxenstat gives free memory each time)
@@ -149,6 +150,27 @@ def migrate_progress_from_line(line: str) -> MigrateProgress | None:
         if marker in line:
             return MigrateProgress(phase, fraction, message)
     return None
+
+
+class MigrateProgressReader:
+    """xl migrate's lines as progress that never goes back.
+
+    The sender's lines and the target's (through ssh's stderr) interleave as they arrive: the
+    target's "Ready to receive" can come after the sender's "Saving to migration stream". Such a
+    line still says something; it keeps the furthest fraction seen.
+    """
+
+    def __init__(self) -> None:
+        self.furthest = 0.0
+
+    def feed(self, line: str) -> MigrateProgress | None:
+        progress = migrate_progress_from_line(line)
+        if progress is None:
+            return None
+        if progress.fraction < self.furthest:
+            return dataclasses.replace(progress, fraction=self.furthest)
+        self.furthest = progress.fraction
+        return progress
 
 
 # --- the backend ---------------------------------------------------------------------------
@@ -583,6 +605,7 @@ class XlBackend(Backend):
         assert process.stdout is not None
         said: list[str] = []
         finished = False
+        reader = MigrateProgressReader()
         try:
             buffer = b""
             while chunk := await process.stdout.read(4096):
@@ -593,7 +616,7 @@ class XlBackend(Backend):
                     if not line:
                         continue
                     said.append(line)
-                    progress = migrate_progress_from_line(line)
+                    progress = reader.feed(line)
                     if progress is not None and progress.phase is not MigratePhase.DONE:
                         yield progress
             returncode = await process.wait()
