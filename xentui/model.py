@@ -262,12 +262,9 @@ class Sample:
     def state_counts(self) -> dict[DomainState, int]:
         counts = dict.fromkeys(DomainState, 0)
         # counted by flag combination first (a C-level pass): a handful of distinct ones, whatever the count
-        for flags, count in Counter(map(_FLAGS_OF, self.domains)).items():
+        for flags, count in Counter(map(attrgetter("flags"), self.domains)).items():
             counts[state_of(flags)] += count
         return counts
-
-
-_FLAGS_OF = attrgetter("flags")
 
 
 # --- rates -------------------------------------------------------------------------------
@@ -334,53 +331,32 @@ class DomainRates:
     )
 
     def __init__(self, old: Domain, new: Domain, seconds: float) -> None:
-        # Runs for every domain at every refresh: written out flat, with each counter's usual
-        # case (it grew) inline and counter_delta only for the rare wrap or reset.
         self._old, self._new = old, new
         # Same domain under a new domid (restored, rebooted, migrated back): every counter
         # restarted from zero, whatever the old values were.
         self._restarted = restarted = old.id != new.id
         self.interval_s = seconds
-        self._vcpu_pct = self._vifs = self._vbds = None
-        if restarted:
-            self.cpu_pct = new.cpu_ns / seconds / 1e7
-        else:
-            grew = new.cpu_ns - old.cpu_ns
-            self.cpu_pct = (grew if grew >= 0 else counter_delta(old.cpu_ns, new.cpu_ns)) / seconds / 1e7
+        self._vcpu_pct: dict[int, float] | None = None
+        self._vifs: dict[int, VifRates] | None = None
+        self._vbds: dict[int, VbdRates] | None = None
+        self.cpu_pct = self._per_s(old.cpu_ns, new.cpu_ns) / 1e7
         rx = tx = 0
         for prior, vif in _pairs(old.vifs, new.vifs):
-            if restarted:
-                rx += vif.rx_bytes
-                tx += vif.tx_bytes
+            if prior is vif and not restarted:  # the backend kept the device's record: nothing moved
                 continue
-            if prior is vif:  # the backend kept the device's record: nothing moved
-                continue
-            grew = vif.rx_bytes - prior.rx_bytes
-            rx += grew if grew >= 0 else counter_delta(prior.rx_bytes, vif.rx_bytes)
-            grew = vif.tx_bytes - prior.tx_bytes
-            tx += grew if grew >= 0 else counter_delta(prior.tx_bytes, vif.tx_bytes)
+            rx += counter_delta(0 if restarted else prior.rx_bytes, vif.rx_bytes)
+            tx += counter_delta(0 if restarted else prior.tx_bytes, vif.tx_bytes)
         self.net_rx_bytes_s = rx / seconds
         self.net_tx_bytes_s = tx / seconds
         rd = wr = oo = rsect = wsect = 0
         for prior_vbd, vbd in _pairs(old.vbds, new.vbds):
-            if prior_vbd.error or vbd.error:
+            if prior_vbd.error or vbd.error or (prior_vbd is vbd and not restarted):
                 continue
-            if restarted:
-                rd, wr, oo = rd + vbd.rd_reqs, wr + vbd.wr_reqs, oo + vbd.oo_reqs
-                rsect, wsect = rsect + vbd.rd_sectors, wsect + vbd.wr_sectors
-                continue
-            if prior_vbd is vbd:  # the backend kept the device's record: nothing moved
-                continue
-            grew = vbd.rd_reqs - prior_vbd.rd_reqs
-            rd += grew if grew >= 0 else counter_delta(prior_vbd.rd_reqs, vbd.rd_reqs)
-            grew = vbd.wr_reqs - prior_vbd.wr_reqs
-            wr += grew if grew >= 0 else counter_delta(prior_vbd.wr_reqs, vbd.wr_reqs)
-            grew = vbd.oo_reqs - prior_vbd.oo_reqs
-            oo += grew if grew >= 0 else counter_delta(prior_vbd.oo_reqs, vbd.oo_reqs)
-            grew = vbd.rd_sectors - prior_vbd.rd_sectors
-            rsect += grew if grew >= 0 else counter_delta(prior_vbd.rd_sectors, vbd.rd_sectors)
-            grew = vbd.wr_sectors - prior_vbd.wr_sectors
-            wsect += grew if grew >= 0 else counter_delta(prior_vbd.wr_sectors, vbd.wr_sectors)
+            rd += counter_delta(0 if restarted else prior_vbd.rd_reqs, vbd.rd_reqs)
+            wr += counter_delta(0 if restarted else prior_vbd.wr_reqs, vbd.wr_reqs)
+            oo += counter_delta(0 if restarted else prior_vbd.oo_reqs, vbd.oo_reqs)
+            rsect += counter_delta(0 if restarted else prior_vbd.rd_sectors, vbd.rd_sectors)
+            wsect += counter_delta(0 if restarted else prior_vbd.wr_sectors, vbd.wr_sectors)
         self.vbd_rd_reqs_s = rd / seconds
         self.vbd_wr_reqs_s = wr / seconds
         self.vbd_oo_reqs_s = oo / seconds

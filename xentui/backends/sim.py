@@ -22,7 +22,6 @@ import random
 import uuid as uuidlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from itertools import repeat
 from pathlib import Path
 
 from xentui.backends.base import (
@@ -119,6 +118,7 @@ def _jitter_source(count: int) -> list[float]:
     draw = random.Random(0x5EED).random
     return [draw() for _ in range(count)]
 
+
 # Load jitter, in [-1, 1): a table indexed by (salt, second) rather than a hash per domain per step.
 _JITTER_MASK = 4095
 _JITTER = tuple(value * 2 - 1 for value in _jitter_source(_JITTER_MASK + 1))
@@ -140,11 +140,20 @@ class SimVif:
     tx_rate: float
     counters: list[float] = field(default_factory=lambda: [0.0] * 8)  # rx b/p/e/d, tx b/p/e/d
     shown: Vif | None = None  # the last model made, reused while the counters and the domid stand still
-    shown_domid: int = -1
+    shown_domid: int = -1  # dom0's side, vifD.N, is named after the domid, which changes on restart
 
     def reset(self) -> None:
         self.counters = [0.0] * 8
         self.shown = None
+
+    def model(self, domid: int) -> Vif:
+        shown = self.shown
+        if shown is None or self.shown_domid != domid:
+            c = self.counters
+            shown = self.shown = Vif(self.devid, f"vif{domid}.{self.devid}", self.mac, self.bridge, int(c[0]),
+                                     int(c[1]), int(c[2]), int(c[3]), int(c[4]), int(c[5]), int(c[6]), int(c[7]))
+            self.shown_domid = domid
+        return shown
 
 
 @dataclass(slots=True)
@@ -162,6 +171,13 @@ class SimVbd:
     def reset(self) -> None:
         self.counters = [0.0] * 5
         self.shown = None
+
+    def model(self) -> Vbd:
+        if self.shown is None:
+            c = self.counters
+            self.shown = Vbd(self.devid, self.device, self.backend, self.path, int(c[0]), int(c[1]), int(c[2]),
+                             int(c[3]), int(c[4]))
+        return self.shown
 
 
 _NOT_SHOWN = frozenset(
@@ -199,14 +215,14 @@ class SimDomain:
     pending_input: bytearray = field(default_factory=bytearray)
     last_demand: float = 0.0  # CPUs wanted at the last integration step: decides 'r' or 'b'
     snapshot: Domain | None = None  # the last model built, reused while nothing changes
-    offline_vcpus: tuple[int, list[float], list[Vcpu]] | None = None  # (online, vcpu_ns, models) of the offline
+    offline_vcpus: list[Vcpu] | None = None  # models of the offline vCPUs, until vcpu-set or a restart
 
     def __setattr__(self, name: str, value: object) -> None:
         # Any change to what a sample shows drops the cached snapshot; the hot loop pays one set.
         object.__setattr__(self, name, value)
         if name not in _NOT_SHOWN:
             object.__setattr__(self, "snapshot", None)
-            if name == "vcpus_online":  # the vCPUs that were offline may have run meanwhile
+            if name in ("vcpus_online", "vcpu_ns"):  # which vCPUs are offline, or their times, changed
                 object.__setattr__(self, "offline_vcpus", None)
 
     @property
@@ -296,7 +312,6 @@ class _NewSimDomain(SimDomain):
 
     __slots__ = ()
     __setattr__ = object.__setattr__
-
 
 
 class SimCluster:
@@ -569,29 +584,12 @@ class SimCluster:
         vcpu_ns = dom.vcpu_ns
         # Offline vCPUs do not move: their models are made once per vcpu-set (or restart) and reused.
         offline = dom.offline_vcpus
-        if offline is None or offline[0] != online or offline[1] is not vcpu_ns:
-            offline = (online, vcpu_ns, [Vcpu(index, False, int(vcpu_ns[index]))
-                                         for index in range(online, len(vcpu_ns))])
+        if offline is None:
+            offline = [Vcpu(index, False, int(vcpu_ns[index])) for index in range(online, len(vcpu_ns))]
             object.__setattr__(dom, "offline_vcpus", offline)
-        vcpus = list(map(Vcpu, range(min(online, len(vcpu_ns))), repeat(True), map(int, vcpu_ns)))
-        vcpus += offline[2]
-        vifs = []
-        for v in dom.vifs:
-            vif = v.shown
-            if vif is None or v.shown_domid != domid:
-                c = v.counters
-                vif = v.shown = Vif(v.devid, f"vif{domid}.{v.devid}", v.mac, v.bridge, int(c[0]), int(c[1]),
-                                    int(c[2]), int(c[3]), int(c[4]), int(c[5]), int(c[6]), int(c[7]))
-                v.shown_domid = domid
-            vifs.append(vif)
-        vbds = []
-        for v in dom.vbds:
-            vbd = v.shown
-            if vbd is None:
-                c = v.counters
-                vbd = v.shown = Vbd(v.devid, v.device, v.backend, v.path, int(c[0]), int(c[1]), int(c[2]),
-                                    int(c[3]), int(c[4]))
-            vbds.append(vbd)
+        vcpus = [Vcpu(index, True, int(vcpu_ns[index])) for index in range(min(online, len(vcpu_ns)))] + offline
+        vifs = [vif.model(domid) for vif in dom.vifs]
+        vbds = [vbd.model() for vbd in dom.vbds]
         snapshot = Domain(domid, dom.name, dom.uuid, dom.type, flags, int(sum(vcpu_ns)), int(dom.mem_kib),
                           dom.maxmem_kib, vcpus, dom.vcpus_max, vifs, vbds, dom.weight, dom.cap, dom.ssid,
                           dom.target_kib)

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from xentui.ui.modals import SaveRequest
 
 
-
 def _modals() -> ModuleType:
     """The action dialogs, imported when the first one opens: the first frame does not wait for them."""
     from xentui.ui import modals

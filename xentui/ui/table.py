@@ -50,9 +50,7 @@ class _DomainLines(Sequence[Line]):
     def __len__(self) -> int:
         return len(self._domains)
 
-    def __getitem__(self, index):  # type: ignore[override]
-        if isinstance(index, slice):
-            return [Line("domain", domain) for domain in self._domains[index]]
+    def __getitem__(self, index: int) -> Line:  # type: ignore[override]
         return Line("domain", self._domains[index])
 
 
@@ -158,7 +156,7 @@ class DomainTable(ScrollView, can_focus=True):
         self._domain_lines: Sequence[int] = []  # line index of each shown domain, in order
         self._line_of_key: dict[str, int] = {}
         self._casefolded: dict[str, str] = {}  # name -> casefolded, for sorting and filtering
-        self._name_cells_wide: dict[str, int] = {}  # name -> cells it takes as drawn
+        self._name_widths: dict[str, int] = {}  # name -> cells it takes as drawn
         self._name_width = NAME_MIN_WIDTH
         self._columns: list[Column] = []
         self._styles: dict[str, Style] = {}
@@ -199,16 +197,11 @@ class DomainTable(ScrollView, can_focus=True):
         options = self.options
         domains = sample.domains
         names = [d.name for d in domains]
-        cells = self._name_cells_wide
-        if len(cells) > 4 * len(domains) + 1000:
-            cells.clear()
-            self._printable.clear()
-        for name in [name for name in names if name not in cells]:
-            cells[name] = cell_len(self._shown_name(name))
+        self._learn_names(names)
         if options.filter_text:
             needle = options.filter_text.casefold()
-            shown = self._shown_name
-            domains = [d for d in domains if needle in d.name.casefold() or needle in shown(d.name).casefold()]
+            shown, folded = self._printable, self._casefolded
+            domains = [d for d in domains if needle in folded[d.name] or needle in shown[d.name].casefold()]
             names = [d.name for d in domains]
         keys = [d.key for d in domains]
         order = self._order(domains, keys, names, sample.host)
@@ -227,7 +220,7 @@ class DomainTable(ScrollView, can_focus=True):
         self._lines = lines
         self._domain_lines = domain_lines
         self._line_of_key = dict(zip(ordered_keys, domain_lines, strict=True))
-        self._name_width = max(NAME_MIN_WIDTH, max(map(cells.__getitem__, names), default=0))
+        self._name_width = max(NAME_MIN_WIDTH, max(map(self._name_widths.__getitem__, names), default=0))
         self._columns = [c for c in COLUMNS[1:] if c.id not in options.hidden]
         self._settle_cursor()
         self._strips.clear()
@@ -253,20 +246,18 @@ class DomainTable(ScrollView, can_focus=True):
                 lines.extend(Line("vbd", domain, i) for i in range(len(domain.vbds)))
         return lines, domain_lines
 
-    def _shown_name(self, name: str) -> str:
-        """The name as drawn: control characters, escapes and bidi overrides made visible."""
-        shown = self._printable.get(name)
-        if shown is None:
-            shown = self._printable[name] = printable(name)
-        return shown
-
-    def _folded(self, names: list[str]) -> list[str]:
-        folded = self._casefolded
-        if len(folded) > 4 * len(names) + 1000:
+    def _learn_names(self, names: list[str]) -> None:
+        """How each name is drawn (control characters, escapes and bidi overrides made visible), its
+        width and its casefolded form, worked out once per name: names rarely change between refreshes."""
+        shown, widths, folded = self._printable, self._name_widths, self._casefolded
+        if len(shown) > 4 * len(names) + 1000:  # names come and go: forget those long gone
+            shown.clear()
+            widths.clear()
             folded.clear()
-        for name in [name for name in names if name not in folded]:
+        for name in [name for name in names if name not in shown]:
+            shown[name] = printable(name)
+            widths[name] = cell_len(shown[name])
             folded[name] = name.casefold()
-        return list(map(folded.__getitem__, names))
 
     def _order(self, domains: list[Domain], keys: list[str], names: list[str], host: Host) -> list[int]:
         """Positions of ``domains`` in the chosen column's order; the name breaks ties, so equal values
@@ -274,7 +265,7 @@ class DomainTable(ScrollView, can_focus=True):
         options = self.options
         column = BY_ID.get(options.sort_column, BY_ID["cpu_pct"])
         descending = column.descending != options.sort_reverse
-        folded = self._folded(names)
+        folded = list(map(self._casefolded.__getitem__, names))
         positions = range(len(domains))
         if column.id == "name":
             return sorted(positions, key=folded.__getitem__, reverse=descending)
@@ -452,7 +443,7 @@ class DomainTable(ScrollView, can_focus=True):
         sorted_style = style + self._style("sorted")
         by_name = self.options.sort_column == "name"
         span = self._sorted_span()
-        name = ("* " if marked else "") + self._shown_name(domain.name)
+        name = ("* " if marked else "") + self._printable[domain.name]
         return self._strip(name, sorted_style if by_name else style, "".join(cells), style,
                            width, None if span is None else (*span, sorted_style))
 
