@@ -6,7 +6,7 @@ import asyncio
 import json
 
 import pytest
-from textual.widgets import Checkbox, Input, Label, OptionList
+from textual.widgets import Checkbox, Input, Label, OptionList, Static
 
 from xentui.audit import AuditLog
 from xentui.backends.base import MigratePhase, MigrateProgress
@@ -490,3 +490,27 @@ async def test_palette_says_why_an_action_is_unavailable(tmp_path):
         helps = {title: help_text for title, _, help_text in provider._commands()}
         assert helps["domain: migrate"] == "unavailable: xentui was started with --read-only"
         assert helps["view: action log"] == "every action and its result (l)"
+
+
+def log_text(screen: ActionLogScreen) -> str:
+    return "\n".join(str(widget.render()) for widget in screen.query(Static))
+
+
+async def test_an_action_that_ends_while_the_action_log_is_open_shows_up_in_it(env):
+    """Seen in the Xen lab over ssh: the pause was visible in the table, 'l' opened the log before the
+    action had been recorded, and the log (a copy) said "No actions yet" for good."""
+    app, _sim, clock, _ = env
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, clock)
+        domain = next(d for d in app.sample.domains if d.name == "mail-relay")
+        release = asyncio.Event()
+        app.start_action(domain, "pause", release.wait)
+        await pilot.press("l")
+        screen = app.screen
+        assert isinstance(screen, ActionLogScreen)
+        assert "No actions yet" in log_text(screen)
+        release.set()
+        await finish(pilot, app)
+        assert app.screen is screen
+        shown = log_text(screen)
+        assert "pause" in shown and "mail-relay" in shown and "No actions yet" not in shown

@@ -140,6 +140,9 @@ class ActionsMixin:
         else:
             name, uuid = domain, None
         self.action_log.append((self.wall_clock(), name or "-", action, result, message))
+        log_changed = getattr(self.screen, "entries_changed", None)  # the action log, when it is open
+        if log_changed is not None:
+            log_changed()
         if self.audit is not None:
             host = self._host()
             self.audit.record(backend=self.backend.name, host=host.hostname if host else "", action=action,
@@ -387,4 +390,4 @@ class ActionsMixin:
         self.table.clear_marks()
 
     def action_action_log(self) -> None:
-        self.push_screen(_modals().ActionLogScreen(list(self.action_log)))
+        self.push_screen(_modals().ActionLogScreen(self.action_log))

@@ -544,10 +544,19 @@ class ActionLogScreen(ModalScreen[None]):
     """
 
     def __init__(self, entries: list[tuple[float, str, str, str, str | None]]) -> None:
+        """``entries`` is the app's own log, not a copy: an action that ends while it is open shows up."""
         super().__init__()
         self.entries = entries
 
     def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Label(Text("Action log (newest first; Escape closes)", style="bold"))
+            yield Static(self._text(), id="entries")
+
+    def entries_changed(self) -> None:
+        self.query_one("#entries", Static).update(self._text())
+
+    def _text(self) -> Content:
         lines = [Content("No actions yet.")] if not self.entries else []
         for when, domain, action, result, message in reversed(self.entries):
             style = {"ok": "$success", "failed": "$error"}.get(result, "$warning")
@@ -555,10 +564,7 @@ class ActionLogScreen(ModalScreen[None]):
                 time.strftime("%H:%M:%S ", time.localtime(when)), (f"{result:9}", f"bold {style}"),
                 f" {action:10} {printable(domain)}", f"  {printable(message)}" if message else "",
             ))
-        text = Content("\n").join(lines)
-        with VerticalScroll():
-            yield Label(Text("Action log (newest first; Escape closes)", style="bold"))
-            yield Static(text)
+        return Content("\n").join(lines)
 
     def action_dismiss(self) -> None:  # type: ignore[override]
         self.dismiss()
