@@ -165,3 +165,23 @@ def test_a_device_record_the_backend_kept_counts_zero_and_a_restart_counts_every
     same_records = domain(id=9, cpu_ns=10**9, vifs=[vif], vbds=[vbd])
     rates = compute_rates(sample(0.0, before), sample(1.0, same_records))["u-1"]
     assert (rates.net_rx_bytes_s, rates.net_tx_bytes_s, rates.vbd_rd_reqs_s) == (5000.0, 3000.0, 40.0)
+
+
+def test_domains_that_change_places_are_paired_by_key_not_by_position():
+    web, db = domain(), domain(uuid="u-2", name="db", id=4, cpu_ns=5 * 10**9)
+    later_web, later_db = domain(cpu_ns=10**9), domain(uuid="u-2", name="db", id=4, cpu_ns=5 * 10**9 + 2 * 10**8)
+    rates = compute_rates(sample(0.0, web, db), sample(1.0, later_db, later_web))
+    assert (rates["u-1"].cpu_pct, rates["u-2"].cpu_pct) == (100.0, 20.0)
+    # and the same domains in the same order (paired by position) give the same figures
+    rates = compute_rates(sample(0.0, web, db), sample(1.0, later_web, later_db))
+    assert (rates["u-1"].cpu_pct, rates["u-2"].cpu_pct) == (100.0, 20.0)
+
+
+def test_a_restarted_domain_counts_every_device_and_vcpu_from_zero():
+    before = domain(id=3, cpu_ns=9 * 10**9, vifs=[Vif(0, "vif3.0", rx_bytes=10**9)])
+    after = domain(id=8, cpu_ns=10**9, vcpus=[Vcpu(0, True, 6 * 10**8), Vcpu(1, True, 4 * 10**8)],
+                   vifs=[Vif(0, "vif8.0", rx_bytes=400), Vif(1, "vif8.1", rx_bytes=600)])
+    rates = compute_rates(sample(0.0, before), sample(2.0, after))["u-1"]
+    assert rates.net_rx_bytes_s == 500.0  # both vifs, from zero, over 2 s
+    assert rates.vcpu_pct == {0: 30.0, 1: 20.0}
+    assert set(rates.vifs) == {0, 1}

@@ -255,9 +255,16 @@ class Sample:
     wall: float
     host: Host
     domains: list[Domain]
+    _keys: list[str] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def keys(self) -> list[str]:
+        """Each domain's `Domain.key`, in order: worked out once, as the rates and the table both need them."""
+        if self._keys is None:
+            self._keys = [domain.key for domain in self.domains]
+        return self._keys
 
     def by_key(self) -> dict[str, Domain]:
-        return {domain.key: domain for domain in self.domains}
+        return dict(zip(self.keys(), self.domains, strict=True))
 
     def state_counts(self) -> dict[DomainState, int]:
         counts = dict.fromkeys(DomainState, 0)
@@ -317,6 +324,14 @@ def _pairs(before: list, after: list) -> list[tuple] | zip:
     return [(earlier[device.devid], device) for device in after if device.devid in earlier]
 
 
+def _at_start(domain: Domain) -> Domain:
+    """The domain as it was when it (re)started: the same devices, every counter at zero."""
+    return Domain(domain.id, domain.name, domain.uuid, domain.type, domain.flags, 0, 0, None,
+                  vcpus=[Vcpu(vcpu.index, vcpu.online, 0) for vcpu in domain.vcpus],
+                  vifs=[Vif(vif.devid, vif.ifname) for vif in domain.vifs],
+                  vbds=[Vbd(vbd.devid, vbd.device) for vbd in domain.vbds])
+
+
 class DomainRates:
     """Per-second rates of one domain over one interval. CPU % is of one physical CPU, as xentop (can exceed 100).
 
@@ -325,38 +340,49 @@ class DomainRates:
     """
 
     __slots__ = (
-        "_new", "_old", "_restarted", "_vbds", "_vcpu_pct", "_vifs", "cpu_pct", "interval_s",
+        "_new", "_old", "_vbds", "_vcpu_pct", "_vifs", "cpu_pct", "interval_s",
         "net_rx_bytes_s", "net_tx_bytes_s", "vbd_oo_reqs_s", "vbd_rd_bytes_s", "vbd_rd_reqs_s",
         "vbd_wr_bytes_s", "vbd_wr_reqs_s",
     )
 
     def __init__(self, old: Domain, new: Domain, seconds: float) -> None:
-        self._old, self._new = old, new
         # Same domain under a new domid (restored, rebooted, migrated back): every counter
         # restarted from zero, whatever the old values were.
-        self._restarted = restarted = old.id != new.id
+        if old.id != new.id:
+            old = _at_start(new)
+        self._old, self._new = old, new
         self.interval_s = seconds
         self._vcpu_pct: dict[int, float] | None = None
         self._vifs: dict[int, VifRates] | None = None
         self._vbds: dict[int, VbdRates] | None = None
-        self.cpu_pct = self._per_s(old.cpu_ns, new.cpu_ns) / 1e7
+        # Runs for every domain at every refresh: a counter's usual case (it grew) is one
+        # subtraction here; counter_delta sorts out only the counters that went back.
+        grown = new.cpu_ns - old.cpu_ns
+        self.cpu_pct = (grown if grown >= 0 else counter_delta(old.cpu_ns, new.cpu_ns)) / seconds / 1e7
         rx = tx = 0
         for prior, vif in _pairs(old.vifs, new.vifs):
-            if prior is vif and not restarted:  # the backend kept the device's record: nothing moved
+            if prior is vif:  # the backend kept the device's record: nothing moved
                 continue
-            rx += counter_delta(0 if restarted else prior.rx_bytes, vif.rx_bytes)
-            tx += counter_delta(0 if restarted else prior.tx_bytes, vif.tx_bytes)
+            grown = vif.rx_bytes - prior.rx_bytes
+            rx += grown if grown >= 0 else counter_delta(prior.rx_bytes, vif.rx_bytes)
+            grown = vif.tx_bytes - prior.tx_bytes
+            tx += grown if grown >= 0 else counter_delta(prior.tx_bytes, vif.tx_bytes)
         self.net_rx_bytes_s = rx / seconds
         self.net_tx_bytes_s = tx / seconds
         rd = wr = oo = rsect = wsect = 0
         for prior_vbd, vbd in _pairs(old.vbds, new.vbds):
-            if prior_vbd.error or vbd.error or (prior_vbd is vbd and not restarted):
+            if prior_vbd is vbd or prior_vbd.error or vbd.error:
                 continue
-            rd += counter_delta(0 if restarted else prior_vbd.rd_reqs, vbd.rd_reqs)
-            wr += counter_delta(0 if restarted else prior_vbd.wr_reqs, vbd.wr_reqs)
-            oo += counter_delta(0 if restarted else prior_vbd.oo_reqs, vbd.oo_reqs)
-            rsect += counter_delta(0 if restarted else prior_vbd.rd_sectors, vbd.rd_sectors)
-            wsect += counter_delta(0 if restarted else prior_vbd.wr_sectors, vbd.wr_sectors)
+            grown = vbd.rd_reqs - prior_vbd.rd_reqs
+            rd += grown if grown >= 0 else counter_delta(prior_vbd.rd_reqs, vbd.rd_reqs)
+            grown = vbd.wr_reqs - prior_vbd.wr_reqs
+            wr += grown if grown >= 0 else counter_delta(prior_vbd.wr_reqs, vbd.wr_reqs)
+            grown = vbd.oo_reqs - prior_vbd.oo_reqs
+            oo += grown if grown >= 0 else counter_delta(prior_vbd.oo_reqs, vbd.oo_reqs)
+            grown = vbd.rd_sectors - prior_vbd.rd_sectors
+            rsect += grown if grown >= 0 else counter_delta(prior_vbd.rd_sectors, vbd.rd_sectors)
+            grown = vbd.wr_sectors - prior_vbd.wr_sectors
+            wsect += grown if grown >= 0 else counter_delta(prior_vbd.wr_sectors, vbd.wr_sectors)
         self.vbd_rd_reqs_s = rd / seconds
         self.vbd_wr_reqs_s = wr / seconds
         self.vbd_oo_reqs_s = oo / seconds
@@ -364,7 +390,7 @@ class DomainRates:
         self.vbd_wr_bytes_s = wsect * SECTOR_BYTES / seconds
 
     def _per_s(self, previous: int, current: int) -> float:
-        return counter_delta(0 if self._restarted else previous, current) / self.interval_s
+        return counter_delta(previous, current) / self.interval_s
 
     @property
     def vcpu_pct(self) -> dict[int, float]:
@@ -424,12 +450,11 @@ def compute_rates(previous: Sample | None, current: Sample) -> dict[str, DomainR
     seconds = current.monotonic - previous.monotonic
     if seconds <= 0:
         return {}
-    before = previous.by_key()
-    get = before.get
-    rates = {}
-    for domain in current.domains:
-        key = domain.key
-        old = get(key)
-        if old is not None:
-            rates[key] = DomainRates(old, domain, seconds)
-    return rates
+    keys = current.keys()
+    if keys == previous.keys():  # the usual case: the same domains in the same order, paired by position
+        olds: list[Domain | None] = previous.domains  # type: ignore[assignment]
+    else:
+        get = previous.by_key().get
+        olds = [get(key) for key in keys]
+    return {key: DomainRates(old, new, seconds)
+            for key, old, new in zip(keys, olds, current.domains, strict=True) if old is not None}
