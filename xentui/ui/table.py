@@ -198,12 +198,13 @@ class DomainTable(ScrollView, can_focus=True):
         domains = sample.domains
         names = [d.name for d in domains]
         self._learn_names(names)
+        keys = sample.keys()
         if options.filter_text:
             needle = options.filter_text.casefold()
             shown, folded = self._printable, self._casefolded
             domains = [d for d in domains if needle in folded[d.name] or needle in shown[d.name].casefold()]
             names = [d.name for d in domains]
-        keys = [d.key for d in domains]
+            keys = [d.key for d in domains]
         order = self._order(domains, keys, names, sample.host)
         ordered = [domains[i] for i in order]
         if options.dom0_first:
