@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import ClassVar, Literal, NamedTuple
 
 from rich.cells import cell_len, set_cell_size
@@ -69,8 +70,6 @@ class ViewOptions:
     dom0_first: bool = False
     hidden: set[str] = field(default_factory=set)
 
-
-_TEXT_COLUMNS = frozenset({"name", "state", "type"})
 
 
 class DomainTable(ScrollView, can_focus=True):
@@ -156,6 +155,7 @@ class DomainTable(ScrollView, can_focus=True):
         self._domain_lines: Sequence[int] = []  # line index of each shown domain, in order
         self._line_of_key: dict[str, int] = {}
         self._casefolded: dict[str, str] = {}  # name -> casefolded, for sorting and filtering
+        self._by_name: tuple[list[str], list[int]] = ([], [])  # names as listed, their positions by name
         self._name_widths: dict[str, int] = {}  # name -> cells it takes as drawn
         self._name_width = NAME_MIN_WIDTH
         self._columns: list[Column] = []
@@ -266,25 +266,31 @@ class DomainTable(ScrollView, can_focus=True):
         options = self.options
         column = BY_ID.get(options.sort_column, BY_ID["cpu_pct"])
         descending = column.descending != options.sort_reverse
-        folded = list(map(self._casefolded.__getitem__, names))
-        positions = range(len(domains))
+        by_name = self._positions_by_name(names)
         if column.id == "name":
-            return sorted(positions, key=folded.__getitem__, reverse=descending)
+            if not descending:
+                return by_name
+            return sorted(by_name, key=list(map(self._casefolded.__getitem__, names)).__getitem__, reverse=True)
         rates = self._rates
-        get = rates.get
         attr = column.rate_attr
         if attr is not None and not options.cumulative:
             # getattr(None, attr, -1.0) is -1.0: a domain without rates yet sorts as below zero
-            values = [getattr(get(key), attr, -1.0) for key in keys]
+            values = list(map(getattr, map(rates.get, keys), repeat(attr), repeat(-1.0)))
         else:
+            get = rates.get
             key_of = column.xentop_key if options.cumulative else column.key
             values = [key_of(d, get(key), host) for d, key in zip(domains, keys, strict=True)]
-        if column.id in _TEXT_COLUMNS:  # text sorts both ways; the name stays ascending within
-            by_name = sorted(positions, key=folded.__getitem__)
-            return sorted(by_name, key=values.__getitem__, reverse=descending)
-        if descending:  # numbers negate for a descending order, the name stays ascending
-            values = [-value for value in values]
-        return sorted(positions, key=list(zip(values, folded, strict=True)).__getitem__)
+        # A stable sort, reversed or not, keeps equal values in name order.
+        return sorted(by_name, key=values.__getitem__, reverse=descending)
+
+    def _positions_by_name(self, names: list[str]) -> list[int]:
+        """Positions of ``names`` in name order (casefolded), kept while the same names come in the same order."""
+        known_names, positions = self._by_name
+        if names != known_names:
+            folded = list(map(self._casefolded.__getitem__, names))
+            positions = sorted(range(len(names)), key=folded.__getitem__)
+            self._by_name = (names, positions)
+        return positions
 
     def _settle_cursor(self) -> None:
         keys = self._domain_lines
