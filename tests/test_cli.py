@@ -151,3 +151,24 @@ def test_interactive_screen_starts_in_a_terminal_and_q_quits():
         if proc.poll() is None:
             proc.kill()
         os.close(master)
+
+
+def test_the_command_starts_with_the_collector_off_and_batch_mode_turns_it_back_on():
+    script = (
+        "import gc, sys\n"
+        "import xentui.cli\n"
+        "real_main = xentui.cli.main\n"
+        "def main():\n"
+        "    print('at start', gc.isenabled(), file=sys.stderr)\n"
+        "    code = real_main()\n"
+        "    print('after batch', gc.isenabled(), file=sys.stderr)\n"
+        "    return code\n"
+        "xentui.cli.main = main\n"
+        "from xentui.__main__ import run\n"
+        "sys.argv = ['xentui', '--demo', '-b', '-i', '1', '--seed', '2']\n"
+        "raise SystemExit(run())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "at start False" in done.stderr and "after batch True" in done.stderr
+    assert "Domain-0" in done.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -193,6 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = StartOptions(delay=args.delay, theme=args.theme, view=view, tune_gc=True, save_dir=args.save_dir,
                                audit=AuditLog(args.audit_log))
         return run_app(backend, options)
+    gc.enable()  # the screen turns it back on after its first frame; batch mode has none
     try:
         asyncio.run(_run_batch_until_signal(backend, _batch_options(args)))
     except KeyboardInterrupt:

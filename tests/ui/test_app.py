@@ -12,7 +12,7 @@ from xentui.ui.app import XentuiApp
 from xentui.ui.screens import DelayScreen, DetailsScreen, HelpScreen, SortScreen
 from xentui.ui.table import DomainTable
 
-from .helpers import make_app, make_sim, poll, settle
+from .helpers import make_app, make_sim, poll, settle, wait_polls
 
 pytestmark = pytest.mark.asyncio
 
@@ -405,3 +405,26 @@ async def test_a_key_typed_right_after_enter_in_the_filter_runs_on_the_table():
         assert names(app) == ["db-primary"]
         assert isinstance(app.screen, MemoryScreen)
 
+
+
+@pytest.mark.parametrize("first_poll_fails", [False, True])
+async def test_the_collector_is_settled_once_soon_after_the_first_poll_good_or_not(monkeypatch, first_poll_fails):
+    """The `xentui` command starts with the garbage collector off; the screen must turn it back on
+    after its first poll, whether that poll worked or not, and only once."""
+    import xentui.ui.app as app_module
+
+    settled: list[float] = []
+    monkeypatch.setattr(app_module, "_settle_garbage_collector", lambda: settled.append(app.polls_done))
+    sim, _clock = make_sim()
+    backend = FlakyBackend(sim.cluster)
+    backend.broken = first_poll_fails
+    app = XentuiApp(backend, app_module.StartOptions(delay=0.4, theme="xentui-dark", tune_gc=True))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_polls(pilot, app, 1)
+        for _ in range(100):
+            if settled:
+                break
+            await pilot.pause(0.02)
+        assert settled and settled[0] >= 1  # after the first poll, not before
+        await wait_polls(pilot, app, app.polls_done + 3)
+        assert len(settled) == 1

@@ -20,7 +20,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.theme import Theme
 from textual.timer import Timer
-from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
+from textual.widgets import Footer, Input, Static
 
 from xentui.audit import AuditLog, state_dir
 from xentui.backends.base import Action, Backend, BackendError
@@ -36,6 +36,8 @@ from xentui.ui.table import DomainTable, ViewOptions
 
 if TYPE_CHECKING:
     from types import ModuleType
+
+    from textual.widgets import TabbedContent
 
     from xentui.ui.console_pane import ConsolePane
 
@@ -192,6 +194,7 @@ class XentuiApp(ActionsMixin, App[None]):
         self._polling = False
         self._poll_again = False  # an event came during a poll: poll once more right after it
         self._tune_gc = options.tune_gc
+        self._gc_settling = False
         self.save_dir = options.save_dir or default_save_dir()
         self.audit = options.audit
         self.action_log: list[LogEntry] = []
@@ -236,6 +239,7 @@ class XentuiApp(ActionsMixin, App[None]):
     def on_mount(self) -> None:
         self.table.focus()
         self._start_poll()
+        self.set_timer(5.0, lambda: self._settle_gc_soon(after=0.0))  # a first poll that hangs
         self.backend.watch_changes(self._changed_elsewhere)
 
     def on_unmount(self) -> None:
@@ -287,10 +291,7 @@ class XentuiApp(ActionsMixin, App[None]):
 
     def on_polled(self, message: Polled) -> None:
         self.sample, self.rates = message.sample, message.rates
-        if self._tune_gc and self.poll_count == 0:
-            # Not right after the refresh: the full collection holds the interpreter for tens of
-            # milliseconds, and the thread writing the first frame to the terminal would wait for it.
-            self.set_timer(min(0.5, self.delay / 2), _settle_garbage_collector)
+        self._settle_gc_soon()
         self.poll_count += 1
         self.polls_done += 1
         self.history.record(message.rates)
@@ -304,7 +305,16 @@ class XentuiApp(ActionsMixin, App[None]):
         if update_details is not None:
             update_details(message.sample, message.rates)
 
+    def _settle_gc_soon(self, after: float = 0.5) -> None:
+        """Once, shortly after the first poll, good or not: the collector is off until then (see
+        `xentui.__main__`). Not right after the refresh: the full collection holds the interpreter
+        for tens of milliseconds, and the thread writing the first frame would wait for it."""
+        if self._tune_gc and not self._gc_settling:
+            self._gc_settling = True
+            self.set_timer(min(after, self.delay / 2), _settle_garbage_collector)
+
     def on_poll_failed(self, message: PollFailed) -> None:
+        self._settle_gc_soon()
         self.last_error = message.error
         self.polls_done += 1
         banner = self.query_one("#banner", Static)
@@ -451,6 +461,8 @@ class XentuiApp(ActionsMixin, App[None]):
         return list(self.query("ConsolePane"))  # type: ignore[arg-type]
 
     async def _console_tabs(self) -> TabbedContent:
+        from textual.widgets import TabbedContent  # with the first console: a quicker first frame
+
         found = self.query("#consoles")
         if found:
             return found.first(TabbedContent)
@@ -462,7 +474,7 @@ class XentuiApp(ActionsMixin, App[None]):
         found_tabs = self.query("#consoles")
         if not found_tabs:
             return None
-        tabs = found_tabs.first(TabbedContent)
+        tabs: TabbedContent = found_tabs.first()  # type: ignore[assignment]
         if not tabs.active:
             return None
         pane = tabs.get_pane(tabs.active)
@@ -488,6 +500,8 @@ class XentuiApp(ActionsMixin, App[None]):
         except BackendError as error:
             self.notify(str(error), severity="error", title="console")
             return
+        from textual.widgets import TabPane
+
         from xentui.ui.console_pane import ConsolePane  # pyte loads with the first console, not at start
 
         self._console_serial += 1
@@ -513,7 +527,7 @@ class XentuiApp(ActionsMixin, App[None]):
         if pane is None:
             return
         await pane.view.close()
-        tabs = self.query_one("#consoles", TabbedContent)
+        tabs = await self._console_tabs()
         await tabs.remove_pane(pane.parent.id)  # type: ignore[union-attr]
         if not self._console_panes():
             tabs.remove_class("shown")
@@ -554,7 +568,8 @@ def _screens() -> ModuleType:
 
 
 def _settle_garbage_collector() -> None:
-    """After the first frame: park what start-up built, and collect young objects less often.
+    """After the first frame: park what start-up built, collect young objects less often, and turn
+    the collector back on (the `xentui` command starts with it off).
 
     Each refresh makes thousands of short-lived, cycle-free objects (one snapshot per domain);
     with the defaults the collector would scan the whole long-lived heap (Textual's widgets,
@@ -563,6 +578,7 @@ def _settle_garbage_collector() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
+    gc.enable()
 
 
 def run_app(backend: Backend, options: StartOptions | None = None) -> int:
