@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import random
+import uuid
 from itertools import pairwise
 
 import pytest
@@ -499,3 +501,12 @@ async def test_vcpus_that_ran_between_two_samples_show_their_time_when_offline_a
     assert [v.online for v in later.vcpus] == [True, True, False, False]
     assert later.vcpus[2].cpu_ns > first.vcpus[2].cpu_ns
     assert abs(sum(v.cpu_ns for v in later.vcpus) - later.cpu_ns) <= len(later.vcpus)
+
+
+async def test_simulated_uuids_are_spelled_as_the_uuid_module_spells_version_4():
+    cluster = SimCluster(seed=3, domains=0)
+    draws = random.Random(11)
+    cluster.rng = random.Random(11)
+    for _ in range(2000):
+        expected = str(uuid.UUID(int=draws.getrandbits(128), version=4))
+        assert cluster._uuid() == expected

@@ -19,7 +19,6 @@ import itertools
 import json
 import math
 import random
-import uuid as uuidlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -345,10 +344,15 @@ class SimCluster:
     # construction ---------------------------------------------------------------------
 
     def _uuid(self) -> str:
-        return str(uuidlib.UUID(int=self.rng.getrandbits(128), version=4))
+        """A random (version 4) UUID, as uuid.UUID(int=..., version=4) spells it, without the object."""
+        bits = self.rng.getrandbits(128) & ~(0xC000 << 48 | 0xF000 << 64) | 0x8000 << 48 | 4 << 76
+        text = f"{bits:032x}"
+        return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
     def _mac(self) -> str:
-        return "00:16:3e:" + ":".join(f"{self.rng.randrange(256):02x}" for _ in range(3))
+        draw = self.rng.randrange
+        first, second, third = draw(256), draw(256), draw(256)
+        return f"00:16:3e:{first:02x}:{second:02x}:{third:02x}"
 
     def _new_domain(
         self, host: SimHost, name: str, dtype: DomainType, vcpus: tuple[int, int], mem_gib: tuple[float, float],
