@@ -587,7 +587,9 @@ def test_xl_info_host_on_any_values_gives_a_result_or_a_parse_error(info: dict[s
 # --- properties: what xl's printf formats produce parses back ----------------------------------
 
 NAME_CHARACTERS = st.characters(codec="utf-8", categories=("L", "N", "P", "S"))
-NAMES = st.builds(lambda head, middle, tail: head + middle + tail, st.text(NAME_CHARACTERS, min_size=1, max_size=5),
+# Inner spaces only: xl pads the name column with spaces, so a trailing one cannot be told from the padding.
+NAMES = st.builds(lambda head, middle, tail: (head + middle + tail).rstrip(" "),
+                  st.text(NAME_CHARACTERS, min_size=1, max_size=5),
                   st.text(st.one_of(NAME_CHARACTERS, st.just(" ")), max_size=40), st.text(NAME_CHARACTERS, max_size=1))
 TENTHS = st.integers(0, 10**9).map(lambda tenths: tenths / 10)
 
