@@ -355,34 +355,24 @@ class DomainRates:
         self._vcpu_pct: dict[int, float] | None = None
         self._vifs: dict[int, VifRates] | None = None
         self._vbds: dict[int, VbdRates] | None = None
-        # Runs for every domain at every refresh: a counter's usual case (it grew) is one
-        # subtraction here; counter_delta sorts out only the counters that went back.
-        grown = new.cpu_ns - old.cpu_ns
-        self.cpu_pct = (grown if grown >= 0 else counter_delta(old.cpu_ns, new.cpu_ns)) / seconds / 1e7
+        self.cpu_pct = counter_delta(old.cpu_ns, new.cpu_ns) / seconds / 1e7
         rx = tx = 0
         for prior, vif in _pairs(old.vifs, new.vifs):
             if prior is vif:  # the backend kept the device's record: nothing moved
                 continue
-            grown = vif.rx_bytes - prior.rx_bytes
-            rx += grown if grown >= 0 else counter_delta(prior.rx_bytes, vif.rx_bytes)
-            grown = vif.tx_bytes - prior.tx_bytes
-            tx += grown if grown >= 0 else counter_delta(prior.tx_bytes, vif.tx_bytes)
+            rx += counter_delta(prior.rx_bytes, vif.rx_bytes)
+            tx += counter_delta(prior.tx_bytes, vif.tx_bytes)
         self.net_rx_bytes_s = rx / seconds
         self.net_tx_bytes_s = tx / seconds
         rd = wr = oo = rsect = wsect = 0
         for prior_vbd, vbd in _pairs(old.vbds, new.vbds):
             if prior_vbd is vbd or prior_vbd.error or vbd.error:
                 continue
-            grown = vbd.rd_reqs - prior_vbd.rd_reqs
-            rd += grown if grown >= 0 else counter_delta(prior_vbd.rd_reqs, vbd.rd_reqs)
-            grown = vbd.wr_reqs - prior_vbd.wr_reqs
-            wr += grown if grown >= 0 else counter_delta(prior_vbd.wr_reqs, vbd.wr_reqs)
-            grown = vbd.oo_reqs - prior_vbd.oo_reqs
-            oo += grown if grown >= 0 else counter_delta(prior_vbd.oo_reqs, vbd.oo_reqs)
-            grown = vbd.rd_sectors - prior_vbd.rd_sectors
-            rsect += grown if grown >= 0 else counter_delta(prior_vbd.rd_sectors, vbd.rd_sectors)
-            grown = vbd.wr_sectors - prior_vbd.wr_sectors
-            wsect += grown if grown >= 0 else counter_delta(prior_vbd.wr_sectors, vbd.wr_sectors)
+            rd += counter_delta(prior_vbd.rd_reqs, vbd.rd_reqs)
+            wr += counter_delta(prior_vbd.wr_reqs, vbd.wr_reqs)
+            oo += counter_delta(prior_vbd.oo_reqs, vbd.oo_reqs)
+            rsect += counter_delta(prior_vbd.rd_sectors, vbd.rd_sectors)
+            wsect += counter_delta(prior_vbd.wr_sectors, vbd.wr_sectors)
         self.vbd_rd_reqs_s = rd / seconds
         self.vbd_wr_reqs_s = wr / seconds
         self.vbd_oo_reqs_s = oo / seconds
