@@ -71,7 +71,6 @@ class ViewOptions:
     hidden: set[str] = field(default_factory=set)
 
 
-
 class DomainTable(ScrollView, can_focus=True):
     """Every domain of the last sample, one line each, sub-rows on request."""
 
