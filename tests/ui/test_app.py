@@ -406,6 +406,26 @@ async def test_a_key_typed_right_after_enter_in_the_filter_runs_on_the_table():
         assert isinstance(app.screen, MemoryScreen)
 
 
+@pytest.mark.parametrize("escape_then_m", [[("escape", "\x1b"), ("m", "m")], [("alt+m", "m")]],
+                         ids=["two-keys", "read-as-alt-m"])
+async def test_a_key_typed_right_after_escape_in_the_filter_runs_on_the_table(escape_then_m):
+    """Escape then 'm' typed fast over ssh: both queued before Escape is handled, or read together as one
+    ESC m, which the terminal parser reports as Alt+M. Either way Escape clears the filter and 'm' opens
+    mem-set on the table, instead of landing in the filter or being lost."""
+    from xentui.ui.modals import MemoryScreen
+
+    app, clock = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, clock)
+        for key, character in (("slash", "/"), ("d", "d"), ("b", "b"), *escape_then_m):
+            app.post_message(events.Key(key, character))
+        for _ in range(5):
+            await pilot.pause()
+        assert app.query_one("#filter", Input).value == ""
+        assert len(names(app)) == 13
+        assert isinstance(app.screen, MemoryScreen)
+
+
 
 @pytest.mark.parametrize("first_poll_fails", [False, True])
 async def test_the_collector_is_settled_once_soon_after_the_first_poll_good_or_not(monkeypatch, first_poll_fails):

@@ -111,6 +111,30 @@ async def test_a_key_typed_right_after_ctrl_bracket_goes_to_the_table(env):
         assert not screen(view).rstrip().endswith("n")  # and was not typed at the guest's prompt
 
 
+async def test_alt_keys_belong_to_the_guest_whole(env):
+    """Outside a console an Alt+letter is read as Escape then the letter (see XentuiApp.on_event); in a
+    console it is the guest's Meta key and goes to it unchanged, in one write."""
+    app, sim, clock = env
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, clock)
+        view = await open_console(pilot, app, "mail-relay")
+        await drained(pilot, view)
+        channel = sim.host.domains["mail-relay"].console
+        writes: list[bytes] = []
+        real_write = channel.write
+
+        async def recorded(data: bytes) -> None:
+            writes.append(data)
+            await real_write(data)
+
+        channel.write = recorded
+        app.post_message(events.Key("alt+m", "m"))
+        await pilot.pause()
+        await pilot.pause()
+        assert writes == [b"\x1bm"]
+        assert app.focused is view
+
+
 async def test_console_follows_the_pane_size(env):
     app, sim, clock = env
     async with app.run_test(size=(120, 40)) as pilot:

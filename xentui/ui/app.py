@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
@@ -163,6 +163,8 @@ class XentuiApp(ActionsMixin, App[None]):
         Binding("r", "toggle_repeat_header", "Repeat header", id="repeat-header", show=False),
         Binding("c", "toggle_cumulative", "Cumul.", id="cumulative"),
         Binding("z", "toggle_dom0_first", "Dom0 first", id="dom0-first", show=False),
+        # priority while the filter is focused, like Enter; on the table (a filter kept) an ordinary key
+        Binding("escape", "escape_filter", "Clear filter", id="filter-escape", show=False, priority=True),
         Binding("escape", "clear_filter", "Clear filter", id="clear-filter", show=False),
         Binding("ctrl+l", "refresh_now", "Refresh now", id="refresh-now", show=False),
         Binding("q", "quit", "Quit", id="quit"),
@@ -208,16 +210,40 @@ class XentuiApp(ActionsMixin, App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # Priority keys (the palette's Ctrl+P, '/') must reach a guest typing in its console, and '/' must
         # reach a field being typed in (a path in the save dialog) or any screen above the table.
-        console_focused = type(self.focused).__name__ == "TerminalView"  # without importing pyte for it
+        console_focused = self._console_focused()
         if action == "command_palette":
             return not console_focused
         if action == "filter":
             return self.screen is self.screen_stack[0] and isinstance(self.focused, DomainTable)
-        if action == "keep_filter":
+        if action in ("keep_filter", "escape_filter"):
             return isinstance(self.focused, Input) and self.focused.id == "filter"
         if action == "leave_console":
             return console_focused
         return True
+
+    def _console_focused(self) -> bool:
+        return type(self.focused).__name__ == "TerminalView"  # without importing pyte for it
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key) and not event.is_forwarded and (keys := self._escape_then_key(event)):
+            for key in keys:
+                await super().on_event(key)
+            return
+        await super().on_event(event)
+
+    def _escape_then_key(self, event: events.Key) -> tuple[events.Key, events.Key] | None:
+        """Escape and a letter right behind it (typed fast, or read together over ssh) reach Textual as one
+        ESC-prefixed Alt+letter. xentui binds no Alt key, so outside a guest's console (where it is the
+        guest's Meta key, sent on whole) it is taken back apart into the two keys the operator typed."""
+        character = event.character
+        if character is None or len(character) != 1 or not character.isalnum():
+            return None  # Alt on an arrow or function key comes in its own sequence, never split
+        if event.key not in (f"alt+{character}", f"alt+shift+{character.lower()}"):
+            return None
+        if self._console_focused() or any(event.key in bindings.key_to_bindings
+                                          for _, bindings in self.screen._binding_chain):
+            return None
+        return events.Key("escape", "\x1b"), events.Key(character, character)
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return {**super().get_theme_variable_defaults(), **STATE_VARIABLE_DEFAULTS}
@@ -436,6 +462,12 @@ class XentuiApp(ActionsMixin, App[None]):
             field.remove_class("shown")
         self.screen.set_focus(self.table)  # now: the next key may already be queued (see action_filter)
 
+    def action_escape_filter(self) -> None:
+        """Escape in the filter: the table gets the keys from now on (see action_keep_filter); the filter is
+        cleared once the field has taken the keys typed before Escape, already queued to it."""
+        self.screen.set_focus(self.table)
+        self.query_one("#filter", Input).call_later(self.action_clear_filter)
+
     def action_clear_filter(self) -> None:
         for field in self.query("#filter").results(Input):
             field.remove_class("shown")
@@ -546,10 +578,13 @@ class XentuiApp(ActionsMixin, App[None]):
         self.push_screen(_screens().HelpScreen(list(self.key_help())))
 
     def key_help(self) -> Iterable[tuple[str, str]]:
+        seen: set[tuple[str, str]] = set()
         for binding in [*self.BINDINGS, *DomainTable.BINDINGS]:
             assert isinstance(binding, Binding)
             keys = ", ".join(self.get_key_display(Binding(key, "")) for key in binding.key.split(","))
-            yield keys, binding.description
+            if (keys, binding.description) not in seen:  # Escape: two bindings, by what has the focus
+                seen.add((keys, binding.description))
+                yield keys, binding.description
         yield "Enter", "details of the selected domain (Escape goes back)"
         yield "Ctrl+P", "command palette: every command, by name"
         yield "mouse", "click a header to sort by it (again to reverse); double-click a domain for details"
