@@ -503,6 +503,68 @@ async def test_vcpus_that_ran_between_two_samples_show_their_time_when_offline_a
     assert abs(sum(v.cpu_ns for v in later.vcpus) - later.cpu_ns) <= len(later.vcpus)
 
 
+async def test_vcpu_times_only_grow_and_add_up_through_vcpu_set_changes(clock):
+    """Per-vCPU times follow from two per-domain integrals (VcpuSplit): through random vcpu-set changes,
+    every vCPU's time never goes back, online ones move, offline ones stand still, and they add up."""
+    sim = SimBackend(SimCluster(seed=5, domains=40, clock=clock))
+    draws = random.Random(5)
+    before = {d.name: d for d in (await sim.sample()).domains}
+    for _ in range(25):
+        guest = draws.choice([d for d in before.values() if d.id != 0 and d.state in ("running", "blocked")])
+        await sim.vcpu_set(guest.name, draws.randint(1, guest.vcpus_max))
+        clock.advance(draws.uniform(0.3, 2.0))
+        after = {d.name: d for d in (await sim.sample()).domains}
+        for name, new in after.items():
+            old = before.get(name)
+            if old is None or old.id != new.id:
+                continue
+            assert len(new.vcpus) == new.vcpus_max
+            assert abs(sum(v.cpu_ns for v in new.vcpus) - new.cpu_ns) <= len(new.vcpus), name
+            for was, now in zip(old.vcpus, new.vcpus, strict=True):
+                assert now.cpu_ns >= was.cpu_ns - 1, (name, was, now)
+                if not was.online and not now.online:
+                    assert abs(now.cpu_ns - was.cpu_ns) <= 1, (name, was, now)
+        before = after
+
+
+async def test_an_idle_guests_vcpus_run_unevenly_a_busy_guests_evenly(clock):
+    sim = SimBackend(SimCluster(seed=1, domains=12, clock=clock))
+    first = await sim.sample()
+    clock.advance(5)
+    rates = compute_rates(first, await sim.sample())
+    by_name = {d.name: rates[d.key] for d in first.domains}
+    busy = by_name["batch-cruncher"].vcpu_pct  # pinned at 100% of its vCPUs
+    assert max(busy.values()) - min(busy.values()) < 0.5, busy
+    idle = by_name["win2019-legacy"].vcpu_pct  # two vCPUs, about 6% each
+    assert len(idle) > 1 and max(idle.values()) > min(idle.values()) > 0, idle
+
+
+async def test_a_sample_makes_no_vcpu_records_until_they_are_read(clock):
+    """Scale: a refresh of a thousand domains reads totals; vCPU records are made for what is shown."""
+    from xentui.backends import sim as sim_module
+
+    made: list[int] = []
+    real = sim_module.VcpuTimes._made
+
+    def counted(self):
+        made.append(1)
+        return real(self)
+
+    sim_module.VcpuTimes._made = counted
+    try:
+        sim = SimBackend(SimCluster(seed=2, domains=500, clock=clock))
+        first = await sim.sample()
+        clock.advance(1)
+        second = await sim.sample()
+        rates = compute_rates(first, second)
+        assert len(rates) == 501 and not made
+        assert [v.online for v in second.domains[1].vcpus].count(True) == second.domains[1].vcpus_online
+        assert len(rates[second.domains[1].key].vcpu_pct) == second.domains[1].vcpus_total
+        assert 1 <= len(made) <= 4  # that domain's records, in each sample, made once each
+    finally:
+        sim_module.VcpuTimes._made = real
+
+
 async def test_simulated_uuids_are_spelled_as_the_uuid_module_spells_version_4():
     cluster = SimCluster(seed=3, domains=0)
     draws = random.Random(11)

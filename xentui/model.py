@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import functools
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 
@@ -157,7 +158,7 @@ class Domain:
     cpu_ns: int
     mem_kib: int
     maxmem_kib: int | None  # None: no limit
-    vcpus: list[Vcpu] = field(default_factory=list)
+    vcpus: Sequence[Vcpu] = field(default_factory=list)  # a backend may make the records when first read
     vcpus_max: int = 0
     vifs: list[Vif] = field(default_factory=list)
     vbds: list[Vbd] = field(default_factory=list)

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import itertools
 import json
 import math
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import overload
 
 from xentui.backends.base import (
     Backend,
@@ -179,8 +179,80 @@ class SimVbd:
         return self.shown
 
 
+VCPU_SKEW = 0.05  # an idle domain's vCPUs differ by up to this fraction of their time; a busy one's do not
+
+
+@dataclass(frozen=True, slots=True)
+class VcpuSplit:
+    """How a domain's CPU time divides over its vCPUs, since it started or its online count last changed.
+
+    Two per-domain integrals carry every vCPU: ``cpu`` (all CPU time) and ``uneven`` (CPU time weighted by
+    how idle the domain was). vCPU i's time is its ``bases[i]`` plus an even part of ``cpu`` plus its skew
+    times ``uneven``; the skews sum to zero, so the vCPUs always sum to the domain, and none passes one
+    physical CPU (a fully busy domain's vCPUs run evenly). Offline vCPUs keep their base.
+    """
+
+    bases: tuple[float, ...]  # every vCPU's time at the split, online or not
+    online: int
+    cpu_at: float
+    uneven_at: float
+    skews: tuple[float, ...]  # per online vCPU
+
+    @classmethod
+    def at(cls, bases: list[float] | tuple[float, ...], online: int, cpu: float, uneven: float) -> VcpuSplit:
+        online = min(online, len(bases))
+        offsets = [(index % 3) - 1 for index in range(online)]
+        mean = sum(offsets) / (online or 1)
+        skews = tuple(VCPU_SKEW * (offset - mean) / online for offset in offsets)
+        return cls(tuple(bases), online, cpu, uneven, skews)
+
+    def times(self, cpu: float, uneven: float) -> list[float]:
+        even = (cpu - self.cpu_at) / (self.online or 1)
+        odd = uneven - self.uneven_at
+        online = self.online
+        return [base + even + self.skews[index] * odd if index < online else base
+                for index, base in enumerate(self.bases)]
+
+
+class VcpuTimes(Sequence[Vcpu]):
+    """A sampled domain's vCPU records, made when first read (details, vCPU rows, batch output):
+    a refresh of a thousand domains reads only their totals."""
+
+    __slots__ = ("_cpu", "_records", "_split", "_uneven")
+
+    def __init__(self, split: VcpuSplit, cpu: float, uneven: float) -> None:
+        self._split, self._cpu, self._uneven = split, cpu, uneven
+        self._records: list[Vcpu] | None = None
+
+    def _made(self) -> list[Vcpu]:
+        if self._records is None:
+            online = self._split.online
+            self._records = [Vcpu(index, index < online, int(ns))
+                             for index, ns in enumerate(self._split.times(self._cpu, self._uneven))]
+        return self._records
+
+    def __len__(self) -> int:
+        return len(self._split.bases)
+
+    @overload
+    def __getitem__(self, index: int) -> Vcpu: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Vcpu]: ...
+    def __getitem__(self, index: int | slice) -> Vcpu | list[Vcpu]:
+        return self._made()[index]
+
+    def __iter__(self) -> Iterator[Vcpu]:
+        return iter(self._made())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return repr(self._made())
+
+
 _NOT_SHOWN = frozenset(
-    {"snapshot", "offline_vcpus", "last_demand", "kernel_log", "pending_input", "shell", "console", "busy"}
+    {"snapshot", "last_demand", "kernel_log", "pending_input", "shell", "console", "busy"}
 )
 
 
@@ -206,7 +278,8 @@ class SimDomain:
     ssid: int = 0
     salt: int = 0
     started_at: float = 0.0
-    vcpu_ns: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=lambda: [0.0, 0.0])  # ns of CPU, and of CPU weighted by idleness
+    vcpu_split: VcpuSplit = VcpuSplit((), 0, 0.0, 0.0, ())
     kernel_log: list[str] = field(default_factory=list)
     busy: str | None = None  # "saving", "migrating": other actions wait
     shell: SimShell | None = None
@@ -214,15 +287,12 @@ class SimDomain:
     pending_input: bytearray = field(default_factory=bytearray)
     last_demand: float = 0.0  # CPUs wanted at the last integration step: decides 'r' or 'b'
     snapshot: Domain | None = None  # the last model built, reused while nothing changes
-    offline_vcpus: list[Vcpu] | None = None  # models of the offline vCPUs, until vcpu-set or a restart
 
     def __setattr__(self, name: str, value: object) -> None:
         # Any change to what a sample shows drops the cached snapshot; the hot loop pays one set.
         object.__setattr__(self, name, value)
         if name not in _NOT_SHOWN:
             object.__setattr__(self, "snapshot", None)
-            if name in ("vcpus_online", "vcpu_ns"):  # which vCPUs are offline, or their times, changed
-                object.__setattr__(self, "offline_vcpus", None)
 
     @property
     def is_dom0(self) -> bool:
@@ -231,6 +301,16 @@ class SimDomain:
     @property
     def active(self) -> bool:
         return self.status == Status.ACTIVE
+
+    def vcpu_times(self) -> list[float]:
+        """Each vCPU's CPU time so far (ns), online or not."""
+        return self.vcpu_split.times(*self.cpu)
+
+    def start_vcpus(self, times: list[float]) -> None:
+        """A new split from these per-vCPU times: at creation, restart, restore, and when vCPUs go on or offline."""
+        total = math.fsum(times)
+        self.cpu = [total, 0.0]
+        self.vcpu_split = VcpuSplit.at(times, self.vcpus_online, total, 0.0)
 
     def uptime(self, now: float) -> float:
         return max(0.0, now - self.started_at)
@@ -395,10 +475,10 @@ class SimCluster:
         )
         # Counters as after `uptime` seconds at about the average load.
         average = load.base * online
-        dom.vcpu_ns = [
+        dom.start_vcpus([
             uptime * 1e9 * average / max(1, online) * (rng.uniform(0.85, 1.15) if i < online else 0.3)
             for i in range(vmax)
-        ]
+        ])
         for vif in dom.vifs:
             activity = uptime * (0.3 + load.base)
             vif.counters = [vif.rx_rate * activity, vif.rx_rate * activity / 900, 0, rng.randrange(0, 40),
@@ -516,16 +596,12 @@ class SimCluster:
                 if dom.status != active or dom.paused:
                     continue
                 set_field(dom, "snapshot", None)  # the counters below change in place
-                online = dom.vcpus_online
                 ns = cpus * dt * 1e9
-                vcpu_ns = dom.vcpu_ns
-                # vCPUs are not perfectly even, less so the busier they are: none passes 100%
-                activity = cpus / (online or 1)
-                if online == 1:
-                    vcpu_ns[0] += ns
-                else:
-                    for index, share in enumerate(_vcpu_shares(online, round(activity, 1))):
-                        vcpu_ns[index] += ns * share
+                activity = cpus / (dom.vcpus_online or 1)
+                cpu = dom.cpu  # the per-vCPU times follow from these two (VcpuSplit)
+                cpu[0] += ns
+                if activity < 1.0:
+                    cpu[1] += ns * (1.0 - activity)
                 # The balloon moves toward its target, limited by what the host has free.
                 gap = dom.target_kib - dom.mem_kib
                 if gap:
@@ -585,18 +661,12 @@ class SimCluster:
         # dom0 runs xentui itself; a guest is on a CPU when it wants at least half of its vCPUs
         on_cpu = domid == 0 or dom.last_demand >= 0.5 * max(1, online)
         flags = _FLAGS[(dom.status, dom.paused, on_cpu)]
-        vcpu_ns = dom.vcpu_ns
-        # Offline vCPUs do not move: their models are made once per vcpu-set (or restart) and reused.
-        offline = dom.offline_vcpus
-        if offline is None:
-            offline = [Vcpu(index, False, int(vcpu_ns[index])) for index in range(online, len(vcpu_ns))]
-            object.__setattr__(dom, "offline_vcpus", offline)
-        vcpus = [Vcpu(index, True, int(vcpu_ns[index])) for index in range(min(online, len(vcpu_ns)))] + offline
+        cpu, uneven = dom.cpu
         vifs = [vif.model(domid) for vif in dom.vifs]
         vbds = [vbd.model() for vbd in dom.vbds]
-        snapshot = Domain(domid, dom.name, dom.uuid, dom.type, flags, int(sum(vcpu_ns)), int(dom.mem_kib),
-                          dom.maxmem_kib, vcpus, dom.vcpus_max, vifs, vbds, dom.weight, dom.cap, dom.ssid,
-                          dom.target_kib)
+        snapshot = Domain(domid, dom.name, dom.uuid, dom.type, flags, int(cpu), int(dom.mem_kib), dom.maxmem_kib,
+                          VcpuTimes(dom.vcpu_split, cpu, uneven), dom.vcpus_max, vifs, vbds, dom.weight, dom.cap,
+                          dom.ssid, dom.target_kib)
         object.__setattr__(dom, "snapshot", snapshot)
         return snapshot
 
@@ -741,7 +811,9 @@ class SimBackend(Backend):
             self._kernel(dom, now, f"smpboot: Booting Node 0 Processor {index} APIC 0x{index:x}")
         for index in range(count, dom.vcpus_online):
             self._kernel(dom, now, f"smpboot: CPU {index} is now offline")
+        times = dom.vcpu_times()  # up to now (_domain brought the counters up to the clock)
         dom.vcpus_online = count
+        dom.vcpu_split = VcpuSplit.at(times, count, *dom.cpu)
 
     async def set_sched(self, domain: str, *, weight: int | None = None, cap: int | None = None) -> None:
         dom = self._domain(domain, action="sched-credit", need_active=False)
@@ -815,7 +887,7 @@ class SimBackend(Backend):
         dom.domid = self.host.allocate_domid()
         dom.status, dom.paused = Status.ACTIVE, False
         dom.started_at = self.host.last_t
-        dom.vcpu_ns = [0.0] * dom.vcpus_max
+        dom.start_vcpus([0.0] * dom.vcpus_max)
         dom.mem_kib = float(dom.target_kib)
         for vif in dom.vifs:
             vif.reset()
@@ -934,7 +1006,7 @@ class SimBackend(Backend):
             pv_drivers=saved["pv_drivers"], paused=paused or saved["was_paused"], weight=saved["weight"],
             cap=saved["cap"], salt=saved["salt"], started_at=self.clock.monotonic(),
         )
-        dom.vcpu_ns = [0.0] * dom.vcpus_max
+        dom.start_vcpus([0.0] * dom.vcpus_max)
         dom.log(dom.started_at, "PM: restore of devices complete")
         self.host.domains[name] = dom
         return name
@@ -1060,15 +1132,6 @@ class SimBackend(Backend):
             dom.shell = SimShell(dom, self.clock)
         dom.console = SimConsole(self, dom)
         return dom.console
-
-
-@functools.cache
-def _vcpu_shares(online: int, busy: float) -> tuple[float, ...]:
-    """How a domain's CPU time splits over its vCPUs: summing to exactly 1, uneven by up to 5% when idle."""
-    spread = 0.05 * max(0.0, 1.0 - busy)
-    skew = [1.0 + spread * ((index % 3) - 1) for index in range(online)]
-    total = sum(skew) or 1.0
-    return tuple(factor / total for factor in skew)
 
 
 def _flag_table() -> dict[tuple[str, bool, bool], DomainFlag]:
