@@ -427,6 +427,25 @@ async def test_a_key_typed_right_after_escape_in_the_filter_runs_on_the_table(es
 
 
 
+@pytest.mark.parametrize("typed_before_escape", ["", "d"], ids=["nothing", "a-letter"])
+async def test_slash_typed_right_after_escape_opens_a_fresh_filter(typed_before_escape):
+    """'/', maybe a letter, Escape, '/', 'b' all queued at once: the second '/' opens the filter again and
+    it holds just 'b' (what was typed before Escape went with it), shown and focused."""
+    app, clock = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, clock)
+        keys = [("slash", "/"), *[(c, c) for c in typed_before_escape], ("escape", "\x1b"), ("slash", "/"),
+                ("b", "b")]
+        for key, character in keys:
+            app.post_message(events.Key(key, character))
+        for _ in range(5):
+            await pilot.pause()
+        field = app.query_one("#filter", Input)
+        assert field.value == "b" and app.focused is field and field.has_class("shown")
+        assert app.view.filter_text == "b"
+        assert names(app) and all("b" in name.casefold() for name in names(app))
+
+
 @pytest.mark.parametrize("first_poll_fails", [False, True])
 async def test_the_collector_is_settled_once_soon_after_the_first_poll_good_or_not(monkeypatch, first_poll_fails):
     """The `xentui` command starts with the garbage collector off; the screen must turn it back on

@@ -245,7 +245,7 @@ class VcpuTimes(Sequence[Vcpu]):
         return iter(self._made())
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Sequence) and list(self) == list(other)
+        return isinstance(other, (list, VcpuTimes)) and list(self) == list(other)
 
     def __repr__(self) -> str:
         return repr(self._made())

@@ -139,6 +139,29 @@ class XentuiCommands(Provider):
                 yield Hit(score, matcher.highlight(title), callback, help=help_text)
 
 
+class FilterField(Input):
+    """The name filter's field. After Escape it drops the keys already queued to it, up to a marker
+    queued behind them: typed before Escape, they belong to the filter Escape cleared."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._dropping = False
+
+    def drop_queued_keys(self) -> None:
+        self._dropping = True
+        self.call_later(self._stop_dropping)
+
+    def _stop_dropping(self) -> None:
+        self._dropping = False
+
+    async def _on_key(self, event: events.Key) -> None:
+        if self._dropping:
+            event.stop()
+            event.prevent_default()
+            return
+        await super()._on_key(event)
+
+
 class XentuiApp(ActionsMixin, App[None]):
     """xentop's live table, one you can act from."""
 
@@ -254,7 +277,7 @@ class XentuiApp(ActionsMixin, App[None]):
         yield DomainTable(self.view, id="domains")
         # The filter field is there from the start (hidden) so that '/' focuses it at once: over ssh,
         # "/guest2" arrives in one read and every letter after '/' must land in it, not run as a key.
-        yield Input(placeholder="filter by name (Enter keeps it, Escape clears)", id="filter")
+        yield FilterField(placeholder="filter by name (Enter keeps it, Escape clears)", id="filter")
         # the console tabs are mounted when first wanted: a quicker first frame
         yield Footer()
 
@@ -463,19 +486,23 @@ class XentuiApp(ActionsMixin, App[None]):
         self.screen.set_focus(self.table)  # now: the next key may already be queued (see action_filter)
 
     def action_escape_filter(self) -> None:
-        """Escape in the filter: the table gets the keys from now on (see action_keep_filter); the filter is
-        cleared once the field has taken the keys typed before Escape, already queued to it."""
+        """Escape in the filter: cleared now, and the table gets the keys from now on (see action_keep_filter).
+        The keys typed before Escape, already queued to the field, were for the filter just cleared."""
+        self.query_one(FilterField).drop_queued_keys()
         self.screen.set_focus(self.table)
-        self.query_one("#filter", Input).call_later(self.action_clear_filter)
+        self._clear_filter()
 
     def action_clear_filter(self) -> None:
+        self._clear_filter()
+        self.table.focus()
+
+    def _clear_filter(self) -> None:
         for field in self.query("#filter").results(Input):
             field.remove_class("shown")
             field.value = ""
         if self.view.filter_text:
             self.view.filter_text = ""
             self._relayout()
-        self.table.focus()
 
     def action_details(self) -> None:
         if self.table.cursor_key is not None:
