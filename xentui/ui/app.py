@@ -29,6 +29,7 @@ from xentui.history import History
 from xentui.model import DomainRates, Sample, compute_rates
 from xentui.textsafe import printable
 from xentui.themefiles import load_theme_specs
+from xentui.ui import terminal_input
 from xentui.ui.actions import ACTION_BINDINGS, ACTION_COMMANDS, ActionsMixin, LogEntry
 from xentui.ui.columns import BY_ID, COLUMN_IDS, COLUMNS
 from xentui.ui.header import HostHeader
@@ -205,6 +206,7 @@ class XentuiApp(ActionsMixin, App[None]):
 
     def __init__(self, backend: Backend, options: StartOptions | None = None) -> None:
         super().__init__()
+        terminal_input.install()
         options = options or StartOptions()
         self.backend = backend
         self.delay = options.delay
