@@ -319,6 +319,18 @@ async def test_console_backspace_and_ctrl_c(sim):
     assert b"^C" in await read_until(console, b"^C")
 
 
+async def test_console_keys_that_print_nothing_leave_it_open(sim):
+    """A function key's sequence, NUL, Ctrl-A, Escape alone: the shell shows nothing for them, and the
+    console must stay open (an empty read is end-of-file; one used to close it). The letter typed after
+    a lone Escape is typed, not taken as the end of an escape sequence."""
+    console = await sim.open_console("mail-relay")
+    for quiet in (b"\x1b[15~", b"\x00\x01", b"\x1b"):
+        await console.write(quiet)
+    await console.write(b"nproc\r")
+    assert b"\r\n1\r\n" in await read_until(console, b"# ")
+    assert not console.closed
+
+
 async def test_console_is_exclusive_like_xenconsole(sim):
     first = await sim.open_console("mail-relay")
     with pytest.raises(ConsoleBusy, match="already in use"):

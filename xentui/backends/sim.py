@@ -685,7 +685,7 @@ class SimConsole(ConsoleChannel):
         self.closed = False
 
     def emit(self, data: bytes) -> None:
-        if not self.closed:
+        if data and not self.closed:  # an empty chunk is end-of-file (hang_up), never output
             self._queue.put_nowait(data)
 
     def hang_up(self) -> None:

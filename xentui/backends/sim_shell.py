@@ -19,6 +19,8 @@ KERNEL = "6.1.0-27-amd64"
 KERNEL_BUILD = "#1 SMP PREEMPT_DYNAMIC Debian 6.1.115-1 (2024-11-01)"
 KERNEL_RESERVED = 0.03  # share of memory the guest kernel keeps for itself
 MAX_SEQ = 100_000
+# where typed bytes are in an escape: none, just after ESC, inside a CSI/SS3 sequence
+_NO_ESCAPE, _AFTER_ESC, _IN_SEQUENCE = 0, 1, 2
 
 
 def _hostname(dom: SimDomain) -> str:
@@ -49,7 +51,7 @@ class SimShell:
         self.dom = dom
         self.clock = clock
         self.line = bytearray()
-        self._escape = False
+        self._escape = _NO_ESCAPE
 
     @property
     def prompt(self) -> bytes:
@@ -59,12 +61,18 @@ class SimShell:
         """Consume typed bytes; return what the terminal shows (echo and command output)."""
         out = bytearray()
         for byte in data:
-            if self._escape:  # swallow a CSI/SS3 sequence: arrows and function keys do nothing here
-                if 0x40 <= byte <= 0x7E and byte not in (ord("["), ord("O")):
-                    self._escape = False
+            if self._escape == _AFTER_ESC:
+                # '[' or 'O' begins a CSI/SS3 sequence (arrows, function keys: they do nothing here);
+                # after anything else the ESC was a key of its own, and this byte is typed as usual
+                self._escape = _IN_SEQUENCE if byte in (ord("["), ord("O")) else _NO_ESCAPE
+                if self._escape:
+                    continue
+            elif self._escape == _IN_SEQUENCE:
+                if 0x40 <= byte <= 0x7E:
+                    self._escape = _NO_ESCAPE
                 continue
             if byte == 0x1B:
-                self._escape = True
+                self._escape = _AFTER_ESC
             elif byte in (0x0D, 0x0A):
                 out += b"\r\n"
                 out += self.run(self.line.decode("utf-8", "replace"))
