@@ -110,6 +110,22 @@ async def test_keys_typed_ahead_after_slash_all_land_in_the_filter():
         assert names(app) == ["db-primary"]
 
 
+async def test_the_cursor_stays_on_the_top_row_until_a_domain_is_picked():
+    """The first sample has no rates, so its order is by name: the domain on top then ("[staging] api") is
+    no choice, and the cursor must not follow it down once the table sorts by CPU."""
+    app, clock = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, clock)
+        for _ in range(3):
+            await poll(pilot, app, clock)
+            assert selected(app) == names(app)[0] == "batch-cruncher"
+        await pilot.press("down")
+        chosen = selected(app)
+        assert chosen == names(app)[1]
+        await pilot.press("i")  # reversed: the chosen domain moves, and the cursor with it
+        assert selected(app) == chosen and names(app).index(chosen) == len(names(app)) - 2
+
+
 async def test_enter_opens_live_details_and_escape_returns():
     app, clock = make_app()
     async with app.run_test(size=(120, 40)) as pilot:

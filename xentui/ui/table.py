@@ -164,6 +164,9 @@ class DomainTable(ScrollView, can_focus=True):
         self._printable: dict[str, str] = {}  # name -> as shown
         self.marked: set[str] = set()  # domain keys marked for a bulk action
         self._cursor_position = 0  # among shown domains, to land near when the selected one goes
+        # Until the operator picks a domain the cursor stays on the top row: the first sample has no
+        # rates, so its order (by name) says nothing, and the domain on top then is no choice.
+        self._cursor_chosen = False
         self.rebuilds = 0
         self.lines_rendered = 0
 
@@ -297,7 +300,10 @@ class DomainTable(ScrollView, can_focus=True):
             self._set_cursor(None)
             return
         key = self.cursor_key
-        if key is not None and key in self._line_of_key:
+        if not self._cursor_chosen:
+            self._cursor_position = 0
+            self._set_cursor(self._lines[keys[0]].domain.key)  # type: ignore[union-attr]
+        elif key is not None and key in self._line_of_key:
             self._cursor_position = self._domain_position(key)
         else:  # gone (or filtered out): stay at the same height
             position = min(self._cursor_position, len(keys) - 1)
@@ -542,12 +548,14 @@ class DomainTable(ScrollView, can_focus=True):
             return
         current = self._domain_position(self.cursor_key) if self.cursor_key in self._line_of_key else 0
         position = max(0, min(len(self._domain_lines) - 1, current + delta))
+        self._cursor_chosen = True
         self._cursor_position = position
         self._set_cursor(self._lines[self._domain_lines[position]].domain.key)  # type: ignore[union-attr]
 
     def select(self, key: str) -> bool:
         if key not in self._line_of_key:
             return False
+        self._cursor_chosen = True
         self._cursor_position = self._domain_position(key)
         self._set_cursor(key)
         return True
