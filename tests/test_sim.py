@@ -551,30 +551,27 @@ async def test_an_idle_guests_vcpus_run_unevenly_a_busy_guests_evenly(clock):
     assert len(idle) > 1 and max(idle.values()) > min(idle.values()) > 0, idle
 
 
-async def test_a_sample_makes_no_vcpu_records_until_they_are_read(clock):
+async def test_a_sample_makes_no_vcpu_records_until_they_are_read(clock, monkeypatch):
     """Scale: a refresh of a thousand domains reads totals; vCPU records are made for what is shown."""
-    from xentui.backends import sim as sim_module
+    from xentui.backends.sim import VcpuTimes
 
     made: list[int] = []
-    real = sim_module.VcpuTimes._made
+    real = VcpuTimes._made
 
     def counted(self):
         made.append(1)
         return real(self)
 
-    sim_module.VcpuTimes._made = counted
-    try:
-        sim = SimBackend(SimCluster(seed=2, domains=500, clock=clock))
-        first = await sim.sample()
-        clock.advance(1)
-        second = await sim.sample()
-        rates = compute_rates(first, second)
-        assert len(rates) == 501 and not made
-        assert [v.online for v in second.domains[1].vcpus].count(True) == second.domains[1].vcpus_online
-        assert len(rates[second.domains[1].key].vcpu_pct) == second.domains[1].vcpus_total
-        assert 1 <= len(made) <= 4  # that domain's records, in each sample, made once each
-    finally:
-        sim_module.VcpuTimes._made = real
+    monkeypatch.setattr(VcpuTimes, "_made", counted)
+    sim = SimBackend(SimCluster(seed=2, domains=500, clock=clock))
+    first = await sim.sample()
+    clock.advance(1)
+    second = await sim.sample()
+    rates = compute_rates(first, second)
+    assert len(rates) == 501 and not made
+    assert [v.online for v in second.domains[1].vcpus].count(True) == second.domains[1].vcpus_online
+    assert len(rates[second.domains[1].key].vcpu_pct) == second.domains[1].vcpus_total
+    assert 1 <= len(made) <= 4  # reads of that one domain's records, in the two samples
 
 
 async def test_simulated_uuids_are_spelled_as_the_uuid_module_spells_version_4():

@@ -144,9 +144,7 @@ class FilterField(Input):
     """The name filter's field. After Escape it drops the keys already queued to it, up to a marker
     queued behind them: typed before Escape, they belong to the filter Escape cleared."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self._dropping = False
+    _dropping = False
 
     def drop_queued_keys(self) -> None:
         self._dropping = True
@@ -241,7 +239,7 @@ class XentuiApp(ActionsMixin, App[None]):
         if action == "filter":
             return self.screen is self.screen_stack[0] and isinstance(self.focused, DomainTable)
         if action in ("keep_filter", "escape_filter"):
-            return isinstance(self.focused, Input) and self.focused.id == "filter"
+            return isinstance(self.focused, FilterField)
         if action == "leave_console":
             return console_focused
         return True
@@ -468,7 +466,7 @@ class XentuiApp(ActionsMixin, App[None]):
         self._show_header()
 
     def action_filter(self) -> None:
-        field = self.query_one("#filter", Input)
+        field = self.query_one(FilterField)
         field.add_class("shown")
         field.value = self.view.filter_text
         # Now, not with focus() (which waits for the next turn of the message loop): the keys typed
@@ -482,7 +480,7 @@ class XentuiApp(ActionsMixin, App[None]):
 
     def action_keep_filter(self) -> None:
         """Enter in the filter: keep what it holds (it applied as typed) and give the table the keys."""
-        field = self.query_one("#filter", Input)
+        field = self.query_one(FilterField)
         if not field.value:
             field.remove_class("shown")
         self.screen.set_focus(self.table)  # now: the next key may already be queued (see action_filter)
@@ -499,7 +497,7 @@ class XentuiApp(ActionsMixin, App[None]):
         self.table.focus()
 
     def _clear_filter(self) -> None:
-        for field in self.query("#filter").results(Input):
+        for field in self.query(FilterField):  # none when another screen is on top (the palette)
             field.remove_class("shown")
             field.value = ""
         if self.view.filter_text:
