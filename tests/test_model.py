@@ -1,16 +1,20 @@
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.rates_paths import assert_same_rates, with_columns
 from xentui.model import (
+    NO_RATE,
     Domain,
     DomainFlag,
     DomainState,
     DomainType,
     Host,
+    Rates,
     Sample,
     Vbd,
     Vcpu,
@@ -185,3 +189,98 @@ def test_a_restarted_domain_counts_every_device_and_vcpu_from_zero():
     assert rates.net_rx_bytes_s == 500.0  # both vifs, from zero, over 2 s
     assert rates.vcpu_pct == {0: 30.0, 1: 20.0}
     assert set(rates.vifs) == {0, 1}
+
+
+# --- rates from counter columns ---------------------------------------------------------------
+
+
+def _grown(d: Domain, draw: st.DrawFn) -> Domain:
+    """The domain one interval later: every counter grew (by zero or more), as the columns' promise says."""
+    grow = st.integers(0, 10**7)
+    vifs = [dataclasses.replace(v, rx_bytes=v.rx_bytes + draw(grow), tx_bytes=v.tx_bytes + draw(grow),
+                                rx_packets=v.rx_packets + draw(grow)) for v in d.vifs]
+    vbds = [dataclasses.replace(v, rd_reqs=v.rd_reqs + draw(grow), wr_reqs=v.wr_reqs + draw(grow),
+                                oo_reqs=v.oo_reqs + draw(st.integers(0, 3)), rd_sectors=v.rd_sectors + draw(grow),
+                                wr_sectors=v.wr_sectors + draw(grow)) for v in d.vbds]
+    vcpus = [Vcpu(v.index, v.online, v.cpu_ns + draw(grow)) for v in d.vcpus]
+    return dataclasses.replace(d, cpu_ns=d.cpu_ns + draw(st.integers(0, 4 * 10**9)), vcpus=vcpus, vifs=vifs,
+                               vbds=vbds)
+
+
+@st.composite
+def fleets(draw: st.DrawFn) -> list[Sample]:
+    """A few samples of a few domains that change in every way a backend may report between two samples."""
+    count = draw(st.integers(1, 6))
+    current = [domain(id=i + 1, uuid=f"u-{i}", name=f"d{i}", cpu_ns=draw(st.integers(0, 2**32)),
+                      vifs=[Vif(0, f"vif{i + 1}.0", rx_bytes=draw(st.integers(0, 2**40)))],
+                      vbds=[Vbd(51712, "xvda", rd_reqs=draw(st.integers(0, 2**40)))])
+               for i in range(count)]
+    samples = [sample(0.0, *current)]
+    for step in range(1, draw(st.integers(2, 5))):
+        later = []
+        for d in current:
+            change = draw(st.sampled_from(["grow", "grow", "grow", "restart", "hot-plug", "unplug", "vbd-error",
+                                           "vbd-back", "gone", "cpu-wrap", "reset"]))
+            if change == "gone":
+                continue
+            new = _grown(d, draw)
+            if change == "restart":  # a new domid: counters from zero
+                new = dataclasses.replace(d, id=d.id + 100, cpu_ns=draw(st.integers(0, 10**9)),
+                                          vifs=[Vif(v.devid, v.ifname, rx_bytes=draw(st.integers(0, 10**6)))
+                                                for v in d.vifs])
+            elif change == "hot-plug":
+                new.vifs = [*new.vifs, Vif(len(new.vifs) + 7, "vifX", rx_bytes=draw(st.integers(0, 10**9)))]
+            elif change == "unplug" and new.vifs:
+                new.vifs = new.vifs[1:]
+            elif change == "vbd-error" and new.vbds:
+                new.vbds = [dataclasses.replace(new.vbds[0], error=True), *new.vbds[1:]]
+            elif change == "vbd-back" and new.vbds:
+                new.vbds = [dataclasses.replace(new.vbds[0], error=False), *new.vbds[1:]]
+            elif change == "cpu-wrap":  # a 32-bit counter that wrapped
+                new = dataclasses.replace(new, cpu_ns=draw(st.integers(0, 10**6)))
+            elif change == "reset" and new.vifs:  # a device counter back to zero, under the same layout
+                new.vifs = [dataclasses.replace(new.vifs[0], rx_bytes=0), *new.vifs[1:]]
+            later.append(new)
+        for _ in range(draw(st.integers(0, 2))):  # newcomers
+            n = draw(st.integers(50, 60))
+            if all(d.uuid != f"u-{n}" for d in later):
+                later.append(domain(id=n, uuid=f"u-{n}", name=f"d{n}", cpu_ns=draw(st.integers(0, 10**9))))
+        if draw(st.booleans()):
+            later.reverse()
+        samples.append(sample(float(step) + draw(st.sampled_from([0.0, 0.5])), *later))
+        current = later
+    return samples
+
+
+@given(fleets())
+def test_rates_from_counter_columns_equal_rates_from_records(samples):
+    """Restarts, hot-plugs, unreadable vbds, newcomers, domains gone or reordered, a wrapped CPU counter, a
+    device counter reset (a total that goes back): every total still equals the device-by-device figure."""
+    for previous, current in itertools.pairwise(samples):
+        from_records = compute_rates(previous, current)
+        from_columns = compute_rates(with_columns(previous), with_columns(current))
+        assert_same_rates(from_columns, from_records, current.keys())
+
+
+def test_rates_is_a_mapping_of_the_domains_with_rates_and_columns_in_sample_order():
+    web, db = domain(cpu_ns=0), domain(uuid="u-2", name="db", id=4, cpu_ns=0)
+    newcomer = domain(uuid="u-3", name="new", id=5, cpu_ns=10**9)
+    later = sample(1.0, domain(cpu_ns=5 * 10**8), newcomer, domain(uuid="u-2", name="db", id=4, cpu_ns=10**9))
+    for rates in (compute_rates(sample(0.0, web, db), later),
+                  compute_rates(with_columns(sample(0.0, web, db)), with_columns(later))):
+        assert list(rates) == ["u-1", "u-2"] and len(rates) == 2
+        assert "u-3" not in rates and "u-2" in rates and rates.get("u-3") is None
+        assert rates.column("cpu_pct", later.keys()) == [50.0, NO_RATE, 100.0]
+        assert rates.column("cpu_pct", ["u-2", "nobody", "u-1"]) == [100.0, NO_RATE, 50.0]
+        assert [point[:2] for point in rates.points()] == [("u-1", 50.0), ("u-2", 100.0)]
+    assert compute_rates(None, later) == {} and list(Rates().points()) == []
+    assert Rates().column("cpu_pct", ["u-1"]) == [NO_RATE]
+
+
+def test_a_device_total_that_goes_back_is_worked_out_device_by_device():
+    """A backend's columns promise counters that never go back under one layout; one that did anyway (a
+    reset) is caught when its total shrinks, and that domain's figures come from its records."""
+    before = domain(vifs=[Vif(0, "vif3.0", rx_bytes=10**9), Vif(1, "vif3.1", rx_bytes=10)])
+    after = domain(vifs=[Vif(0, "vif3.0", rx_bytes=300), Vif(1, "vif3.1", rx_bytes=1010)])
+    rates = compute_rates(with_columns(sample(0.0, before)), with_columns(sample(1.0, after)))
+    assert rates["u-1"].net_rx_bytes_s == 300 + 1000  # the reset vif counts its 300 since, the other its 1000

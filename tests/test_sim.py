@@ -9,6 +9,7 @@ from itertools import pairwise
 
 import pytest
 
+from tests.rates_paths import assert_same_rates, with_columns, without_columns
 from xentui.backends.base import (
     BackendError,
     ConsoleBusy,
@@ -470,7 +471,7 @@ async def test_no_vcpu_runs_above_one_physical_cpu(sim, clock):
 
 async def test_a_quiet_guest_does_io_in_bursts_a_busy_one_every_second(sim, clock):
     """As on a real host: an idle guest's disk writes come with the filesystem's commits (every 5 s),
-    its network every few seconds; while a device stands still the backend hands over the same record."""
+    its network every few seconds; between them the device's counters stand still."""
     await sim.sample()
     history: dict[str, list] = {"mail-relay": [], "batch-cruncher": []}
     for _ in range(10):
@@ -482,7 +483,7 @@ async def test_a_quiet_guest_does_io_in_bursts_a_busy_one_every_second(sim, cloc
     quiet, busy = history["mail-relay"], history["batch-cruncher"]
     quiet_moves = [b.wr_reqs > a.wr_reqs for a, b in pairwise(quiet)]
     assert sum(quiet_moves) in (1, 2), quiet_moves  # one burst every 5 s over 9 intervals
-    assert all(b is a for (a, b), moved in zip(pairwise(quiet), quiet_moves, strict=True) if not moved)
+    assert all(b == a for (a, b), moved in zip(pairwise(quiet), quiet_moves, strict=True) if not moved)
     assert all(b.wr_reqs > a.wr_reqs for a, b in pairwise(busy))
     # the bursts carry what the quiet seconds did not: over 10 s the quiet disk still wrote something
     assert quiet[-1].wr_reqs > quiet[0].wr_reqs
@@ -551,18 +552,18 @@ async def test_an_idle_guests_vcpus_run_unevenly_a_busy_guests_evenly(clock):
     assert len(idle) > 1 and max(idle.values()) > min(idle.values()) > 0, idle
 
 
-async def test_a_sample_makes_no_vcpu_records_until_they_are_read(clock, monkeypatch):
-    """Scale: a refresh of a thousand domains reads totals; vCPU records are made for what is shown."""
-    from xentui.backends.sim import VcpuTimes
+async def test_a_sample_makes_no_vcpu_vif_or_vbd_records_until_they_are_read(clock, monkeypatch):
+    """Scale: a refresh of a thousand domains reads the counter columns; records are made for what is shown."""
+    from xentui.backends.sim import _Records
 
-    made: list[int] = []
-    real = VcpuTimes._made
+    made: list[str] = []
+    real = _Records._made
 
-    def counted(self):
-        made.append(1)
+    def counted(self):  # counts reads: a domain's records are made at the first
+        made.append(type(self).__name__)
         return real(self)
 
-    monkeypatch.setattr(VcpuTimes, "_made", counted)
+    monkeypatch.setattr(_Records, "_made", counted)
     sim = SimBackend(SimCluster(seed=2, domains=500, clock=clock))
     first = await sim.sample()
     clock.advance(1)
@@ -571,7 +572,48 @@ async def test_a_sample_makes_no_vcpu_records_until_they_are_read(clock, monkeyp
     assert len(rates) == 501 and not made
     assert [v.online for v in second.domains[1].vcpus].count(True) == second.domains[1].vcpus_online
     assert len(rates[second.domains[1].key].vcpu_pct) == second.domains[1].vcpus_total
-    assert 1 <= len(made) <= 4  # reads of that one domain's records, in the two samples
+    assert 1 <= len(made) <= 4 and set(made) == {"VcpuTimes"}  # that one domain's, in the two samples
+    made.clear()
+    assert rates[second.domains[1].key].vifs and rates[second.domains[1].key].vbds
+    assert set(made) == {"VifRecords", "VbdRecords"} and len(made) <= 8
+
+
+async def test_the_simulators_counter_columns_agree_with_its_records_through_every_action(clock, tmp_path):
+    """The columns a sample carries are its records' totals, and rates from them are the rates from the
+    records device by device, exactly: through pause, mem-set, vcpu-set, reboot, save and restore,
+    migration (both hosts), destroy and plain time, with quiet guests' bursts and busy ones' drops."""
+    sim = SimBackend(SimCluster(seed=4, domains=30, clock=clock))
+    peer = SimBackend(sim.cluster, "sim-host-2")
+    image = tmp_path / "web.save"
+
+    async def migrate() -> None:
+        async for _ in sim.migrate("db-primary", "sim-host-2"):
+            pass
+
+    steps = [
+        lambda: sim.pause("[staging] api"), lambda: sim.mem_set("web-frontend-01", 3 * GIB),
+        lambda: sim.vcpu_set("analytics-warehouse-reporting-cluster-node-03", 4), lambda: sim.reboot("mail-relay"),
+        lambda: sim.save("web-frontend-01", image), lambda: sim.restore(image), migrate,
+        lambda: sim.destroy("build runner 7"), lambda: sim.unpause("[staging] api"),
+    ]
+    previous = {sim: await sim.sample(), peer: await peer.sample()}
+    moved_by_records = 0
+    for step in [*steps, *[None] * 6]:
+        if step is not None:
+            await step()
+        clock.advance(1.3)
+        for backend in (sim, peer):
+            current = await backend.sample()
+            expected = with_columns(current).counters
+            for name in ("ids", "cpu_ns", "net_rx_bytes", "net_tx_bytes", "vbd_rd_reqs", "vbd_wr_reqs",
+                         "vbd_oo_reqs", "vbd_rd_sectors", "vbd_wr_sectors"):
+                assert list(getattr(current.counters, name)) == list(getattr(expected, name)), name
+            from_columns = compute_rates(previous[backend], current)
+            from_records = compute_rates(without_columns(previous[backend]), without_columns(current))
+            assert_same_rates(from_columns, from_records, current.keys())
+            moved_by_records += sum(rate.net_rx_bytes_s > 0 for rate in from_records.values())
+            previous[backend] = current
+    assert moved_by_records > 100  # the comparison saw traffic, not only zeros
 
 
 async def test_simulated_uuids_are_spelled_as_the_uuid_module_spells_version_4():

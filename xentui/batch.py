@@ -44,7 +44,7 @@ import csv
 import io
 import json
 import string
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -200,7 +200,7 @@ class XentopFormatter:
         self.options = options
         self.name_width = _NAME_WIDTH
 
-    def format(self, sample: Sample, rates: dict[str, DomainRates]) -> str:
+    def format(self, sample: Sample, rates: Mapping[str, DomainRates]) -> str:
         options = self.options
         domains = sort_domains(sample.domains, dom0_first=options.dom0_first)
         names = {id(domain): printable(domain.name) for domain in domains}
@@ -242,7 +242,7 @@ class XentopFormatter:
         name: str,
         totals: VbdTotals | None,
         host: Host,
-        rates: dict[str, DomainRates],
+        rates: Mapping[str, DomainRates],
         widths: dict[str, int],
     ) -> str:
         name_cell = (
@@ -479,7 +479,7 @@ class JsonFormatter:
     def __init__(self, options: BatchOptions) -> None:
         self.options = options
 
-    def format(self, sample: Sample, rates: dict[str, DomainRates]) -> str:
+    def format(self, sample: Sample, rates: Mapping[str, DomainRates]) -> str:
         options = self.options
         domains = []
         for domain in sort_domains(sample.domains, dom0_first=options.dom0_first):
@@ -533,7 +533,7 @@ class CsvFormatter:
         self.options = options
         self._header_done = False
 
-    def format(self, sample: Sample, rates: dict[str, DomainRates]) -> str:
+    def format(self, sample: Sample, rates: Mapping[str, DomainRates]) -> str:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         if not self._header_done:

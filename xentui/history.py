@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from xentui.model import DomainRates
+from xentui.model import Rates
 
 DEFAULT_POINTS = 300
 
@@ -22,19 +22,19 @@ class History:
         self.points = points
         self._series: dict[str, Series] = {}
 
-    def record(self, rates: dict[str, DomainRates]) -> None:
+    def record(self, rates: Rates) -> None:
         """Append one point per domain with rates; forget domains that are gone."""
         series = self._series
-        for key in [key for key in series if key not in rates]:
+        for key in series.keys() - set(rates):
             del series[key]
         points = self.points
-        for key, rate in rates.items():
+        for key, cpu, net, disk in rates.points():
             entry = series.get(key)
             if entry is None:
                 entry = series[key] = Series(deque(maxlen=points), deque(maxlen=points), deque(maxlen=points))
-            entry.cpu_pct.append(rate.cpu_pct)
-            entry.net_bytes_s.append(rate.net_rx_bytes_s + rate.net_tx_bytes_s)
-            entry.disk_bytes_s.append(rate.vbd_rd_bytes_s + rate.vbd_wr_bytes_s)
+            entry.cpu_pct.append(cpu)
+            entry.net_bytes_s.append(net)
+            entry.disk_bytes_s.append(disk)
 
     def get(self, key: str) -> Series | None:
         return self._series.get(key)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import enum
 import functools
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter
+from itertools import repeat
+from operator import add, attrgetter, mul, sub, truediv
 
 KIB = 1024
 SECTOR_BYTES = 512
@@ -245,24 +246,57 @@ class Host:
         return self.total_kib - self.free_kib
 
 
+@dataclass(slots=True, frozen=True)
+class DomainCounters:
+    """A sample's cumulative counters as columns, one entry per domain in `Sample.domains` order.
+
+    What `compute_rates` reads for every domain at every refresh, so that a thousand domains cost
+    a few C-level passes instead of a walk over every device record. A backend gives these only if
+    it can promise, for each domain: under the same domid and the same ``layouts`` entry, none of its
+    device counters went back, so the change of a total is the sum of its devices' changes. Totals
+    count readable vbds only (as `Domain.vbd_totals`); a layout must change when a vbd's readability does.
+    """
+
+    ids: Sequence[int]
+    cpu_ns: Sequence[int]
+    net_rx_bytes: Sequence[int]
+    net_tx_bytes: Sequence[int]
+    vbd_rd_reqs: Sequence[int]
+    vbd_wr_reqs: Sequence[int]
+    vbd_oo_reqs: Sequence[int]
+    vbd_rd_sectors: Sequence[int]
+    vbd_wr_sectors: Sequence[int]
+    layouts: Sequence[object]  # which devices each domain has; compared with `is` first, then `==`
+
+
 @dataclass(slots=True)
 class Sample:
     """One poll: host plus every domain, with cumulative counters.
 
     ``monotonic`` is for rates (seconds, never goes back); ``wall`` is for display (epoch seconds).
+    ``counters``: the same figures as columns, from a backend that makes them (see `DomainCounters`).
     """
 
     monotonic: float
     wall: float
     host: Host
     domains: list[Domain]
+    counters: DomainCounters | None = None
     _keys: list[str] | None = field(default=None, init=False, repr=False, compare=False)
+    _index: dict[str, int] | None = field(default=None, init=False, repr=False, compare=False)
 
     def keys(self) -> list[str]:
         """Each domain's `Domain.key`, in order: worked out once, as the rates and the table both need them."""
         if self._keys is None:
             self._keys = [domain.key for domain in self.domains]
         return self._keys
+
+    def positions(self) -> dict[str, int]:
+        """Each domain's position in `domains`, by key."""
+        if self._index is None:
+            keys = self.keys()
+            self._index = dict(zip(keys, range(len(keys)), strict=True))
+        return self._index
 
     def by_key(self) -> dict[str, Domain]:
         return dict(zip(self.keys(), self.domains, strict=True))
@@ -333,11 +367,40 @@ def _at_start(domain: Domain) -> Domain:
                   vbds=[Vbd(vbd.devid, vbd.device) for vbd in domain.vbds])
 
 
+# The domain totals of `DomainRates`, in the order `_totals_between` gives them; also `Rates`' columns.
+RATE_TOTALS = (
+    "cpu_pct", "net_rx_bytes_s", "net_tx_bytes_s", "vbd_rd_reqs_s", "vbd_wr_reqs_s", "vbd_oo_reqs_s",
+    "vbd_rd_bytes_s", "vbd_wr_bytes_s",
+)
+
+
+def _totals_between(old: Domain, new: Domain, seconds: float) -> tuple[float, ...]:
+    """The domain totals from two records of one domid, device by device (matched by devid)."""
+    cpu_pct = counter_delta(old.cpu_ns, new.cpu_ns) / seconds / 1e7
+    rx = tx = 0
+    for prior, vif in _pairs(old.vifs, new.vifs):
+        if prior is vif:  # the backend kept the device's record: nothing moved
+            continue
+        rx += counter_delta(prior.rx_bytes, vif.rx_bytes)
+        tx += counter_delta(prior.tx_bytes, vif.tx_bytes)
+    rd = wr = oo = rsect = wsect = 0
+    for prior_vbd, vbd in _pairs(old.vbds, new.vbds):
+        if prior_vbd is vbd or prior_vbd.error or vbd.error:
+            continue
+        rd += counter_delta(prior_vbd.rd_reqs, vbd.rd_reqs)
+        wr += counter_delta(prior_vbd.wr_reqs, vbd.wr_reqs)
+        oo += counter_delta(prior_vbd.oo_reqs, vbd.oo_reqs)
+        rsect += counter_delta(prior_vbd.rd_sectors, vbd.rd_sectors)
+        wsect += counter_delta(prior_vbd.wr_sectors, vbd.wr_sectors)
+    return (cpu_pct, rx / seconds, tx / seconds, rd / seconds, wr / seconds, oo / seconds,
+            rsect * SECTOR_BYTES / seconds, wsect * SECTOR_BYTES / seconds)
+
+
 class DomainRates:
     """Per-second rates of one domain over one interval. CPU % is of one physical CPU, as xentop (can exceed 100).
 
-    The domain totals are computed at once; per-vCPU, per-vif and per-vbd figures only when
-    asked for (details, sub-rows), so a refresh of a thousand domains pays only for totals.
+    The domain totals are worked out at once (or handed over by `Rates`, from its columns); per-vCPU,
+    per-vif and per-vbd figures only when asked for (details, sub-rows).
     """
 
     __slots__ = (
@@ -346,7 +409,7 @@ class DomainRates:
         "vbd_wr_bytes_s", "vbd_wr_reqs_s",
     )
 
-    def __init__(self, old: Domain, new: Domain, seconds: float) -> None:
+    def __init__(self, old: Domain, new: Domain, seconds: float, totals: Sequence[float] | None = None) -> None:
         # Same domain under a new domid (restored, rebooted, migrated back): every counter
         # restarted from zero, whatever the old values were.
         if old.id != new.id:
@@ -356,29 +419,9 @@ class DomainRates:
         self._vcpu_pct: dict[int, float] | None = None
         self._vifs: dict[int, VifRates] | None = None
         self._vbds: dict[int, VbdRates] | None = None
-        self.cpu_pct = counter_delta(old.cpu_ns, new.cpu_ns) / seconds / 1e7
-        rx = tx = 0
-        for prior, vif in _pairs(old.vifs, new.vifs):
-            if prior is vif:  # the backend kept the device's record: nothing moved
-                continue
-            rx += counter_delta(prior.rx_bytes, vif.rx_bytes)
-            tx += counter_delta(prior.tx_bytes, vif.tx_bytes)
-        self.net_rx_bytes_s = rx / seconds
-        self.net_tx_bytes_s = tx / seconds
-        rd = wr = oo = rsect = wsect = 0
-        for prior_vbd, vbd in _pairs(old.vbds, new.vbds):
-            if prior_vbd is vbd or prior_vbd.error or vbd.error:
-                continue
-            rd += counter_delta(prior_vbd.rd_reqs, vbd.rd_reqs)
-            wr += counter_delta(prior_vbd.wr_reqs, vbd.wr_reqs)
-            oo += counter_delta(prior_vbd.oo_reqs, vbd.oo_reqs)
-            rsect += counter_delta(prior_vbd.rd_sectors, vbd.rd_sectors)
-            wsect += counter_delta(prior_vbd.wr_sectors, vbd.wr_sectors)
-        self.vbd_rd_reqs_s = rd / seconds
-        self.vbd_wr_reqs_s = wr / seconds
-        self.vbd_oo_reqs_s = oo / seconds
-        self.vbd_rd_bytes_s = rsect * SECTOR_BYTES / seconds
-        self.vbd_wr_bytes_s = wsect * SECTOR_BYTES / seconds
+        (self.cpu_pct, self.net_rx_bytes_s, self.net_tx_bytes_s, self.vbd_rd_reqs_s, self.vbd_wr_reqs_s,
+         self.vbd_oo_reqs_s, self.vbd_rd_bytes_s, self.vbd_wr_bytes_s) = (
+            _totals_between(old, new, seconds) if totals is None else totals)
 
     def _per_s(self, previous: int, current: int) -> float:
         return counter_delta(previous, current) / self.interval_s
@@ -430,22 +473,174 @@ class DomainRates:
         return self._vbds
 
 
-def compute_rates(previous: Sample | None, current: Sample) -> dict[str, DomainRates]:
+NO_RATE = -1.0  # a domain's place in a `Rates` column before it has rates: below every real figure
+
+
+class Rates(Mapping[str, DomainRates]):
+    """Every domain's rates over one interval: a `DomainRates` by `Domain.key`, made when first asked
+    for, and each domain total as a column in the newer sample's order, which the table sorts by and
+    the history records from without an object per domain.
+
+    A domain absent from the older sample has no rates: it is not in the mapping, and its place in a
+    column holds `NO_RATE`.
+    """
+
+    __slots__ = ("_columns", "_current", "_made", "_missing", "_olds", "_previous", "interval_s")
+
+    def __init__(self) -> None:
+        """No rates at all: before the second sample."""
+        self._previous: Sample | None = None
+        self._current: Sample | None = None
+        self.interval_s = 0.0
+        self._olds: Sequence[int | None] = ()
+        self._missing: frozenset[int] = frozenset()
+        self._columns: dict[str, list[float]] = {name: [] for name in RATE_TOTALS}
+        self._made: dict[int, DomainRates] = {}
+
+    @classmethod
+    def between(cls, previous: Sample, current: Sample, seconds: float) -> Rates:
+        rates = cls()
+        rates._previous, rates._current, rates.interval_s = previous, current, seconds
+        keys = current.keys()
+        if keys == previous.keys():  # the usual case: the same domains in the same order, paired by position
+            rates._olds = range(len(keys))
+        else:
+            where = previous.positions()
+            rates._olds = [where.get(key) for key in keys]
+            rates._missing = frozenset(i for i, j in enumerate(rates._olds) if j is None)
+        if current.counters is not None and previous.counters is not None:
+            rates._from_columns(previous.counters, current.counters)
+        else:
+            rates._from_records(range(len(keys)))
+        return rates
+
+    def _aligned(self, column: Sequence) -> Sequence:
+        """An older sample's column, in the newer sample's order (0 where a domain is new)."""
+        olds = self._olds
+        if isinstance(olds, range):
+            return column
+        return [0 if j is None else column[j] for j in olds]
+
+    def _from_columns(self, old: DomainCounters, new: DomainCounters) -> None:
+        seconds, missing = self.interval_s, self._missing
+        # Domains whose totals must come from their records, device by device: back under a new
+        # domid, with other devices, or with a total that went back (the backend did not promise that).
+        by_records: set[int] = set()
+        old_ids = self._aligned(old.ids)
+        if old_ids != new.ids:
+            by_records.update(i for i, (a, b) in enumerate(zip(old_ids, new.ids, strict=True)) if a != b)
+        old_layouts = self._aligned(old.layouts)
+        if old_layouts != new.layouts:
+            by_records.update(i for i, (a, b) in enumerate(zip(old_layouts, new.layouts, strict=True))
+                              if a is not b and a != b)
+        changes = []
+        for name in ("cpu_ns", "net_rx_bytes", "net_tx_bytes", "vbd_rd_reqs", "vbd_wr_reqs", "vbd_oo_reqs",
+                     "vbd_rd_sectors", "vbd_wr_sectors"):
+            before, after = self._aligned(getattr(old, name)), getattr(new, name)
+            change = list(map(sub, after, before))
+            if change and min(change) < 0:
+                for i, grown in enumerate(change):
+                    if grown < 0:
+                        if name == "cpu_ns":  # one counter: a wrap or a reset, as for a record
+                            change[i] = counter_delta(before[i], after[i])
+                        else:
+                            by_records.add(i)
+            changes.append(change)
+        per_s = repeat(seconds)
+        cpu, rx, tx, rd, wr, oo, rsect, wsect = changes
+        columns = self._columns
+        columns["cpu_pct"] = list(map(truediv, map(truediv, cpu, per_s), repeat(1e7)))
+        for name, change in (("net_rx_bytes_s", rx), ("net_tx_bytes_s", tx), ("vbd_rd_reqs_s", rd),
+                             ("vbd_wr_reqs_s", wr), ("vbd_oo_reqs_s", oo)):
+            columns[name] = list(map(truediv, change, per_s))
+        columns["vbd_rd_bytes_s"] = list(map(truediv, map(mul, rsect, repeat(SECTOR_BYTES)), per_s))
+        columns["vbd_wr_bytes_s"] = list(map(truediv, map(mul, wsect, repeat(SECTOR_BYTES)), per_s))
+        for i in missing:
+            for column in columns.values():
+                column[i] = NO_RATE
+        self._from_records(by_records - missing)
+
+    def _from_records(self, positions: Iterable[int]) -> None:
+        """Totals worked out from the records, for these positions (all, for a backend without columns)."""
+        columns = self._columns
+        count = len(self._current.domains)  # type: ignore[union-attr]
+        for column in columns.values():
+            if len(column) != count:
+                column[:] = [NO_RATE] * count
+        for i in positions:
+            if i in self._missing:
+                continue
+            made = self._make(i, None)
+            for name, column in columns.items():
+                column[i] = getattr(made, name)
+
+    def _make(self, i: int, totals: Sequence[float] | None) -> DomainRates:
+        old = self._previous.domains[self._olds[i]]  # type: ignore[union-attr,index]
+        made = self._made[i] = DomainRates(old, self._current.domains[i], self.interval_s, totals)  # type: ignore[union-attr]
+        return made
+
+    def _position(self, key: str) -> int | None:
+        if self._current is None:
+            return None
+        i = self._current.positions().get(key)
+        return None if i is None or i in self._missing else i
+
+    def __getitem__(self, key: str) -> DomainRates:
+        i = self._position(key)
+        if i is None:
+            raise KeyError(key)
+        made = self._made.get(i)
+        if made is None:
+            made = self._make(i, [column[i] for column in self._columns.values()])
+        return made
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self._position(key) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        if self._current is None:
+            return iter(())
+        missing = self._missing
+        if not missing:
+            return iter(self._current.keys())
+        return (key for i, key in enumerate(self._current.keys()) if i not in missing)
+
+    def __len__(self) -> int:
+        return 0 if self._current is None else len(self._current.domains) - len(self._missing)
+
+    def column(self, name: str, keys: list[str]) -> Sequence[float]:
+        """One total (a `RATE_TOTALS` name) for each of ``keys``; `NO_RATE` for a domain without rates."""
+        current = self._current
+        if current is None:
+            return [NO_RATE] * len(keys)
+        column = self._columns[name]
+        if keys is current.keys() or keys == current.keys():
+            return column
+        where = current.positions()
+        return [NO_RATE if (i := where.get(key)) is None else column[i] for key in keys]
+
+    def points(self) -> Iterator[tuple[str, float, float, float]]:
+        """(key, CPU %, network bytes/s both ways, disk bytes/s both ways) of each domain with rates."""
+        if self._current is None:
+            return iter(())
+        columns, missing = self._columns, self._missing
+        points = zip(self._current.keys(), columns["cpu_pct"],
+                     map(add, columns["net_rx_bytes_s"], columns["net_tx_bytes_s"]),
+                     map(add, columns["vbd_rd_bytes_s"], columns["vbd_wr_bytes_s"]), strict=True)
+        if not missing:
+            return points
+        return (point for i, point in enumerate(points) if i not in missing)
+
+
+def compute_rates(previous: Sample | None, current: Sample) -> Rates:
     """Rates for every domain present in both samples, keyed by `Domain.key`.
 
     A domain absent from ``previous`` (new, restored under a new uuid) has no rates yet,
     as in xentop's first iteration. A non-positive interval yields no rates at all.
     """
     if previous is None:
-        return {}
+        return Rates()
     seconds = current.monotonic - previous.monotonic
     if seconds <= 0:
-        return {}
-    keys = current.keys()
-    if keys == previous.keys():  # the usual case: the same domains in the same order, paired by position
-        olds: list[Domain | None] = previous.domains  # type: ignore[assignment]
-    else:
-        get = previous.by_key().get
-        olds = [get(key) for key in keys]
-    return {key: DomainRates(old, new, seconds)
-            for key, old, new in zip(keys, olds, current.domains, strict=True) if old is not None}
+        return Rates()
+    return Rates.between(previous, current, seconds)

@@ -20,8 +20,9 @@ import math
 import random
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
-from typing import overload
+from typing import TypeVar, overload
 
 from xentui.backends.base import (
     Backend,
@@ -39,6 +40,7 @@ from xentui.backends.sim_shell import SimShell, kernel_sysrq_lines
 from xentui.clock import Clock, RealClock
 from xentui.model import (
     Domain,
+    DomainCounters,
     DomainFlag,
     DomainType,
     Host,
@@ -132,31 +134,20 @@ NET_BURST_S = 3
 
 @dataclass(slots=True)
 class SimVif:
+    """A guest NIC. Its traffic is its rates times the domain's network integral (`SimDomain.io`):
+    one figure per domain to integrate, whatever the number of vifs."""
+
     devid: int
     mac: str
     bridge: str
     rx_rate: float  # bytes/s received by the guest at full activity
     tx_rate: float
-    counters: list[float] = field(default_factory=lambda: [0.0] * 8)  # rx b/p/e/d, tx b/p/e/d
-    shown: Vif | None = None  # the last model made, reused while the counters and the domid stand still
-    shown_domid: int = -1  # dom0's side, vifD.N, is named after the domid, which changes on restart
-
-    def reset(self) -> None:
-        self.counters = [0.0] * 8
-        self.shown = None
-
-    def model(self, domid: int) -> Vif:
-        shown = self.shown
-        if shown is None or self.shown_domid != domid:
-            c = self.counters
-            shown = self.shown = Vif(self.devid, f"vif{domid}.{self.devid}", self.mac, self.bridge, int(c[0]),
-                                     int(c[1]), int(c[2]), int(c[3]), int(c[4]), int(c[5]), int(c[6]), int(c[7]))
-            self.shown_domid = domid
-        return shown
 
 
 @dataclass(slots=True)
 class SimVbd:
+    """A guest disk: requests are its rates times the domain's disk integral (`SimDomain.io`)."""
+
     devid: int
     device: str
     backend: VbdBackend
@@ -164,19 +155,6 @@ class SimVbd:
     rd_rate: float  # requests/s at full activity
     wr_rate: float
     sectors_per_req: int
-    counters: list[float] = field(default_factory=lambda: [0.0] * 5)  # oo rd wr rsect wsect
-    shown: Vbd | None = None  # the last model made, reused while the counters stand still
-
-    def reset(self) -> None:
-        self.counters = [0.0] * 5
-        self.shown = None
-
-    def model(self) -> Vbd:
-        if self.shown is None:
-            c = self.counters
-            self.shown = Vbd(self.devid, self.device, self.backend, self.path, int(c[0]), int(c[1]), int(c[2]),
-                             int(c[3]), int(c[4]))
-        return self.shown
 
 
 VCPU_SKEW = 0.05  # an idle domain's vCPUs differ by up to this fraction of their time; a busy one's do not
@@ -214,41 +192,95 @@ class VcpuSplit:
                 for index, base in enumerate(self.bases)]
 
 
-class VcpuTimes(Sequence[Vcpu]):
-    """A sampled domain's vCPU records, made when first read (details, vCPU rows, batch output):
-    a refresh of a thousand domains reads only their totals."""
+R = TypeVar("R")
 
-    __slots__ = ("_cpu", "_records", "_split", "_uneven")
+
+class _Records(Sequence[R]):
+    """A sampled domain's records of one kind, made when first read (details, sub-rows, batch output):
+    a refresh of a thousand domains reads only the totals in `Sample.counters`."""
+
+    __slots__ = ("_records",)  # None until first read; each subclass's __init__ sets it (no super() call, for speed)
+    _records: list[R] | None
+
+    def _make(self) -> list[R]:
+        raise NotImplementedError
+
+    def _made(self) -> list[R]:
+        if self._records is None:
+            self._records = self._make()
+        return self._records
+
+    def __len__(self) -> int:
+        return len(self._made())
+
+    @overload
+    def __getitem__(self, index: int) -> R: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[R]: ...
+    def __getitem__(self, index: int | slice) -> R | list[R]:
+        return self._made()[index]
+
+    def __iter__(self) -> Iterator[R]:
+        return iter(self._made())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, (list, _Records)) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return repr(self._made())
+
+
+class VcpuTimes(_Records[Vcpu]):
+    __slots__ = ("_cpu", "_split", "_uneven")
 
     def __init__(self, split: VcpuSplit, cpu: float, uneven: float) -> None:
-        self._split, self._cpu, self._uneven = split, cpu, uneven
-        self._records: list[Vcpu] | None = None
+        self._split, self._cpu, self._uneven, self._records = split, cpu, uneven, None
 
-    def _made(self) -> list[Vcpu]:
-        if self._records is None:
-            online = self._split.online
-            self._records = [Vcpu(index, index < online, int(ns))
-                             for index, ns in enumerate(self._split.times(self._cpu, self._uneven))]
-        return self._records
+    def _make(self) -> list[Vcpu]:
+        online = self._split.online
+        return [Vcpu(index, index < online, int(ns))
+                for index, ns in enumerate(self._split.times(self._cpu, self._uneven))]
 
     def __len__(self) -> int:
         return len(self._split.bases)
 
-    @overload
-    def __getitem__(self, index: int) -> Vcpu: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[Vcpu]: ...
-    def __getitem__(self, index: int | slice) -> Vcpu | list[Vcpu]:
-        return self._made()[index]
 
-    def __iter__(self) -> Iterator[Vcpu]:
-        return iter(self._made())
+def _net_counters(vif: SimVif, net: float) -> tuple[int, int, int, int]:
+    """rx bytes, rx packets, tx bytes, tx packets after ``net`` seconds of full activity."""
+    rx, tx = vif.rx_rate * net, vif.tx_rate * net
+    return int(rx), int(rx / 900), int(tx), int(tx / 700)
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, (list, VcpuTimes)) and list(self) == list(other)
 
-    def __repr__(self) -> str:
-        return repr(self._made())
+def _disk_counters(vbd: SimVbd, disk: float) -> tuple[int, int, int, int]:
+    """read and write requests, read and write sectors after ``disk`` seconds of full activity."""
+    rd, wr = vbd.rd_rate * disk, vbd.wr_rate * disk
+    return int(rd), int(wr), int(rd * vbd.sectors_per_req), int(wr * vbd.sectors_per_req)
+
+
+class VifRecords(_Records[Vif]):
+    __slots__ = ("_domid", "_drops", "_net", "_vifs")
+
+    def __init__(self, vifs: list[SimVif], domid: int, net: float, drops: tuple[int, ...]) -> None:
+        self._vifs, self._domid, self._net, self._drops, self._records = vifs, domid, net, drops, None
+
+    def _make(self) -> list[Vif]:
+        records = []
+        for vif, drops in zip(self._vifs, self._drops, strict=True):
+            rx, rx_packets, tx, tx_packets = _net_counters(vif, self._net)
+            records.append(Vif(vif.devid, f"vif{self._domid}.{vif.devid}", vif.mac, vif.bridge, rx, rx_packets, 0,
+                               drops, tx, tx_packets, 0, 0))
+        return records
+
+
+class VbdRecords(_Records[Vbd]):
+    __slots__ = ("_disk", "_full", "_vbds")
+
+    def __init__(self, vbds: list[SimVbd], disk: float, ring_full: tuple[int, ...]) -> None:
+        self._vbds, self._disk, self._full, self._records = vbds, disk, ring_full, None
+
+    def _make(self) -> list[Vbd]:
+        return [Vbd(vbd.devid, vbd.device, vbd.backend, vbd.path, full, *_disk_counters(vbd, self._disk))
+                for vbd, full in zip(self._vbds, self._full, strict=True)]
 
 
 _NOT_SHOWN = frozenset(
@@ -279,6 +311,12 @@ class SimDomain:
     salt: int = 0
     started_at: float = 0.0
     cpu: list[float] = field(default_factory=lambda: [0.0, 0.0])  # ns of CPU, and of CPU weighted by idleness
+    # Seconds of full-activity traffic on the network and on the disks: every vif's and vbd's counters follow.
+    io: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    vif_drops: tuple[int, ...] = ()  # per vif: packets dropped under load
+    vbd_ring_full: tuple[int, ...] = ()  # per vbd: out-of-requests events (xentop's VBD_OO)
+    # A new token whenever the device counters start again: `DomainCounters.layouts`.
+    layout: object = field(default_factory=object)
     vcpu_split: VcpuSplit = VcpuSplit((), 0, 0.0, 0.0, ())
     kernel_log: list[str] = field(default_factory=list)
     busy: str | None = None  # "saving", "migrating": other actions wait
@@ -286,7 +324,7 @@ class SimDomain:
     console: SimConsole | None = None
     pending_input: bytearray = field(default_factory=bytearray)
     last_demand: float = 0.0  # CPUs wanted at the last integration step: decides 'r' or 'b'
-    snapshot: Domain | None = None  # the last model built, reused while nothing changes
+    snapshot: tuple[Domain, tuple] | None = None  # the last model and counters row built, reused while nothing changes
 
     def __setattr__(self, name: str, value: object) -> None:
         # Any change to what a sample shows drops the cached snapshot; the hot loop pays one set.
@@ -311,6 +349,13 @@ class SimDomain:
         total = math.fsum(times)
         self.cpu = [total, 0.0]
         self.vcpu_split = VcpuSplit.at(times, self.vcpus_online, total, 0.0)
+
+    def start_devices(self) -> None:
+        """Every device counter from zero: a new domain (restart, restore)."""
+        self.io = [0.0, 0.0]
+        self.vif_drops = (0,) * len(self.vifs)
+        self.vbd_ring_full = (0,) * len(self.vbds)
+        self.layout = object()
 
     def uptime(self, now: float) -> float:
         return max(0.0, now - self.started_at)
@@ -479,14 +524,9 @@ class SimCluster:
             uptime * 1e9 * average / max(1, online) * (rng.uniform(0.85, 1.15) if i < online else 0.3)
             for i in range(vmax)
         ])
-        for vif in dom.vifs:
-            activity = uptime * (0.3 + load.base)
-            vif.counters = [vif.rx_rate * activity, vif.rx_rate * activity / 900, 0, rng.randrange(0, 40),
-                            vif.tx_rate * activity, vif.tx_rate * activity / 700, 0, 0]
-        for vbd in dom.vbds:
-            activity = uptime * (0.2 + load.base)
-            rd, wr = vbd.rd_rate * activity, vbd.wr_rate * activity
-            vbd.counters = [rng.randrange(0, 5), rd, wr, rd * vbd.sectors_per_req, wr * vbd.sectors_per_req]
+        dom.io = [uptime * (0.3 + load.base), uptime * (0.2 + load.base)]
+        dom.vif_drops = tuple(rng.randrange(0, 40) for _ in dom.vifs)
+        dom.vbd_ring_full = tuple(rng.randrange(0, 5) for _ in dom.vbds)
         dom.__class__ = SimDomain  # from now on, every change to what a sample shows drops the snapshot
         return dom
 
@@ -611,30 +651,19 @@ class SimCluster:
                     free -= moved
                     dom.mem_kib += moved
                 salt = dom.salt
+                io = dom.io  # every device's counters follow from these two
                 if dom.vifs and (activity >= QUIET_NET_BELOW or (tick + salt) % NET_BURST_S == 0):
-                    net_scale = (0.2 + activity) * dt * (1 if activity >= QUIET_NET_BELOW else NET_BURST_S)
-                    for vif in dom.vifs:
-                        rx, tx = vif.rx_rate * net_scale, vif.tx_rate * net_scale
-                        c = vif.counters
-                        c[0] += rx
-                        c[1] += rx / 900
-                        c[4] += tx
-                        c[5] += tx / 700
-                        if activity > 0.9 and _hash_unit(salt + vif.devid, tick) < 0.1:
-                            c[3] += 1  # drops under load
-                        vif.shown = None
+                    io[0] += (0.2 + activity) * dt * (1 if activity >= QUIET_NET_BELOW else NET_BURST_S)
+                    if activity > 0.9:
+                        for index, vif in enumerate(dom.vifs):
+                            if _hash_unit(salt + vif.devid, tick) < 0.1:  # drops under load
+                                dom.vif_drops = _bumped(dom.vif_drops, index)
                 if dom.vbds and (activity >= QUIET_DISK_BELOW or (tick + salt) % DISK_BURST_S == 0):
-                    disk_scale = (0.1 + activity) * dt * (1 if activity >= QUIET_DISK_BELOW else DISK_BURST_S)
-                    for vbd in dom.vbds:
-                        rd, wr = vbd.rd_rate * disk_scale, vbd.wr_rate * disk_scale
-                        c = vbd.counters
-                        c[1] += rd
-                        c[2] += wr
-                        c[3] += rd * vbd.sectors_per_req
-                        c[4] += wr * vbd.sectors_per_req
-                        if activity > 0.5 and _hash_unit(salt + vbd.devid, tick) < 0.05:
-                            c[0] += 1  # out-of-requests: the ring was full
-                        vbd.shown = None
+                    io[1] += (0.1 + activity) * dt * (1 if activity >= QUIET_DISK_BELOW else DISK_BURST_S)
+                    if activity > 0.5:
+                        for index, vbd in enumerate(dom.vbds):
+                            if _hash_unit(salt + vbd.devid, tick) < 0.05:  # out-of-requests: the ring was full
+                                dom.vbd_ring_full = _bumped(dom.vbd_ring_full, index)
 
     def schedule(self, host: SimHost, delay: float, action: Callable[[], None]) -> None:
         due = host.last_t + delay  # from inside a timer, "now" is that timer's moment
@@ -652,23 +681,41 @@ class SimCluster:
         )
 
     @staticmethod
-    def domain_model(dom: SimDomain) -> Domain:
-        """The domain as a backend reports it. Reused as is while nothing about the domain moved."""
-        if dom.snapshot is not None:
-            return dom.snapshot
+    def domain_model(dom: SimDomain) -> tuple[Domain, tuple]:
+        """The domain as a backend reports it, and its row of `DomainCounters`. Reused while nothing moved."""
+        snapshot = dom.snapshot
+        if snapshot is not None:
+            return snapshot
         online = dom.vcpus_online
         domid = dom.domid
         # dom0 runs xentui itself; a guest is on a CPU when it wants at least half of its vCPUs
         on_cpu = domid == 0 or dom.last_demand >= 0.5 * max(1, online)
         flags = _FLAGS[(dom.status, dom.paused, on_cpu)]
         cpu, uneven = dom.cpu
-        vifs = [vif.model(domid) for vif in dom.vifs]
-        vbds = [vbd.model() for vbd in dom.vbds]
-        snapshot = Domain(domid, dom.name, dom.uuid, dom.type, flags, int(cpu), int(dom.mem_kib), dom.maxmem_kib,
-                          VcpuTimes(dom.vcpu_split, cpu, uneven), dom.vcpus_max, vifs, vbds, dom.weight, dom.cap,
-                          dom.ssid, dom.target_kib)
+        net, disk = dom.io
+        # The totals of what VifRecords and VbdRecords would give (_net_counters, _disk_counters), inline.
+        rx = tx = rd = wr = rsect = wsect = 0
+        for vif in dom.vifs:
+            rx += int(vif.rx_rate * net)
+            tx += int(vif.tx_rate * net)
+        for vbd in dom.vbds:
+            reads, writes = vbd.rd_rate * disk, vbd.wr_rate * disk
+            rd += int(reads)
+            wr += int(writes)
+            rsect += int(reads * vbd.sectors_per_req)
+            wsect += int(writes * vbd.sectors_per_req)
+        cpu_ns = int(cpu)
+        domain = Domain(domid, dom.name, dom.uuid, dom.type, flags, cpu_ns, int(dom.mem_kib), dom.maxmem_kib,
+                        VcpuTimes(dom.vcpu_split, cpu, uneven), dom.vcpus_max,
+                        VifRecords(dom.vifs, domid, net, dom.vif_drops), VbdRecords(dom.vbds, disk, dom.vbd_ring_full),
+                        dom.weight, dom.cap, dom.ssid, dom.target_kib)
+        snapshot = (domain, (domid, cpu_ns, rx, tx, rd, wr, sum(dom.vbd_ring_full), rsect, wsect, dom.layout))
         object.__setattr__(dom, "snapshot", snapshot)
         return snapshot
+
+
+def _bumped(counts: tuple[int, ...], index: int) -> tuple[int, ...]:
+    return (*counts[:index], counts[index] + 1, *counts[index + 1:])
 
 
 # --- console ---------------------------------------------------------------------------
@@ -757,9 +804,12 @@ class SimBackend(Backend):
 
     async def sample(self) -> Sample:
         now = self.cluster.advance()
+        models = list(map(self.cluster.domain_model, self.host.domains.values()))
+        rows = list(map(itemgetter(1), models))
         return Sample(
             monotonic=now, wall=self.clock.wall(), host=self.cluster.host_model(self.host),
-            domains=[self.cluster.domain_model(dom) for dom in self.host.domains.values()],
+            domains=list(map(itemgetter(0), models)),
+            counters=DomainCounters(*zip(*rows, strict=True)) if rows else DomainCounters(*[()] * 10),
         )
 
     async def host_info(self) -> Host:
@@ -889,10 +939,7 @@ class SimBackend(Backend):
         dom.started_at = self.host.last_t
         dom.start_vcpus([0.0] * dom.vcpus_max)
         dom.mem_kib = float(dom.target_kib)
-        for vif in dom.vifs:
-            vif.reset()
-        for vbd in dom.vbds:
-            vbd.reset()
+        dom.start_devices()
         dom.kernel_log = []
         dom.log(dom.started_at, f"Linux version 6.1.0-27-amd64 ({dom.name}) #1 SMP PREEMPT_DYNAMIC Debian 6.1.115-1")
         self.host.domains[dom.name] = dom
@@ -1007,6 +1054,7 @@ class SimBackend(Backend):
             cap=saved["cap"], salt=saved["salt"], started_at=self.clock.monotonic(),
         )
         dom.start_vcpus([0.0] * dom.vcpus_max)
+        dom.start_devices()
         dom.log(dom.started_at, "PM: restore of devices complete")
         self.host.domains[name] = dom
         return name

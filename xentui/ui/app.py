@@ -26,7 +26,7 @@ from xentui.audit import AuditLog, state_dir
 from xentui.backends.base import Action, Backend, BackendError
 from xentui.backends.readonly import ReadOnlyBackend
 from xentui.history import History
-from xentui.model import DomainRates, Sample, compute_rates
+from xentui.model import Rates, Sample, compute_rates
 from xentui.textsafe import printable
 from xentui.themefiles import load_theme_specs
 from xentui.ui import terminal_input
@@ -81,7 +81,7 @@ class StartOptions:
 
 
 class Polled(Message):
-    def __init__(self, sample: Sample, rates: dict[str, DomainRates]) -> None:
+    def __init__(self, sample: Sample, rates: Rates) -> None:
         super().__init__()
         self.sample = sample
         self.rates = rates
@@ -211,7 +211,7 @@ class XentuiApp(ActionsMixin, App[None]):
         self.view = options.view or ViewOptions()
         self.history = History()
         self.sample: Sample | None = None
-        self.rates: dict[str, DomainRates] = {}
+        self.rates = Rates()
         self.poll_count = 0  # successful polls
         self.polls_done = 0  # successful or not: tests and benchmarks wait on this
         self.last_error: str | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from rich.text import Text
 from textual.widget import Widget
@@ -26,7 +27,7 @@ class HostHeader(Widget):
         super().__init__(**kwargs)
         self._text = Text("xentui: waiting for the first sample…")
 
-    def show(self, sample: Sample, rates: dict[str, DomainRates], *, backend: str, delay: float, view: str) -> None:
+    def show(self, sample: Sample, rates: Mapping[str, DomainRates], *, backend: str, delay: float, view: str) -> None:
         host = sample.host
         counts = sample.state_counts()
         clock = time.strftime("%H:%M:%S", time.localtime(sample.wall))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 from rich.table import Table
@@ -51,7 +52,7 @@ class DetailsScreen(Screen[None]):
     """
 
     def __init__(self, key: str, history: History, sample: Sample | None = None,
-                 rates: dict[str, DomainRates] | None = None) -> None:
+                 rates: Mapping[str, DomainRates] | None = None) -> None:
         super().__init__()
         self.key = key
         self.history = history
@@ -82,7 +83,7 @@ class DetailsScreen(Screen[None]):
             yield Static(id="vbds", classes="section")
         yield Footer()
 
-    def update_from(self, sample: Sample, rates: dict[str, DomainRates]) -> None:
+    def update_from(self, sample: Sample, rates: Mapping[str, DomainRates]) -> None:
         domain = next((d for d in sample.domains if d.key == self.key), None)
         if domain is None:
             self.add_class("gone")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
 from typing import ClassVar, Literal, NamedTuple
 
 from rich.cells import cell_len, set_cell_size
@@ -24,7 +23,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from xentui.model import Domain, DomainRates, DomainState, Host, Sample
+from xentui.model import Domain, DomainState, Host, Rates, Sample
 from xentui.textsafe import printable
 from xentui.ui.columns import BY_ID, COLUMNS, Column
 from xentui.units import human_bytes, human_count
@@ -149,7 +148,7 @@ class DomainTable(ScrollView, can_focus=True):
         super().__init__(**kwargs)
         self.options = options or ViewOptions()
         self._sample: Sample | None = None
-        self._rates: dict[str, DomainRates] = {}
+        self._rates = Rates()
         self._lines: Sequence[Line] = []
         self._domain_lines: Sequence[int] = []  # line index of each shown domain, in order
         self._line_of_key: dict[str, int] = {}
@@ -181,7 +180,7 @@ class DomainTable(ScrollView, can_focus=True):
         index = self._line_of_key.get(self.cursor_key or "")
         return None if index is None else self._lines[index].domain
 
-    def update_sample(self, sample: Sample, rates: dict[str, DomainRates]) -> None:
+    def update_sample(self, sample: Sample, rates: Rates) -> None:
         self._sample = sample
         self._rates = rates
         self.rebuild()
@@ -276,8 +275,7 @@ class DomainTable(ScrollView, can_focus=True):
         rates = self._rates
         attr = column.rate_attr
         if attr is not None and not options.cumulative:
-            # getattr(None, attr, -1.0) is -1.0: a domain without rates yet sorts as below zero
-            values = list(map(getattr, map(rates.get, keys), repeat(attr), repeat(-1.0)))
+            values = rates.column(attr, keys)  # a domain without rates yet sorts as below zero
         else:
             get = rates.get
             key_of = column.xentop_key if options.cumulative else column.key
