@@ -1,29 +1,30 @@
 """The two ways `compute_rates` works out domain totals, side by side: from a backend's counter columns
-(`Sample.counters`) and from the records, device by device. Both must give the same figures."""
+(`Sample.columns`) and from the records, device by device. Both must give the same figures."""
 
 from __future__ import annotations
 
 import dataclasses
 
-from xentui.model import RATE_TOTALS, DomainCounters, Rates, Sample
+from xentui.model import RATE_TOTALS, DomainColumns, Rates, Sample
 
 
 def with_columns(sample: Sample) -> Sample:
-    """The sample with counter columns made from its records, as a backend that keeps
-    `DomainCounters`' promise would make them."""
+    """The sample with columns made from its records, as a backend that keeps `DomainColumns`' promise would."""
     rows = []
     for d in sample.domains:
         readable = [vbd for vbd in d.vbds if not vbd.error]
         layout = (tuple(vif.devid for vif in d.vifs), tuple((vbd.devid, vbd.error) for vbd in d.vbds))
-        rows.append((d.id, d.cpu_ns, d.net_rx_bytes, d.net_tx_bytes, sum(v.rd_reqs for v in readable),
-                     sum(v.wr_reqs for v in readable), sum(v.oo_reqs for v in readable),
-                     sum(v.rd_sectors for v in readable), sum(v.wr_sectors for v in readable), layout))
-    columns = list(zip(*rows, strict=True)) if rows else [()] * 10
-    return dataclasses.replace(sample, counters=DomainCounters(*columns))
+        rows.append((d.key, d.name, d.id, d.flags, d.cpu_ns, d.net_rx_bytes, d.net_tx_bytes,
+                     sum(v.rd_reqs for v in readable), sum(v.wr_reqs for v in readable),
+                     sum(v.oo_reqs for v in readable), sum(v.rd_sectors for v in readable),
+                     sum(v.wr_sectors for v in readable), layout))
+    columns = list(zip(*rows, strict=True)) if rows else [()] * 13
+    return dataclasses.replace(sample, columns=DomainColumns(*columns))
 
 
 def without_columns(sample: Sample) -> Sample:
-    return dataclasses.replace(sample, counters=None)
+    """The sample as a backend without columns gives it: every record made, no columns."""
+    return dataclasses.replace(sample, domains=list(sample.domains), columns=None)
 
 
 def assert_same_rates(from_columns: Rates, from_records: Rates, keys: list[str]) -> None:

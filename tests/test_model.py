@@ -229,7 +229,8 @@ def fleets(draw: st.DrawFn) -> list[Sample]:
                                           vifs=[Vif(v.devid, v.ifname, rx_bytes=draw(st.integers(0, 10**6)))
                                                 for v in d.vifs])
             elif change == "hot-plug":
-                new.vifs = [*new.vifs, Vif(len(new.vifs) + 7, "vifX", rx_bytes=draw(st.integers(0, 10**9)))]
+                devid = max((vif.devid for vif in new.vifs), default=0) + 1
+                new.vifs = [*new.vifs, Vif(devid, "vifX", rx_bytes=draw(st.integers(0, 10**9)))]
             elif change == "unplug" and new.vifs:
                 new.vifs = new.vifs[1:]
             elif change == "vbd-error" and new.vbds:
@@ -238,8 +239,8 @@ def fleets(draw: st.DrawFn) -> list[Sample]:
                 new.vbds = [dataclasses.replace(new.vbds[0], error=False), *new.vbds[1:]]
             elif change == "cpu-wrap":  # a 32-bit counter that wrapped
                 new = dataclasses.replace(new, cpu_ns=draw(st.integers(0, 10**6)))
-            elif change == "reset" and new.vifs:  # a device counter back to zero, under the same layout
-                new.vifs = [dataclasses.replace(new.vifs[0], rx_bytes=0), *new.vifs[1:]]
+            elif change == "reset":  # the NIC counters back to zero, under the same layout: their total goes back
+                new.vifs = [dataclasses.replace(vif, rx_bytes=0) for vif in new.vifs]
             later.append(new)
         for _ in range(draw(st.integers(0, 2))):  # newcomers
             n = draw(st.integers(50, 60))
@@ -254,8 +255,8 @@ def fleets(draw: st.DrawFn) -> list[Sample]:
 
 @given(fleets())
 def test_rates_from_counter_columns_equal_rates_from_records(samples):
-    """Restarts, hot-plugs, unreadable vbds, newcomers, domains gone or reordered, a wrapped CPU counter, a
-    device counter reset (a total that goes back): every total still equals the device-by-device figure."""
+    """Restarts, hot-plugs, unreadable vbds, newcomers, domains gone or reordered, a wrapped CPU counter,
+    counters reset (a total that goes back): every total still equals the device-by-device figure."""
     for previous, current in itertools.pairwise(samples):
         from_records = compute_rates(previous, current)
         from_columns = compute_rates(with_columns(previous), with_columns(current))

@@ -604,10 +604,10 @@ async def test_the_simulators_counter_columns_agree_with_its_records_through_eve
         clock.advance(1.3)
         for backend in (sim, peer):
             current = await backend.sample()
-            expected = with_columns(current).counters
-            for name in ("ids", "cpu_ns", "net_rx_bytes", "net_tx_bytes", "vbd_rd_reqs", "vbd_wr_reqs",
-                         "vbd_oo_reqs", "vbd_rd_sectors", "vbd_wr_sectors"):
-                assert list(getattr(current.counters, name)) == list(getattr(expected, name)), name
+            expected = with_columns(current).columns
+            for name in ("keys", "names", "ids", "flags", "cpu_ns", "net_rx_bytes", "net_tx_bytes", "vbd_rd_reqs",
+                         "vbd_wr_reqs", "vbd_oo_reqs", "vbd_rd_sectors", "vbd_wr_sectors"):
+                assert list(getattr(current.columns, name)) == list(getattr(expected, name)), name
             from_columns = compute_rates(previous[backend], current)
             from_records = compute_rates(without_columns(previous[backend]), without_columns(current))
             assert_same_rates(from_columns, from_records, current.keys())

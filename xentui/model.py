@@ -247,17 +247,21 @@ class Host:
 
 
 @dataclass(slots=True, frozen=True)
-class DomainCounters:
-    """A sample's cumulative counters as columns, one entry per domain in `Sample.domains` order.
+class DomainColumns:
+    """What every refresh reads of every domain, as columns in `Sample.domains` order, from a backend
+    that can make them: the table sorts and filters by them, the header counts states, `compute_rates`
+    works out the totals in a few C-level passes. The records are then only read for what is shown.
 
-    What `compute_rates` reads for every domain at every refresh, so that a thousand domains cost
-    a few C-level passes instead of a walk over every device record. A backend gives these only if
-    it can promise, for each domain: under the same domid and the same ``layouts`` entry, none of its
-    device counters went back, so the change of a total is the sum of its devices' changes. Totals
-    count readable vbds only (as `Domain.vbd_totals`); a layout must change when a vbd's readability does.
+    The counters come with a promise, for each domain: under the same domid and the same ``layouts``
+    entry, none of its device counters went back, so the change of a total is the sum of its devices'
+    changes. Totals count readable vbds only (as `Domain.vbd_totals`); a layout must change when a
+    vbd's readability does.
     """
 
+    keys: Sequence[str]  # `Domain.key`
+    names: Sequence[str]
     ids: Sequence[int]
+    flags: Sequence[DomainFlag]
     cpu_ns: Sequence[int]
     net_rx_bytes: Sequence[int]
     net_tx_bytes: Sequence[int]
@@ -274,22 +278,34 @@ class Sample:
     """One poll: host plus every domain, with cumulative counters.
 
     ``monotonic`` is for rates (seconds, never goes back); ``wall`` is for display (epoch seconds).
-    ``counters``: the same figures as columns, from a backend that makes them (see `DomainCounters`).
+    ``columns``: the figures every refresh reads, from a backend that makes them (see `DomainColumns`);
+    its ``domains`` may then make each record when first read.
     """
 
     monotonic: float
     wall: float
     host: Host
-    domains: list[Domain]
-    counters: DomainCounters | None = None
+    domains: Sequence[Domain]
+    columns: DomainColumns | None = None
     _keys: list[str] | None = field(default=None, init=False, repr=False, compare=False)
+    _names: list[str] | None = field(default=None, init=False, repr=False, compare=False)
     _index: dict[str, int] | None = field(default=None, init=False, repr=False, compare=False)
 
     def keys(self) -> list[str]:
         """Each domain's `Domain.key`, in order: worked out once, as the rates and the table both need them."""
         if self._keys is None:
-            self._keys = [domain.key for domain in self.domains]
+            columns = self.columns
+            self._keys = [domain.key for domain in self.domains] if columns is None else list(columns.keys)
         return self._keys
+
+    def names(self) -> list[str]:
+        if self._names is None:
+            columns = self.columns
+            self._names = [domain.name for domain in self.domains] if columns is None else list(columns.names)
+        return self._names
+
+    def ids(self) -> Sequence[int]:
+        return [domain.id for domain in self.domains] if self.columns is None else self.columns.ids
 
     def positions(self) -> dict[str, int]:
         """Each domain's position in `domains`, by key."""
@@ -298,14 +314,19 @@ class Sample:
             self._index = dict(zip(keys, range(len(keys)), strict=True))
         return self._index
 
+    def domain(self, key: str) -> Domain | None:
+        position = self.positions().get(key)
+        return None if position is None else self.domains[position]
+
     def by_key(self) -> dict[str, Domain]:
         return dict(zip(self.keys(), self.domains, strict=True))
 
     def state_counts(self) -> dict[DomainState, int]:
         counts = dict.fromkeys(DomainState, 0)
+        flags = map(attrgetter("flags"), self.domains) if self.columns is None else self.columns.flags
         # counted by flag combination first (a C-level pass): a handful of distinct ones, whatever the count
-        for flags, count in Counter(map(attrgetter("flags"), self.domains)).items():
-            counts[state_of(flags)] += count
+        for combination, count in Counter(flags).items():
+            counts[state_of(combination)] += count
         return counts
 
 
@@ -475,6 +496,15 @@ class DomainRates:
 
 NO_RATE = -1.0  # a domain's place in a `Rates` column before it has rates: below every real figure
 
+# How each `DomainColumns` counter becomes a rate (the same arithmetic as `_totals_between`): "cpu" as %
+# of one physical CPU, "sectors" as bytes per second, "count" per second.
+_COLUMN_RATES = (
+    ("cpu_ns", "cpu_pct", "cpu"), ("net_rx_bytes", "net_rx_bytes_s", "count"),
+    ("net_tx_bytes", "net_tx_bytes_s", "count"), ("vbd_rd_reqs", "vbd_rd_reqs_s", "count"),
+    ("vbd_wr_reqs", "vbd_wr_reqs_s", "count"), ("vbd_oo_reqs", "vbd_oo_reqs_s", "count"),
+    ("vbd_rd_sectors", "vbd_rd_bytes_s", "sectors"), ("vbd_wr_sectors", "vbd_wr_bytes_s", "sectors"),
+)
+
 
 class Rates(Mapping[str, DomainRates]):
     """Every domain's rates over one interval: a `DomainRates` by `Domain.key`, made when first asked
@@ -508,8 +538,8 @@ class Rates(Mapping[str, DomainRates]):
             where = previous.positions()
             rates._olds = [where.get(key) for key in keys]
             rates._missing = frozenset(i for i, j in enumerate(rates._olds) if j is None)
-        if current.counters is not None and previous.counters is not None:
-            rates._from_columns(previous.counters, current.counters)
+        if current.columns is not None and previous.columns is not None:
+            rates._from_columns(previous.columns, current.columns)
         else:
             rates._from_records(range(len(keys)))
         return rates
@@ -521,7 +551,7 @@ class Rates(Mapping[str, DomainRates]):
             return column
         return [0 if j is None else column[j] for j in olds]
 
-    def _from_columns(self, old: DomainCounters, new: DomainCounters) -> None:
+    def _from_columns(self, old: DomainColumns, new: DomainColumns) -> None:
         seconds, missing = self.interval_s, self._missing
         # Domains whose totals must come from their records, device by device: back under a new
         # domid, with other devices, or with a total that went back (the backend did not promise that).
@@ -533,28 +563,26 @@ class Rates(Mapping[str, DomainRates]):
         if old_layouts != new.layouts:
             by_records.update(i for i, (a, b) in enumerate(zip(old_layouts, new.layouts, strict=True))
                               if a is not b and a != b)
-        changes = []
-        for name in ("cpu_ns", "net_rx_bytes", "net_tx_bytes", "vbd_rd_reqs", "vbd_wr_reqs", "vbd_oo_reqs",
-                     "vbd_rd_sectors", "vbd_wr_sectors"):
-            before, after = self._aligned(getattr(old, name)), getattr(new, name)
-            change = list(map(sub, after, before))
-            if change and min(change) < 0:
-                for i, grown in enumerate(change):
-                    if grown < 0:
-                        if name == "cpu_ns":  # one counter: a wrap or a reset, as for a record
-                            change[i] = counter_delta(before[i], after[i])
-                        else:
-                            by_records.add(i)
-            changes.append(change)
-        per_s = repeat(seconds)
-        cpu, rx, tx, rd, wr, oo, rsect, wsect = changes
         columns = self._columns
-        columns["cpu_pct"] = list(map(truediv, map(truediv, cpu, per_s), repeat(1e7)))
-        for name, change in (("net_rx_bytes_s", rx), ("net_tx_bytes_s", tx), ("vbd_rd_reqs_s", rd),
-                             ("vbd_wr_reqs_s", wr), ("vbd_oo_reqs_s", oo)):
-            columns[name] = list(map(truediv, change, per_s))
-        columns["vbd_rd_bytes_s"] = list(map(truediv, map(mul, rsect, repeat(SECTOR_BYTES)), per_s))
-        columns["vbd_wr_bytes_s"] = list(map(truediv, map(mul, wsect, repeat(SECTOR_BYTES)), per_s))
+        per_s = repeat(seconds)
+        for name, rate, kind in _COLUMN_RATES:  # each rate in one chained C-level pass, checked after
+            before, after = self._aligned(getattr(old, name)), getattr(new, name)
+            change = map(sub, after, before)
+            if kind == "cpu":
+                values = list(map(truediv, map(truediv, change, per_s), repeat(1e7)))
+            elif kind == "sectors":
+                values = list(map(truediv, map(mul, change, repeat(SECTOR_BYTES)), per_s))
+            else:
+                values = list(map(truediv, change, per_s))
+            if values and min(values) < 0:  # a counter went back
+                for i, value in enumerate(values):
+                    if value >= 0:
+                        continue
+                    if kind == "cpu":  # one counter: a wrap or a reset, as for a record
+                        values[i] = counter_delta(before[i], after[i]) / seconds / 1e7
+                    else:
+                        by_records.add(i)
+            columns[rate] = values
         for i in missing:
             for column in columns.values():
                 column[i] = NO_RATE

@@ -40,7 +40,7 @@ from xentui.backends.sim_shell import SimShell, kernel_sysrq_lines
 from xentui.clock import Clock, RealClock
 from xentui.model import (
     Domain,
-    DomainCounters,
+    DomainColumns,
     DomainFlag,
     DomainType,
     Host,
@@ -197,7 +197,7 @@ R = TypeVar("R")
 
 class _Records(Sequence[R]):
     """A sampled domain's records of one kind, made when first read (details, sub-rows, batch output):
-    a refresh of a thousand domains reads only the totals in `Sample.counters`."""
+    a refresh of a thousand domains reads only `Sample.columns`."""
 
     __slots__ = ("_records",)  # None until first read; each subclass's __init__ sets it (no super() call, for speed)
     _records: list[R] | None
@@ -315,7 +315,7 @@ class SimDomain:
     io: list[float] = field(default_factory=lambda: [0.0, 0.0])
     vif_drops: tuple[int, ...] = ()  # per vif: packets dropped under load
     vbd_ring_full: tuple[int, ...] = ()  # per vbd: out-of-requests events (xentop's VBD_OO)
-    # A new token whenever the device counters start again: `DomainCounters.layouts`.
+    # A new token whenever the device counters start again: `DomainColumns.layouts`.
     layout: object = field(default_factory=object)
     vcpu_split: VcpuSplit = VcpuSplit((), 0, 0.0, 0.0, ())
     kernel_log: list[str] = field(default_factory=list)
@@ -324,7 +324,7 @@ class SimDomain:
     console: SimConsole | None = None
     pending_input: bytearray = field(default_factory=bytearray)
     last_demand: float = 0.0  # CPUs wanted at the last integration step: decides 'r' or 'b'
-    snapshot: tuple[Domain, tuple] | None = None  # the last model and counters row built, reused while nothing changes
+    snapshot: tuple[tuple, tuple] | None = None  # the last `domain_model`, reused while nothing changes
 
     def __setattr__(self, name: str, value: object) -> None:
         # Any change to what a sample shows drops the cached snapshot; the hot loop pays one set.
@@ -681,19 +681,20 @@ class SimCluster:
         )
 
     @staticmethod
-    def domain_model(dom: SimDomain) -> tuple[Domain, tuple]:
-        """The domain as a backend reports it, and its row of `DomainCounters`. Reused while nothing moved."""
+    def domain_model(dom: SimDomain) -> tuple[tuple, tuple]:
+        """What a sample holds of the domain: the makings of its record (`_domain_record`) and its row of
+        `DomainColumns`. Reused as is while nothing about the domain moved."""
         snapshot = dom.snapshot
         if snapshot is not None:
             return snapshot
         online = dom.vcpus_online
-        domid = dom.domid
+        domid, name, uuid = dom.domid, dom.name, dom.uuid
         # dom0 runs xentui itself; a guest is on a CPU when it wants at least half of its vCPUs
         on_cpu = domid == 0 or dom.last_demand >= 0.5 * max(1, online)
         flags = _FLAGS[(dom.status, dom.paused, on_cpu)]
         cpu, uneven = dom.cpu
         net, disk = dom.io
-        # The totals of what VifRecords and VbdRecords would give (_net_counters, _disk_counters), inline.
+        # The totals of what VifRecords and VbdRecords give (_net_counters, _disk_counters), inline.
         rx = tx = rd = wr = rsect = wsect = 0
         for vif in dom.vifs:
             rx += int(vif.rx_rate * net)
@@ -705,13 +706,58 @@ class SimCluster:
             rsect += int(reads * vbd.sectors_per_req)
             wsect += int(writes * vbd.sectors_per_req)
         cpu_ns = int(cpu)
-        domain = Domain(domid, dom.name, dom.uuid, dom.type, flags, cpu_ns, int(dom.mem_kib), dom.maxmem_kib,
-                        VcpuTimes(dom.vcpu_split, cpu, uneven), dom.vcpus_max,
-                        VifRecords(dom.vifs, domid, net, dom.vif_drops), VbdRecords(dom.vbds, disk, dom.vbd_ring_full),
-                        dom.weight, dom.cap, dom.ssid, dom.target_kib)
-        snapshot = (domain, (domid, cpu_ns, rx, tx, rd, wr, sum(dom.vbd_ring_full), rsect, wsect, dom.layout))
+        full = dom.vbd_ring_full
+        makings = (domid, name, uuid, dom.type, flags, cpu_ns, int(dom.mem_kib), dom.maxmem_kib, dom.vcpu_split, cpu,
+                   uneven, dom.vcpus_max, dom.vifs, net, dom.vif_drops, dom.vbds, disk, full, dom.weight, dom.cap,
+                   dom.ssid, dom.target_kib)
+        row = (uuid or f"{domid}:{name}", name, domid, flags, cpu_ns, rx, tx, rd, wr, sum(full), rsect, wsect,
+               dom.layout)
+        snapshot = (makings, row)
         object.__setattr__(dom, "snapshot", snapshot)
         return snapshot
+
+
+def _domain_record(makings: tuple) -> Domain:
+    (domid, name, uuid, dtype, flags, cpu_ns, mem_kib, maxmem_kib, split, cpu, uneven, vcpus_max, vifs, net, drops,
+     vbds, disk, full, weight, cap, ssid, target_kib) = makings
+    return Domain(domid, name, uuid, dtype, flags, cpu_ns, mem_kib, maxmem_kib, VcpuTimes(split, cpu, uneven),
+                  vcpus_max, VifRecords(vifs, domid, net, drops), VbdRecords(vbds, disk, full), weight, cap, ssid,
+                  target_kib)
+
+
+class SampledDomains(Sequence[Domain]):
+    """A sample's domains, each record made when first read (the rows drawn, details, batch output):
+    a refresh of a thousand domains reads `Sample.columns`."""
+
+    __slots__ = ("_made", "_makings")
+
+    def __init__(self, makings: list[tuple]) -> None:
+        self._makings = makings
+        self._made: list[Domain | None] = [None] * len(makings)
+
+    def __len__(self) -> int:
+        return len(self._makings)
+
+    @overload
+    def __getitem__(self, index: int) -> Domain: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Domain]: ...
+    def __getitem__(self, index: int | slice) -> Domain | list[Domain]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(len(self._makings))[index]]
+        made = self._made[index]
+        if made is None:
+            made = self._made[index] = _domain_record(self._makings[index])
+        return made
+
+    def __iter__(self) -> Iterator[Domain]:
+        return map(self.__getitem__, range(len(self._makings)))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, (list, SampledDomains)) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return repr(list(self))
 
 
 def _bumped(counts: tuple[int, ...], index: int) -> tuple[int, ...]:
@@ -808,8 +854,8 @@ class SimBackend(Backend):
         rows = list(map(itemgetter(1), models))
         return Sample(
             monotonic=now, wall=self.clock.wall(), host=self.cluster.host_model(self.host),
-            domains=list(map(itemgetter(0), models)),
-            counters=DomainCounters(*zip(*rows, strict=True)) if rows else DomainCounters(*[()] * 10),
+            domains=SampledDomains(list(map(itemgetter(0), models))),
+            columns=DomainColumns(*zip(*rows, strict=True)) if rows else DomainColumns(*[()] * 13),
         )
 
     async def host_info(self) -> Host:

@@ -84,7 +84,7 @@ class DetailsScreen(Screen[None]):
         yield Footer()
 
     def update_from(self, sample: Sample, rates: Mapping[str, DomainRates]) -> None:
-        domain = next((d for d in sample.domains if d.key == self.key), None)
+        domain = sample.domain(self.key)
         if domain is None:
             self.add_class("gone")
             return

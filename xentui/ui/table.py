@@ -23,7 +23,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from xentui.model import Domain, DomainState, Host, Rates, Sample
+from xentui.model import Domain, DomainState, Rates, Sample
 from xentui.textsafe import printable
 from xentui.ui.columns import BY_ID, COLUMNS, Column
 from xentui.units import human_bytes, human_count
@@ -40,18 +40,19 @@ class Line(NamedTuple):
 
 
 class _DomainLines(Sequence[Line]):
-    """The lines of the plain view (one per domain, no sub-rows): made when drawn, not per refresh."""
+    """The lines of the plain view (one per domain, no sub-rows): made when drawn, not per refresh,
+    and so are the domain records a sample may make when first read."""
 
-    __slots__ = ("_domains",)
+    __slots__ = ("_domains", "_order")
 
-    def __init__(self, domains: list[Domain]) -> None:
-        self._domains = domains
+    def __init__(self, domains: Sequence[Domain], order: list[int]) -> None:
+        self._domains, self._order = domains, order
 
     def __len__(self) -> int:
-        return len(self._domains)
+        return len(self._order)
 
     def __getitem__(self, index: int) -> Line:  # type: ignore[override]
-        return Line("domain", self._domains[index])
+        return Line("domain", self._domains[self._order[index]])
 
 
 @dataclass
@@ -196,29 +197,29 @@ class DomainTable(ScrollView, can_focus=True):
         if sample is None:
             return
         options = self.options
-        domains = sample.domains
-        names = [d.name for d in domains]
+        names = sample.names()
         self._learn_names(names)
         keys = sample.keys()
+        positions: Sequence[int] = range(len(names))  # of the domains shown, in the sample
         if options.filter_text:
             needle = options.filter_text.casefold()
             shown, folded = self._printable, self._casefolded
-            domains = [d for d in domains if needle in folded[d.name] or needle in shown[d.name].casefold()]
-            names = [d.name for d in domains]
-            keys = [d.key for d in domains]
-        order = self._order(domains, keys, names, sample.host)
-        ordered = [domains[i] for i in order]
+            positions = [i for i, name in enumerate(names)
+                         if needle in folded[name] or needle in shown[name].casefold()]
+            names = [names[i] for i in positions]
+            keys = [keys[i] for i in positions]
+        order = [positions[i] for i in self._order(positions, keys, names, sample)]
         if options.dom0_first:
-            ordered.sort(key=lambda d: not d.is_dom0)
-            ordered_keys = [d.key for d in ordered]
-        else:
-            ordered_keys = [keys[i] for i in order]
+            ids = sample.ids()
+            order.sort(key=lambda i: ids[i] != 0)
+        every_key = sample.keys()
+        ordered_keys = [every_key[i] for i in order]
         lines: Sequence[Line]
         domain_lines: Sequence[int]
         if options.vcpus or options.networks or options.vbds or options.repeat_header:
-            lines, domain_lines = self._lines_with_subrows(ordered)
+            lines, domain_lines = self._lines_with_subrows([sample.domains[i] for i in order])
         else:
-            lines, domain_lines = _DomainLines(ordered), range(len(ordered))
+            lines, domain_lines = _DomainLines(sample.domains, order), range(len(order))
         self._lines = lines
         self._domain_lines = domain_lines
         self._line_of_key = dict(zip(ordered_keys, domain_lines, strict=True))
@@ -261,9 +262,9 @@ class DomainTable(ScrollView, can_focus=True):
             widths[name] = cell_len(shown[name])
             folded[name] = name.casefold()
 
-    def _order(self, domains: list[Domain], keys: list[str], names: list[str], host: Host) -> list[int]:
-        """Positions of ``domains`` in the chosen column's order; the name breaks ties, so equal values
-        never shuffle between refreshes."""
+    def _order(self, positions: Sequence[int], keys: list[str], names: list[str], sample: Sample) -> list[int]:
+        """Indexes into ``positions`` (of domains in ``sample``, with these keys and names) in the chosen
+        column's order; the name breaks ties, so equal values never shuffle between refreshes."""
         options = self.options
         column = BY_ID.get(options.sort_column, BY_ID["cpu_pct"])
         descending = column.descending != options.sort_reverse
@@ -277,9 +278,9 @@ class DomainTable(ScrollView, can_focus=True):
         if attr is not None and not options.cumulative:
             values = rates.column(attr, keys)  # a domain without rates yet sorts as below zero
         else:
-            get = rates.get
+            get, domains, host = rates.get, sample.domains, sample.host
             key_of = column.xentop_key if options.cumulative else column.key
-            values = [key_of(d, get(key), host) for d, key in zip(domains, keys, strict=True)]
+            values = [key_of(domains[i], get(key), host) for i, key in zip(positions, keys, strict=True)]
         # A stable sort, reversed or not, keeps equal values in name order.
         return sorted(by_name, key=values.__getitem__, reverse=descending)
 
