@@ -623,3 +623,19 @@ async def test_simulated_uuids_are_spelled_as_the_uuid_module_spells_version_4()
     for _ in range(2000):
         expected = str(uuid.UUID(int=draws.getrandbits(128), version=4))
         assert cluster._uuid() == expected
+
+
+async def test_a_samples_records_show_the_domain_as_it_was_when_sampled(sim, clock):
+    """Records are made when first read, maybe after an action: they still show the sampled domain, and
+    the next sample shows the change (weight, memory target, vCPUs, counters)."""
+    before = await sim.sample()
+    await sim.set_sched("db-primary", weight=512)
+    await sim.mem_set("db-primary", 6 * GIB)
+    await sim.vcpu_set("db-primary", 2)
+    clock.advance(3)
+    after = await sim.sample()
+    was, now = before.domain(before.keys()[2]), after.domain(before.keys()[2])  # read only now
+    assert was.name == now.name == "db-primary"
+    assert (was.sched_weight, was.target_kib, was.vcpus_online) == (256, 8 * GIB, 4)
+    assert (now.sched_weight, now.target_kib, now.vcpus_online) == (512, 6 * GIB, 2)
+    assert now.cpu_ns > was.cpu_ns and now.vbds[0].rd_reqs > was.vbds[0].rd_reqs

@@ -18,9 +18,10 @@ import itertools
 import json
 import math
 import random
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
+from itertools import accumulate, repeat
+from operator import attrgetter, ge, is_, itemgetter, mul, not_, or_, sub
 from pathlib import Path
 from typing import TypeVar, overload
 
@@ -283,9 +284,10 @@ class VbdRecords(_Records[Vbd]):
                 for vbd, full in zip(self._vbds, self._full, strict=True)]
 
 
-_NOT_SHOWN = frozenset(
-    {"snapshot", "last_demand", "kernel_log", "pending_input", "shell", "console", "busy"}
-)
+# What `SimDomain.static` holds, in order: fields that change only by an action, never with time.
+_STATIC_FIELDS = ("name", "uuid", "type", "maxmem_kib", "vcpus_max", "vifs", "vbds", "weight", "cap", "ssid",
+                  "target_kib", "vcpu_split", "layout")
+_STATIC = frozenset(_STATIC_FIELDS)
 
 
 @dataclass(slots=True)
@@ -324,13 +326,17 @@ class SimDomain:
     console: SimConsole | None = None
     pending_input: bytearray = field(default_factory=bytearray)
     last_demand: float = 0.0  # CPUs wanted at the last integration step: decides 'r' or 'b'
-    snapshot: tuple[tuple, tuple] | None = None  # the last `domain_model`, reused while nothing changes
+    static: tuple | None = None  # the _STATIC_FIELDS, as one tuple a sample can hold; None once one changes
 
     def __setattr__(self, name: str, value: object) -> None:
-        # Any change to what a sample shows drops the cached snapshot; the hot loop pays one set.
         object.__setattr__(self, name, value)
-        if name not in _NOT_SHOWN:
-            object.__setattr__(self, "snapshot", None)
+        if name in _STATIC:
+            object.__setattr__(self, "static", None)
+
+    def static_fields(self) -> tuple:
+        if self.static is None:
+            object.__setattr__(self, "static", tuple(getattr(self, name) for name in _STATIC_FIELDS))
+        return self.static  # type: ignore[return-value]
 
     @property
     def is_dom0(self) -> bool:
@@ -382,11 +388,20 @@ class SimHost:
     last_t: float = 0.0
     timers: list[tuple[float, int, Callable[[], None]]] = field(default_factory=list)
     hypervisor_overhead_kib: int = 0
+    devices: _Devices | None = None  # of the domains as last sampled
 
     @property
     def free_kib(self) -> int:
         used = sum(d.mem_kib for d in self.domains.values()) + self.hypervisor_overhead_kib
         return max(0, int(self.total_kib - used))
+
+    def devices_of(self, domains: list[SimDomain]) -> _Devices:
+        """The flattened devices of these domains, made again only when the domains (or their order) change;
+        a domain's devices never change while it lives."""
+        devices = self.devices
+        if devices is None or len(devices.domains) != len(domains) or not all(map(is_, devices.domains, domains)):
+            devices = self.devices = _Devices.of(domains)
+        return devices
 
     def allocate_domid(self) -> int:
         domid = self.next_domid
@@ -432,7 +447,7 @@ _ROLES = ("web", "app", "db", "cache", "worker", "ci", "vpn", "dns", "log", "mq"
 
 class _NewSimDomain(SimDomain):
     """A SimDomain while `SimCluster._new_domain` fills it in: nothing was sampled yet, so no
-    snapshot to drop at every field set (a Python-level call each, thirty per domain at start-up)."""
+    static tuple to drop at field sets (a Python-level call each, thirty per domain at start-up)."""
 
     __slots__ = ()
     __setattr__ = object.__setattr__
@@ -527,7 +542,7 @@ class SimCluster:
         dom.io = [uptime * (0.3 + load.base), uptime * (0.2 + load.base)]
         dom.vif_drops = tuple(rng.randrange(0, 40) for _ in dom.vifs)
         dom.vbd_ring_full = tuple(rng.randrange(0, 5) for _ in dom.vbds)
-        dom.__class__ = SimDomain  # from now on, every change to what a sample shows drops the snapshot
+        dom.__class__ = SimDomain  # from now on, a change to a static field drops the static tuple
         return dom
 
     def _populate(self, host: SimHost, count: int, now: float) -> None:
@@ -609,7 +624,7 @@ class SimCluster:
         weights = [d.weight for d in domains]
         balloon_factor = 1 - math.exp(-dt / BALLOON_TAU_S)
         active = Status.ACTIVE
-        set_field = object.__setattr__  # plain sets: these two never change what a sample shows alone
+        set_field = object.__setattr__  # a plain set: not a static field
         sin = math.sin
         jitter = _JITTER
         # Written out flat, with no call per domain: this runs for every domain at every step.
@@ -635,7 +650,6 @@ class SimCluster:
                 set_field(dom, "last_demand", wanted)
                 if dom.status != active or dom.paused:
                     continue
-                set_field(dom, "snapshot", None)  # the counters below change in place
                 ns = cpus * dt * 1e9
                 activity = cpus / (dom.vcpus_online or 1)
                 cpu = dom.cpu  # the per-vCPU times follow from these two (VcpuSplit)
@@ -670,7 +684,7 @@ class SimCluster:
         host.timers.append((due, next(self._timer_order), action))
         host.timers.sort(key=lambda item: (item[0], item[1]))
 
-    # snapshots --------------------------------------------------------------------------
+    # samples ----------------------------------------------------------------------------
 
     @staticmethod
     def host_model(host: SimHost) -> Host:
@@ -681,62 +695,132 @@ class SimCluster:
         )
 
     @staticmethod
-    def domain_model(dom: SimDomain) -> tuple[tuple, tuple]:
-        """What a sample holds of the domain: the makings of its record (`_domain_record`) and its row of
-        `DomainColumns`. Reused as is while nothing about the domain moved."""
-        snapshot = dom.snapshot
-        if snapshot is not None:
-            return snapshot
-        online = dom.vcpus_online
-        domid, name, uuid = dom.domid, dom.name, dom.uuid
+    def sample_host(host: SimHost) -> tuple[SampledDomains, DomainColumns]:
+        """Every domain of the host as columns, copied in C-level passes (no Python call per domain), and
+        its records, each made from those columns when first read."""
+        doms = list(host.domains.values())
+        devices = host.devices_of(doms)
+        ids = list(map(attrgetter("domid"), doms))
+        statics = [dom.static or dom.static_fields() for dom in doms]
+        demands = map(attrgetter("last_demand"), doms)
         # dom0 runs xentui itself; a guest is on a CPU when it wants at least half of its vCPUs
-        on_cpu = domid == 0 or dom.last_demand >= 0.5 * max(1, online)
-        flags = _FLAGS[(dom.status, dom.paused, on_cpu)]
-        cpu, uneven = dom.cpu
-        net, disk = dom.io
-        # The totals of what VifRecords and VbdRecords give (_net_counters, _disk_counters), inline.
-        rx = tx = rd = wr = rsect = wsect = 0
-        for vif in dom.vifs:
-            rx += int(vif.rx_rate * net)
-            tx += int(vif.tx_rate * net)
-        for vbd in dom.vbds:
-            reads, writes = vbd.rd_rate * disk, vbd.wr_rate * disk
-            rd += int(reads)
-            wr += int(writes)
-            rsect += int(reads * vbd.sectors_per_req)
-            wsect += int(writes * vbd.sectors_per_req)
-        cpu_ns = int(cpu)
-        full = dom.vbd_ring_full
-        makings = (domid, name, uuid, dom.type, flags, cpu_ns, int(dom.mem_kib), dom.maxmem_kib, dom.vcpu_split, cpu,
-                   uneven, dom.vcpus_max, dom.vifs, net, dom.vif_drops, dom.vbds, disk, full, dom.weight, dom.cap,
-                   dom.ssid, dom.target_kib)
-        row = (uuid or f"{domid}:{name}", name, domid, flags, cpu_ns, rx, tx, rd, wr, sum(full), rsect, wsect,
-               dom.layout)
-        snapshot = (makings, row)
-        object.__setattr__(dom, "snapshot", snapshot)
-        return snapshot
+        halves = map(mul, repeat(0.5), map(max, repeat(1), map(attrgetter("vcpus_online"), doms)))
+        on_cpu = map(or_, map(not_, ids), map(ge, demands, halves))
+        flags = list(map(_FLAGS.__getitem__, zip(map(attrgetter("status"), doms), map(attrgetter("paused"), doms),
+                                                  on_cpu, strict=True)))
+        cpus = list(map(attrgetter("cpu"), doms))
+        cpu = list(map(itemgetter(0), cpus))
+        cpu_ns = list(map(int, cpu))
+        ios = list(map(attrgetter("io"), doms))
+        net, disk = list(map(itemgetter(0), ios)), list(map(itemgetter(1), ios))
+        ring_full = list(map(attrgetter("vbd_ring_full"), doms))
+        # The totals of what VifRecords and VbdRecords give (_net_counters, _disk_counters): device by
+        # device, then summed per domain.
+        vif_net = list(map(net.__getitem__, devices.vif_owner))
+        vbd_disk = list(map(disk.__getitem__, devices.vbd_owner))
+        reads = list(map(mul, devices.rd_rate, vbd_disk))
+        writes = list(map(mul, devices.wr_rate, vbd_disk))
+        columns = DomainColumns(
+            keys=list(map(itemgetter(1), statics)), names=list(map(itemgetter(0), statics)), ids=ids, flags=flags,
+            cpu_ns=cpu_ns,
+            net_rx_bytes=devices.vif_sums(map(int, map(mul, devices.rx_rate, vif_net))),
+            net_tx_bytes=devices.vif_sums(map(int, map(mul, devices.tx_rate, vif_net))),
+            vbd_rd_reqs=devices.vbd_sums(map(int, reads)),
+            vbd_wr_reqs=devices.vbd_sums(map(int, writes)),
+            vbd_oo_reqs=list(map(sum, ring_full)),
+            vbd_rd_sectors=devices.vbd_sums(map(int, map(mul, reads, devices.sectors_per_req))),
+            vbd_wr_sectors=devices.vbd_sums(map(int, map(mul, writes, devices.sectors_per_req))),
+            layouts=list(map(itemgetter(12), statics)),
+        )
+        state = _SampledState(statics, ids, flags, cpu_ns, list(map(int, map(attrgetter("mem_kib"), doms))), cpu,
+                              list(map(itemgetter(1), cpus)), net, list(map(attrgetter("vif_drops"), doms)), disk,
+                              ring_full)
+        return SampledDomains(state), columns
 
 
-def _domain_record(makings: tuple) -> Domain:
-    (domid, name, uuid, dtype, flags, cpu_ns, mem_kib, maxmem_kib, split, cpu, uneven, vcpus_max, vifs, net, drops,
-     vbds, disk, full, weight, cap, ssid, target_kib) = makings
-    return Domain(domid, name, uuid, dtype, flags, cpu_ns, mem_kib, maxmem_kib, VcpuTimes(split, cpu, uneven),
-                  vcpus_max, VifRecords(vifs, domid, net, drops), VbdRecords(vbds, disk, full), weight, cap, ssid,
-                  target_kib)
+@dataclass(slots=True, frozen=True)
+class _SampledState:
+    """A host's domains as one sample saw them, column by column (each in the host's domain order)."""
+
+    statics: list[tuple]  # SimDomain.static_fields()
+    ids: list[int]
+    flags: list[DomainFlag]
+    cpu_ns: list[int]
+    mem_kib: list[int]
+    cpu: list[float]
+    uneven: list[float]
+    net: list[float]
+    drops: list[tuple[int, ...]]
+    disk: list[float]
+    ring_full: list[tuple[int, ...]]
+
+    def record(self, i: int) -> Domain:
+        name, uuid, dtype, maxmem_kib, vcpus_max, vifs, vbds, weight, cap, ssid, target_kib, split, _ = self.statics[i]
+        domid = self.ids[i]
+        return Domain(domid, name, uuid, dtype, self.flags[i], self.cpu_ns[i], self.mem_kib[i], maxmem_kib,
+                      VcpuTimes(split, self.cpu[i], self.uneven[i]), vcpus_max,
+                      VifRecords(vifs, domid, self.net[i], self.drops[i]),
+                      VbdRecords(vbds, self.disk[i], self.ring_full[i]), weight, cap, ssid, target_kib)
+
+
+@dataclass(slots=True)
+class _Devices:
+    """Every vif and vbd of a host's domains, flattened in domain order, with the rates that do not change:
+    a sample works out every domain's device totals in C-level passes over these."""
+
+    domains: list[SimDomain]  # the domains, in the order these were made for
+    vif_owner: list[int]  # each vif's domain, as a position in ``domains``
+    rx_rate: list[float]
+    tx_rate: list[float]
+    vif_bounds: tuple[list[int], list[int]]  # each domain's first vif and one past its last
+    vbd_owner: list[int]
+    rd_rate: list[float]
+    wr_rate: list[float]
+    sectors_per_req: list[int]
+    vbd_bounds: tuple[list[int], list[int]]
+
+    @classmethod
+    def of(cls, domains: list[SimDomain]) -> _Devices:
+        vifs = [(position, vif) for position, dom in enumerate(domains) for vif in dom.vifs]
+        vbds = [(position, vbd) for position, dom in enumerate(domains) for vbd in dom.vbds]
+        return cls(
+            domains, [position for position, _ in vifs], [vif.rx_rate for _, vif in vifs],
+            [vif.tx_rate for _, vif in vifs], _bounds([len(dom.vifs) for dom in domains]),
+            [position for position, _ in vbds], [vbd.rd_rate for _, vbd in vbds], [vbd.wr_rate for _, vbd in vbds],
+            [vbd.sectors_per_req for _, vbd in vbds], _bounds([len(dom.vbds) for dom in domains]),
+        )
+
+    def vif_sums(self, values: Iterable[int]) -> list[int]:
+        return _sums(values, self.vif_bounds)
+
+    def vbd_sums(self, values: Iterable[int]) -> list[int]:
+        return _sums(values, self.vbd_bounds)
+
+
+def _bounds(counts: list[int]) -> tuple[list[int], list[int]]:
+    ends = list(accumulate(counts))
+    return [end - count for end, count in zip(ends, counts, strict=True)], ends
+
+
+def _sums(values: Iterable[int], bounds: tuple[list[int], list[int]]) -> list[int]:
+    """Per-domain sums of per-device values, by differences of running totals (all C-level)."""
+    running = list(accumulate(values, initial=0))
+    starts, ends = bounds
+    return list(map(sub, map(running.__getitem__, ends), map(running.__getitem__, starts)))
 
 
 class SampledDomains(Sequence[Domain]):
     """A sample's domains, each record made when first read (the rows drawn, details, batch output):
     a refresh of a thousand domains reads `Sample.columns`."""
 
-    __slots__ = ("_made", "_makings")
+    __slots__ = ("_made", "_state")
 
-    def __init__(self, makings: list[tuple]) -> None:
-        self._makings = makings
-        self._made: list[Domain | None] = [None] * len(makings)
+    def __init__(self, state: _SampledState) -> None:
+        self._state = state
+        self._made: list[Domain | None] = [None] * len(state.ids)
 
     def __len__(self) -> int:
-        return len(self._makings)
+        return len(self._made)
 
     @overload
     def __getitem__(self, index: int) -> Domain: ...
@@ -744,14 +828,14 @@ class SampledDomains(Sequence[Domain]):
     def __getitem__(self, index: slice) -> list[Domain]: ...
     def __getitem__(self, index: int | slice) -> Domain | list[Domain]:
         if isinstance(index, slice):
-            return [self[i] for i in range(len(self._makings))[index]]
+            return [self[i] for i in range(len(self._made))[index]]
         made = self._made[index]
         if made is None:
-            made = self._made[index] = _domain_record(self._makings[index])
+            made = self._made[index] = self._state.record(index % len(self._made))
         return made
 
     def __iter__(self) -> Iterator[Domain]:
-        return map(self.__getitem__, range(len(self._makings)))
+        return map(self.__getitem__, range(len(self._made)))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, (list, SampledDomains)) and list(self) == list(other)
@@ -850,13 +934,9 @@ class SimBackend(Backend):
 
     async def sample(self) -> Sample:
         now = self.cluster.advance()
-        models = list(map(self.cluster.domain_model, self.host.domains.values()))
-        rows = list(map(itemgetter(1), models))
-        return Sample(
-            monotonic=now, wall=self.clock.wall(), host=self.cluster.host_model(self.host),
-            domains=SampledDomains(list(map(itemgetter(0), models))),
-            columns=DomainColumns(*zip(*rows, strict=True)) if rows else DomainColumns(*[()] * 13),
-        )
+        domains, columns = self.cluster.sample_host(self.host)
+        return Sample(monotonic=now, wall=self.clock.wall(), host=self.cluster.host_model(self.host),
+                      domains=domains, columns=columns)
 
     async def host_info(self) -> Host:
         self.cluster.advance()

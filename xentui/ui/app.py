@@ -633,7 +633,7 @@ def _settle_garbage_collector() -> None:
     """After the first frame: park what start-up built, collect young objects less often, and turn
     the collector back on (the `xentui` command starts with it off).
 
-    Each refresh makes thousands of short-lived, cycle-free objects (one snapshot per domain);
+    Each refresh makes thousands of short-lived, cycle-free objects (columns for every domain);
     with the defaults the collector would scan the whole long-lived heap (Textual's widgets,
     styles, the history) several times a second for no garbage. Refcounting frees the samples.
     """
