@@ -285,3 +285,14 @@ def test_a_device_total_that_goes_back_is_worked_out_device_by_device():
     after = domain(vifs=[Vif(0, "vif3.0", rx_bytes=300), Vif(1, "vif3.1", rx_bytes=1010)])
     rates = compute_rates(with_columns(sample(0.0, before)), with_columns(sample(1.0, after)))
     assert rates["u-1"].net_rx_bytes_s == 300 + 1000  # the reset vif counts its 300 since, the other its 1000
+
+
+def test_two_domains_with_one_key_count_once_as_before():
+    """A uuid twice (the incoming copy of a local migration): the later domain's rates, listed once."""
+    twin = domain(id=4, cpu_ns=0)
+    later = sample(1.0, domain(cpu_ns=10**9), domain(id=4, cpu_ns=5 * 10**8))
+    for rates in (compute_rates(sample(0.0, domain(), twin), later),
+                  compute_rates(with_columns(sample(0.0, domain(), twin)), with_columns(later))):
+        assert list(rates) == ["u-1"] and len(rates) == 1 and dict(rates).keys() == {"u-1"}
+        assert rates["u-1"].cpu_pct == 50.0
+        assert [point[:2] for point in rates.points()] == [("u-1", 50.0)]

@@ -515,7 +515,7 @@ class Rates(Mapping[str, DomainRates]):
     column holds `NO_RATE`.
     """
 
-    __slots__ = ("_columns", "_current", "_made", "_missing", "_olds", "_previous", "interval_s")
+    __slots__ = ("_columns", "_current", "_made", "_missing", "_olds", "_previous", "_unlisted", "interval_s")
 
     def __init__(self) -> None:
         """No rates at all: before the second sample."""
@@ -524,6 +524,7 @@ class Rates(Mapping[str, DomainRates]):
         self.interval_s = 0.0
         self._olds: Sequence[int | None] = ()
         self._missing: frozenset[int] = frozenset()
+        self._unlisted: frozenset[int] = frozenset()  # missing, or a key a later domain has too
         self._columns: dict[str, list[float]] = {name: [] for name in RATE_TOTALS}
         self._made: dict[int, DomainRates] = {}
 
@@ -538,6 +539,10 @@ class Rates(Mapping[str, DomainRates]):
             where = previous.positions()
             rates._olds = [where.get(key) for key in keys]
             rates._missing = frozenset(i for i, j in enumerate(rates._olds) if j is None)
+        rates._unlisted = rates._missing
+        where = current.positions()
+        if len(where) != len(keys):  # two domains with one key (a uuid twice, mid-migration): the last counts
+            rates._unlisted |= {i for i, key in enumerate(keys) if where[key] != i}
         if current.columns is not None and previous.columns is not None:
             rates._from_columns(previous.columns, current.columns)
         else:
@@ -628,16 +633,17 @@ class Rates(Mapping[str, DomainRates]):
     def __iter__(self) -> Iterator[str]:
         if self._current is None:
             return iter(())
-        missing = self._missing
-        if not missing:
+        unlisted = self._unlisted
+        if not unlisted:
             return iter(self._current.keys())
-        return (key for i, key in enumerate(self._current.keys()) if i not in missing)
+        return (key for i, key in enumerate(self._current.keys()) if i not in unlisted)
 
     def __len__(self) -> int:
-        return 0 if self._current is None else len(self._current.domains) - len(self._missing)
+        return 0 if self._current is None else len(self._current.domains) - len(self._unlisted)
 
     def column(self, name: str, keys: list[str]) -> Sequence[float]:
-        """One total (a `RATE_TOTALS` name) for each of ``keys``; `NO_RATE` for a domain without rates."""
+        """One total (a `RATE_TOTALS` name) for each of ``keys``; `NO_RATE` for a domain without rates.
+        Possibly the column itself: read it, do not change it."""
         current = self._current
         if current is None:
             return [NO_RATE] * len(keys)
@@ -651,13 +657,13 @@ class Rates(Mapping[str, DomainRates]):
         """(key, CPU %, network bytes/s both ways, disk bytes/s both ways) of each domain with rates."""
         if self._current is None:
             return iter(())
-        columns, missing = self._columns, self._missing
+        columns, unlisted = self._columns, self._unlisted
         points = zip(self._current.keys(), columns["cpu_pct"],
                      map(add, columns["net_rx_bytes_s"], columns["net_tx_bytes_s"]),
                      map(add, columns["vbd_rd_bytes_s"], columns["vbd_wr_bytes_s"]), strict=True)
-        if not missing:
+        if not unlisted:
             return points
-        return (point for i, point in enumerate(points) if i not in missing)
+        return (point for i, point in enumerate(points) if i not in unlisted)
 
 
 def compute_rates(previous: Sample | None, current: Sample) -> Rates:

@@ -483,3 +483,43 @@ async def test_the_collector_is_settled_once_soon_after_the_first_poll_good_or_n
         assert settled and settled[0] >= 1  # after the first poll, not before
         await wait_polls(pilot, app, app.polls_done + 3)
         assert len(settled) == 1
+
+
+@pytest.mark.parametrize(("column", "cumulative", "records"), [
+    ("cpu_pct", False, False), ("cpu_pct", True, False), ("nettx", False, False), ("nets", False, True),
+    ("vbds", False, True), ("mem", False, True),
+])
+async def test_a_refresh_makes_records_for_the_rows_drawn_whatever_the_sort(column, cumulative, records, monkeypatch):
+    """Scale: a refresh of 400 domains makes records, per-domain rates and vCPU, vif and vbd records for the rows
+    drawn (and dom0's record for the header). A sort by a rate reads the rates' column; a sort by a
+    record's figure (NETS, MEM) makes each record, but still no more rates or device records."""
+    from xentui.backends import sim as simulator
+    from xentui.model import DomainRates
+
+    made: dict[str, int] = {"records": 0, "rates": 0, "sub-records": 0}
+    record, rates_init = simulator._SampledState.record, DomainRates.__init__
+
+    def count(name, real):
+        def counted(*args, **kwargs):
+            made[name] += 1
+            return real(*args, **kwargs)
+        return counted
+
+    monkeypatch.setattr(simulator._SampledState, "record", count("records", record))
+    monkeypatch.setattr(DomainRates, "__init__", count("rates", rates_init))
+    for kind in (simulator.VcpuTimes, simulator.VifRecords, simulator.VbdRecords):
+        monkeypatch.setattr(kind, "_make", count("sub-records", kind._make))
+    backend, clock = make_sim(domains=400)
+    app, _ = make_app(backend)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(pilot, app, clock)
+        app.table.options.sort_column, app.table.options.cumulative = column, cumulative
+        await poll(pilot, app, clock)
+        await pilot.pause()
+        for name in made:
+            made[name] = 0
+        await poll(pilot, app, clock)
+        await pilot.pause()
+        rows = app.table.size.height
+        assert made["records"] >= 401 if records else made["records"] <= rows + 2, made
+        assert made["rates"] <= rows and made["sub-records"] <= 3 * rows, made

@@ -272,6 +272,9 @@ class VifRecords(_Records[Vif]):
                                drops, tx, tx_packets, 0, 0))
         return records
 
+    def __len__(self) -> int:  # NETS, without making the records
+        return len(self._vifs)
+
 
 class VbdRecords(_Records[Vbd]):
     __slots__ = ("_disk", "_full", "_vbds")
@@ -282,6 +285,9 @@ class VbdRecords(_Records[Vbd]):
     def _make(self) -> list[Vbd]:
         return [Vbd(vbd.devid, vbd.device, vbd.backend, vbd.path, full, *_disk_counters(vbd, self._disk))
                 for vbd, full in zip(self._vbds, self._full, strict=True)]
+
+    def __len__(self) -> int:  # VBDS, without making the records
+        return len(self._vbds)
 
 
 # What `SimDomain.static` holds, in order: fields that change only by an action, never with time.

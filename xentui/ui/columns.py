@@ -42,11 +42,6 @@ class Column:
     descending: bool = True  # numbers sort biggest first, as xentop does
     help: str = ""
 
-    @property
-    def rate_attr(self) -> str | None:
-        """The `DomainRates` attribute the key reads, when it is only that: sorting then reads it directly."""
-        return getattr(self.key, "rate_attr", None)
-
 
 def _pct(part: int, whole: int) -> float:
     return part / whole * 100 if whole > 0 else 0.0
@@ -56,7 +51,7 @@ def _rate(attr: str) -> Key:
     def key(domain: Domain, rates: DomainRates | None, host: Host) -> float:
         return getattr(rates, attr) if rates is not None else -1.0
 
-    key.rate_attr = attr  # type: ignore[attr-defined]
+    key.rate_attr = attr  # type: ignore[attr-defined]  # the table sorts by the rates column itself
     return key
 
 

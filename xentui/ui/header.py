@@ -42,7 +42,8 @@ class HostHeader(Widget):
             f"Mem: {human_kib(host.total_kib)} total, {human_kib(host.used_kib)} used, "
             f"{human_kib(host.free_kib)} free   CPUs: {host.nr_cpus} @ {host.cpu_mhz}MHz"
         )
-        dom0 = next((d for d in sample.domains if d.is_dom0), None)
+        ids = sample.ids()
+        dom0 = sample.domains[ids.index(0)] if 0 in ids else None
         if dom0 is not None:
             rate = rates.get(dom0.key)
             cpu = "-" if rate is None else f"{rate.cpu_pct:.1f}%"

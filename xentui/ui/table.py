@@ -273,14 +273,13 @@ class DomainTable(ScrollView, can_focus=True):
             if not descending:
                 return by_name
             return sorted(by_name, key=list(map(self._casefolded.__getitem__, names)).__getitem__, reverse=True)
-        rates = self._rates
-        attr = column.rate_attr
-        if attr is not None and not options.cumulative:
-            values = rates.column(attr, keys)  # a domain without rates yet sorts as below zero
-        else:
-            get, domains, host = rates.get, sample.domains, sample.host
-            key_of = column.xentop_key if options.cumulative else column.key
-            values = [key_of(domains[i], get(key), host) for i, key in zip(positions, keys, strict=True)]
+        key_of = column.xentop_key if options.cumulative else column.key
+        attr = getattr(key_of, "rate_attr", None)
+        if attr is not None:
+            values = self._rates.column(attr, keys)  # a domain without rates yet sorts as below zero
+        else:  # a figure of the record: rates are not read, and records are made for every domain shown
+            domains, host = sample.domains, sample.host
+            values = [key_of(domains[i], None, host) for i in positions]
         # A stable sort, reversed or not, keeps equal values in name order.
         return sorted(by_name, key=values.__getitem__, reverse=descending)
 
