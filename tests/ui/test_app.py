@@ -523,3 +523,18 @@ async def test_a_refresh_makes_records_for_the_rows_drawn_whatever_the_sort(colu
         rows = app.table.size.height
         assert made["records"] >= 401 if records else made["records"] <= rows + 2, made
         assert made["rates"] <= rows and made["sub-records"] <= 3 * rows, made
+
+
+async def test_down_and_enter_typed_together_open_the_domain_the_cursor_moved_to():
+    """Over ssh "Down, Down, Enter" can arrive in one read: Enter must open the domain the cursor reached,
+    not the one it was on when the keys came (Enter was a key handler, run before Down's binding)."""
+    app, clock = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, clock)
+        table = app.table
+        for key in ("down", "down", "enter"):
+            app.post_message(events.Key(key, None))
+        await pilot.pause()
+        await pilot.pause()
+        assert isinstance(app.screen, DetailsScreen)
+        assert app.screen.key == table.shown_keys[2] == table.cursor_key

@@ -608,6 +608,8 @@ class XentuiApp(ActionsMixin, App[None]):
         seen: set[tuple[str, str]] = set()
         for binding in [*self.BINDINGS, *DomainTable.BINDINGS]:
             assert isinstance(binding, Binding)
+            if binding.action == "activate":  # listed below as "Enter": Textual would show it as a symbol
+                continue
             keys = ", ".join(self.get_key_display(Binding(key, "")) for key in binding.key.split(","))
             if (keys, binding.description) not in seen:  # Escape: two bindings, by what has the focus
                 seen.add((keys, binding.description))

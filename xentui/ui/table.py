@@ -83,6 +83,8 @@ class DomainTable(ScrollView, can_focus=True):
         Binding("end", "cursor_last", "Last domain", show=False),
         Binding("left", "scroll_columns(-8)", "Scroll columns left", show=False),
         Binding("right", "scroll_columns(8)", "Scroll columns right", show=False),
+        # A binding, not a key handler: it then runs after the cursor keys typed before it in one burst.
+        Binding("enter", "activate", "details of the selected domain (Escape goes back)", show=False),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -607,6 +609,6 @@ class DomainTable(ScrollView, can_focus=True):
             position -= step
         return None
 
-    def key_enter(self) -> None:
+    def action_activate(self) -> None:
         if self.cursor_key is not None:
             self.post_message(self.Activated(self.cursor_key))
