@@ -152,8 +152,8 @@ def test_hot_plugged_devices_count_only_from_their_second_sample():
 
 
 def test_a_device_record_the_backend_kept_counts_zero_and_a_restart_counts_everything():
-    """Backends may hand over the same Vif/Vbd object when its counters stood still (the simulator does);
-    that is zero traffic. A domain back under a new domid counts its counters from zero, shared or not."""
+    """A backend may hand over the same Vif/Vbd object when its counters stood still: that is zero
+    traffic. A domain back under a new domid counts its counters from zero, shared or not."""
     vif = Vif(0, "vif3.0", rx_bytes=5000, tx_bytes=3000)
     vbd = Vbd(51712, "xvda", rd_reqs=40, wr_reqs=20, rd_sectors=800, wr_sectors=160)
     before = domain(vifs=[vif], vbds=[vbd])

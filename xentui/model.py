@@ -318,9 +318,6 @@ class Sample:
         position = self.positions().get(key)
         return None if position is None else self.domains[position]
 
-    def by_key(self) -> dict[str, Domain]:
-        return dict(zip(self.keys(), self.domains, strict=True))
-
     def state_counts(self) -> dict[DomainState, int]:
         counts = dict.fromkeys(DomainState, 0)
         flags = map(attrgetter("flags"), self.domains) if self.columns is None else self.columns.flags
@@ -400,13 +397,11 @@ def _totals_between(old: Domain, new: Domain, seconds: float) -> tuple[float, ..
     cpu_pct = counter_delta(old.cpu_ns, new.cpu_ns) / seconds / 1e7
     rx = tx = 0
     for prior, vif in _pairs(old.vifs, new.vifs):
-        if prior is vif:  # the backend kept the device's record: nothing moved
-            continue
         rx += counter_delta(prior.rx_bytes, vif.rx_bytes)
         tx += counter_delta(prior.tx_bytes, vif.tx_bytes)
     rd = wr = oo = rsect = wsect = 0
     for prior_vbd, vbd in _pairs(old.vbds, new.vbds):
-        if prior_vbd is vbd or prior_vbd.error or vbd.error:
+        if prior_vbd.error or vbd.error:
             continue
         rd += counter_delta(prior_vbd.rd_reqs, vbd.rd_reqs)
         wr += counter_delta(prior_vbd.wr_reqs, vbd.wr_reqs)

@@ -200,7 +200,8 @@ class _Records(Sequence[R]):
     """A sampled domain's records of one kind, made when first read (details, sub-rows, batch output):
     a refresh of a thousand domains reads only `Sample.columns`."""
 
-    __slots__ = ("_records",)  # None until first read; each subclass's __init__ sets it (no super() call, for speed)
+    # None until first read; each subclass's __init__ sets it, and its __len__ (no super() call, for speed)
+    __slots__ = ("_records",)
     _records: list[R] | None
 
     def _make(self) -> list[R]:
@@ -210,9 +211,6 @@ class _Records(Sequence[R]):
         if self._records is None:
             self._records = self._make()
         return self._records
-
-    def __len__(self) -> int:
-        return len(self._made())
 
     @overload
     def __getitem__(self, index: int) -> R: ...
@@ -294,6 +292,7 @@ class VbdRecords(_Records[Vbd]):
 _STATIC_FIELDS = ("name", "uuid", "type", "maxmem_kib", "vcpus_max", "vifs", "vbds", "weight", "cap", "ssid",
                   "target_kib", "vcpu_split", "layout")
 _STATIC = frozenset(_STATIC_FIELDS)
+_STATIC_AT = {name: index for index, name in enumerate(_STATIC_FIELDS)}
 
 
 @dataclass(slots=True)
@@ -727,7 +726,8 @@ class SimCluster:
         reads = list(map(mul, devices.rd_rate, vbd_disk))
         writes = list(map(mul, devices.wr_rate, vbd_disk))
         columns = DomainColumns(
-            keys=list(map(itemgetter(1), statics)), names=list(map(itemgetter(0), statics)), ids=ids, flags=flags,
+            keys=list(map(itemgetter(_STATIC_AT["uuid"]), statics)),  # a simulated domain always has a uuid
+            names=list(map(itemgetter(_STATIC_AT["name"]), statics)), ids=ids, flags=flags,
             cpu_ns=cpu_ns,
             net_rx_bytes=devices.vif_sums(map(int, map(mul, devices.rx_rate, vif_net))),
             net_tx_bytes=devices.vif_sums(map(int, map(mul, devices.tx_rate, vif_net))),
@@ -736,7 +736,7 @@ class SimCluster:
             vbd_oo_reqs=list(map(sum, ring_full)),
             vbd_rd_sectors=devices.vbd_sums(map(int, map(mul, reads, devices.sectors_per_req))),
             vbd_wr_sectors=devices.vbd_sums(map(int, map(mul, writes, devices.sectors_per_req))),
-            layouts=list(map(itemgetter(12), statics)),
+            layouts=list(map(itemgetter(_STATIC_AT["layout"]), statics)),
         )
         state = _SampledState(statics, ids, flags, cpu_ns, list(map(int, map(attrgetter("mem_kib"), doms))), cpu,
                               list(map(itemgetter(1), cpus)), net, list(map(attrgetter("vif_drops"), doms)), disk,
