@@ -143,7 +143,7 @@ async def test_mem_set_refusals_change_nothing(backend, kib, message):
 
 
 async def test_mem_max_below_the_memory_is_refused_and_libvirts_own_refusal_is_carried(backend):
-    with pytest.raises(InvalidArgument, match="lower it first"):
+    with pytest.raises(InvalidArgument, match="lower the target first"):
         await backend.mem_max("db-primary", 4 * GIB)
     with pytest.raises(InvalidArgument, match="cannot resize the maximum memory on an active domain"):
         await backend.mem_max("db-primary", 16 * GIB)  # the test driver, as QEMU, only changes it when stopped

@@ -91,13 +91,32 @@ async def test_mem_set_above_maxmem_is_refused_with_the_way_out(sim):
     assert (await domain(sim, "web-frontend-01")).target_kib == 2 * GIB
     await sim.mem_max("web-frontend-01", 8 * GIB)
     await sim.mem_set("web-frontend-01", 8 * GIB)
-    assert (await domain(sim, "web-frontend-01")).maxmem_kib == 8 * GIB
+    assert (await domain(sim, "web-frontend-01")).mem_ceiling_kib == 8 * GIB
 
 
 async def test_mem_max_below_target_is_refused(sim):
     with pytest.raises(InvalidArgument, match="lower the target first"):
         await sim.mem_max("db-primary", 4 * GIB)
-    assert (await domain(sim, "db-primary")).maxmem_kib == 12 * GIB
+    assert (await domain(sim, "db-primary")).mem_ceiling_kib == 12 * GIB
+
+
+async def test_xen_limit_follows_the_target_as_libxl_sets_it_and_mem_set_may_rise_to_the_static_max(sim):
+    """libxl at mem-set: Xen's limit (xentop's MAXMEM) becomes the target + 1 MiB; the ceiling of the next
+    mem-set stays the configured static maximum (seen on Xen 4.17: guest2, maxmem 192, mem-set 100m then 150m)."""
+    before = await domain(sim, "web-frontend-01")
+    assert before.maxmem_kib == 2 * GIB + 1024 and before.static_maxmem_kib == 4 * GIB
+    await sim.mem_set("web-frontend-01", 1 * GIB)
+    lowered = await domain(sim, "web-frontend-01")
+    assert lowered.maxmem_kib == 1 * GIB + 1024  # what xentop would print now
+    assert lowered.mem_ceiling_kib == 4 * GIB  # what the operator may still ask for
+    await sim.mem_set("web-frontend-01", 3 * GIB)  # above Xen's current limit, below the static maximum
+    raised = await domain(sim, "web-frontend-01")
+    assert raised.target_kib == 3 * GIB and raised.maxmem_kib == 3 * GIB + 1024
+    with pytest.raises(InvalidArgument, match="raise maxmem first"):
+        await sim.mem_set("web-frontend-01", 5 * GIB)
+    assert (await domain(sim, "web-frontend-01")).target_kib == 3 * GIB
+    await sim.mem_max("web-frontend-01", 6 * GIB)  # mem-max sets Xen's limit to the new maximum + 1 MiB
+    assert (await domain(sim, "web-frontend-01")).maxmem_kib == 6 * GIB + 1024
 
 
 async def test_mem_set_more_than_the_host_has_free(sim):

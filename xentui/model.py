@@ -100,6 +100,7 @@ UNKNOWN_MAXMEM = "maxmem_kib"
 UNKNOWN_VCPUS = "vcpus"
 UNKNOWN_NET = "net"  # at least one vif's counters
 UNKNOWN_VBD = "vbd"  # at least one vbd's counters (also marked per vbd with `Vbd.error`)
+UNKNOWN_VBD_SECTORS = "vbd_sectors"  # the vbds' sector counters (an old xentop log has no such columns)
 
 
 @dataclass(slots=True)
@@ -149,6 +150,10 @@ class Vbd:
     error: bool = False  # the statistics could not be read (xentop prints '-')
 
 
+LIBXL_MAXMEM_CONSTANT_KIB = 1024
+"""What libxl adds to a memory target (or to maxmem, at mem-max) when it sets Xen's limit of a domain."""
+
+
 @dataclass(slots=True)
 class Domain:
     id: int
@@ -158,7 +163,7 @@ class Domain:
     flags: DomainFlag
     cpu_ns: int
     mem_kib: int
-    maxmem_kib: int | None  # None: no limit
+    maxmem_kib: int | None  # Xen's current limit, what xentop prints as MAXMEM(k); None: no limit
     vcpus: Sequence[Vcpu] = field(default_factory=list)  # a backend may make the records when first read
     vcpus_max: int = 0
     vifs: list[Vif] = field(default_factory=list)
@@ -167,8 +172,17 @@ class Domain:
     sched_cap: int | None = None
     ssid: int = 0
     target_kib: int | None = None  # the balloon target, when the backend knows it
+    # The configured static maximum (libxl's memory/static-max): the ceiling mem-set may reach. libxl lowers
+    # Xen's limit (maxmem_kib) to the target + 1 MiB at each mem-set and raises it again up to this one.
+    # None where the backend knows no other ceiling than maxmem_kib.
+    static_maxmem_kib: int | None = None
     # Fields the backend could not read this time (UNKNOWN_* names): shown as unknown, never as 0.
     unknown: frozenset[str] = frozenset()
+
+    @property
+    def mem_ceiling_kib(self) -> int | None:
+        """What mem-set may reach (None: no limit): the static maximum where known, else Xen's limit."""
+        return self.maxmem_kib if self.static_maxmem_kib is None else self.static_maxmem_kib
 
     @property
     def key(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import pytest
 from textual.widgets import Checkbox, Input, Label, OptionList, Static
@@ -121,7 +122,53 @@ async def test_mem_max_below_target_refused_then_raised(env):
         await type_into(pilot, app, "#size", "16G")
         await pilot.press("enter")
         await finish(pilot, app)
-        assert (await dom(sim, "db-primary")).maxmem_kib == 16 * GIB
+        assert (await dom(sim, "db-primary")).mem_ceiling_kib == 16 * GIB
+
+
+async def test_mem_set_down_then_up_to_the_configured_maxmem_as_on_real_xen(env):
+    """After a mem-set down, libxl leaves Xen's limit at the target + 1 MiB (xentop's MAXMEM), yet a mem-set
+    up to the configured maxmem works: the modal checks and shows that ceiling, not Xen's limit of the moment."""
+    app, sim, clock, _ = env
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app, clock)
+        choose(app, "web-frontend-01")  # target 2G, maxmem 4G
+        await pilot.press("m")
+        await type_into(pilot, app, "#size", "1G")
+        await pilot.press("enter")
+        await finish(pilot, app)
+        lowered = await dom(sim, "web-frontend-01")
+        assert lowered.maxmem_kib == 1 * GIB + 1024 and lowered.mem_ceiling_kib == 4 * GIB
+        await pilot.press("m")
+        assert "maxmem 4.0G" in str(app.screen.query_one(".facts", Label).render())
+        await type_into(pilot, app, "#size", "3G")
+        await pilot.press("enter")
+        await finish(pilot, app)
+        assert not isinstance(app.screen, MemoryScreen)
+        assert (await dom(sim, "web-frontend-01")).target_kib == 3 * GIB
+        await pilot.press("m")
+        await type_into(pilot, app, "#size", "5G")  # above the configured maxmem: refused, nothing changes
+        await pilot.press("enter")
+        assert "raise maxmem first" in error_text(app) and "4G" in error_text(app)
+        await pilot.press("escape")
+        await finish(pilot, app)
+        assert (await dom(sim, "web-frontend-01")).target_kib == 3 * GIB
+
+
+async def test_mem_set_beyond_the_free_memory_is_refused_in_the_modal_in_one_unit_style(env):
+    app, _sim, clock, audit = env
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app, clock)
+        choose(app, "Domain-0")  # no maxmem: only the host's free memory limits it
+        await pilot.press("m")
+        await type_into(pilot, app, "#size", "60G")
+        await pilot.press("enter")
+        assert isinstance(app.screen, MemoryScreen)  # refused before anything reaches the backend
+        message = error_text(app)
+        assert "free" in message and "60G" in message
+        assert not re.search(r"\d{4,}K", message), message  # no 31572624K beside 56G
+        await pilot.press("escape")
+        await finish(pilot, app)
+        assert audit.read() == []
 
 
 async def test_vcpu_set_limits_and_overcommit(env):

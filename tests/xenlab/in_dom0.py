@@ -35,7 +35,8 @@ def _domain(domain, rates) -> dict:
     return {
         "name": domain.name, "id": domain.id, "uuid": domain.uuid, "type": str(domain.type),
         "state": str(domain.state), "flags": domain.flags_text, "mem_kib": domain.mem_kib,
-        "maxmem_kib": domain.maxmem_kib, "target_kib": domain.target_kib, "vcpus_online": domain.vcpus_online,
+        "maxmem_kib": domain.maxmem_kib, "static_maxmem_kib": domain.static_maxmem_kib,
+        "mem_ceiling_kib": domain.mem_ceiling_kib, "target_kib": domain.target_kib, "vcpus_online": domain.vcpus_online,
         "vcpus_total": domain.vcpus_total, "vcpus": [[v.index, v.online] for v in domain.vcpus],
         "cpu_ns": domain.cpu_ns, "unknown": sorted(domain.unknown),
         "cpu_pct": rate.cpu_pct if rate is not None else None,

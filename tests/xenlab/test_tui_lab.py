@@ -139,3 +139,49 @@ def test_mem_set_through_its_modal_changes_the_real_guest(xenlab, screen):
             time.sleep(1)
     finally:
         xenlab.ssh(["xl", "mem-set", "guest2", "128m"], check=False)
+
+
+def guest2_mib(xenlab) -> int:
+    return {e.name: e for e in parse_xl_list(xenlab.ssh(["xl", "list"]).stdout)}["guest2"].mem_mib
+
+
+def mem_set_from_the_modal(screen: Screen, size: str) -> None:
+    screen.keys("m")
+    screen.wait("the mem-set dialog", lambda t: "guest2" in t and "mem-set" in t, timeout=30)
+    screen.keys(size, literal=True)  # replaces the selected current size
+    screen.keys("Enter")
+
+
+@pytest.mark.parametrize("screen", [(80, 24)], indirect=True, ids=["80x24"])
+def test_mem_set_down_then_up_to_the_configured_maxmem_from_the_screen(xenlab, screen):
+    """guest2: memory 128, maxmem 192. After a mem-set down, Xen's limit is the target + 1 MiB (xentop's
+    MAXMEM 103424k), yet libxl lets mem-set go back up to the configured maximum: so does the modal. Above
+    that maximum the modal refuses, and nothing changes."""
+    screen.wait("the guests in the table", lambda t: "guest2" in t, timeout=120)
+    select_guest2(screen)
+    try:
+        mem_set_from_the_modal(screen, "100M")
+        deadline = time.monotonic() + 60
+        while guest2_mib(xenlab) != 100:
+            assert time.monotonic() < deadline, f"guest2 not at 100 MiB; the screen:\n{screen.text()}"
+            time.sleep(1)
+        xentop = xenlab.ssh(["xentop", "-b", "-i", "1", "-f"]).stdout
+        assert re.search(r"guest2\s+\S+\s+\d+\s+[\d.]+\s+\d+\s+[\d.]+\s+103424\s", xentop), xentop
+        # The table's MAXMEM is the ceiling, 192M, not Xen's limit of the moment (101M).
+        screen.wait("MAXMEM 192M in the table", lambda t: re.search(r"guest2.*192M", t) is not None, timeout=30)
+        mem_set_from_the_modal(screen, "150M")
+        deadline = time.monotonic() + 60
+        while guest2_mib(xenlab) != 150:
+            assert time.monotonic() < deadline, f"guest2 not at 150 MiB; the screen:\n{screen.text()}"
+            time.sleep(1)
+        mem_set_from_the_modal(screen, "250M")
+        screen.wait("the refusal", lambda t: "above guest2's maxmem of 192M" in t, timeout=30)
+        screen.keys("Escape")
+        time.sleep(2)
+        assert guest2_mib(xenlab) == 150  # nothing changed
+        # maxmem raised outside xentui: the table's ceiling follows (xl list -l is read again for it)
+        xenlab.ssh(["xl", "mem-max", "guest2", "224m"])
+        screen.wait("MAXMEM 224M in the table", lambda t: re.search(r"guest2.*224M", t) is not None, timeout=30)
+    finally:
+        xenlab.ssh(["xl", "mem-set", "guest2", "128m"], check=False)
+        xenlab.ssh(["xl", "mem-max", "guest2", "192m"], check=False)

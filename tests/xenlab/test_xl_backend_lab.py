@@ -127,6 +127,27 @@ def test_mem_set_changes_the_guest_and_refuses_above_maxmem(xenlab):
         xenlab.ssh(["xl", "mem-set", "guest1", "128m"])
 
 
+def test_the_ceiling_is_the_configured_maxmem_not_xens_limit_of_the_moment(xenlab):
+    """guest2: memory 128, maxmem 192. libxl sets Xen's limit to the target + 1 MiB at each mem-set, and
+    raises it again at the next one, up to the static maximum (xenstore memory/static-max)."""
+    def guest2() -> dict:
+        return {d["name"]: d for d in dom0(xenlab, "sample")["domains"]}["guest2"]
+
+    try:
+        assert dom0(xenlab, "act", "mem-set", "guest2", str(100 * 1024)) == {"ok": True}
+        wait_for("guest2 at 100 MiB", lambda: xl_list(xenlab)["guest2"].mem_mib == 100)
+        lowered = guest2()
+        assert lowered["maxmem_kib"] == 100 * 1024 + 1024  # what xentop prints: 103424
+        assert lowered["static_maxmem_kib"] == lowered["mem_ceiling_kib"] == 192 * 1024
+        assert dom0(xenlab, "act", "mem-set", "guest2", str(150 * 1024)) == {"ok": True}
+        wait_for("guest2 at 150 MiB", lambda: xl_list(xenlab)["guest2"].mem_mib == 150)
+        refused = dom0(xenlab, "act", "mem-set", "guest2", str(200 * 1024))
+        assert refused["kind"] == "InvalidArgument" and "maxmem of 192M" in refused["error"]
+        assert xl_list(xenlab)["guest2"].mem_mib == 150  # nothing changed
+    finally:
+        xenlab.ssh(["xl", "mem-set", "guest2", "128m"])
+
+
 def test_mem_max_sets_the_ceiling_and_refuses_below_the_target(xenlab, scratch):
     def maxmem_kib() -> int:
         rows = parse_xentop_log(xenlab.ssh(["xentop", "-b", "-i", "1", "-f"]).stdout).iterations[-1]

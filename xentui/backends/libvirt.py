@@ -75,7 +75,15 @@ from xentui.model import (
     Vcpu,
     Vif,
 )
-from xentui.validate import check_host, check_memory_target, check_sched, check_sysrq, check_vcpu_count, format_kib
+from xentui.validate import (
+    check_host,
+    check_memory_ceiling,
+    check_memory_target,
+    check_sched,
+    check_sysrq,
+    check_vcpu_count,
+    format_kib,
+)
 
 try:  # an optional extra: pip install 'xentui[libvirt]'
     import libvirt
@@ -722,7 +730,13 @@ class LibvirtBackend(Backend):
         def run(current: _Connection) -> None:
             dom = self._lookup(current, domain)
             total_kib = int(current.conn.getInfo()[1]) * 1024
-            check_memory_target(kib, maxmem_kib=dom.maxMemory(), host_total_kib=total_kib, name=domain)
+            try:
+                free_kib: int | None = int(current.conn.getFreeMemory()) // 1024
+            except libvirt.libvirtError:
+                free_kib = None  # a driver without it: libvirt itself refuses what does not fit
+            # maxMemory is the domain's configured maximum (libvirt's <memory>), the ceiling of a live setmem.
+            check_memory_target(kib, maxmem_kib=dom.maxMemory(), host_total_kib=total_kib, name=domain,
+                                current_kib=dom.info()[2], host_free_kib=free_kib)
             dom.setMemoryFlags(kib, libvirt.VIR_DOMAIN_AFFECT_LIVE)
 
         await self._run(what, run, Action.MEM_SET)
@@ -734,13 +748,7 @@ class LibvirtBackend(Backend):
         def run(current: _Connection) -> None:
             dom = self._lookup(current, domain)
             total_kib = int(current.conn.getInfo()[1]) * 1024
-            check_memory_target(kib, maxmem_kib=None, host_total_kib=total_kib, name=domain)
-            target = dom.info()[2]
-            if kib < target:
-                raise InvalidArgument(
-                    f"mem-max {format_kib(kib)} refused: {domain}'s memory is {format_kib(target)}; "
-                    "lower it first (mem-set), then maxmem"
-                )
+            check_memory_ceiling(kib, target_kib=dom.info()[2], host_total_kib=total_kib, name=domain)
             flags = libvirt.VIR_DOMAIN_AFFECT_LIVE | libvirt.VIR_DOMAIN_MEM_MAXIMUM
             dom.setMemoryFlags(kib, flags)
             self._forget(dom.UUIDString())

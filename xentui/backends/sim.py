@@ -40,6 +40,7 @@ from xentui.backends.base import (
 from xentui.backends.sim_shell import SimShell, kernel_sysrq_lines
 from xentui.clock import Clock, RealClock
 from xentui.model import (
+    LIBXL_MAXMEM_CONSTANT_KIB,
     Domain,
     DomainColumns,
     DomainFlag,
@@ -54,6 +55,7 @@ from xentui.model import (
 from xentui.units import human_kib
 from xentui.validate import (
     check_host,
+    check_memory_ceiling,
     check_memory_target,
     check_sched,
     check_sysrq,
@@ -289,9 +291,10 @@ class VbdRecords(_Records[Vbd]):
 
 
 # What `SimDomain.static` holds, in order: fields that change only by an action, never with time.
-_STATIC_FIELDS = ("name", "uuid", "type", "maxmem_kib", "vcpus_max", "vifs", "vbds", "weight", "cap", "ssid",
-                  "target_kib", "vcpu_split", "layout")
-_STATIC = frozenset(_STATIC_FIELDS)
+_STATIC_FIELDS = ("name", "uuid", "type", "xen_maxmem_kib", "maxmem_kib", "vcpus_max", "vifs", "vbds", "weight",
+                  "cap", "ssid", "target_kib", "vcpu_split", "layout")
+# Setting one of these drops the tuple (xen_maxmem_kib is worked out from target_kib, maxmem_kib, limit_at_max).
+_STATIC = frozenset(_STATIC_FIELDS) | {"limit_at_max"}
 _STATIC_AT = {name: index for index, name in enumerate(_STATIC_FIELDS)}
 
 
@@ -306,7 +309,7 @@ class SimDomain:
     vcpus_online: int
     mem_kib: float
     target_kib: int
-    maxmem_kib: int | None
+    maxmem_kib: int | None  # the configured static maximum: the ceiling of mem-set (None: no limit)
     vifs: list[SimVif]
     vbds: list[SimVbd]
     pv_drivers: bool = True
@@ -327,6 +330,7 @@ class SimDomain:
     vcpu_split: VcpuSplit = VcpuSplit((), 0, 0.0, 0.0, ())
     kernel_log: list[str] = field(default_factory=list)
     busy: str | None = None  # "saving", "migrating": other actions wait
+    limit_at_max: bool = False  # Xen's limit was last set by mem-max (to maxmem), not by creation or mem-set
     shell: SimShell | None = None
     console: SimConsole | None = None
     pending_input: bytearray = field(default_factory=bytearray)
@@ -346,6 +350,14 @@ class SimDomain:
     @property
     def is_dom0(self) -> bool:
         return self.domid == 0
+
+    @property
+    def xen_maxmem_kib(self) -> int | None:
+        """Xen's current limit (xentop's MAXMEM), as libxl sets it: the target + 1 MiB at creation and at
+        every mem-set, maxmem + 1 MiB at mem-max. mem-set may go up to maxmem (libxl raises Xen's limit)."""
+        if self.maxmem_kib is None:
+            return None
+        return (self.maxmem_kib if self.limit_at_max else self.target_kib) + LIBXL_MAXMEM_CONSTANT_KIB
 
     @property
     def active(self) -> bool:
@@ -761,12 +773,13 @@ class _SampledState:
     ring_full: list[tuple[int, ...]]
 
     def record(self, i: int) -> Domain:
-        name, uuid, dtype, maxmem_kib, vcpus_max, vifs, vbds, weight, cap, ssid, target_kib, split, _ = self.statics[i]
+        (name, uuid, dtype, xen_maxmem_kib, maxmem_kib, vcpus_max, vifs, vbds, weight, cap, ssid, target_kib, split,
+         _) = self.statics[i]
         domid = self.ids[i]
-        return Domain(domid, name, uuid, dtype, self.flags[i], self.cpu_ns[i], self.mem_kib[i], maxmem_kib,
+        return Domain(domid, name, uuid, dtype, self.flags[i], self.cpu_ns[i], self.mem_kib[i], xen_maxmem_kib,
                       VcpuTimes(split, self.cpu[i], self.uneven[i]), vcpus_max,
                       VifRecords(vifs, domid, self.net[i], self.drops[i]),
-                      VbdRecords(vbds, self.disk[i], self.ring_full[i]), weight, cap, ssid, target_kib)
+                      VbdRecords(vbds, self.disk[i], self.ring_full[i]), weight, cap, ssid, target_kib, maxmem_kib)
 
 
 @dataclass(slots=True)
@@ -965,24 +978,16 @@ class SimBackend(Backend):
 
     async def mem_set(self, domain: str, kib: int) -> None:
         dom = self._domain(domain, action="mem-set")
-        check_memory_target(kib, maxmem_kib=dom.maxmem_kib, host_total_kib=self.host.total_kib, name=dom.name)
-        growth = kib - dom.mem_kib
-        if growth > self.host.free_kib:
-            raise InvalidArgument(
-                f"mem-set {format_kib(kib)} refused: {dom.name} would grow by {format_kib(int(growth))} "
-                f"but the host has only {format_kib(self.host.free_kib)} free"
-            )
+        check_memory_target(kib, maxmem_kib=dom.maxmem_kib, host_total_kib=self.host.total_kib, name=dom.name,
+                            current_kib=dom.mem_kib, host_free_kib=self.host.free_kib)
         dom.target_kib = kib
+        dom.limit_at_max = False
 
     async def mem_max(self, domain: str, kib: int) -> None:
         dom = self._domain(domain, action="mem-max")
-        check_memory_target(kib, maxmem_kib=None, host_total_kib=self.host.total_kib, name=dom.name)
-        if kib < dom.target_kib:
-            raise InvalidArgument(
-                f"mem-max {format_kib(kib)} refused: {dom.name}'s memory target is {format_kib(dom.target_kib)}; "
-                "lower the target first (mem-set), then maxmem"
-            )
+        check_memory_ceiling(kib, target_kib=dom.target_kib, host_total_kib=self.host.total_kib, name=dom.name)
         dom.maxmem_kib = kib
+        dom.limit_at_max = True
 
     async def vcpu_set(self, domain: str, count: int, *, allow_overcommit: bool = False) -> None:
         dom = self._domain(domain, action="vcpu-set")

@@ -67,6 +67,7 @@ from xentui.backends.xl_parsers import (
 from xentui.backends.xl_tool import error_summary, run_tool
 from xentui.console.pty import PtyConsole
 from xentui.model import (
+    LIBXL_MAXMEM_CONSTANT_KIB,
     Domain,
     DomainFlag,
     DomainType,
@@ -80,11 +81,11 @@ from xentui.model import (
 from xentui.textsafe import printable
 from xentui.validate import (
     check_host,
+    check_memory_ceiling,
     check_memory_target,
     check_sched,
     check_sysrq,
     check_vcpu_count,
-    format_kib,
 )
 
 __all__ = ["MigrateProgressReader", "XlBackend", "migrate_progress_from_line"]
@@ -221,6 +222,7 @@ class XlBackend(Backend):
         self._host_facts: XlHostInfo | None = None
         self._host_read_at = -_HOST_INFO_EVERY
         self._targets: dict[int, int] = {}  # balloon targets this session set, by domid
+        self._limits_seen: dict[int, int] = {}  # Xen's memory limit last compared with the static maximum
         self._domids_by_name: dict[str, int] = {}
         self._last: dict[str, _Known] = {}
         self._last_host: Host | None = None
@@ -386,15 +388,28 @@ class XlBackend(Backend):
         target = self._targets.get(raw.id)
         if target is None and config is not None and raw.id != 0:
             target = config.target_memkb
+        maxmem = None if raw.max_mem == NO_LIMIT else raw.max_mem // KIB
+        static_maxmem = config.max_memkb if config is not None and config.max_memkb else None
+        self._check_static_maxmem(raw.id, maxmem, static_maxmem)
         return Domain(
             id=raw.id, name=raw.name, uuid=(config.uuid if config else None) or "", type=kind_of_domain,
             flags=_flags(raw), cpu_ns=raw.cpu_ns, mem_kib=raw.cur_mem // KIB,
-            maxmem_kib=None if raw.max_mem == NO_LIMIT else raw.max_mem // KIB,
+            maxmem_kib=maxmem, static_maxmem_kib=static_maxmem,
             vcpus=[Vcpu(index, online, ns) for index, (online, ns) in enumerate(raw.vcpus)],
             vcpus_max=(config.max_vcpus if config and config.max_vcpus else None) or len(raw.vcpus),
             vifs=vifs, vbds=vbds, sched_weight=weight, sched_cap=cap,
             ssid=raw.ssid, target_kib=target,
         )
+
+    def _check_static_maxmem(self, domid: int, maxmem: int | None, static_maxmem: int | None) -> None:
+        """libxl keeps Xen's limit at most 1 MiB above the static maximum. Above that, someone raised maxmem
+        outside xentui (`xl mem-max`): `xl list -l` is read again at the next sample, once per new limit,
+        so the ceiling shown and checked follows without reading it at every refresh."""
+        if maxmem is None or static_maxmem is None or self._limits_seen.get(domid) == maxmem:
+            return
+        self._limits_seen[domid] = maxmem
+        if maxmem > static_maxmem + LIBXL_MAXMEM_CONSTANT_KIB:
+            self._config_stale = True
 
     async def host_info(self) -> Host:
         if self._last_host is None:
@@ -426,14 +441,11 @@ class XlBackend(Backend):
 
     async def mem_set(self, domain: str, kib: int) -> None:
         known = await self._known(domain, action="mem-set")
-        ceiling = known.config.max_memkb if known.config and known.config.max_memkb else known.domain.maxmem_kib
         host = await self.host_info()
-        check_memory_target(kib, maxmem_kib=ceiling, host_total_kib=host.total_kib, name=known.domain.name)
-        growth = kib - known.domain.mem_kib
-        if growth > host.free_kib and not known.domain.is_dom0:
-            raise InvalidArgument(
-                f"mem-set {format_kib(kib)} refused: {known.domain.name} would grow by {format_kib(growth)} "
-                f"but the host has only {format_kib(host.free_kib)} free")
+        # The configured static maximum, not Xen's current limit: libxl raises that one itself, up to this.
+        check_memory_target(kib, maxmem_kib=known.domain.mem_ceiling_kib, host_total_kib=host.total_kib,
+                            name=printable(known.domain.name), current_kib=known.domain.mem_kib,
+                            host_free_kib=host.free_kib)
         # Always with a unit: xl's documentation and its parser disagree on what a bare number means.
         await self._act("mem-set", str(known.domain.id), f"{kib}k", what=f"mem-set {known.domain.name}")
         self._targets[known.domain.id] = kib
@@ -441,12 +453,8 @@ class XlBackend(Backend):
     async def mem_max(self, domain: str, kib: int) -> None:
         known = await self._known(domain, action="mem-max")
         host = await self.host_info()
-        check_memory_target(kib, maxmem_kib=None, host_total_kib=host.total_kib, name=known.domain.name)
         target = self._targets.get(known.domain.id) or known.domain.target_kib or known.domain.mem_kib
-        if kib < target:
-            raise InvalidArgument(
-                f"mem-max {format_kib(kib)} refused: {known.domain.name}'s memory target is {format_kib(target)}; "
-                "lower the target first (mem-set), then maxmem")
+        check_memory_ceiling(kib, target_kib=target, host_total_kib=host.total_kib, name=printable(known.domain.name))
         await self._act("mem-max", str(known.domain.id), f"{kib}k", what=f"mem-max {known.domain.name}")
 
     async def vcpu_set(self, domain: str, count: int, *, allow_overcommit: bool = False) -> None:

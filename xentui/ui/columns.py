@@ -104,12 +104,26 @@ def _state_key(domain: Domain, rates: DomainRates | None, host: Host) -> str:
     return domain.flags_text
 
 
+# MAXMEM is the ceiling mem-set may reach (the configured static maximum), not Xen's current limit, which
+# libxl lowers to the target + 1 MiB at each mem-set: batch output prints that one, as xentop does.
 def _maxmem_text(domain: Domain, rates: DomainRates | None, host: Host) -> str:
-    return "no limit" if domain.maxmem_kib is None else human_kib(domain.maxmem_kib)
+    ceiling = domain.mem_ceiling_kib
+    return "no limit" if ceiling is None else human_kib(ceiling)
+
+
+def _maxmem_xentop_text(domain: Domain, rates: DomainRates | None, host: Host) -> str:
+    ceiling = domain.mem_ceiling_kib
+    return "no limit" if ceiling is None else str(ceiling)
+
+
+def _maxmem_pct_text(domain: Domain, rates: DomainRates | None, host: Host) -> str:
+    ceiling = domain.mem_ceiling_kib
+    return "n/a" if ceiling is None else f"{_pct(ceiling, host.total_kib):.1f}"
 
 
 def _maxmem_key(domain: Domain, rates: DomainRates | None, host: Host) -> float:
-    return float("inf") if domain.maxmem_kib is None else domain.maxmem_kib
+    ceiling = domain.mem_ceiling_kib
+    return float("inf") if ceiling is None else ceiling
 
 
 COLUMNS: tuple[Column, ...] = (
@@ -131,13 +145,10 @@ COLUMNS: tuple[Column, ...] = (
                    lambda d, r, h: d.mem_kib),
            help="of host memory"),
     Column("maxmem", "MAXMEM", "MAXMEM(k)", 8, 10, text=_or_unknown(UNKNOWN_MAXMEM, _maxmem_text),
-           xentop_text=_or_unknown(UNKNOWN_MAXMEM,
-                                   lambda d, r, h: "no limit" if d.maxmem_kib is None else str(d.maxmem_kib)),
-           key=_maxmem_key, xentop_key=_maxmem_key, help="the ceiling mem-set may reach"),
+           xentop_text=_or_unknown(UNKNOWN_MAXMEM, _maxmem_xentop_text),
+           key=_maxmem_key, xentop_key=_maxmem_key, help="the ceiling mem-set may reach (the configured maxmem)"),
     Column("maxmem_pct", "MAX%", "MAXMEM(%)", 5, 9,
-           **_same(_or_unknown(UNKNOWN_MAXMEM, lambda d, r, h: "n/a" if d.maxmem_kib is None
-                               else f"{_pct(d.maxmem_kib, h.total_kib):.1f}"),
-                   _maxmem_key), help="maxmem, of host memory"),
+           **_same(_or_unknown(UNKNOWN_MAXMEM, _maxmem_pct_text), _maxmem_key), help="maxmem, of host memory"),
     Column("vcpus", "VCPU", "VCPUS", 5, 5,
            text=_or_unknown(UNKNOWN_VCPUS, lambda d, r, h: f"{d.vcpus_online}/{d.vcpus_total}"),
            xentop_text=_or_unknown(UNKNOWN_VCPUS, lambda d, r, h: str(d.vcpus_total)),

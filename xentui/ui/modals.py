@@ -28,6 +28,7 @@ from xentui.validate import (
     SCHED_WEIGHT_DEFAULT,
     SYSRQ_KEYS,
     check_host,
+    check_memory_ceiling,
     check_memory_target,
     check_sched,
     check_vcpu_count,
@@ -107,14 +108,15 @@ class MemoryScreen(FormScreen):
     def compose(self) -> ComposeResult:
         d = self.domain
         what = "mem-max: the ceiling mem-set may reach" if self.ceiling else "mem-set: the balloon target"
-        maxmem = "no limit" if d.maxmem_kib is None else human_kib(d.maxmem_kib)
+        ceiling = d.mem_ceiling_kib
+        maxmem = "no limit" if ceiling is None else human_kib(ceiling)
         target = d.target_kib if d.target_kib is not None else d.mem_kib
         with Vertical():
             yield Label(Text(f"{printable(d.name)} — {what}"), classes="title")
             yield Label(_facts(("now", human_kib(d.mem_kib)), ("target", human_kib(target)), ("maxmem", maxmem),
                                ("host free", human_kib(self.host.free_kib))), classes="facts")
             yield Label("New size, with its unit (512M, 2G, 1048576K, 1.5G):")
-            yield Input(value=format_kib(d.maxmem_kib if self.ceiling and d.maxmem_kib else target), id="size")
+            yield Input(value=format_kib(ceiling if self.ceiling and ceiling else target), id="size")
             yield Label("", classes="problem")
             yield self.buttons()
 
@@ -123,15 +125,11 @@ class MemoryScreen(FormScreen):
         try:
             kib = parse_memory(self.query_one("#size", Input).value)
             if self.ceiling:
-                check_memory_target(kib, maxmem_kib=None, host_total_kib=self.host.total_kib, name=d.name)
-                target = d.target_kib if d.target_kib is not None else d.mem_kib
-                if kib < target:
-                    self.show_error(f"{format_kib(kib)} is below {printable(d.name)}'s target of "
-                                    f"{format_kib(target)}: lower the target first (mem-set)")
-                    return
-            else:
-                check_memory_target(kib, maxmem_kib=d.maxmem_kib, host_total_kib=self.host.total_kib,
-                                    name=printable(d.name))
+                check_memory_ceiling(kib, target_kib=d.target_kib if d.target_kib is not None else d.mem_kib,
+                                     host_total_kib=self.host.total_kib, name=printable(d.name))
+            else:  # the same check as the backends', against the configured ceiling and the host's free memory
+                check_memory_target(kib, maxmem_kib=d.mem_ceiling_kib, host_total_kib=self.host.total_kib,
+                                    name=printable(d.name), current_kib=d.mem_kib, host_free_kib=self.host.free_kib)
         except BackendError as error:
             self.show_error(str(error))
             return
