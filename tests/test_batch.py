@@ -23,6 +23,7 @@ from xentui.batch import (
 )
 from xentui.errors import BackendError
 from xentui.model import (
+    UNKNOWN_VBD_SECTORS,
     Domain,
     DomainFlag,
     DomainRates,
@@ -702,3 +703,66 @@ async def test_run_batch_lets_backend_errors_through() -> None:
         await run_batch(
             cast(Backend, Failing()), BatchOptions(iterations=1), io.StringIO(), sleep=RecordingSleep()
         )
+
+
+# --- figures a backend could not give -------------------------------------------------------------
+
+
+def _no_sector_counts(monotonic: float, rd: int, rsect: int) -> Sample:
+    """A domain from an old xentop log (no VBD_RSECT/VBD_WSECT columns): its sectors are unknown."""
+    domain = simple_domain(
+        1, "old", vbds=[Vbd(768, "xvda", VbdBackend.BLKBACK, rd_reqs=rd, rd_sectors=rsect)],
+        unknown=frozenset({UNKNOWN_VBD_SECTORS}),
+    )
+    return sample_of(domain, monotonic=monotonic)
+
+
+def test_unknown_sector_counts_are_null_in_json_and_empty_in_csv() -> None:
+    first, second = _no_sector_counts(10.0, 5, 0), _no_sector_counts(11.0, 9, 0)
+    rates = compute_rates(first, second)
+    record = json.loads(JsonFormatter(BatchOptions(vbds=True)).format(second, rates))["domains"][0]
+    assert (record["vbd_rd"], record["vbd_oo"]) == (9, 0)  # what the old layout has stays
+    assert [record[key] for key in ("vbd_rsect", "vbd_wsect", "vbd_rd_bps", "vbd_wr_bps")] == [None] * 4
+    assert record["unknown"] == ["vbd_sectors"]
+    device = record["vbd_devices"][0]
+    assert (device["rd"], device["rsect"], device["wsect"], device["rd_bps"]) == (9, None, None, None)
+    rows = list(csv.reader(io.StringIO(CsvFormatter(BatchOptions()).format(second, rates))))
+    cells = dict(zip(CSV_COLUMNS, rows[1], strict=True))
+    assert (cells["vbd_rd"], cells["vbd_rsect"], cells["vbd_wsect"]) == ("9", "", "")
+
+
+def test_unknown_sector_counts_print_dashes_in_the_xentop_layout() -> None:
+    text = xentop(_no_sector_counts(10.0, 5, 0), vbds=True)
+    header, row, vbd_row = text.splitlines()
+    assert cell(row, "VBD_RD") == "5" and cell(row, "VBD_RSECT") == "-" and cell(row, "VBD_WSECT") == "-"
+    assert len(row) == len(header)
+    assert vbd_row.endswith("RD:        5   WR:        0   RSECT:          -   WSECT:          -")
+
+
+def test_host_figures_not_reported_are_null_in_json() -> None:
+    host = Host("h", "Xen", "unknown", 0, 0, HOST.total_kib, HOST.free_kib)
+    sample = Sample(monotonic=1.0, wall=0.0, host=host, domains=[simple_domain(1, "web")])
+    document = json.loads(JsonFormatter(BatchOptions()).format(sample, {}))
+    assert document["host"]["nr_cpus"] is None and document["host"]["cpu_mhz"] is None
+    assert json.loads(JsonFormatter(BatchOptions()).format(sample_of(simple_domain(1, "web")), {}))["host"][
+        "nr_cpus"] == 12
+
+
+class EndingBackend(FakeBackend):
+    """A backend that says, as a replay does, when it has nothing more to give."""
+
+    finished: str | None = None
+
+    async def sample(self) -> Sample:
+        if len(self.samples) == 1:
+            self.finished = "the recording ended"
+            return self.samples[0]
+        return await super().sample()
+
+
+@pytest.mark.asyncio
+async def test_run_batch_stops_when_the_backend_finished() -> None:
+    backend = EndingBackend([capture_sample(1), capture_sample(2), capture_sample(2)])
+    out = io.StringIO()
+    await run_batch(cast(Backend, backend), BatchOptions(iterations=10, delay=1.0), out, sleep=RecordingSleep())
+    assert out.getvalue() == read_fixture("xentop-b-i2-d1.txt")  # the repeated last sample is not printed

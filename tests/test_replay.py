@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import csv
+import dataclasses
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -13,10 +18,10 @@ from hypothesis import strategies as st
 from xentui.backends.base import Action, Unsupported
 from xentui.backends.replay import REASON, ReplayBackend
 from xentui.backends.sim import SimBackend, SimCluster
-from xentui.backends.xentop_parser import parse_xentop_log
-from xentui.batch import BatchOptions, XentopFormatter
+from xentui.backends.xentop_parser import HEADER_RE, parse_xentop_log
+from xentui.batch import CSV_COLUMNS, BatchOptions, XentopFormatter
 from xentui.clock import ManualClock
-from xentui.model import compute_rates
+from xentui.model import Domain, DomainFlag, DomainType, Host, Sample, Vcpu, compute_rates
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -165,3 +170,201 @@ async def test_the_screen_plays_a_recording_and_refuses_actions_with_the_reason(
         await pilot.pause()
         assert app.screen is app.screen_stack[0]
         assert [e["message"] for e in audit.read()] == [REASON] * 3
+
+
+# --- the end of a recording -------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_after_the_last_iteration_the_replay_says_it_ended(tmp_path):
+    from xentui.backends.readonly import ReadOnlyBackend
+
+    log_file = tmp_path / "night\x1b[2J.log"  # the file name reaches the screen: escaped
+    log_file.write_text(recording("xentop-b-i2-d1.txt"))
+    replay = ReplayBackend(log_file, interval=60.0)
+    gate = ReadOnlyBackend(replay)
+    assert replay.finished is None and gate.finished is None
+    first, second = await gate.sample(), await gate.sample()
+    assert replay.finished is None  # the last iteration was served; nothing asked past it yet
+    again = await gate.sample()
+    assert again is second and again.monotonic == second.monotonic  # no new rates, no history point
+    assert not compute_rates(second, again)
+    message = gate.finished
+    assert message is not None and message == replay.finished
+    start = time.strftime("%H:%M:%S", time.localtime(first.wall))
+    end = time.strftime("%H:%M:%S", time.localtime(second.wall))
+    assert message == f"the recording ended: 2 iterations, {start} to {end} (log {tmp_path}/night\\x1b[2J.log)"
+    assert second.wall - first.wall == 60.0
+    assert (await gate.sample()) is second and gate.finished == message
+
+
+@pytest.mark.asyncio
+async def test_a_looping_replay_never_ends(tmp_path):
+    log_file = tmp_path / "x.log"
+    log_file.write_text(recording("xentop-b-i2-d1.txt"))
+    replay = ReplayBackend(log_file, interval=1.0, loop=True)
+    first = await replay.sample()
+    await replay.sample()
+    assert (await replay.sample()) is first and replay.finished is None
+
+
+def test_live_backends_are_never_finished():
+    from xentui.backends.base import Backend
+
+    assert Backend.finished is None
+    assert SimBackend(SimCluster(seed=2, clock=ManualClock())).finished is None
+
+
+@pytest.mark.asyncio
+async def test_batch_stops_at_the_end_of_the_recording_whatever_the_iterations_asked(tmp_path):
+    import io
+
+    from xentui.batch import run_batch
+
+    log_file = tmp_path / "x.log"
+    log_file.write_text(recording("xentop-b-i2-d1.txt"))
+    out = io.StringIO()
+
+    async def no_sleep(seconds: float) -> None:
+        pass
+
+    await run_batch(ReplayBackend(log_file, interval=1.0), BatchOptions(iterations=5), out, sleep=no_sleep)
+    assert out.getvalue() == recording("xentop-b-i2-d1.txt")  # two iterations, not the last one four times
+
+
+# --- the host size: every recorded percentage given back ----------------------------------------------
+
+
+def _domain(name: str, mem_kib: int, maxmem_kib: int | None, domid: int) -> Domain:
+    return Domain(domid, name, "", DomainType.UNKNOWN, DomainFlag.BLOCKED, 7 * 1_000_000_000, mem_kib, maxmem_kib,
+                  vcpus=[Vcpu(0, True, 7 * 1_000_000_000)], vcpus_max=1)
+
+
+def _recorded(iterations: list[list[Domain]], total_kib: int, options: BatchOptions) -> str:
+    """What xentop prints for these iterations on a host of ``total_kib`` (every CPU idle)."""
+    host = Host("h", "Xen", "4.17", 4, 2000, total_kib, 0)
+    formatter = XentopFormatter(options)
+    text, previous = "", None
+    for index, domains in enumerate(iterations):
+        sample = Sample(monotonic=float(index), wall=float(index), host=host, domains=domains)
+        text += formatter.format(sample, compute_rates(previous, sample))
+        previous = sample
+    return text
+
+
+async def _replayed(text: str, options: BatchOptions) -> str:
+    import io
+
+    from xentui.batch import run_batch
+
+    with tempfile.TemporaryDirectory() as directory:
+        log_file = Path(directory) / "x.log"
+        log_file.write_text(text)
+        out = io.StringIO()
+
+        async def no_sleep(seconds: float) -> None:
+            pass
+
+        replay = ReplayBackend(log_file, interval=1.0)
+        options = dataclasses.replace(options, iterations=replay.iterations)  # as the command line does
+        await run_batch(replay, options, out, sleep=no_sleep)
+        return out.getvalue()
+
+
+def _without_headers(text: str) -> str:
+    return "".join(line for line in text.splitlines(keepends=True) if not HEADER_RE.match(line))
+
+
+@pytest.mark.asyncio
+async def test_maxmem_percent_narrows_the_host_size_that_mem_percent_leaves_open():
+    # 9,960,000 KiB: MEM(%) 10.0 allows 9.95 to 10.05 million KiB; MAXMEM(%) 50.0 only 9.95 to 9.97 million.
+    iteration = [_domain("a-guest-with-a-long-name", 1_000_000, 4_980_000, 1)]
+    options = BatchOptions(full_name=True)
+    text = _recorded([iteration, iteration], 9_960_000, options)
+    assert "50.0" in text
+    headerless = _without_headers(text)  # a log cut out of a longer one with grep
+    assert _without_headers(await _replayed(headerless, options)) == headerless
+    assert await _replayed(text, options) == text
+
+
+@pytest.mark.asyncio
+async def test_a_percentage_of_a_later_iteration_narrows_the_host_size_too():
+    early = [_domain("Domain-0", 2_000_000, None, 0)]
+    # a guest that starts in the second iteration: its MAXMEM(%), 50.04, prints 50.1 on the size MEM(%) allows
+    later = [_domain("Domain-0", 2_000_000, None, 0), _domain("late", 500_000, 4_983_984, 1)]
+    options = BatchOptions()
+    text = _recorded([early, later], 9_960_000, options)
+    assert "50.0" in text.splitlines()[-1]
+    assert await _replayed(text, options) == text
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    total=st.integers(64 * 1024, 2**40),
+    count=st.integers(1, 4),
+    figures=st.lists(st.lists(st.tuples(st.floats(0, 1), st.one_of(st.none(), st.floats(0, 2))), min_size=4,
+                              max_size=4), min_size=1, max_size=3),
+    full_name=st.booleans(),
+)
+def test_any_recording_replays_with_every_percentage_as_recorded(total, count, figures, full_name):
+    names = ["Domain-0", "a-guest-with-a-long-name", "b", "c"]
+    iterations = [
+        [_domain(names[i], int(mem * total), None if maxmem is None else int(maxmem * total), i)
+         for i, (mem, maxmem) in enumerate(rows[:count])]
+        for rows in figures
+    ]
+    options = BatchOptions(full_name=full_name)
+    text = _recorded(iterations, total, options)
+    assert asyncio.run(_replayed(text, options)) == text
+
+
+# --- the old 17-column layout: no sector counts -------------------------------------------------------
+
+OLD_LAYOUT = (
+    "      NAME  STATE   CPU(sec) CPU(%)     MEM(k) MEM(%)  MAXMEM(k) MAXMEM(%) VCPUS NETS NETTX(k) NETRX(k)"
+    " VBDS   VBD_OO   VBD_RD   VBD_WR SSID\n"
+    "  Domain-0 -----r       1234    3.2    4194304    6.2   no limit       n/a     4    0        0        0"
+    "    0        0        0        0    0\n"
+    "    web-01 --b---         12    0.1    1048576    1.6    2097152       3.1     1    1        5        7"
+    "    1        0     {rd:>4}       20    0\n"
+    "VBD BlkBack  768 [ 3: 0]  OO:        0   RD:     {rd:>4}   WR:       20\n"
+)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("subrows", [False, True])
+async def test_an_old_log_gives_no_sector_counts_rather_than_zeros(tmp_path, subrows):
+    import io
+    import json
+
+    from xentui.batch import BatchFormat, run_batch
+
+    text = OLD_LAYOUT.format(rd=100) + OLD_LAYOUT.format(rd=160)
+    if not subrows:
+        text = "".join(line for line in text.splitlines(keepends=True) if not line.startswith("VBD "))
+    log = parse_xentop_log(text)
+    assert log.columns == 17 and not log.skipped and log.vbds == subrows
+    log_file = tmp_path / "old.log"
+    log_file.write_text(text)
+
+    async def no_sleep(seconds: float) -> None:
+        pass
+
+    out = io.StringIO()
+    options = BatchOptions(format=BatchFormat.JSON, vbds=True, iterations=2)
+    await run_batch(ReplayBackend(log_file, interval=1.0), options, out, sleep=no_sleep)
+    second = json.loads(out.getvalue().splitlines()[1])
+    assert second["host"]["nr_cpus"] is None and second["host"]["cpu_mhz"] is None  # not in the log either
+    web = next(domain for domain in second["domains"] if domain["name"] == "web-01")
+    assert (web["vbd_oo"], web["vbd_rd"], web["vbd_wr"]) == (0, 160, 20)  # what the old layout has stays
+    assert (web["vbd_rsect"], web["vbd_wsect"], web["vbd_rd_bps"], web["vbd_wr_bps"]) == (None, None, None, None)
+    assert [(d["rd"], d["rsect"], d["wsect"]) for d in web["vbd_devices"]] == [(160, None, None)]
+    dom0 = next(domain for domain in second["domains"] if domain["name"] == "Domain-0")
+    assert dom0["vbd_rsect"] is None  # no such column: unknown, even where there is no vbd to count
+
+    out = io.StringIO()
+    await run_batch(ReplayBackend(log_file, interval=1.0), BatchOptions(format=BatchFormat.CSV, iterations=2), out,
+                    sleep=no_sleep)
+    rows = [dict(zip(CSV_COLUMNS, row, strict=True)) for row in csv.reader(io.StringIO(out.getvalue()))][1:]
+    assert [(row["vbd_rd"], row["vbd_rsect"], row["vbd_wsect"]) for row in rows if row["name"] == "web-01"] == [
+        ("100", "", ""), ("160", "", "")]

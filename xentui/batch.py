@@ -34,7 +34,10 @@ Three formats, one call to a formatter per sample:
     wr_bps}] (counts null when that vbd errored); ``vcpu_s``: [{index, online, cpu_s, cpu_pct}].
     A figure the backend could not read (libvirt leaves out what a driver lacks) is null, and the
     domain then has ``unknown``: the `Domain.unknown` names (cpu_ns, mem_kib, maxmem_kib, vcpus, net);
-    the xentop layout prints '-' in its cells, as xentop does for an unreadable vbd.
+    the xentop layout prints '-' in its cells, as xentop does for an unreadable vbd. A recording in
+    the old 17-column layout has no sector counts: ``vbd_rsect``, ``vbd_wsect``, the ``*_bps`` made
+    from them and each vbd's ``rsect``/``wsect`` are null (``unknown`` names vbd_sectors).
+    ``nr_cpus`` and ``cpu_mhz`` are null where the host did not report them (a replayed log).
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ from xentui.model import (
     UNKNOWN_MAXMEM,
     UNKNOWN_MEM,
     UNKNOWN_NET,
+    UNKNOWN_VBD_SECTORS,
     UNKNOWN_VCPUS,
     Domain,
     DomainRates,
@@ -309,13 +313,16 @@ def _net_rows(domain: Domain) -> list[str]:
 
 def _vbd_rows(domain: Domain) -> list[str]:
     rows = []
+    sectors_known = UNKNOWN_VBD_SECTORS not in domain.unknown
     for vbd in domain.vbds:
         type_name = _VBD_TYPE_NAMES.get(vbd.backend, "Unidentified")
         details = f"[{vbd.devid >> 8:2x}:{vbd.devid & 0xFF:2x}] "
         if vbd.error:
             counts: tuple[object, ...] = ("-",) * 5
-        else:
+        elif sectors_known:
             counts = (vbd.oo_reqs, vbd.rd_reqs, vbd.wr_reqs, vbd.rd_sectors, vbd.wr_sectors)
+        else:
+            counts = (vbd.oo_reqs, vbd.rd_reqs, vbd.wr_reqs, "-", "-")
         oo, rd, wr, rsect, wsect = counts
         rows.append(
             f"VBD {type_name} {vbd.devid:4d} {details} OO: {oo:>8}   RD: {rd:>8}   WR: {wr:>8}   "
@@ -333,8 +340,8 @@ def _host_record(sample: Sample) -> dict[str, Any]:
         "hostname": host.hostname,
         "hypervisor": host.hypervisor,
         "version": host.version,
-        "nr_cpus": host.nr_cpus,
-        "cpu_mhz": host.cpu_mhz,
+        "nr_cpus": host.nr_cpus or None,  # 0: not reported (a replayed log records neither)
+        "cpu_mhz": host.cpu_mhz or None,
         "total_kib": host.total_kib,
         "free_kib": host.free_kib,
         "used_kib": host.used_kib,
@@ -402,6 +409,7 @@ _UNKNOWN_FIELDS: dict[str, tuple[str, ...]] = {
     UNKNOWN_MAXMEM: ("maxmem_kib", "maxmem_pct"),
     UNKNOWN_VCPUS: ("vcpus", "vcpus_max"),
     UNKNOWN_NET: ("net_tx_kib", "net_rx_kib", "net_tx_bps", "net_rx_bps"),
+    UNKNOWN_VBD_SECTORS: ("vbd_rsect", "vbd_wsect", "vbd_rd_bps", "vbd_wr_bps"),
 }
 # and the xentop row's cells (by position in `_COLUMNS`) they blank to '-', as xentop does for unreadable vbds
 _UNKNOWN_CELLS: dict[str, tuple[int, ...]] = {
@@ -410,6 +418,7 @@ _UNKNOWN_CELLS: dict[str, tuple[int, ...]] = {
     UNKNOWN_MAXMEM: (6, 7),
     UNKNOWN_VCPUS: (8,),
     UNKNOWN_NET: (10, 11),
+    UNKNOWN_VBD_SECTORS: (16, 17),
 }
 
 
@@ -440,9 +449,11 @@ def _vif_records(domain: Domain, rate: DomainRates | None) -> list[dict[str, Any
 
 def _vbd_records(domain: Domain, rate: DomainRates | None) -> list[dict[str, Any]]:
     records = []
+    sectors_known = UNKNOWN_VBD_SECTORS not in domain.unknown
     for vbd in domain.vbds:
         vbd_rate = rate.vbds.get(vbd.devid) if rate is not None else None
         readable = not vbd.error
+        sectors = readable and sectors_known
         records.append(
             {
                 "devid": vbd.devid,
@@ -452,10 +463,10 @@ def _vbd_records(domain: Domain, rate: DomainRates | None) -> list[dict[str, Any
                 "oo": vbd.oo_reqs if readable else None,
                 "rd": vbd.rd_reqs if readable else None,
                 "wr": vbd.wr_reqs if readable else None,
-                "rsect": vbd.rd_sectors if readable else None,
-                "wsect": vbd.wr_sectors if readable else None,
-                "rd_bps": None if vbd_rate is None else round(vbd_rate.rd_bytes_s, 1),
-                "wr_bps": None if vbd_rate is None else round(vbd_rate.wr_bytes_s, 1),
+                "rsect": vbd.rd_sectors if sectors else None,
+                "wsect": vbd.wr_sectors if sectors else None,
+                "rd_bps": None if vbd_rate is None or not sectors else round(vbd_rate.rd_bytes_s, 1),
+                "wr_bps": None if vbd_rate is None or not sectors else round(vbd_rate.wr_bytes_s, 1),
             }
         )
     return records
@@ -567,7 +578,9 @@ async def run_batch(
     """Sample, format and write until ``options.iterations`` samples were written (forever if None).
 
     A reader that went away (``xentop -b | head``) ends the loop quietly: the caller decides
-    what to do with the broken stdout. A `BackendError` from sampling propagates.
+    what to do with the broken stdout. So does a backend with nothing more to give (`Backend.finished`:
+    a replay asked for more iterations than it recorded), without printing its last sample again.
+    A `BackendError` from sampling propagates.
     """
     formatter = make_formatter(options)
     previous: Sample | None = None
@@ -576,6 +589,8 @@ async def run_batch(
         if done:
             await sleep(options.delay)
         sample = await backend.sample()
+        if getattr(backend, "finished", None) is not None:
+            return
         text = formatter.format(sample, compute_rates(previous, sample))
         try:
             out.write(text)

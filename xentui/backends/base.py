@@ -121,6 +121,10 @@ class Backend(abc.ABC):
     """A host (or the simulation of one) that xentui watches and acts on."""
 
     name: str = "backend"
+    finished: str | None = None
+    """Set, for the operator, once this backend has no more samples to give (a replay that played its
+    last recorded iteration): read it after each `sample`; then stop polling and keep what is shown.
+    None while samples keep coming: always for a live host."""
 
     @property
     @abc.abstractmethod

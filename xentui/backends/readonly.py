@@ -49,6 +49,10 @@ class ReadOnlyBackend(Backend):
         self.name = inner.name
 
     @property
+    def finished(self) -> str | None:  # type: ignore[override]
+        return self.inner.finished
+
+    @property
     def capabilities(self) -> Capabilities:
         return self.inner.capabilities.without(
             {action: REASON for action in Action if action is not Action.CONSOLE}

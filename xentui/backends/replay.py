@@ -2,15 +2,22 @@
 
 xentop prints whole CPU seconds and a CPU % per domain; the replay rebuilds nanosecond counters
 whose differences over the recorded interval give back exactly the recorded CPU %, and a host
-memory size that gives back every MEM(%) — so `xentui --replay LOG -b` with the recording's flags
-prints the recording's domain lines again.
+memory size that gives back every MEM(%) and MAXMEM(%) — so `xentui --replay LOG -b` with the
+recording's flags prints the recording's domain lines again.
+
+What the log does not record stays unknown: the host's CPU count and clock (0, as a backend gives
+for a figure its host did not report: never a real count), the scheduler weight and cap (None), and
+in the old 17-column layout the vbd sector counts (`UNKNOWN_VBD_SECTORS`).
+
+After the last iteration the replay does not pretend to go on: see `ReplayBackend.sample`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 from xentui.backends.base import (
@@ -25,25 +32,80 @@ from xentui.backends.base import (
     Unsupported,
 )
 from xentui.backends.xentop_parser import NS, XentopLog, XentopRow, parse_xentop_log, rebuild_cpu_ns
-from xentui.model import Domain, DomainType, Host, Sample, Vbd, VbdBackend, Vcpu, Vif, parse_flags
+from xentui.model import (
+    UNKNOWN_VBD_SECTORS,
+    Domain,
+    DomainType,
+    Host,
+    Sample,
+    Vbd,
+    VbdBackend,
+    Vcpu,
+    Vif,
+    parse_flags,
+)
+from xentui.textsafe import printable
 
 _KINDS = {"BlkBack": VbdBackend.BLKBACK, "BlkTap": VbdBackend.BLKTAP, "Tapdisk3": VbdBackend.TAPDISK3}
 REASON = "a replay of a recorded log cannot act on domains"
 
 
-def _host_total_kib(log: XentopLog) -> int:
-    """A host size that reproduces every recorded MEM(%) (xentop rounds to one decimal)."""
-    low, high = 1.0, math.inf
-    largest = 1
+def _pct_text(part: int, whole: int) -> str:
+    """A percentage as xentop prints it (and the batch xentop format, with the same arithmetic)."""
+    return f"{part / whole * 100:.1f}"
+
+
+def _percentages(log: XentopLog) -> set[tuple[int, float]]:
+    """Every (KiB, recorded %) pair of the log: MEM(%) and MAXMEM(%) of every domain in every iteration."""
+    pairs: set[tuple[int, float]] = set()
     for iteration in log.iterations:
         for row in iteration:
-            largest = max(largest, row.mem_kib)
-            if row.mem_pct > 0.05 and row.mem_kib:
-                low = max(low, row.mem_kib * 100 / (row.mem_pct + 0.05))
-                high = min(high, row.mem_kib * 100 / (row.mem_pct - 0.05))
-    if math.isinf(high) or low > high:
-        return max(largest, 1) * 10  # no usable percentages: any plausible size
-    return int((low + high) / 2)
+            pairs.add((row.mem_kib, row.mem_pct))
+            if row.maxmem_kib is not None and row.maxmem_pct is not None:
+                pairs.add((row.maxmem_kib, row.maxmem_pct))
+    return {(kib, pct) for kib, pct in pairs if kib > 0}
+
+
+def _matches(total: int, pairs: Iterable[tuple[int, float]]) -> int:
+    return sum(_pct_text(kib, total) == f"{pct:.1f}" for kib, pct in pairs)
+
+
+def _host_total_kib(log: XentopLog) -> int:
+    """A host size that gives back every recorded MEM(%) and MAXMEM(%) (xentop rounds to one decimal).
+
+    One domain's MEM(%) alone may leave a range of sizes of which only some also give back its
+    MAXMEM(%), so every percentage of every iteration narrows the range. A log that no size fits
+    (two hosts' logs joined, a hand-edited line) gets the size that fits the most percentages.
+    """
+    pairs = _percentages(log)
+    largest = max((row.mem_kib for iteration in log.iterations for row in iteration), default=1)
+    low, high = 1.0, math.inf
+    for kib, pct in pairs:
+        # pct - 0.05 <= kib / total * 100 <= pct + 0.05 (checked exactly below, where it rounds)
+        low = max(low, kib * 100 / (pct + 0.05))
+        if pct >= 0.05:
+            high = min(high, kib * 100 / (pct - 0.05))
+    if math.isinf(high):  # nothing but 0.0 %: any size that large
+        total = max(math.ceil(low) * 2, max(largest, 1) * 10)
+        if _matches(total, pairs) == len(pairs):
+            return total
+    elif low <= high:
+        first, last = math.ceil(low), math.floor(high)
+        middle = (first + last) // 2
+        for step in range(min(last - first, 2000) + 1):  # the middle fits unless the range is a few KiB wide
+            for total in (middle - step, middle + step):
+                if first <= total <= last and _matches(total, pairs) == len(pairs):
+                    return total
+    candidates = sorted({round(kib * 100 / pct) for kib, pct in pairs if pct > 0})
+    if not candidates:
+        return max(largest, 1) * 10
+    if len(candidates) > 256:
+        candidates = candidates[:: len(candidates) // 256 + 1]
+    return max(candidates, key=lambda total: _matches(total, pairs))
+
+
+def _clock(wall: float, *, with_date: bool) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S", time.localtime(wall))
 
 
 class ReplayBackend(Backend):
@@ -63,6 +125,7 @@ class ReplayBackend(Backend):
         self.interval = interval
         self.loop = loop
         self.position = 0
+        self.finished: str | None = None
         self._domids: dict[str, int] = {}
         self._host = Host(
             hostname=f"replay of {self.path.name}", hypervisor="Xen", version="unknown", nr_cpus=0, cpu_mhz=0,
@@ -119,9 +182,12 @@ class ReplayBackend(Backend):
             vifs = [Vif(i, f"vif{domid}.{i}") for i in range(row.nets)]
             if vifs:
                 vifs[0].rx_bytes, vifs[0].tx_bytes = row.net_rx_kib * 1024, row.net_tx_kib * 1024
+        unknown: frozenset[str] = frozenset()
         if row.vbd_rows:
             vbds = [Vbd(v.devid, str(v.devid), _KINDS.get(v.kind, VbdBackend.UNKNOWN), "", v.oo or 0, v.rd or 0,
                         v.wr or 0, v.rsect or 0, v.wsect or 0, error=v.oo is None) for v in row.vbd_rows]
+            if any(v.oo is not None and v.rsect is None for v in row.vbd_rows):  # old layout: no RSECT/WSECT
+                unknown = frozenset({UNKNOWN_VBD_SECTORS})
         else:
             unreadable = row.vbd_oo is None
             vbds = [Vbd(i, f"vbd{i}", error=unreadable) for i in range(row.vbds)]
@@ -129,21 +195,42 @@ class ReplayBackend(Backend):
                 first = vbds[0]
                 first.oo_reqs, first.rd_reqs, first.wr_reqs = row.vbd_oo or 0, row.vbd_rd or 0, row.vbd_wr or 0
                 first.rd_sectors, first.wr_sectors = row.vbd_rsect or 0, row.vbd_wsect or 0
+        if row.vbd_oo is not None and row.vbd_rsect is None:  # the old 17-column layout: no VBD_RSECT/WSECT
+            unknown = frozenset({UNKNOWN_VBD_SECTORS})
         return Domain(
             id=domid, name=row.name, uuid="", type=DomainType.UNKNOWN, flags=parse_flags(row.state), cpu_ns=cpu_ns,
             mem_kib=row.mem_kib, maxmem_kib=row.maxmem_kib, vcpus=vcpus, vcpus_max=row.vcpus, vifs=vifs,
-            vbds=vbds, ssid=row.ssid,
+            vbds=vbds, ssid=row.ssid, unknown=unknown,
         )
 
     # the interface --------------------------------------------------------------------------------
 
     async def sample(self) -> Sample:
-        """The next recorded iteration; at the end, the last one again (or the first, with loop)."""
+        """The next recorded iteration.
+
+        Asked for one more after the last (without ``loop``): `finished` says that the recording
+        ended, and the last iteration comes back as it was (the same `Sample`, the same monotonic
+        time), so it makes no new rate and no history point. A caller that sees `finished` set
+        keeps what it shows and stops asking. With ``loop`` the first iteration follows the last.
+        """
         if self.position >= len(self.samples):
-            self.position = 0 if self.loop else len(self.samples) - 1
+            if not self.loop:
+                self.finished = self._ended()
+                return self.samples[-1]
+            self.position = 0
         sample = self.samples[self.position]
         self.position += 1
         return sample
+
+    def _ended(self) -> str:
+        """For the operator: what was played. The times are the log file's: xentop -b writes none,
+        so the last iteration is taken to be the file's modification time, one interval apart."""
+        count = len(self.samples)
+        first, last = self.samples[0].wall, self.samples[-1].wall
+        with_date = time.localtime(first)[:3] != time.localtime(last)[:3]
+        plural = "iteration" if count == 1 else "iterations"
+        return (f"the recording ended: {count} {plural}, {_clock(first, with_date=with_date)} to "
+                f"{_clock(last, with_date=with_date)} (log {printable(str(self.path))})")
 
     async def host_info(self) -> Host:
         return self.samples[max(0, self.position - 1)].host

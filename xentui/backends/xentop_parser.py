@@ -28,8 +28,8 @@ NET_RE = re.compile(
     r"(\d+)drop\s*$"
 )
 VBD_RE = re.compile(
-    r"^VBD (\S+)\s+(\d+)\s+(?:\[\s*[0-9a-f]+:\s*[0-9a-f]+\]\s+)?OO:\s+(\d+|-)\s+RD:\s+(\d+|-)\s+WR:\s+(\d+|-)\s+"
-    r"RSECT:\s+(\d+|-)\s+WSECT:\s+(\d+|-)\s*$"
+    r"^VBD (\S+)\s+(\d+)\s+(?:\[\s*[0-9a-f]+:\s*[0-9a-f]+\]\s+)?OO:\s+(\d+|-)\s+RD:\s+(\d+|-)\s+WR:\s+(\d+|-)"
+    r"(?:\s+RSECT:\s+(\d+|-)\s+WSECT:\s+(\d+|-))?\s*$"  # the old layout has no sector counts
 )
 
 
@@ -53,7 +53,7 @@ class XentopVbd:
     oo: int | None  # None: xentop printed '-' (statistics unreadable)
     rd: int | None
     wr: int | None
-    rsect: int | None
+    rsect: int | None  # None also when the old layout has no RSECT/WSECT
     wsect: int | None
 
 
