@@ -10,32 +10,33 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 CMD = [sys.executable, "-m", "xentui"]
 
 
-def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run(*args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The simulated host unless the test chose a backend (auto-detection would look at this machine)."""
     chosen = any(arg in ("--backend", "--replay", "--demo", "-c") for arg in args)
     return subprocess.run([*CMD, *([] if chosen else ["--demo"]), *args], capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env=env)
 
 
 def test_batch_xentop_two_iterations():
-    result = run("-b", "-i", "2", "-d", "0.2", "--seed", "1")
+    result = run("-b", "-i", "2", "-d", "0.5", "--seed", "1")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     headers = [i for i, line in enumerate(lines) if line.lstrip().startswith("NAME")]
     assert len(headers) == 2 and len(lines) == 2 * 14
     second = lines[headers[1] + 1:]
     cruncher = next(line for line in second if "batch-crun" in line)
-    assert 300 < float(cruncher.split()[3]) <= 400.5  # CPU(%) of the runaway over a real 0.2 s
+    assert 300 < float(cruncher.split()[3]) <= 400.5  # CPU(%) of the runaway over a real 0.5 s
 
 
 def test_batch_json_is_one_object_per_line():
-    result = run("-b", "-i", "2", "-d", "0.1", "--format", "json", "-n", "-x", "-v", "--seed", "2")
+    result = run("-b", "-i", "2", "-d", "0.5", "--format", "json", "-n", "-x", "-v", "--seed", "2")
     assert result.returncode == 0, result.stderr
     first, second = (json.loads(line) for line in result.stdout.splitlines())
     assert first["host"]["hostname"] == "sim-host-1"
@@ -59,23 +60,108 @@ def test_batch_csv():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["-b", "-d", "0"], "more than 0"),
-        (["-b", "-d", "soon"], "not a number"),
-        (["-b", "-i", "-1"], "1 or more"),
-        (["--sim-domains", "5001"], "0..5000"),
-        (["--theme", "neon"], "xentui-dark"),
+        (["-b", "-d", "0"], "0 is too short: at least 0.5 s"),
+        (["-b", "-d", "-1"], "-1 is too short: at least 0.5 s"),
+        (["-b", "-d", "0.01"], "0.01 is too short: at least 0.5 s"),
+        (["-b", "-d", "1e-9"], "1e-9 is too short: at least 0.5 s"),
+        (["-b", "-d", "1e9"], "1e9 is too long: at most 3600 s"),
+        (["-b", "-d", "soon"], "'soon' is not a number: 0.5 to 3600 s"),
+        (["--replay-interval", "0.1"], "0.1 is too short: at least 0.5 s"),
+        (["--replay-speed", "0"], "0 is too slow: at least 0.01"),
+        (["--replay-speed", "1e-5"], "1e-5 is too slow: at least 0.01"),
+        (["--replay-speed", "5000"], "5000 is too fast: at most 1000"),
+        (["--replay-speed", "fast"], "'fast' is not a factor: 0.01 to 1000"),
+        (["--backend", "sim", "--replay", "x.log"], "--backend sim and --replay pick two backends: give one"),
+        (["--demo", "--replay", "x.log"], "--demo (sim) and --replay pick two backends: give one"),
+        (["--demo", "-c", "qemu:///system"], "--demo (sim) and -c (libvirt) pick two backends: give one"),
+        (["--backend", "xl", "-c", "xen:///system"], "--backend xl and -c (libvirt) pick two backends: give one"),
+        (["--backend", "libvirt", "--demo"], "--backend libvirt and --demo (sim) pick two backends: give one"),
+        (["--backend", "replay"], "--backend replay needs --replay FILE"),
+        (["-b", "-i", "-1"], "argument -i/--iterations: must be 1 or more, not -1"),
+        (["--sim-domains", "5001"], "argument --sim-domains: must be 0..5000, not 5001"),
+        (["--theme", "neon"], "no theme 'neon': xentui-dark, xentui-light, xentui-plain"),
         (["--backend", "vmware"], "invalid choice"),
     ],
 )
 def test_bad_options_are_refused_with_a_reason(args, message):
-    result = run(*args)
+    result = run(*args, env={**os.environ, "COLUMNS": "80"})
     assert result.returncode == 2
     assert message in result.stderr
     assert result.stdout == ""
+    if message != "invalid choice":  # argparse's own, listing the choices
+        assert all(len(line) <= 80 for line in result.stderr.splitlines()), result.stderr  # one line at 80 columns
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--demo", "--backend", "sim"], ["--backend", "libvirt", "-c", "test:///default"],
+     ["--backend", "replay", "--replay", "x.log"]],
+)
+def test_options_that_pick_the_same_backend_go_together(args):
+    from xentui.cli import build_parser, check_backend_choice
+
+    check_backend_choice(build_parser().parse_args(args))
+
+
+def test_replay_pace_is_kept_within_the_delay_bounds_and_says_so():
+    from xentui.cli import replay_pace
+
+    assert replay_pace(3.0, 2.0) == (1.5, None)
+    assert replay_pace(1.0, 2.0) == (0.5, None)  # exactly the floor
+    assert replay_pace(1.0, 100.0) == (0.5, "--replay-speed 100: faster than the 0.5 s floor; playing at speed 2")
+    delay, note = replay_pace(3600.0, 0.5)
+    assert delay == 3600.0 and note == "--replay-speed 0.5: slower than the 3600 s ceiling; playing at speed 1"
+
+
+def test_a_replay_faster_than_the_floor_plays_at_the_floor(tmp_path):
+    log_file = tmp_path / "incident.log"
+    log_file.write_text((Path(__file__).parent / "fixtures" / "xentop-b-i2-d1.txt").read_text())
+    start = time.monotonic()
+    result = run("--replay", str(log_file), "--replay-interval", "1", "--replay-speed", "100", "-b")
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - start >= 0.5  # two iterations: one wait between them, at the floor
+    assert result.stderr == "xentui: --replay-speed 100: faster than the 0.5 s floor; playing at speed 2\n"
+    assert result.stdout.count("NAME") == 2
+
+
+def _help_groups() -> dict[str, set[str]]:
+    from xentui.cli import build_parser
+
+    return {group.title or "": {opt for action in group._group_actions for opt in action.option_strings}
+            for group in build_parser()._action_groups}
+
+
+def test_help_groups_the_options_that_apply_to_the_screen_apart_from_batch_mode():
+    groups = _help_groups()
+    show = next(opts for title, opts in groups.items() if "screen and batch" in title)
+    batch = next(opts for title, opts in groups.items() if title.startswith("batch mode"))
+    assert {"-d", "-n", "-x", "-v", "-r", "-z"} <= show
+    assert {"-b", "-i", "--format", "-f"} <= batch
+    assert not batch & {"-d", "-n", "-x", "-v", "-r", "-z"}
+    result = run("--help")
+    assert result.returncode == 0
+    assert "0.5..3600" in result.stdout and "--replay-speed X" in result.stdout
+
+
+def test_every_option_is_in_the_readme_command_line_section():
+    """The README's summary and tables follow `xentui --help`: an option added to one only fails here."""
+    from xentui.cli import build_parser
+    from xentui.validate import MIN_DELAY_S
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("\n## Command line\n", 1)[1].split("\n## ", 1)[0]
+    usage = section.split("```", 2)[1]
+    tables = section.split("```", 2)[2]
+    for action in build_parser()._actions:
+        first = action.option_strings[0]
+        assert f"[{first}" in usage, f"{first} is missing from the README's usage lines"
+        for option in action.option_strings:
+            assert f"`{option}`" in tables or f"`{option} " in tables, f"{option} is missing from the README's table"
+    assert f"floor is {MIN_DELAY_S:g} s" in section
 
 
 def test_closed_pipe_ends_quietly():
-    proc = subprocess.Popen([*CMD, "--demo", "-b", "-d", "0.05", "--seed", "4"], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([*CMD, "--demo", "-b", "-d", "0.5", "--seed", "4"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.readline()
@@ -86,12 +172,12 @@ def test_closed_pipe_ends_quietly():
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_ends_cleanly_with_output_flushed(sig):
-    proc = subprocess.Popen([*CMD, "--demo", "-b", "-d", "0.3", "--seed", "5"], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([*CMD, "--demo", "-b", "-d", "0.5", "--seed", "5"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     first = proc.stdout.readline()
     assert "NAME" in first
-    time.sleep(0.5)
+    time.sleep(0.8)  # past the second iteration (-d 0.5): interrupted with output printed
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err

@@ -4,6 +4,8 @@ import pytest
 
 from xentui.errors import InvalidArgument
 from xentui.validate import (
+    MAX_DELAY_S,
+    MIN_DELAY_S,
     check_host,
     check_memory_target,
     check_sched,
@@ -11,6 +13,7 @@ from xentui.validate import (
     check_vcpu_count,
     format_kib,
     parse_memory,
+    parse_seconds,
 )
 
 GIB = 1024 * 1024
@@ -97,3 +100,37 @@ def test_sysrq_keys():
     for bad in ("", "mm", "X", ";", "\n"):
         with pytest.raises(InvalidArgument, match="valid keys"):
             check_sysrq(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("0", "0 is too short: at least 0.5 s"),
+        ("-1", "-1 is too short: at least 0.5 s"),
+        ("0.01", "0.01 is too short: at least 0.5 s"),  # 44 % of a core in the outside report
+        ("1e-9", "1e-9 is too short: at least 0.5 s"),  # polls stopped, "every 1e-09s" shown
+        ("0.49", "0.49 is too short: at least 0.5 s"),
+        ("1e9", "1e9 is too long: at most 3600 s"),
+        ("3601", "3601 is too long: at most 3600 s"),
+        ("abc", "'abc' is not a number: 0.5 to 3600 s"),
+        ("", "'' is not a number: 0.5 to 3600 s"),
+        ("inf", "'inf' is not a number: 0.5 to 3600 s"),
+        ("nan", "'nan' is not a number: 0.5 to 3600 s"),
+    ],
+)
+def test_parse_seconds_says_what_is_wrong_and_what_is_allowed(text, message):
+    with pytest.raises(InvalidArgument) as caught:
+        parse_seconds(text)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("0.5", 0.5), (" 2 ", 2.0), ("0.75", 0.75), ("3600", 3600.0)])
+def test_parse_seconds_takes_fractions_from_the_floor_to_the_ceiling(text, seconds):
+    assert parse_seconds(text) == seconds
+    assert (MIN_DELAY_S, MAX_DELAY_S) == (0.5, 3600.0)
+
+
+def test_parse_seconds_cuts_a_long_input_in_its_message():
+    with pytest.raises(InvalidArgument) as caught:
+        parse_seconds("1" * 200)
+    assert len(str(caught.value)) < 70 and str(caught.value).endswith("is too long: at most 3600 s")

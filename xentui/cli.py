@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import math
 import os
 import signal
 import sys
@@ -18,7 +19,7 @@ from xentui.backends.readonly import ReadOnlyBackend
 from xentui.backends.sim import MAX_DOMAINS, SimBackend, SimCluster
 from xentui.batch import BatchFormat, BatchOptions, run_batch
 from xentui.themefiles import load_theme_specs
-from xentui.validate import parse_seconds
+from xentui.validate import MAX_DELAY_S, MIN_DELAY_S, parse_seconds
 
 BACKENDS = ("auto", "xl", "libvirt", "sim", "replay")
 
@@ -30,7 +31,26 @@ def _delay(text: str) -> float:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _int_in(low: int, high: int | None, what: str) -> Callable[[str], int]:
+MIN_SPEED, MAX_SPEED = 0.01, 1000.0
+"""--replay-speed is a factor of the recorded pace: 1 as recorded, 2 twice as fast, 0.5 half as fast."""
+
+
+def _speed(text: str) -> float:
+    shown = text.strip()
+    try:
+        value = float(shown)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{shown!r} is not a factor: {MIN_SPEED:g} to {MAX_SPEED:g}")
+    if value < MIN_SPEED:
+        raise argparse.ArgumentTypeError(f"{shown} is too slow: at least {MIN_SPEED:g}")
+    if value > MAX_SPEED:
+        raise argparse.ArgumentTypeError(f"{shown} is too fast: at most {MAX_SPEED:g}")
+    return value
+
+
+def _int_in(low: int, high: int | None) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -38,7 +58,7 @@ def _int_in(low: int, high: int | None, what: str) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
         if value < low or (high is not None and value > high):
             bounds = f"{low}..{high}" if high is not None else f"{low} or more"
-            raise argparse.ArgumentTypeError(f"{what} must be {bounds}, not {value}")
+            raise argparse.ArgumentTypeError(f"must be {bounds}, not {value}")  # after "argument --sim-domains: "
         return value
 
     return parse
@@ -50,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="A terminal dashboard for Xen and libvirt hosts: xentop's live table, one you can act from.",
     )
     parser.add_argument("-V", "--version", action="version", version=f"xentui {__version__}")
-    source = parser.add_argument_group("what to watch")
+    source = parser.add_argument_group(
+        "what to watch", "--backend, --demo, -c and --replay each pick a backend: give one of them, or none (auto)")
     source.add_argument("--backend", choices=BACKENDS, default="auto",
                         help="where the domains come from (default: auto: xl in a Xen dom0, else libvirt)")
     source.add_argument("--demo", action="store_true", help="the simulated Xen host (same as --backend sim)")
@@ -60,67 +81,109 @@ def build_parser() -> argparse.ArgumentParser:
                         help="xl backend statistics: libxenstat (auto, when it loads) or one `xentop -b` process")
     source.add_argument("--migrate-ssh", default=None, metavar="CMD",
                         help="xl backend: the command xl migrate runs instead of ssh (xl migrate -s)")
-    source.add_argument("--replay", type=Path, default=None, metavar="FILE",
-                        help="play a recorded `xentop -b` log as if live (same as --backend replay)")
-    source.add_argument("--replay-interval", type=_delay, default=3.0, metavar="SEC",
-                        help="the -d the log was recorded with (default 3, xentop's own)")
-    source.add_argument("--replay-speed", type=_delay, default=1.0, metavar="X",
-                        help="play faster (2 = twice the recorded pace)")
-    source.add_argument("--sim-domains", type=_int_in(0, MAX_DOMAINS, "the simulated domain count"), default=12,
+    source.add_argument("--sim-domains", type=_int_in(0, MAX_DOMAINS), default=12,
                         metavar="N",
                         help=f"domUs on the simulated host, 0..{MAX_DOMAINS} (default 12)")
-    source.add_argument("--seed", type=int, default=None,
+    source.add_argument("--seed", type=int, default=None, metavar="N",
                         help="seed for the simulation: the same seed gives the same host")
-    source.add_argument("--read-only", action="store_true", help="watch only: every action is refused")
-    source.add_argument("--save-dir", type=Path, default=None, metavar="DIR",
+
+    replay = parser.add_argument_group("replay a recorded `xentop -b` log")
+    replay.add_argument("--replay", type=Path, default=None, metavar="FILE",
+                        help="play the log as if live (same as --backend replay)")
+    replay.add_argument("--replay-interval", type=_delay, default=3.0, metavar="SEC",
+                        help=f"the -d the log was recorded with, {MIN_DELAY_S:g}..{MAX_DELAY_S:g} "
+                             "(default 3, xentop's own)")
+    replay.add_argument("--replay-speed", type=_speed, default=1.0, metavar="X",
+                        help=f"a factor: 2 plays twice as fast, 0.5 half ({MIN_SPEED:g}..{MAX_SPEED:g}, default 1); "
+                             f"the pace, interval / speed, is kept within {MIN_DELAY_S:g}..{MAX_DELAY_S:g} s")
+
+    show = parser.add_argument_group("what to show (the screen and batch mode)")
+    show.add_argument("-d", "--delay", type=_delay, default=3.0, metavar="SEC",
+                      help=f"seconds between updates, {MIN_DELAY_S:g}..{MAX_DELAY_S:g}, fractions allowed "
+                           "(default 3; d changes it on the screen)")
+    show.add_argument("-n", "--networks", action="store_true", help="per-vif rows (json: data); n on the screen")
+    show.add_argument("-x", "--vbds", action="store_true", help="per-vbd rows (json: data); b on the screen")
+    show.add_argument("-v", "--vcpus", action="store_true", help="per-vCPU rows (json: data); v on the screen")
+    show.add_argument("-r", "--repeat-header", action="store_true",
+                      help="header before every domain; r on the screen")
+    show.add_argument("-z", "--dom0-first", action="store_true",
+                      help="Domain-0 first, the rest sorted; z on the screen")
+
+    screen = parser.add_argument_group("actions and looks (the screen)")
+    screen.add_argument("--read-only", action="store_true", help="watch only: every action is refused")
+    screen.add_argument("--save-dir", type=Path, default=None, metavar="DIR",
                         help="where save writes images and restore looks (default: $XDG_STATE_HOME/xentui/saves)")
-    source.add_argument("--audit-log", type=Path, default=None, metavar="PATH",
+    screen.add_argument("--audit-log", type=Path, default=None, metavar="PATH",
                         help="every action attempted, one JSON line each (default: $XDG_STATE_HOME/xentui/audit.log)")
-    source.add_argument("--theme", default=None,
+    screen.add_argument("--theme", default=None, metavar="NAME",
                         help="xentui-dark (default), xentui-light, xentui-plain (the default with NO_COLOR)")
 
     batch = parser.add_argument_group("batch mode (like xentop -b)")
     batch.add_argument("-b", "--batch", action="store_true", help="print to stdout instead of the screen")
-    batch.add_argument("-i", "--iterations", type=_int_in(1, None, "iterations"), default=None, metavar="N",
+    batch.add_argument("-i", "--iterations", type=_int_in(1, None), default=None, metavar="N",
                        help="stop after N iterations (default: run until interrupted)")
-    batch.add_argument("-d", "--delay", type=_delay, default=3.0, metavar="SEC",
-                       help="seconds between updates, fractions allowed (default 3)")
     batch.add_argument("--format", choices=[f.value for f in BatchFormat], default=BatchFormat.XENTOP.value,
                        help="xentop: exactly xentop -b's layout; csv; json: one object per line")
-    batch.add_argument("-n", "--networks", action="store_true", help="per-vif rows / data")
-    batch.add_argument("-x", "--vbds", action="store_true", help="per-vbd rows / data")
-    batch.add_argument("-v", "--vcpus", action="store_true", help="per-vCPU rows / data")
     batch.add_argument("-f", "--full-name", action="store_true", help="do not cut names to 10 characters")
-    batch.add_argument("-r", "--repeat-header", action="store_true", help="header before every domain")
-    batch.add_argument("-z", "--dom0-first", action="store_true", help="Domain-0 first, the rest sorted")
     return parser
 
 
-def _choose_backend(args: argparse.Namespace) -> str:
-    if args.replay is not None or args.backend == "replay":
-        return "replay"
+def _backend_choices(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """Each option given that picks a backend: (the option, named for a message, and the backend it picks)."""
+    chosen = []
+    if args.backend != "auto":
+        chosen.append((f"--backend {args.backend}", args.backend))
     if args.demo:
-        return "sim"
-    if args.backend == "auto":
-        if args.connect is not None:
-            return "libvirt"
-        from xentui.backends.detect import detect_backend
+        chosen.append(("--demo (sim)", "sim"))
+    if args.connect is not None:
+        chosen.append(("-c (libvirt)", "libvirt"))
+    if args.replay is not None:
+        chosen.append(("--replay", "replay"))
+    return chosen
 
-        return detect_backend()
-    return args.backend
+
+def check_backend_choice(args: argparse.Namespace) -> None:
+    """Refuse options that pick different backends (--demo with --replay, --backend xl with -c...)."""
+    chosen = _backend_choices(args)
+    first, first_backend = chosen[0] if chosen else ("", "")
+    for option, backend in chosen[1:]:
+        if backend != first_backend:
+            raise InvalidArgument(f"{first} and {option} pick two backends: give one")
+    if args.backend == "replay" and args.replay is None:
+        raise InvalidArgument("--backend replay needs --replay FILE")
+
+
+def _choose_backend(args: argparse.Namespace) -> str:
+    chosen = _backend_choices(args)
+    if chosen:
+        return chosen[0][1]  # check_backend_choice: every option given picks the same one
+    from xentui.backends.detect import detect_backend
+
+    return detect_backend()
+
+
+def replay_pace(interval: float, speed: float) -> tuple[float, str | None]:
+    """The delay between replayed iterations, kept within -d's bounds, and a note when it was kept."""
+    wanted = interval / speed
+    delay = min(max(wanted, MIN_DELAY_S), MAX_DELAY_S)
+    if delay == wanted:
+        return delay, None
+    how, bound = ("faster", "floor") if wanted < delay else ("slower", "ceiling")
+    return delay, f"--replay-speed {speed:g}: {how} than the {delay:g} s {bound}; playing at speed {interval / delay:g}"
 
 
 def make_backend(args: argparse.Namespace) -> Backend:
     backend: Backend
+    check_backend_choice(args)
     choice = _choose_backend(args)
     if choice == "replay":
-        if args.replay is None:
-            raise InvalidArgument("--backend replay needs --replay FILE")
         from xentui.backends.replay import ReplayBackend  # only here: its parser is not needed otherwise
 
         backend = ReplayBackend(args.replay, interval=args.replay_interval)
-        # one recorded iteration per poll, at the recorded pace times the speed
-        args.delay = args.replay_interval / args.replay_speed
+        # one recorded iteration per poll, at the recorded pace times the speed, never below the floor
+        args.delay, note = replay_pace(args.replay_interval, args.replay_speed)
+        if note is not None:
+            print(f"xentui: {note}", file=sys.stderr)
         if args.iterations is None:
             args.iterations = backend.iterations
     elif choice == "xl":
@@ -177,7 +240,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     themes = load_theme_specs()
     if args.theme is not None and args.theme not in themes:
-        parser.error(f"no theme named {args.theme!r}; available: {', '.join(sorted(themes))}")
+        parser.error(f"no theme {args.theme!r}: {', '.join(sorted(themes))}")
+    try:
+        check_backend_choice(args)
+    except InvalidArgument as error:
+        parser.error(str(error))  # a usage error: the usage line, the reason, status 2
     try:
         backend = make_backend(args)
     except BackendError as error:

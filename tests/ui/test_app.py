@@ -189,14 +189,17 @@ async def test_delay_change_takes_fractions_refuses_nonsense_and_applies_at_once
         assert isinstance(app.screen, DelayScreen)
         await pilot.press("ctrl+a", "ctrl+k", *"abc", "enter")
         assert isinstance(app.screen, DelayScreen)
-        assert "give a number of seconds" in str(app.screen.query_one("#error").render())
-        await pilot.press("ctrl+a", "ctrl+k", *"0.25", "enter")
+        assert "'abc' is not a number: 0.5 to 3600 s" in str(app.screen.query_one("#error").render())
+        await pilot.press("ctrl+a", "ctrl+k", *"0.01", "enter")  # a floor: 0.01 s burnt half a core
+        assert isinstance(app.screen, DelayScreen) and app.delay != 0.01
+        assert "0.01 is too short: at least 0.5 s" in str(app.screen.query_one("#error").render())
+        await pilot.press("ctrl+a", "ctrl+k", *"0.5", "enter")
         assert not isinstance(app.screen, DelayScreen)
-        assert app.delay == 0.25
+        assert app.delay == 0.5
         done = app.polls_done
-        await pilot.pause(0.8)  # the new delay is in force without waiting for the old hour-long one
+        await pilot.pause(1.3)  # the new delay is in force without waiting for the old hour-long one
         assert app.polls_done >= done + 2
-        assert "every 0.25s" in str(app.query_one("#host").render())
+        assert "every 0.5s" in str(app.query_one("#host").render())
 
 
 async def test_xentop_toggles_add_and_remove_subrows():

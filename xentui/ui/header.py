@@ -12,6 +12,19 @@ from xentui.model import DomainRates, DomainState, Sample
 from xentui.textsafe import printable
 from xentui.units import human_kib
 
+UNKNOWN = "?"  # a host figure the backend did not report (a replayed log records no CPUs): never a made-up 0
+
+
+def _cpus_text(nr_cpus: int, cpu_mhz: int) -> str:
+    """``16 @ 2394MHz``; 0 is how a backend gives a figure its host did not report."""
+    if nr_cpus <= 0:
+        return UNKNOWN
+    return f"{nr_cpus} @ {cpu_mhz}MHz" if cpu_mhz > 0 else f"{nr_cpus} @ {UNKNOWN}MHz"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
 
 class HostHeader(Widget):
     DEFAULT_CSS = """
@@ -37,17 +50,17 @@ class HostHeader(Widget):
         line1.append(printable(host.hostname), style="bold")
         line1.append(f"   [{backend}]  every {delay:g}s  {view}")
         states = ", ".join(f"{counts[state]} {state.value}" for state in DomainState)
-        line2 = Text(f"{len(sample.domains)} domains: {states}")
+        line2 = Text(f"{_count(len(sample.domains), 'domain')}: {states}")
         line3 = Text(
             f"Mem: {human_kib(host.total_kib)} total, {human_kib(host.used_kib)} used, "
-            f"{human_kib(host.free_kib)} free   CPUs: {host.nr_cpus} @ {host.cpu_mhz}MHz"
+            f"{human_kib(host.free_kib)} free   CPUs: {_cpus_text(host.nr_cpus, host.cpu_mhz)}"
         )
         ids = sample.ids()
         dom0 = sample.domains[ids.index(0)] if 0 in ids else None
         if dom0 is not None:
             rate = rates.get(dom0.key)
             cpu = "-" if rate is None else f"{rate.cpu_pct:.1f}%"
-            line3.append(f"   dom0: {cpu} CPU, {human_kib(dom0.mem_kib)}, {dom0.vcpus_online} vCPUs")
+            line3.append(f"   dom0: {cpu} CPU, {human_kib(dom0.mem_kib)}, {_count(dom0.vcpus_online, 'vCPU')}")
         self._text = Text("\n").join([line1, line2, line3])
         self.refresh()
 

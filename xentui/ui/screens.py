@@ -120,7 +120,8 @@ class DetailsScreen(Screen[None]):
     @staticmethod
     def _config(domain: Domain, sample: Sample) -> Table:
         table = _plain_table("", "")
-        maxmem = "no limit" if domain.maxmem_kib is None else f"{human_kib(domain.maxmem_kib)} ({domain.maxmem_kib}k)"
+        ceiling = domain.mem_ceiling_kib
+        maxmem = "no limit" if ceiling is None else f"{human_kib(ceiling)} ({ceiling}k)"
         target = "-" if domain.target_kib is None else f"{human_kib(domain.target_kib)} ({domain.target_kib}k)"
         rows = [
             ("name", printable(domain.name)),
@@ -227,7 +228,8 @@ class DelayScreen(ModalScreen[float | None]):
     DelayScreen > Vertical {
         width: 50; height: auto; background: $panel; border: round $primary; padding: 0 1;
     }
-    DelayScreen #error { color: $error; }
+    DelayScreen #range { color: $text-muted; }
+    DelayScreen #error { color: $error; width: 100%; height: auto; }
     """
 
     def __init__(self, current: float) -> None:
@@ -235,14 +237,17 @@ class DelayScreen(ModalScreen[float | None]):
         self.current = current
 
     def compose(self) -> ComposeResult:
+        from xentui.validate import MAX_DELAY_S, MIN_DELAY_S
+
         with Vertical():
-            yield Label(f"Delay between updates, seconds (now {self.current:g}):")
+            yield Label(f"Seconds between updates (now {self.current:g}):")
+            yield Label(f"{MIN_DELAY_S:g} to {MAX_DELAY_S:g}, fractions allowed", id="range")
             yield Input(value=f"{self.current:g}", id="delay")
             yield Label("", id="error")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         try:
-            value = parse_seconds(event.value, maximum=3600)
+            value = parse_seconds(event.value)  # the floor and ceiling of -d, MIN_DELAY_S..MAX_DELAY_S
         except InvalidArgument as error:
             self.query_one("#error", Label).update(Text(str(error)))
             return
