@@ -6,6 +6,7 @@ import pytest
 from textual import events
 from textual.widgets import TabbedContent
 
+from xentui.model import DomainState
 from xentui.ui.app import StartOptions, XentuiApp
 from xentui.ui.console_pane import FEED_SLICE, ConsolePane, TerminalView
 from xentui.ui.table import DomainTable
@@ -235,3 +236,81 @@ async def test_several_consoles_as_tabs_and_maximised(env):
         before = app.polls_done
         await poll(pilot, app, clock)  # the table keeps refreshing with a console open
         assert app.polls_done == before + 1
+
+
+def pane_of(app: XentuiApp, view: TerminalView) -> ConsolePane:
+    return next(pane for pane in app.query(ConsolePane) if pane.view is view)
+
+
+def shown_notice(pane: ConsolePane) -> str:
+    """The notice line as drawn on the screen ('' if it takes no room)."""
+    notice = pane.notice
+    if not notice.display or notice.region.height == 0:
+        return ""
+    return notice.render_line(0).text.strip()
+
+
+async def test_a_paused_guests_console_says_why_it_is_silent_until_it_runs_again(env):
+    app, sim, clock = env
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, clock)
+        view = await open_console(pilot, app, "backup-old")  # paused in the demo
+        pane = pane_of(app, view)
+        await typed(pilot, view, "nproc")  # queued by the paused guest: nothing comes back
+        height = view.size.height
+        pane.show_domain_state(DomainState.PAUSED)
+        await pilot.pause()
+        notice = shown_notice(pane)
+        assert notice.startswith("backup-old is paused: its console prints nothing until it is unpaused")
+        title = pane.query_one(".console-title")
+        # a line of the pane between the title and the guest's screen, not a line of the guest's screen
+        assert title.region.y < pane.notice.region.y < view.region.y
+        assert "paused" not in screen(view) and "paused" not in view.core.log_text()
+        assert view.size.height == height - 1 and view.core.rows == view.size.height
+        pane.show_domain_state(DomainState.PAUSED)  # the next poll, the same state: nothing changes
+        await sim.unpause("backup-old")
+        pane.show_domain_state(DomainState.BLOCKED)
+        await pilot.pause()
+        assert shown_notice(pane) == "" and not pane.has_class("silent")
+        assert view.size.height == height
+        await drained(pilot, view)
+        assert any(line.strip() == "1" for line in view.core.screen_text())  # the guest answered at last
+
+
+@pytest.mark.parametrize(("state", "why"), [
+    (DomainState.CRASHED, "has crashed"), (DomainState.SHUTDOWN, "has shut down"), (DomainState.DYING, "is dying"),
+])
+async def test_a_crashed_shut_down_or_dying_guests_console_says_why_in_words(state, why, tmp_path):
+    """Words, not colour alone: under NO_COLOR (the plain theme) the notice reads the same."""
+    sim, clock = make_sim()
+    app = XentuiApp(sim, StartOptions(delay=NEVER, theme="xentui-plain", save_dir=tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, clock)
+        view = await open_console(pilot, app, "[staging] api")
+        pane = pane_of(app, view)
+        pane.show_domain_state(state)
+        await pilot.pause()
+        assert shown_notice(pane).startswith(f"[staging] api {why}: its console prints nothing")
+        assert pane.notice_text == shown_notice(pane)
+        for running in (DomainState.RUNNING, DomainState.BLOCKED, None):
+            pane.show_domain_state(state)
+            pane.show_domain_state(running)
+            await pilot.pause()
+            assert shown_notice(pane) == "" and pane.notice_text == ""
+
+
+async def test_a_gone_domains_console_shows_no_silent_notice(env):
+    """The title says the domain is gone; a notice that waits for an unpause would be wrong there."""
+    app, sim, clock = env
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, clock)
+        view = await open_console(pilot, app, "mail-relay")
+        pane = pane_of(app, view)
+        pane.show_domain_state(DomainState.PAUSED)
+        await sim.destroy("mail-relay")
+        await pilot.pause(0.2)
+        await drained(pilot, view)
+        assert view.ended and shown_notice(pane) == ""
+        pane.show_domain_state(DomainState.PAUSED)
+        await pilot.pause()
+        assert shown_notice(pane) == ""

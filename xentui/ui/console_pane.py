@@ -3,7 +3,8 @@
 Bytes from the backend's console channel are queued and fed to the terminal core in bounded
 slices, one slice per frame, so a guest printing a megabyte cannot freeze the table or the keys.
 Every key goes to the guest as an xterm would send it, except Ctrl-], which leaves the console
-as ``xl console`` does.
+as ``xl console`` does. A guest that cannot print (paused, crashed, shut down, dying) gets a line
+under the title that says why its console is silent: `ConsolePane.show_domain_state`.
 """
 
 from __future__ import annotations
@@ -27,11 +28,20 @@ from textual.widgets import Static
 from xentui.backends.base import BackendError, ConsoleChannel
 from xentui.console.keys import encode_key, encode_paste
 from xentui.console.terminal import Attrs, TerminalCore
+from xentui.model import DomainState
 from xentui.textsafe import printable
 
 FEED_SLICE = 8 * 1024  # bytes fed to the emulator per frame (~15 ms of pyte): a flood never stalls the screen
 LEAVE_KEY = "ctrl+right_square_bracket"
 SCROLLBACK_KEYS = {"shift+pageup": -1, "shift+pagedown": 1}
+
+# Why a domain in this state prints nothing on its console, in words (readable without colour).
+SILENT_STATES = {
+    DomainState.PAUSED: "{name} is paused: its console prints nothing until it is unpaused (Ctrl-] then p)",
+    DomainState.CRASHED: "{name} has crashed: its console prints nothing until it is destroyed and started again",
+    DomainState.SHUTDOWN: "{name} has shut down: its console prints nothing until it is started again",
+    DomainState.DYING: "{name} is dying: its console prints nothing more (Xen is tearing the domain down)",
+}
 
 _NAMED = {
     "black": 0, "red": 1, "green": 2, "brown": 3, "yellow": 3, "blue": 4, "magenta": 5, "cyan": 6, "white": 7,
@@ -226,12 +236,20 @@ class TerminalView(Widget, can_focus=True):
 
 
 class ConsolePane(Vertical):
-    """A title line and the terminal; says so when the domain went away, and keeps its last screen."""
+    """A title line and the terminal; says so when the domain went away, and keeps its last screen.
+
+    While the domain cannot print (paused, crashed...), a notice line under the title says why.
+    """
 
     DEFAULT_CSS = """
     ConsolePane { height: 1fr; }
     ConsolePane > .console-title { height: 1; background: $panel; color: $foreground; padding: 0 1; }
     ConsolePane.ended > .console-title { background: $warning 40%; }
+    ConsolePane > .console-notice {
+        display: none; height: 1; padding: 0 1; background: $warning 30%; color: $foreground; text-style: bold;
+        text-wrap: nowrap; text-overflow: ellipsis;
+    }
+    ConsolePane.silent > .console-notice { display: block; }
     """
 
     def __init__(self, channel: ConsoleChannel, *, domain: str, key: str, **kwargs) -> None:
@@ -239,10 +257,32 @@ class ConsolePane(Vertical):
         self.domain_name = domain
         self.domain_key = key
         self.view = TerminalView(channel, name=domain)
+        self.notice = Static("", classes="console-notice")
+        self.domain_state: DomainState | None = None
+        """The state the app last reported (`show_domain_state`); None: not told, or not in the sample."""
 
     def compose(self) -> ComposeResult:
         yield Static(self._title(), classes="console-title")
+        yield self.notice
         yield self.view
+
+    def show_domain_state(self, state: DomainState | None) -> None:
+        """The domain's state after a poll (None: it is not in the sample). While it is paused, crashed,
+        shut down or dying, a line under the title says why its console is silent; running again, it goes.
+        Once the console has ended (the domain went away) the title says so, and states change nothing."""
+        if self.view.ended:
+            state = None
+        if state == self.domain_state:
+            return
+        self.domain_state = state
+        template = SILENT_STATES.get(state) if state is not None else None
+        self.notice.update(Text(template.format(name=printable(self.domain_name))) if template else "")
+        self.set_class(template is not None, "silent")
+
+    @property
+    def notice_text(self) -> str:
+        """What the notice line says ('' when it is hidden)."""
+        return str(self.notice.render()) if self.has_class("silent") else ""
 
     def _title(self) -> Text:
         if self.view.ended:
@@ -252,4 +292,5 @@ class ConsolePane(Vertical):
 
     def on_terminal_view_ended(self, message: TerminalView.Ended) -> None:
         self.add_class("ended")
+        self.show_domain_state(None)  # the title says it is gone: no notice that waits for an unpause
         self.query_one(".console-title", Static).update(self._title())
