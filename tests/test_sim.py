@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
+import json
 import random
 import uuid
 from itertools import pairwise
@@ -658,3 +661,23 @@ async def test_a_samples_records_show_the_domain_as_it_was_when_sampled(sim, clo
     assert (was.sched_weight, was.target_kib, was.vcpus_online) == (256, 8 * GIB, 4)
     assert (now.sched_weight, now.target_kib, now.vcpus_online) == (512, 6 * GIB, 2)
     assert now.cpu_ns > was.cpu_ns and now.vbds[0].rd_reqs > was.vbds[0].rd_reqs
+
+
+async def test_batch_output_after_a_mem_set_down_json_has_the_ceiling_xentop_has_xens_limit(sim):
+    """The xentop layout prints what xentop prints (Xen's limit: the target + 1 MiB after a mem-set down);
+    JSON and CSV give the ceiling an operator works against, with Xen's limit beside it."""
+    from xentui.batch import BatchFormat, BatchOptions, make_formatter
+
+    await sim.mem_set("web-frontend-01", 1 * GIB)
+    sample = await sim.sample()
+    rates = compute_rates(None, sample)
+    record = next(d for d in json.loads(make_formatter(BatchOptions(format=BatchFormat.JSON)).format(sample, rates))
+                  ["domains"] if d["name"] == "web-frontend-01")
+    assert record["maxmem_kib"] == 4 * GIB and record["xen_maxmem_kib"] == 1 * GIB + 1024
+    assert record["maxmem_pct"] == round(4 * GIB / sample.host.total_kib * 100, 1)
+    xentop_line = next(line for line in make_formatter(BatchOptions()).format(sample, rates).splitlines()
+                       if "web-fronte" in line)
+    assert f" {1 * GIB + 1024} " in xentop_line and f" {4 * GIB} " not in xentop_line
+    rows = list(csv.DictReader(io.StringIO(make_formatter(BatchOptions(format=BatchFormat.CSV)).format(sample, rates))))
+    row = next(r for r in rows if r["name"] == "web-frontend-01")
+    assert (row["maxmem_kib"], row["xen_maxmem_kib"]) == (str(4 * GIB), str(1 * GIB + 1024))

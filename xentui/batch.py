@@ -17,7 +17,7 @@ Three formats, one call to a formatter per sample:
          "host": {hostname, hypervisor, version, nr_cpus, cpu_mhz, total_kib, free_kib,
                   used_kib, scheduler, domains_by_state: {running: n, blocked: n, ...}},
          "domains": [{id, name, uuid, type, state, flags, cpu_s, cpu_pct, mem_kib, maxmem_kib,
-                      mem_pct, maxmem_pct, vcpus, vcpus_max, nets, net_tx_kib, net_rx_kib,
+                      xen_maxmem_kib, mem_pct, maxmem_pct, vcpus, vcpus_max, nets, net_tx_kib, net_rx_kib,
                       net_tx_bps, net_rx_bps, vbds, vbd_oo, vbd_rd, vbd_wr, vbd_rsect,
                       vbd_wsect, vbd_rd_bps, vbd_wr_bps, sched_weight, sched_cap, ssid,
                       vifs (with -n), vbd_devices (with -x), vcpu_s (with -v)}, ...]}
@@ -25,8 +25,11 @@ Three formats, one call to a formatter per sample:
     Domains come in the xentop order. ``vcpus`` counts online vCPUs, ``vcpus_max`` all of
     them. ``*_kib`` and the vbd counts are cumulative, as xentop prints them; ``*_pct`` and
     ``*_bps`` (bytes per second) are rates over the last interval and null in the first
-    sample or for a domain new since the previous one. ``maxmem_kib``/``maxmem_pct`` are null
-    for no limit; the vbd counts are null where xentop prints '-' (every vbd unreadable).
+    sample or for a domain new since the previous one. ``maxmem_kib``/``maxmem_pct`` are the
+    ceiling mem-set may reach (the configured static maximum where the backend knows it: libxl raises
+    Xen's limit up to it on each mem-set), null for no limit; ``xen_maxmem_kib`` is Xen's limit of the
+    moment, what xentop prints as MAXMEM(k) (after a mem-set down, the target + 1 MiB); the vbd
+    counts are null where xentop prints '-' (every vbd unreadable).
     Names are carried exactly; non-ASCII and control characters are \\u-escaped by JSON.
     ``vifs``: [{devid, ifname, mac, bridge, rx_bytes, rx_packets, rx_errors, rx_drops,
     tx_bytes, tx_packets, tx_errors, tx_drops, rx_bps, tx_bps}];
@@ -360,6 +363,7 @@ def _domain_record(domain: Domain, host: Host, rate: DomainRates | None) -> dict
     def rate_of(field: str, digits: int = 1) -> float | None:
         return None if rate is None else round(float(getattr(rate, field)), digits)
 
+    ceiling = domain.mem_ceiling_kib
     record = {
         "id": domain.id,
         "name": domain.name,
@@ -370,11 +374,10 @@ def _domain_record(domain: Domain, host: Host, rate: DomainRates | None) -> dict
         "cpu_s": round(domain.cpu_ns / 1e9, 3),
         "cpu_pct": rate_of("cpu_pct"),
         "mem_kib": domain.mem_kib,
-        "maxmem_kib": domain.maxmem_kib,
+        "maxmem_kib": ceiling,
+        "xen_maxmem_kib": domain.maxmem_kib,
         "mem_pct": round(_pct(domain.mem_kib, host.total_kib), 1),
-        "maxmem_pct": None
-        if domain.maxmem_kib is None
-        else round(_pct(domain.maxmem_kib, host.total_kib), 1),
+        "maxmem_pct": None if ceiling is None else round(_pct(ceiling, host.total_kib), 1),
         "vcpus": domain.vcpus_online,
         "vcpus_max": domain.vcpus_total,
         "nets": len(domain.vifs),
@@ -406,7 +409,7 @@ def _domain_record(domain: Domain, host: Host, rate: DomainRates | None) -> dict
 _UNKNOWN_FIELDS: dict[str, tuple[str, ...]] = {
     UNKNOWN_CPU: ("cpu_s", "cpu_pct"),
     UNKNOWN_MEM: ("mem_kib", "mem_pct"),
-    UNKNOWN_MAXMEM: ("maxmem_kib", "maxmem_pct"),
+    UNKNOWN_MAXMEM: ("maxmem_kib", "xen_maxmem_kib", "maxmem_pct"),
     UNKNOWN_VCPUS: ("vcpus", "vcpus_max"),
     UNKNOWN_NET: ("net_tx_kib", "net_rx_kib", "net_tx_bps", "net_rx_bps"),
     UNKNOWN_VBD_SECTORS: ("vbd_rsect", "vbd_wsect", "vbd_rd_bps", "vbd_wr_bps"),
@@ -534,6 +537,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "vbd_rsect",
     "vbd_wsect",
     "ssid",
+    "xen_maxmem_kib",
 )
 
 

@@ -129,6 +129,22 @@ def test_mem_set_balloons_the_guest(xenlab, restore_guests):
     wait_for("guest1 back at 128 MiB", lambda: xl_list(xenlab)["guest1"].mem_mib == 128)
 
 
+def test_after_a_mem_set_down_the_ceiling_is_still_the_configured_maxmem(xenlab, restore_guests):
+    """libvirt's libxl driver reports maxMemory as the configured maximum (192 MiB) even when Xen's limit of the
+    moment is the target + 1 MiB (xentop's MAXMEM): mem-set down, then back up between the two, works."""
+    assert libvirt(xenlab, "act", "mem-set", "guest2", str(100 * 1024)) == {"ok": True}
+    wait_for("guest2 at 100 MiB", lambda: xl_list(xenlab)["guest2"].mem_mib == 100)
+    xentop = xenlab.ssh(["xentop", "-b", "-i", "1"]).stdout
+    assert any(line.split()[:1] == ["guest2"] and line.split()[6] == "103424" for line in xentop.splitlines()), xentop
+    shown = {d["name"]: d for d in libvirt(xenlab, "sample")["domains"]}["guest2"]
+    assert shown["mem_ceiling_kib"] == 192 * 1024, shown
+    assert libvirt(xenlab, "act", "mem-set", "guest2", str(150 * 1024)) == {"ok": True}
+    wait_for("guest2 at 150 MiB", lambda: xl_list(xenlab)["guest2"].mem_mib == 150)
+    refused = libvirt(xenlab, "act", "mem-set", "guest2", str(250 * 1024))
+    assert refused["kind"] == "InvalidArgument" and "maxmem of 192M" in refused["error"], refused
+    assert xl_list(xenlab)["guest2"].mem_mib == 150
+
+
 def test_vcpu_set_onlines_a_vcpu(xenlab, restore_guests):
     def vcpus() -> list:
         return parse_xl_vcpu_list(xenlab.ssh(["xl", "vcpu-list", "guest2"]).stdout)

@@ -147,7 +147,9 @@ def guest2_mib(xenlab) -> int:
 
 def mem_set_from_the_modal(screen: Screen, size: str) -> None:
     screen.keys("m")
-    screen.wait("the mem-set dialog", lambda t: "guest2" in t and "mem-set" in t, timeout=30)
+    # the dialog's own words: a toast from the last mem-set ("mem-set guest2 100M") names both guest2 and mem-set
+    screen.wait("the mem-set dialog", lambda t: "guest2 — mem-set: the balloon target" in t and "New size" in t,
+                timeout=30)
     screen.keys(size, literal=True)  # replaces the selected current size
     screen.keys("Enter")
 
