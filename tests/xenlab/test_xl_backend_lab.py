@@ -243,6 +243,20 @@ def test_save_keep_running(xenlab, scratch):
     assert scratch in xl_list(xenlab)
     refused = dom0(xenlab, "act", "save", scratch, image, "keep")
     assert refused["kind"] == "InvalidArgument" and "already exists" in refused["error"]
+    first = xenlab.ssh(["sha256sum", image]).stdout.split()[0]
+    # overwrite: written beside, renamed over at the end; nothing half-written is left in the directory
+    assert dom0(xenlab, "act", "save", scratch, image, "keep", "overwrite", timeout=600) == {"ok": True}
+    assert xenlab.ssh(["sha256sum", image]).stdout.split()[0] != first
+    assert "xentui-partial" not in xenlab.ssh(["ls", "-a", "/tmp"]).stdout
+    # a device, a link or a path xl would read as an option: refused before the guest is touched
+    for path, reason in (("/dev/null", "character device"), ("-c", "not an absolute path")):
+        refused = dom0(xenlab, "act", "save", scratch, path, "keep", "overwrite")
+        assert refused["kind"] == "InvalidArgument" and reason in refused["error"], refused
+    xenlab.ssh(["ln", "-sf", "/etc/hostname", f"/tmp/{scratch}.link"])
+    refused = dom0(xenlab, "act", "save", scratch, f"/tmp/{scratch}.link", "keep", "overwrite")
+    assert refused["kind"] == "InvalidArgument" and "symbolic link" in refused["error"], refused
+    assert xenlab.ssh(["test", "-c", "/dev/null"], check=False).returncode == 0
+    assert DomainFlag.PAUSED not in xl_list(xenlab)[scratch].flags
 
 
 def test_shutdown_stops_the_guest(xenlab, scratch):

@@ -60,6 +60,7 @@ from xentui.backends.libvirt_xml import (
     parse_version,
     saved_image_name,
 )
+from xentui.backends.savefile import check_save_path, discard, finish, partial_path
 from xentui.model import (
     UNKNOWN_CPU,
     UNKNOWN_MAXMEM,
@@ -892,21 +893,26 @@ class LibvirtBackend(Backend):
         path = Path(path)
 
         def run(current: _Connection) -> None:
-            if current.local:  # only then is the path on this machine to check
-                if not path.parent.is_dir():
-                    raise InvalidArgument(f"save: the directory {path.parent} does not exist")
-                if path.exists() and not overwrite:
-                    raise InvalidArgument(f"save: {path} already exists; confirm to overwrite it")
-                if path.exists():
-                    path.unlink()
+            # Only on a local connection is the path on this machine to check; there the image is written
+            # beside and renamed over an earlier one after success (a failed save leaves that one whole).
+            target = check_save_path(path, overwrite=overwrite) if current.local else path
             dom = self._lookup(current, domain)
             self._refuse_dom0(dom, "save")
             paused = dom.state()[0] == _PAUSED
-            dom.save(str(path))
+            if current.local:
+                partial = partial_path(target)
+                try:
+                    dom.save(str(partial))
+                    finish(partial, target)
+                except BaseException:
+                    discard(partial)
+                    raise
+            else:
+                dom.save(str(target))
             self._forget(dom.UUIDString())
             if keep_running:
                 try:
-                    current.conn.restoreFlags(str(path), None, libvirt.VIR_DOMAIN_SAVE_PAUSED if paused else 0)
+                    current.conn.restoreFlags(str(target), None, libvirt.VIR_DOMAIN_SAVE_PAUSED if paused else 0)
                 except libvirt.libvirtError as error:
                     raise BackendError(
                         f"save: {domain} was saved to {path} but could not be started again from it: "

@@ -37,6 +37,7 @@ from xentui.backends.base import (
     MigrateProgress,
     PreflightCheck,
 )
+from xentui.backends.savefile import check_save_path, discard, finish, partial_path
 from xentui.backends.sim_shell import SimShell, kernel_sysrq_lines
 from xentui.clock import Clock, RealClock
 from xentui.model import (
@@ -52,6 +53,7 @@ from xentui.model import (
     Vcpu,
     Vif,
 )
+from xentui.textsafe import printable
 from xentui.units import human_kib
 from xentui.validate import (
     check_host,
@@ -1121,11 +1123,7 @@ class SimBackend(Backend):
         self, domain: str, path: Path, *, keep_running: bool = False, overwrite: bool = False
     ) -> None:
         dom = self._domain(domain, action="save", allow_dom0=False)
-        path = Path(path)
-        if not path.parent.is_dir():
-            raise InvalidArgument(f"save: the directory {path.parent} does not exist")
-        if path.exists() and not overwrite:
-            raise InvalidArgument(f"save: {path} already exists; confirm to overwrite it")
+        path = check_save_path(path, overwrite=overwrite)
         was_paused = dom.paused
         dom.busy, dom.paused = "saving", True
         try:
@@ -1143,10 +1141,14 @@ class SimBackend(Backend):
                          for v in dom.vbds],
                 "from_host": self.host.hostname,
             }
+            partial = partial_path(path)
             try:
-                path.write_bytes(SAVE_MAGIC + json.dumps(payload, indent=1).encode())
+                partial.write_bytes(SAVE_MAGIC + json.dumps(payload, indent=1).encode())
+                finish(partial, path)
             except OSError as error:
-                raise BackendError(f"save: cannot write {path}: {error.strerror}") from error
+                discard(partial)
+                raise BackendError(f"save: cannot write {printable(str(path))}: {error.strerror}; "
+                                   "an earlier image there is untouched") from error
         finally:
             dom.busy = None
             dom.paused = was_paused

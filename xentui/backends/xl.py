@@ -43,6 +43,7 @@ from xentui.backends.base import (
     PreflightCheck,
     Unsupported,
 )
+from xentui.backends.savefile import check_save_path, discard, finish, partial_path
 from xentui.backends.xen_vdev import vdev_name, vdev_number
 from xentui.backends.xenstat import (
     NO_LIMIT,
@@ -528,18 +529,21 @@ class XlBackend(Backend):
 
     async def save(self, domain: str, path: Path, *, keep_running: bool = False, overwrite: bool = False) -> None:
         known = await self._known(domain, action="save", allow_dom0=False)
-        path = Path(path)
-        if not path.parent.is_dir():
-            raise InvalidArgument(f"save: the directory {path.parent} does not exist")
-        if path.exists() and not overwrite:
-            raise InvalidArgument(f"save: {path} already exists; confirm to overwrite it")
+        # absolute: never an option to xl; checked in a thread: a hung NFS directory must not stop the screen
+        path = await asyncio.to_thread(check_save_path, path, overwrite=overwrite)
+        partial = partial_path(path)
         flags = ["-c"] if keep_running else []
-        await self._act("save", *flags, str(known.domain.id), str(path), what=f"save {known.domain.name}",
-                        limit=_SAVE_LIMIT)
+        try:
+            await self._act("save", *flags, str(known.domain.id), str(partial), what=f"save {known.domain.name}",
+                            limit=_SAVE_LIMIT)
+            await asyncio.to_thread(finish, partial, path)
+        except BaseException:  # failed, killed or cancelled: the old image (if any) stays whole
+            await asyncio.shield(asyncio.to_thread(discard, partial))
+            raise
         await self.sample()
 
     async def restore(self, path: Path, *, paused: bool = False) -> str:
-        path = Path(path)
+        path = await asyncio.to_thread(Path(path).absolute)  # never an option to xl
         if not path.is_file():
             raise InvalidArgument(f"restore: {path} is not a file")
         head = await asyncio.to_thread(_read_head, path)
