@@ -58,17 +58,41 @@ def test_path_none_uses_the_default(monkeypatch, tmp_path):
     assert AuditLog(user="alice").path == tmp_path / "xentui" / "audit.log"
 
 
-def test_user_defaults_to_the_local_user(tmp_path, monkeypatch):
-    monkeypatch.setattr("getpass.getuser", lambda: "operator")
-    assert AuditLog(tmp_path / "audit.log").user == "operator"
+def test_user_is_the_effective_one_and_sudo_names_the_operator_behind_it(tmp_path, monkeypatch):
+    import pwd
+
+    monkeypatch.setenv("USER", "someone-else")  # what the environment claims does not decide the user
+    monkeypatch.setenv("SUDO_USER", "alice")
+    log = AuditLog(tmp_path / "audit.log")
+    assert log.user == pwd.getpwuid(os.geteuid()).pw_name and log.invoked_by == "alice"
+    entry = record(log, action="pause", arguments={}, result="ok")
+    assert (entry["user"], entry["invoked_by"]) == (log.user, "alice")
+    monkeypatch.delenv("SUDO_USER")
+    assert AuditLog(tmp_path / "audit.log").invoked_by != "alice"
 
 
 def test_user_falls_back_to_the_uid(tmp_path, monkeypatch):
-    def no_user() -> str:
-        raise OSError("no user name")
+    def no_entry(uid: int):
+        raise KeyError(uid)
 
-    monkeypatch.setattr("getpass.getuser", no_user)
-    assert AuditLog(tmp_path / "audit.log").user == str(os.getuid())
+    monkeypatch.setattr("pwd.getpwuid", no_entry)
+    assert AuditLog(tmp_path / "audit.log").user == str(os.geteuid())
+
+
+def test_a_symlink_or_a_fifo_at_the_log_path_is_refused_and_said(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("untouched\n")
+    link = tmp_path / "audit.log"
+    link.symlink_to(victim)
+    log = make_log(link)
+    record(log, action="pause", arguments={}, result="ok")
+    assert victim.read_text() == "untouched\n"
+    assert log.last_error is not None and "symbolic link" in log.last_error
+    fifo = tmp_path / "fifo.log"
+    os.mkfifo(fifo)
+    log = make_log(fifo)
+    record(log, action="pause", arguments={}, result="ok")  # returns at once: no reader needed to fail
+    assert log.last_error is not None
 
 
 # --- record -------------------------------------------------------------------------------------
@@ -84,6 +108,7 @@ def test_record_writes_one_line_with_every_field(tmp_path):
     assert entry == {
         "time": "2024-05-01T12:34:56.789Z",
         "user": "alice",
+        "invoked_by": "alice",
         "backend": "sim",
         "host": "xen01",
         "domain": "web-1",
@@ -93,8 +118,8 @@ def test_record_writes_one_line_with_every_field(tmp_path):
         "result": "failed",
         "message": "out of memory",
     }
-    assert list(entry) == ["time", "user", "backend", "host", "domain", "uuid", "action", "arguments", "result",
-                           "message"]
+    assert list(entry) == ["time", "user", "invoked_by", "backend", "host", "domain", "uuid", "action",
+                           "arguments", "result", "message"]
     assert written == entry
     assert log.last_error is None
 

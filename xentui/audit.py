@@ -8,9 +8,12 @@ with a single ``write`` on an ``O_APPEND`` descriptor, so lines never interleave
 
 from __future__ import annotations
 
+import errno
 import getpass
 import json
 import os
+import pwd
+import stat
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -41,6 +44,25 @@ def _local_user() -> str:
         return str(os.getuid())
 
 
+def _effective_user() -> str:
+    """Whose rights the actions run with: root under sudo, whatever USER says."""
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
+def _invoking_user() -> str:
+    """Who started xentui: the operator behind sudo (SUDO_USER), else the login name, else the local user."""
+    sudo_user = os.environ.get("SUDO_USER", "")
+    if sudo_user:
+        return sudo_user
+    try:
+        return os.getlogin()
+    except OSError:  # no controlling terminal (a service, a test)
+        return _local_user()
+
+
 def _timestamp(seconds: float) -> str:
     """ISO-8601 UTC with milliseconds and a 'Z': ``2024-05-01T12:34:56.789Z``."""
     moment = datetime.fromtimestamp(seconds, tz=UTC)
@@ -66,7 +88,9 @@ class AuditLog:
     ) -> None:
         self.path: Path = Path(path) if path is not None else default_audit_path()
         self._clock = clock
-        self.user: str = user if user is not None else _local_user()
+        self.user: str = user if user is not None else _effective_user()
+        self.invoked_by: str = user if user is not None else _invoking_user()
+        """The operator behind sudo (SUDO_USER) when xentui runs as root through it: both go in each entry."""
         self.last_error: str | None = None
         """Why the last write failed, or None once a write succeeds again."""
 
@@ -92,6 +116,7 @@ class AuditLog:
         entry: dict[str, object] = {
             "time": _timestamp(self._clock()),
             "user": self.user,
+            "invoked_by": self.invoked_by,
             "backend": backend,
             "host": host,
             "domain": domain,
@@ -116,8 +141,18 @@ class AuditLog:
         parent = self.path.parent
         if not parent.is_dir():
             parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        # O_NOFOLLOW: a symlink planted at the log's path is refused, never written through (ELOOP);
+        # O_NONBLOCK: a FIFO there cannot hang the screen; anything but a regular file is refused.
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
         try:
+            fd = os.open(self.path, flags, 0o600)
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                raise OSError(error.errno, "it is a symbolic link; xentui does not write through one") from error
+            raise
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(errno.EINVAL, "it is not a regular file")
             # One write on an O_APPEND descriptor: concurrent writers cannot interleave inside the line.
             written = os.write(fd, data)
         finally:
