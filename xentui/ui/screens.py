@@ -19,6 +19,7 @@ from xentui.history import History
 from xentui.model import Domain, DomainRates, Sample
 from xentui.textsafe import printable
 from xentui.ui.columns import COLUMNS
+from xentui.ui.widgets import PickList
 from xentui.units import human_bytes, human_count, human_kib
 from xentui.validate import parse_seconds
 
@@ -267,7 +268,9 @@ class SortScreen(ModalScreen[str | None]):
     SortScreen > Vertical {
         width: 60; height: auto; max-height: 90%; background: $panel; border: round $primary; padding: 0 1;
     }
-    SortScreen OptionList { height: auto; max-height: 22; }
+    SortScreen > Vertical > Label { dock: top; }
+    /* as tall as the box leaves it (the docked title apart): at 80x24 every entry scrolls into view */
+    SortScreen #columns { height: auto; max-height: 100%; }
     """
 
     def __init__(self, current: str) -> None:
@@ -278,7 +281,7 @@ class SortScreen(ModalScreen[str | None]):
         options = [Option(Text(f"{c.title:<7} {c.help}"), id=c.id) for c in COLUMNS]
         with Vertical():
             yield Label("Sort by (Enter picks, Escape cancels):")
-            yield OptionList(*options, id="columns")
+            yield PickList(*options, id="columns")
 
     def on_mount(self) -> None:
         option_list = self.query_one(OptionList)
