@@ -176,6 +176,47 @@ async def test_the_screen_plays_a_recording_and_refuses_actions_with_the_reason(
 
 
 @pytest.mark.asyncio
+async def test_the_screen_says_the_recording_ended_and_stops_polling(tmp_path):
+    """Past the last iteration: a banner with the replay's message, no more polls, no history point, no new rate."""
+    from textual.widgets import Static
+
+    from xentui.backends.readonly import ReadOnlyBackend
+    from xentui.ui.app import StartOptions, XentuiApp
+
+    log_file = tmp_path / "x.log"
+    log_file.write_text(recording("xentop-b-i2-d1.txt"))
+    replay = ReplayBackend(log_file, interval=1.0)
+    asked = 0
+    real_sample = replay.sample
+
+    async def counted_sample():
+        nonlocal asked
+        asked += 1
+        return await real_sample()
+
+    replay.sample = counted_sample  # type: ignore[method-assign]
+    app = XentuiApp(ReadOnlyBackend(replay), StartOptions(delay=0.05, save_dir=tmp_path))
+    async with app.run_test(size=(160, 40)) as pilot:
+        while app.polls_done < 2:
+            await pilot.pause(0.01)
+        await pilot.pause()
+        rates, points = app.rates, len(app.history.get(app.sample.domains[0].key).cpu_pct)
+        for _ in range(300):  # the timer asks once more, past the end
+            if replay.finished is not None:
+                break
+            await pilot.pause(0.01)
+        await pilot.pause(0.3)  # six delays: a timer still running would have asked again
+        assert asked == 3 and app.poll_count == 2
+        banner = app.query_one("#banner", Static)
+        assert banner.display and replay.finished in str(banner.render())
+        assert app.rates is rates and len(app.history.get(app.sample.domains[0].key).cpu_pct) == points
+        app.action_refresh_now()  # Ctrl+L: nothing more to ask for
+        app.set_delay(0.05)  # nor does a new delay start the timer again
+        await pilot.pause(0.3)
+        assert asked == 3
+
+
+@pytest.mark.asyncio
 async def test_after_the_last_iteration_the_replay_says_it_ended(tmp_path):
     from xentui.backends.readonly import ReadOnlyBackend
 

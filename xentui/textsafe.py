@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import unicodedata
 
-__all__ = ["printable"]
+__all__ = ["name_list", "printable"]
 
 # Controls are caught by code point; these categories catch the rest: format characters
 # (bidi controls, zero-width space, BOM, soft hyphen...), line and paragraph separators,
@@ -52,3 +52,12 @@ def printable(text: str) -> str:
     if text.isascii() and text.isprintable():
         return text
     return "".join(_escape(char) if _needs_escape(char) else char for char in text)
+
+
+def name_list(names: list[str], limit: int = 6) -> str:
+    """Names for a question or a message, made printable: 'a, b and c'; past ``limit``, 'a, b, c and 4 more'."""
+    shown = [printable(name) for name in names[:limit]]
+    rest = len(names) - len(shown)
+    if rest:
+        return f"{', '.join(shown)} and {rest} more"
+    return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} and {shown[-1]}" if shown else "none"

@@ -26,17 +26,17 @@ def parse_memory(text: str) -> int:
     if not match:
         if re.fullmatch(r"\s*-?\d+(\.\d+)?\s*", text):
             raise InvalidArgument(
-                f"{text.strip()!r} has no unit: write it as e.g. 512M, 2G or 1048576K"
+                f"{quoted(text)} has no unit: write it as e.g. 512M, 2G or 1048576K"
             )
         raise InvalidArgument(
-            f"{text.strip()!r} is not a memory size: write a number and a unit, e.g. 512M, 2G, 1.5G"
+            f"{quoted(text)} is not a memory size: write a number and a unit, e.g. 512M, 2G, 1.5G"
         )
     number, unit = match.groups()
     kib = Fraction(number) * _UNITS_KIB[unit.lower()]  # exact: 1.5G is 1572864K, not a float near it
     if kib.denominator != 1:
-        raise InvalidArgument(f"{text.strip()!r} is not a whole number of KiB")
+        raise InvalidArgument(f"{quoted(text)} is not a whole number of KiB")
     if kib <= 0:
-        raise InvalidArgument(f"{text.strip()!r}: a memory size must be more than zero")
+        raise InvalidArgument(f"{quoted(text)}: a memory size must be more than zero")
     return int(kib)
 
 
@@ -77,6 +77,22 @@ def parse_seconds(text: str, *, minimum: float = MIN_DELAY_S, maximum: float = M
     if value > maximum:
         raise InvalidArgument(f"{shown} is too long: at most {maximum:g} s")
     return value
+
+
+def quoted(text: str, limit: int = 20) -> str:
+    """What the operator typed, for a message: repr'd, made printable, cut to ``limit`` characters."""
+    text = text.strip()
+    shown = text if len(text) <= limit else text[: limit - 1] + "\u2026"
+    return repr(shown)
+
+
+def parse_whole(text: str, what: str, low: int, high: int) -> int:
+    """A whole number typed in a field: '2.5', '0x2', '1e3' or '2;reboot' is refused, saying the range
+    (``low`` to ``high``), never read as the digits it contains."""
+    stripped = text.strip()
+    if not re.fullmatch(r"[0-9]{1,9}", stripped):
+        raise InvalidArgument(f"{quoted(text)} is not {what}: a whole number from {low} to {high}")
+    return int(stripped)  # the range itself is the caller's check, with its own words
 
 
 def check_memory_target(kib: int, *, maxmem_kib: int | None, host_total_kib: int, name: str,
@@ -177,7 +193,7 @@ def check_host(text: str) -> str:
             pass
     if len(host) > 253 or not all(_LABEL_RE.fullmatch(label) for label in host.rstrip(".").split(".")):
         raise InvalidArgument(
-            f"{host!r} is not a host name or IP address (letters, digits, '-' and '.' only)"
+            f"{quoted(host)} is not a host name or IP address (letters, digits, '-' and '.' only)"
         )
     return host
 
@@ -220,6 +236,6 @@ SYSRQ_KEYS: dict[str, tuple[str, bool]] = {
 def check_sysrq(key: str) -> str:
     if len(key) != 1 or key not in SYSRQ_KEYS:
         raise InvalidArgument(
-            f"{key!r} is not a SysRq key; valid keys: {''.join(sorted(SYSRQ_KEYS))}"
+            f"{quoted(key)} is not a SysRq key; valid keys: {''.join(sorted(SYSRQ_KEYS))}"
         )
     return key

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 
 import pytest
-from textual.widgets import Checkbox, Input, Label, OptionList, Static
+from textual.widgets import Button, Checkbox, Input, Label, OptionList, Static
 
 from xentui.audit import AuditLog
-from xentui.backends.base import MigratePhase, MigrateProgress
+from xentui.backends.base import BackendError, MigratePhase, MigrateProgress
 from xentui.backends.readonly import ReadOnlyBackend
 from xentui.backends.sim import SimBackend
 from xentui.model import DomainState
@@ -22,6 +23,7 @@ from xentui.ui.modals import (
     EvacuateScreen,
     MemoryScreen,
     MigrateScreen,
+    QuitScreen,
     RestoreScreen,
     SaveScreen,
     SchedScreen,
@@ -277,7 +279,7 @@ async def test_shutdown_and_reboot_ask_first(env):
         assert await dom(sim, "mail-relay") is None
         choose(app, "web-frontend-01")
         before = (await dom(sim, "web-frontend-01")).id
-        await pilot.press("B", "y")
+        await pilot.press("ctrl+t", "y")
         await finish(pilot, app)
         clock.advance(3)
         assert (await dom(sim, "web-frontend-01")).id != before
@@ -288,7 +290,7 @@ async def test_destroy_needs_the_name_typed(env):
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot, app, clock)
         choose(app, "[staging] api")
-        await pilot.press("D")
+        await pilot.press("ctrl+k")
         assert isinstance(app.screen, DestroyScreen)
         await type_into(pilot, app, "#name", "staging")
         await pilot.press("enter")
@@ -305,7 +307,7 @@ async def test_save_then_restore_from_the_save_directory(env, tmp_path):
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot, app, clock)
         choose(app, "mail-relay")
-        await pilot.press("S")
+        await pilot.press("ctrl+s")
         assert isinstance(app.screen, SaveScreen)
         path = app.screen.query_one("#path", Input).value
         assert path.startswith(str(tmp_path / "saves" / "mail-relay-")) and path.endswith(".save")
@@ -314,7 +316,7 @@ async def test_save_then_restore_from_the_save_directory(env, tmp_path):
         assert await dom(sim, "mail-relay") is None
         saved = list((tmp_path / "saves").iterdir())
         assert len(saved) == 1
-        await pilot.press("R")
+        await pilot.press("ctrl+r")
         assert isinstance(app.screen, RestoreScreen)
         await pilot.press("enter")
         await finish(pilot, app)
@@ -330,7 +332,7 @@ async def test_save_refuses_to_overwrite_without_confirmation(env, tmp_path):
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot, app, clock)
         choose(app, "mail-relay")
-        await pilot.press("S")
+        await pilot.press("ctrl+s")
         await type_into(pilot, app, "#path", str(target))
         await pilot.press("enter")
         assert isinstance(app.screen, ConfirmScreen)
@@ -370,6 +372,7 @@ async def test_migrate_checks_first_then_moves_the_domain(env):
         await poll(pilot, app, clock)
         assert all(d.name != "db-primary" for d in app.sample.domains)
         assert audit.read()[-1]["result"] == "ok"
+        assert audit.read()[-1]["arguments"] == {"target": "sim-host-2", "live": True, "checks_failed": 0}
 
 
 class SlowMigrations(SimBackend):
@@ -406,35 +409,217 @@ async def test_migrate_can_be_stopped_and_the_domain_stays(tmp_path):
         assert await dom(sim, "db-primary") is not None
 
 
-async def test_evacuate_stops_at_the_first_failure_unless_told(env):
+async def wait_for(pilot, condition, tries: int = 300) -> None:
+    for _ in range(tries):
+        if condition():
+            return
+        await pilot.pause(0.02)
+    raise AssertionError("condition never held")
+
+
+async def test_evacuate_checks_every_domain_shows_the_plan_and_asks_before_moving_any(env):
     app, sim, clock, audit = env
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot, app, clock)
+        before = {d.name for d in (await sim.sample()).domains}
         await pilot.press("E")
         assert isinstance(app.screen, EvacuateScreen)
+        screen = app.screen
         await type_into(pilot, app, "#target", "sim-host-2")
         await pilot.press("enter")
-        for _ in range(300):
-            await pilot.pause(0.02)
-            if not app.screen.running:
-                break
-        rows = str(app.screen.query_one("#rows").render())
-        assert "failed" in rows and "waiting" in rows  # stopped at the first failure
-        moved = [e for e in audit.read() if e["action"] == "migrate"]
-        assert moved[-1]["result"] == "failed"
+        await wait_for(pilot, lambda: screen.checked_target == "sim-host-2")
+        rows = str(screen.query_one("#rows").render())
+        assert "web-frontend-01" in rows and "stays: ✗ storage" in rows  # local disk: its check fails, it stays
+        assert " 1. " in rows and "→ sim-host-2 ✓" in rows  # the plan: an order and a target
+        movable = [d.name for d in screen.movable]
+        assert movable and "web-frontend-01" not in movable
+        assert [d.mem_kib for d in screen.movable] == sorted(d.mem_kib for d in screen.movable)
+        assert not [e for e in audit.read() if e["action"] == "migrate"]  # checked, nothing moved yet
+        await pilot.press("enter")
+        assert isinstance(app.screen, ConfirmScreen)
+        question = app.screen.question
+        assert f"Migrate {len(movable)} domain" in question and "sim-host-2" in question
+        assert movable[0] in question and "web-frontend-01" in question and "stay" in question
+        await pilot.press("n")  # no: nothing moves
+        assert app.screen is screen and not screen.running
+        assert {d.name for d in (await sim.sample()).domains} == before
+        await pilot.press("enter")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: "moved, " in str(screen.query_one(".problem").render()))
+        remaining = {d.name for d in (await sim.sample()).domains}
+        assert not set(movable) & remaining and "web-frontend-01" in remaining
+        assert "left here by the checks" in str(screen.query_one(".problem").render())
+        assert app.busy == {}
+
+
+class FirstMigrationFails(SimBackend):
+    """A migration that fails after its checks passed (the target ran out of memory meanwhile)."""
+
+    failed: str | None = None
+
+    async def migrate(self, domain, target, *, live=True):
+        if self.failed is None:
+            self.failed = domain
+        if domain == self.failed:
+            raise BackendError(f"migrate: {target} could not allocate {domain}'s memory")
+        async for event in super().migrate(domain, target, live=live):
+            yield event
+
+
+async def test_evacuate_stops_at_the_first_failure_unless_told(tmp_path):
+    sim, clock = make_sim()
+    audit = AuditLog(tmp_path / "a.log")
+    app = XentuiApp(FirstMigrationFails(sim.cluster), StartOptions(delay=NEVER, save_dir=tmp_path, audit=audit))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, clock)
+        await pilot.press("E")
+        screen = app.screen
+        await type_into(pilot, app, "#target", "sim-host-2")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.checked_target is not None)
+        await pilot.press("enter", "y")
+        await wait_for(pilot, lambda: "moved, " in str(screen.query_one(".problem").render()))
+        rows = str(screen.query_one("#rows").render())
+        assert "failed: migrate: sim-host-2 could not allocate" in rows and "waiting" in rows
+        assert [e["result"] for e in audit.read() if e["action"] == "migrate"] == ["failed"]
         await pilot.press("escape")
         await pilot.press("E")
+        screen = app.screen
         await type_into(pilot, app, "#target", "sim-host-2")
-        app.screen.query_one("#carry-on", Checkbox).value = True
+        screen.query_one("#carry-on", Checkbox).value = True
         await pilot.press("enter")
-        for _ in range(300):
-            await pilot.pause(0.02)
-            if not app.screen.running:
-                break
-        assert "waiting" not in str(app.screen.query_one("#rows").render())
-        remaining = {d.name for d in (await sim.sample()).domains}
-        assert "db-primary" not in remaining  # on shared storage: it moved
-        assert "web-frontend-01" in remaining  # local disk: failed, stayed
+        await wait_for(pilot, lambda: screen.checked_target is not None)
+        await pilot.press("enter", "y")
+        await wait_for(pilot, lambda: "moved, " in str(screen.query_one(".problem").render()))
+        assert "waiting" not in str(screen.query_one("#rows").render())
+        results = [e["result"] for e in audit.read() if e["action"] == "migrate"]
+        assert results.count("failed") == 2 and results.count("ok") == len(screen.movable) - 1
+
+
+async def test_a_failed_migration_check_needs_the_migrate_anyway_button_not_enter(env):
+    app, sim, clock, audit = env
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, clock)
+        choose(app, "db-primary")
+        await pilot.press("g")
+        screen = app.screen
+        await type_into(pilot, app, "#target", "sim-host-3")  # older Xen, too little memory
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.checked_target == "sim-host-3")
+        anyway = screen.query_one("#anyway", Button)
+        assert anyway.display and anyway.variant == "error" and not anyway.has_focus
+        for _ in range(3):  # Enter, again and again: checks again, never starts
+            await pilot.press("enter")
+            await pilot.pause(0.1)
+            assert not screen.running and screen.query_one("#bar").display is False
+        assert "Migrate anyway goes ahead" in str(screen.query_one("#status").render())
+        assert app.focused is not anyway
+        assert not [e for e in audit.read() if e["action"] == "migrate"]
+        assert await dom(sim, "db-primary") is not None
+        await pilot.click("#anyway")  # the explicit override: it starts, and the backend's refusal shows
+        await wait_for(pilot, lambda: [e for e in audit.read() if e["action"] == "migrate"])
+        assert audit.read()[-1]["result"] == "failed" and "sim-host-3" in audit.read()[-1]["message"]
+        assert await dom(sim, "db-primary") is not None
+
+
+async def test_a_running_migration_makes_the_domain_busy(tmp_path):
+    sim, clock = make_sim()
+    backend = SlowMigrations(sim.cluster)
+    backend.gate = asyncio.Event()
+    app = XentuiApp(backend, StartOptions(delay=NEVER, save_dir=tmp_path, audit=AuditLog(tmp_path / "a.log")))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, clock)
+        choose(app, "db-primary")
+        await pilot.press("g")
+        await type_into(pilot, app, "#target", "sim-host-2")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen.checked_target == "sim-host-2")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen.running)
+        assert app.busy == {"db-primary": "migrate"}
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, MigrateScreen))
+        assert app.busy == {}
+
+
+async def test_quit_while_an_action_runs_asks_and_says_what_happens(tmp_path):
+    sim, clock = make_sim()
+    gate = asyncio.Event()
+
+    class SlowSave(SimBackend):
+        async def save(self, domain, path, *, keep_running=False, overwrite=False):
+            await gate.wait()
+
+    app = XentuiApp(SlowSave(sim.cluster), StartOptions(delay=NEVER, save_dir=tmp_path, audit=None))
+    exits: list[bool] = []
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app, clock)
+        app.exit = lambda *a, **k: exits.append(True)
+        choose(app, "mail-relay")
+        await pilot.press("ctrl+s", "enter")
+        await wait_for(pilot, lambda: app.busy == {"mail-relay": "save"})
+        for key in ("q", "Q", "ctrl+c"):
+            await pilot.press(key)
+            assert isinstance(app.screen, QuitScreen), key
+            text = str(app.screen.query_one("#running").render())
+            assert "save mail-relay" in text and "incomplete" in text and "suspended" in text
+            assert app.focused is app.screen.query_one("#keep", Button)
+            await pilot.press("enter")  # the default keeps running
+            assert not exits and app.busy == {"mail-relay": "save"}
+        await pilot.press("q")
+        await pilot.click("#when-done")
+        await pilot.pause(0.05)
+        assert not exits  # still saving
+        gate.set()
+        await wait_for(pilot, lambda: exits)
+        assert app.busy == {}
+
+
+async def test_quit_with_nothing_running_quits_at_once(env):
+    app, _sim, clock, _ = env
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app, clock)
+        await pilot.press("Q")
+        await pilot.pause(0.05)
+        assert not isinstance(app.screen, QuitScreen) and app.return_code == 0
+
+
+async def test_bulk_questions_name_the_domains(env):
+    app, sim, clock, audit = env
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, clock)
+        for name in ("mail-relay", "web-frontend-01"):
+            choose(app, name)
+            await pilot.press("space")
+        await pilot.press("h")
+        assert isinstance(app.screen, ConfirmScreen)
+        pair = re.compile(r"(mail-relay and web-frontend-01|web-frontend-01 and mail-relay)")
+        assert re.search(r"these 2 domains \(" + pair.pattern + r"\)", app.screen.question)
+        await pilot.press("n")
+        await pilot.press("p")  # pausing several marked domains asks too, by name
+        assert isinstance(app.screen, ConfirmScreen)
+        assert re.search(r"Pause these 2 domains: " + pair.pattern + r"\?", app.screen.question)
+        await pilot.press("escape")
+        await finish(pilot, app)
+        states = [(await dom(sim, n)).state for n in ("mail-relay", "web-frontend-01")]
+        assert DomainState.PAUSED not in states
+        assert audit.read() == []
+        await pilot.press("p", "y")
+        await finish(pilot, app)
+        states = [(await dom(sim, n)).state for n in ("mail-relay", "web-frontend-01")]
+        assert states == [DomainState.PAUSED, DomainState.PAUSED]
+        await pilot.press("X")
+        title = str(app.screen.query_one(".title").render())
+        assert re.search(r"2 marked domains \(" + pair.pattern + r"\)", title)
+
+
+async def test_many_marked_names_are_cut_with_a_count():
+    from xentui.textsafe import name_list
+
+    names = [f"guest{i}" for i in range(9)]
+    assert name_list(names) == "guest0, guest1, guest2, guest3, guest4, guest5 and 3 more"
+    assert name_list(["a"]) == "a" and name_list(["a", "b"]) == "a and b"
+    assert name_list(["x\x1b]0;t\x07"]) == "x\\x1b]0;t\\x07"
 
 
 async def test_a_busy_domain_refuses_a_second_action(tmp_path):
@@ -451,7 +636,7 @@ async def test_a_busy_domain_refuses_a_second_action(tmp_path):
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot, app, clock)
         choose(app, "mail-relay")
-        await pilot.press("S", "enter")
+        await pilot.press("ctrl+s", "enter")
         await pilot.pause(0.1)
         assert app.busy == {"mail-relay": "save"}
         await poll(pilot, app, clock)  # the table keeps refreshing meanwhile
@@ -471,7 +656,7 @@ async def test_read_only_blocks_every_action_and_says_why(tmp_path):
         await settle(pilot, app, clock)
         before = [(d.name, d.flags, d.target_kib) for d in (await sim.sample()).domains]
         choose(app, "mail-relay")
-        for key in ("m", "M", "C", "w", "p", "S", "R", "X", "g", "E", "h", "B", "D"):
+        for key in ("m", "M", "C", "w", "p", "ctrl+s", "ctrl+r", "X", "g", "E", "h", "ctrl+t", "ctrl+k"):
             await pilot.press(key)
             await pilot.pause()
             assert app.screen is app.screen_stack[0], key  # no modal opened
@@ -506,7 +691,7 @@ async def test_audit_lines_are_json_with_the_operator_and_host(env, tmp_path):
     assert line["uuid"] == (await dom(sim, "mail-relay")).uuid
 
 
-@pytest.mark.parametrize("key", ["m", "M", "C", "w", "S", "R", "X", "g", "E", "h", "B", "D"])
+@pytest.mark.parametrize("key", ["m", "M", "C", "w", "ctrl+s", "ctrl+r", "X", "g", "E", "h", "ctrl+t", "ctrl+k"])
 async def test_escape_cancels_every_modal_and_changes_nothing(env, key):
     app, sim, clock, audit = env
     async with app.run_test(size=(120, 40)) as pilot:
@@ -561,3 +746,147 @@ async def test_an_action_that_ends_while_the_action_log_is_open_shows_up_in_it(e
         assert app.screen is screen
         shown = log_text(screen)
         assert "pause" in shown and "mail-relay" in shown and "No actions yet" not in shown
+
+
+XENTOP_KEYS = {  # xentop reads its keys case-insensitively: the upper-case ones do what xentop does
+    "D": "delay", "N": "networks", "B": "vbds", "V": "vcpus", "R": "repeat header", "S": "sort", "Q": "quit",
+}
+
+
+@pytest.mark.parametrize("key", sorted(XENTOP_KEYS))
+async def test_xentop_upper_case_keys_do_what_xentop_does_and_never_touch_a_guest(env, key):
+    app, sim, clock, audit = env
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, clock)
+        choose(app, "mail-relay")
+        table = app.query_one(DomainTable)
+        before = [(d.name, d.id, d.flags) for d in (await sim.sample()).domains]
+        def view() -> tuple:
+            options = table.options
+            return options.networks, options.vbds, options.vcpus, options.repeat_header, options.sort_column
+
+        state = view()
+        exits: list[bool] = []
+        app.exit = lambda *a, **k: exits.append(True)  # Q would end the test's app: record it instead
+        await pilot.press(key)
+        await pilot.pause(0.05)
+        after_state = view()
+        changed = {name for name, old, new in zip(
+            ("networks", "vbds", "vcpus", "repeat header", "sort"), state, after_state, strict=True) if old != new}
+        what = XENTOP_KEYS[key]
+        if what == "delay":
+            assert type(app.screen).__name__ == "DelayScreen"
+            await pilot.press("escape")
+        elif what == "quit":
+            assert exits or type(app.screen).__name__ == "QuitScreen"
+        else:
+            assert changed == {what}
+            assert app.screen is app.screen_stack[0]  # no modal: nothing one Enter away
+        await finish(pilot, app)
+        assert [(d.name, d.id, d.flags) for d in (await sim.sample()).domains] == before
+        assert audit.read() == []
+
+
+@pytest.mark.parametrize("typed", ["256.0", "1e3", "0x2", "2;reboot", "2.5", "-1", "٣"])
+async def test_number_fields_refuse_what_is_not_a_whole_number_and_change_nothing(env, typed):
+    """A number field used to drop what it did not take: 256.0 became 2560, 2;reboot became 2. Refused now,
+    by its whole text, with the range said."""
+    app, sim, clock, audit = env
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app, clock)
+        choose(app, "mail-relay")
+        before = await dom(sim, "mail-relay")
+        for key, field in (("C", "#count"), ("w", "#weight"), ("w", "#cap")):
+            await pilot.press(key)
+            await type_into(pilot, app, field, typed)
+            assert app.screen.query_one(field, Input).value == typed  # nothing dropped as it was typed
+            await pilot.press("enter")
+            assert app.screen is not app.screen_stack[0], (key, field)  # still open: refused
+            assert "is not" in error_text(app) and "whole number from" in error_text(app), error_text(app)
+            await pilot.press("escape")
+        await finish(pilot, app)
+        after = await dom(sim, "mail-relay")
+        assert (after.vcpus_online, after.sched_weight, after.sched_cap) == (
+            before.vcpus_online, before.sched_weight, before.sched_cap)
+        assert audit.read() == []
+
+
+async def test_a_10kb_paste_is_cut_to_the_field_and_the_message_quotes_a_short_prefix(env):
+    app, _sim, clock, audit = env
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app, clock)
+        choose(app, "mail-relay")
+        await pilot.press("m")
+        field = app.screen.query_one("#size", Input)
+        field.value = ""
+        field.focus()
+        await pilot.press(*"9" * 40)  # typed past the field's length: the rest is not taken
+        field.insert_text_at_cursor("9" * 10_000)  # a paste: refused whole beyond the length
+        assert field.value == "9" * 32
+        await pilot.press("enter")
+        message = error_text(app)
+        assert len(message) < 120 and "…" in message, message
+        assert app.screen.query_one("#ok").region.bottom <= 24  # the buttons stay on the screen
+        await pilot.press("escape")
+        assert audit.read() == []
+
+
+async def test_notifications_show_outside_text_as_text_never_as_markup_or_escapes(env):
+    """A name or path like `x[a="]` ended the app with a MarkupError; `[@click=app.quit]` became a live link;
+    an OSC in a file name reached the outer terminal through a toast."""
+    from textual.widgets._toast import Toast
+
+    app, _sim, clock, _ = env
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await settle(pilot, app, clock)
+        hostile = 'restored x[a="].save \x1b]0;owned\x1b\\ [@click=app.quit]q[/] [bold]b'
+        app.notify(hostile, title="[red]t\x1b[2J")
+        app.notify(hostile, title="markup asked for", markup=True)  # even a caller asking for markup gets text
+        await pilot.pause(0.2)
+        assert app.is_running and app.return_code is None
+        toasts = list(app.query(Toast))
+        assert len(toasts) == 2
+        shown = " ".join(str(toast.render()) for toast in toasts)
+        assert 'x[a="].save' in shown and "[@click=app.quit]q[/]" in shown and "[bold]b" in shown
+        assert "\x1b" not in shown and "\\x1b]0;owned" in shown
+
+
+async def test_the_save_dialog_refuses_what_the_backend_would_before_anything_stops(env, tmp_path):
+    app, _sim, clock, audit = env
+    (tmp_path / "saves").mkdir()
+    os.mkfifo(tmp_path / "saves" / "fifo.save")
+    (tmp_path / "saves" / "old.save").write_text("an earlier image")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app, clock)
+        choose(app, "mail-relay")
+        for typed, reason in ((str(tmp_path / "saves"), "is a directory"), ("fifo.save", "is a FIFO"),
+                              ("x" * 300, "longer than 255 bytes")):
+            await pilot.press("ctrl+s")
+            await type_into(pilot, app, "#path", typed)
+            await pilot.press("enter")
+            assert isinstance(app.screen, SaveScreen) and reason in error_text(app), error_text(app)
+            await pilot.press("escape")
+        await pilot.press("ctrl+s")
+        await type_into(pilot, app, "#path", "old.save")  # relative: in the save directory, not the cwd
+        await pilot.press("enter")
+        assert isinstance(app.screen, ConfirmScreen)
+        question = app.screen.question
+        assert str(tmp_path / "saves" / "old.save") in question and "a file of 16 bytes" in question
+        await pilot.press("y")
+        await finish(pilot, app)
+        assert audit.read()[-1]["arguments"]["path"] == str(tmp_path / "saves" / "old.save")
+        assert (tmp_path / "saves" / "old.save").read_bytes().startswith(b"xentui-sim saved domain")
+
+
+async def test_an_unusable_save_directory_is_said_not_raised(tmp_path):
+    sim, clock = make_sim()
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the save directory should be")
+    app = XentuiApp(sim, StartOptions(delay=NEVER, save_dir=blocker, audit=None))
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(pilot, app, clock)
+        choose(app, "mail-relay")
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.1)
+        assert app.is_running and app.screen is app.screen_stack[0]
+        assert any("cannot be used: a file is in the way" in n.message for n in app._notifications)

@@ -541,3 +541,52 @@ async def test_down_and_enter_typed_together_open_the_domain_the_cursor_moved_to
         await pilot.pause()
         assert isinstance(app.screen, DetailsScreen)
         assert app.screen.key == table.shown_keys[2] == table.cursor_key
+
+
+async def test_space_marks_and_moves_down_and_the_help_and_readme_say_so():
+    """As in a file manager, Space marks and steps to the next domain (a run of Spaces marks a run of rows):
+    the help and the README's keys table say it moves, so the move is no surprise."""
+    from pathlib import Path
+
+    app, clock = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, clock)
+        table = app.query_one(DomainTable)
+        first, second = table.shown_keys[:2]
+        table.select(first)
+        await pilot.press("space")
+        assert table.marked == {first} and table.cursor_key == second
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        space = [description for key, description in app.screen.rows if key.lower() == "space"]
+        assert space and "move" in space[0].lower() and "down" in space[0].lower()
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| `Space`"))
+    assert "mark" in row and ("move" in row or "next" in row)
+
+
+async def palette_titles(pilot, app: XentuiApp, query: str) -> list[str]:
+    """The commands the palette offers for what was typed (all of them, not only those on the screen)."""
+    from textual.command import CommandList, CommandPalette
+
+    await pilot.press("ctrl+p")
+    assert isinstance(app.screen, CommandPalette)
+    await pilot.press(*query)
+    await pilot.pause(0.5)
+    found = app.screen.query_one(CommandList)
+    titles = [str(found.get_option_at_index(i).prompt).split("\n")[0] for i in range(found.option_count)]
+    await pilot.press("escape")
+    await pilot.pause()
+    return [title.strip() for title in titles]
+
+
+async def test_the_palette_offers_xentuis_commands_and_themes_only():
+    """Not Textual's own (Screenshot, Keys, Maximize, Theme and its twenty themes): every command is xentui's."""
+    app, clock = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, clock)
+        assert await palette_titles(pilot, app, "screenshot") == []
+        assert await palette_titles(pilot, app, "keys") == ["help: keys"]
+        themes = await palette_titles(pilot, app, "theme")
+        assert sorted(themes) == ["theme: xentui-dark", "theme: xentui-light", "theme: xentui-plain"]
+        assert not [title for title in await palette_titles(pilot, app, "max") if ":" not in title]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from textual import events
-from textual.widgets import TabbedContent
+from textual.widgets import Input, TabbedContent
 
 from xentui.model import DomainState
 from xentui.ui.app import StartOptions, XentuiApp
@@ -19,7 +19,8 @@ pytestmark = pytest.mark.asyncio
 @pytest.fixture
 def env(tmp_path):
     sim, clock = make_sim()
-    app = XentuiApp(sim, StartOptions(delay=NEVER, theme="xentui-dark", save_dir=tmp_path / "saves"))
+    app = XentuiApp(sim, StartOptions(delay=NEVER, theme="xentui-dark", save_dir=tmp_path / "saves",
+                                      console_log_dir=tmp_path / "console-logs"))
     return app, sim, clock
 
 
@@ -209,7 +210,7 @@ async def test_scrollback_and_saving_the_log(env, tmp_path):
         await pilot.press("shift+pagedown")
         assert view.scroll_back == 0
         await pilot.press("ctrl+right_square_bracket", "L")
-        saved = list((tmp_path / "saves").glob("console-mail-relay-*.log"))
+        saved = list((tmp_path / "console-logs").glob("console-mail-relay-*.log"))
         assert len(saved) == 1 and "\n1500\n" in saved[0].read_text()
 
 
@@ -314,3 +315,71 @@ async def test_a_gone_domains_console_shows_no_silent_notice(env):
         pane.show_domain_state(DomainState.PAUSED)
         await pilot.pause()
         assert shown_notice(pane) == ""
+
+
+async def test_after_leaving_the_console_a_kept_filter_does_not_take_the_keys(env):
+    """'/web' Enter, 't', Ctrl-], 'f': the table hides under the maximised console; its focus must not pass to
+    the kept filter's field (the next key would be typed into the filter); un-maximised, the table has it."""
+    app, _sim, clock = env
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, clock)
+        await pilot.press("slash", "w", "e", "b", "enter")
+        assert isinstance(app.focused, DomainTable) and app.view.filter_text == "web"
+        await pilot.press("t")
+        await pilot.pause(0.1)
+        assert isinstance(app.focused, TerminalView)
+        await pilot.press("ctrl+right_square_bracket", "f")
+        await pilot.pause()
+        assert not app.query_one(DomainTable).display  # maximised
+        assert not isinstance(app.focused, Input)
+        await pilot.press("s")  # an app key, not a letter of the filter
+        await pilot.pause()
+        assert app.view.filter_text == "web" and app.view.sort_column != "cpu_pct"
+        await pilot.press("f")
+        await pilot.pause()
+        assert app.query_one(DomainTable).display and isinstance(app.focused, DomainTable)
+        await pilot.press("down")
+        assert app.view.filter_text == "web"
+
+
+async def test_every_poll_tells_the_open_consoles_their_domains_state(env):
+    """Paused on the host (by anyone): after the next poll its console says why it is silent; unpaused, not."""
+    app, sim, clock = env
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, clock)
+        view = await open_console(pilot, app, "mail-relay")
+        pane = pane_of(app, view)
+        await pilot.press("ctrl+right_square_bracket")
+        other = await open_console(pilot, app, "db-primary")
+        assert pane.notice_text == "" and pane_of(app, other).notice_text == ""
+        await sim.pause("mail-relay")
+        await poll(pilot, app, clock)
+        assert "paused" in pane.notice_text and pane.domain_state is DomainState.PAUSED
+        assert pane_of(app, other).notice_text == ""
+        await sim.unpause("mail-relay")
+        await poll(pilot, app, clock)
+        assert pane.notice_text == "" and pane.domain_state is not DomainState.PAUSED
+
+
+async def test_console_logs_go_to_their_own_directory_not_among_the_saved_images(tmp_path, monkeypatch):
+    """By default beside the save directory in the state dir, not in it: restore lists only saved images."""
+    from xentui.ui.modals import RestoreScreen
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    sim, clock = make_sim()
+    app = XentuiApp(sim, StartOptions(delay=NEVER, theme="xentui-dark"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, clock)
+        await open_console(pilot, app, "mail-relay")
+        await pilot.press("ctrl+right_square_bracket", "L")
+        logs = list((tmp_path / "xentui" / "console-logs").glob("console-mail-relay-*.log"))
+        assert len(logs) == 1
+        saves = tmp_path / "xentui" / "saves"
+        assert not list(saves.glob("*.log")) if saves.exists() else True
+        saves.mkdir(parents=True, exist_ok=True)
+        image = saves / "db-primary-20250101-120000.save"
+        image.write_bytes(b"image")
+        (saves / "console-db-primary-20250101-120000.log").write_text("a log an older xentui saved here\n")
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert isinstance(app.screen, RestoreScreen) and app.screen.files == [image]

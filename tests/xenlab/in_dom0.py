@@ -101,7 +101,8 @@ async def act(backend: Backend, action: str, domain: str, args: list[str]) -> di
             cap = None if args[1] == "-" else int(args[1])
             await backend.set_sched(domain, weight=weight, cap=cap)
         case "save":
-            await backend.save(domain, Path(args[0]), keep_running="keep" in args[1:], overwrite="overwrite" in args[1:])
+            await backend.save(domain, Path(args[0]), keep_running="keep" in args[1:],
+                               overwrite="overwrite" in args[1:])
         case "restore":
             return {"ok": True, "name": await backend.restore(Path(domain))}
         case _:

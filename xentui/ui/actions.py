@@ -19,7 +19,7 @@ from textual.binding import Binding, BindingType
 from xentui.audit import AuditLog
 from xentui.backends.base import Action, Backend, BackendError
 from xentui.model import Domain, DomainState, Host, Sample
-from xentui.textsafe import printable
+from xentui.textsafe import name_list, printable
 from xentui.ui.table import DomainTable
 from xentui.validate import format_kib
 
@@ -36,21 +36,24 @@ def _modals() -> ModuleType:
     return modals
 
 
+# Keys that change or stop a guest are never a letter an xentop user types by habit: xentop reads its keys
+# case-insensitively (D delay, N nets, B vbds, V vcpus, R repeat header, S sort, Q quit), and so does xentui.
+# Save, restore, reboot and destroy take a Ctrl key; each asks before it acts.
 ACTION_BINDINGS: list[BindingType] = [
     Binding("m", "mem_set", "Mem", id="mem-set"),
     Binding("M", "mem_max", "Maxmem", id="mem-max", show=False),
     Binding("C", "vcpu_set", "vCPU set", id="vcpu-set", show=False),
     Binding("w", "sched", "Weight/cap", id="sched", show=False),
     Binding("p", "pause_toggle", "Pause", id="pause"),
-    Binding("S", "save", "Save", id="save", show=False),
-    Binding("R", "restore", "Restore", id="restore", show=False),
+    Binding("ctrl+s", "save", "Save", id="save", show=False),
+    Binding("ctrl+r", "restore", "Restore", id="restore", show=False),
     Binding("X", "sysrq", "SysRq", id="sysrq"),
     Binding("g", "migrate", "Migrate", id="migrate"),
     Binding("E", "evacuate", "Evacuate host", id="evacuate", show=False),
     Binding("h", "shutdown", "Shutdown", id="shutdown", show=False),
-    Binding("B", "reboot", "Reboot", id="reboot", show=False),
-    Binding("D", "destroy", "Destroy", id="destroy", show=False),
-    Binding("space", "mark", "Mark", id="mark", show=False),
+    Binding("ctrl+t", "reboot", "Reboot", id="reboot", show=False),
+    Binding("ctrl+k", "destroy", "Destroy", id="destroy", show=False),
+    Binding("space", "mark", "Mark or unmark, then move down", id="mark", show=False),
     Binding("U", "unmark_all", "Unmark all", id="unmark-all", show=False),
     Binding("l", "action_log", "Action log", id="action-log", show=False),
 ]
@@ -63,15 +66,15 @@ ACTION_COMMANDS: list[tuple[str, str, str, Action | None]] = [
     ("domain: scheduler weight/cap", "action_sched", "credit weight and cap (w)", Action.SCHED),
     ("domain: pause", "action_pause", "pause the selected or marked domains", Action.PAUSE),
     ("domain: unpause", "action_unpause", "unpause the selected or marked domains", Action.UNPAUSE),
-    ("domain: save", "action_save", "save to a file, stop or keep running (S)", Action.SAVE),
-    ("domain: restore", "action_restore", "restore from the save directory (R)", Action.RESTORE),
+    ("domain: save", "action_save", "save to a file, stop or keep running (Ctrl+S)", Action.SAVE),
+    ("domain: restore", "action_restore", "restore from the save directory (Ctrl+R)", Action.RESTORE),
     ("domain: sysrq", "action_sysrq", "send a SysRq key (X)", Action.SYSRQ),
     ("domain: migrate", "action_migrate", "move it to another host, with checks first (g)", Action.MIGRATE),
     ("host: evacuate", "action_evacuate", "migrate every domU to one host (E)", Action.MIGRATE),
     ("domain: shutdown", "action_shutdown", "ask the guest to power off (h)", Action.SHUTDOWN),
-    ("domain: reboot", "action_reboot", "ask the guest to reboot (B)", Action.REBOOT),
-    ("domain: destroy", "action_destroy", "pull the plug (D)", Action.DESTROY),
-    ("domain: mark", "action_mark", "mark or unmark for a bulk action (Space)", None),
+    ("domain: reboot", "action_reboot", "ask the guest to reboot (Ctrl+T)", Action.REBOOT),
+    ("domain: destroy", "action_destroy", "pull the plug (Ctrl+K)", Action.DESTROY),
+    ("domain: mark", "action_mark", "mark or unmark for a bulk action, then move down (Space)", None),
     ("domain: unmark all", "action_unmark_all", "clear every mark (U)", None),
     ("view: action log", "action_action_log", "every action and its result (l)", None),
     ("domain: console", "action_console", "the guest's serial console under the table (t); Ctrl-] leaves",
@@ -98,10 +101,18 @@ class ActionsMixin:
 
     # the app's own, used here
     table: DomainTable
-    notify: Callable[..., None]
     push_screen: Callable[..., object]
+    exit: Callable[..., None]
     run_worker: Callable[..., object]
     _start_poll: Callable[[], None]
+
+    def notify(self, message: str, *, title: str = "", severity: str = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Every notification of the app, from any screen: text from outside (names, paths, tool stderr,
+        libvirt's words) is made printable and never read as markup, whatever the caller passed."""
+        lines = [printable(line) for line in str(message).split("\n")]
+        super().notify("\n".join(lines), title=printable(str(title)), severity=severity,  # type: ignore[misc]
+                       timeout=timeout, markup=False)
 
     # helpers --------------------------------------------------------------------------------
 
@@ -180,6 +191,7 @@ class ActionsMixin:
         finally:
             self.busy.pop(raw_name, None)
             self._start_poll()
+            self._quit_if_idle()
 
     # memory, vCPUs, scheduler -------------------------------------------------------------------
 
@@ -245,10 +257,25 @@ class ActionsMixin:
         if all(d.state is DomainState.PAUSED for d in domains):
             self._bulk(domains, Action.UNPAUSE)
         else:
-            self._bulk([d for d in domains if d.state is not DomainState.PAUSED], Action.PAUSE)
+            self._pause([d for d in domains if d.state is not DomainState.PAUSED])
 
     def action_pause(self) -> None:
-        self._bulk(self._targets(), Action.PAUSE)
+        self._pause(self._targets())
+
+    def _pause(self, domains: list[Domain]) -> None:
+        """One domain pauses at once (p again unpauses it); several marked ones ask first, by name: a
+        pause stops every guest in it, and a forgotten mark must not stop one nobody meant."""
+        if len(domains) <= 1 or self._unavailable(Action.PAUSE, domains):
+            self._bulk(domains, Action.PAUSE)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._bulk(domains, Action.PAUSE)
+
+        self.push_screen(_modals().ConfirmScreen(
+            f"Pause these {len(domains)} domains: {name_list([d.name for d in domains])}? "
+            "(each stops running until unpaused)"), answered)
 
     def action_unpause(self) -> None:
         self._bulk(self._targets(), Action.UNPAUSE)
@@ -289,10 +316,22 @@ class ActionsMixin:
                 done=f"saved {printable(domain.name)} to {request.path}",
             )
 
-        self.save_dir.mkdir(parents=True, exist_ok=True)
+        if not self._save_dir_usable():
+            return
         modals = _modals()
         suggested = modals.default_save_path(self.save_dir, domain, self.wall_clock())
         self.push_screen(modals.SaveScreen(domain, suggested), chosen)
+
+    def _save_dir_usable(self) -> bool:
+        """The save directory, made if missing; a clear message (and False) when it cannot be."""
+        try:
+            self.save_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            reason = "a file is in the way" if isinstance(error, FileExistsError) else error.strerror or str(error)
+            self.notify(f"the save directory {self.save_dir} cannot be used: {reason} (--save-dir picks another)",
+                        severity="error", title="save", timeout=10)
+            return False
+        return True
 
     def action_restore(self) -> None:
         if self._unavailable(Action.RESTORE):
@@ -324,7 +363,8 @@ class ActionsMixin:
         domains = self._targets()
         if not domains or self._unavailable(action, domains):
             return
-        who = printable(domains[0].name) if len(domains) == 1 else f"these {len(domains)} domains"
+        names = name_list([d.name for d in domains])
+        who = names if len(domains) == 1 else f"these {len(domains)} domains ({names})"
 
         def answered(yes: bool | None) -> None:
             if yes:
@@ -360,11 +400,14 @@ class ActionsMixin:
             self.notify(f"{printable(domain.name)} is busy with {self.busy[domain.name]}", severity="warning")
             return
 
-        def result(outcome: str, message: str | None) -> None:
-            self._record(domain, "migrate", {}, outcome, message)
+        def result(outcome: str, message: str | None, arguments: dict) -> None:
+            self._record(domain, "migrate", arguments, outcome, message)
             self._start_poll()
 
-        self.push_screen(_modals().MigrateScreen(domain, self.backend, result))
+        def running(moving: bool) -> None:
+            self._set_busy(domain.name, "migrate", moving)
+
+        self.push_screen(_modals().MigrateScreen(domain, self.backend, result, running))
 
     def action_evacuate(self) -> None:
         if self.sample is None or self._unavailable(Action.MIGRATE):
@@ -372,11 +415,52 @@ class ActionsMixin:
         domus = [d for d in self.sample.domains
                  if not d.is_dom0 and d.state in (DomainState.RUNNING, DomainState.BLOCKED, DomainState.PAUSED)]
 
-        def result(domain: Domain, outcome: str, message: str | None) -> None:
-            self._record(domain, "migrate", {"evacuate": True}, outcome, message)
+        def result(domain: Domain, outcome: str, message: str | None, arguments: dict) -> None:
+            self._record(domain, "migrate", arguments, outcome, message)
             self._start_poll()
 
-        self.push_screen(_modals().EvacuateScreen(domus, self.backend, result))
+        def running(domain: Domain, moving: bool) -> None:
+            self._set_busy(domain.name, "migrate", moving)
+
+        self.push_screen(_modals().EvacuateScreen(domus, self.backend, result, running))
+
+    def _set_busy(self, name: str, action: str, busy: bool) -> None:
+        """A migration runs in its own screen, not `start_action`: it still counts as busy (a second action
+        on the domain is refused, and quitting asks)."""
+        if busy:
+            self.busy[name] = action
+        elif self.busy.get(name) == action:
+            del self.busy[name]
+            self._quit_if_idle()
+
+    # quitting ---------------------------------------------------------------------------------------
+
+    quit_when_idle: bool = False
+
+    async def action_quit(self) -> None:
+        """q, Ctrl+C: quit at once when nothing runs; otherwise ask, saying what happens to each action."""
+        if not self.busy:
+            self.exit()
+            return
+
+        def answered(answer: str | None) -> None:
+            if answer == "now":
+                self.exit()
+            elif answer == "when-done":
+                self.quit_when_idle = True
+                self.notify(f"xentui quits when {name_list(sorted(self.busy))} "
+                            f"{'is' if len(self.busy) == 1 else 'are'} done (q again to choose otherwise)",
+                            title="quit")
+                self._quit_if_idle()
+            elif self.quit_when_idle:
+                self.quit_when_idle = False
+                self.notify("xentui keeps running", title="quit")
+
+        self.push_screen(_modals().QuitScreen(self.busy), answered)
+
+    def _quit_if_idle(self) -> None:
+        if self.quit_when_idle and not self.busy:
+            self.exit()
 
     # marks and the log ------------------------------------------------------------------------------
 

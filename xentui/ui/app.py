@@ -60,6 +60,11 @@ def default_save_dir() -> Path:
     return state_dir() / "saves"
 
 
+def default_console_log_dir() -> Path:
+    """Beside the save directory, not in it: restore lists the save directory, and a log is no image."""
+    return state_dir() / "console-logs"
+
+
 def load_themes() -> list[Theme]:
     themes = []
     for spec in load_theme_specs().values():
@@ -77,6 +82,7 @@ class StartOptions:
     view: ViewOptions | None = None
     tune_gc: bool = False  # process-wide, so only for the real program, not for tests
     save_dir: Path | None = None  # where save puts images and restore looks: default in the XDG state dir
+    console_log_dir: Path | None = None  # where L puts console logs: default in the XDG state dir
     audit: AuditLog | None = None
 
 
@@ -91,6 +97,14 @@ class PollFailed(Message):
     def __init__(self, error: str) -> None:
         super().__init__()
         self.error = error
+
+
+class SamplesEnded(Message):
+    """The backend has no more samples to give (`Backend.finished`: a replay played its last iteration)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
 
 
 class XentuiCommands(Provider):
@@ -124,7 +138,7 @@ class XentuiCommands(Provider):
             commands.append((title, getattr(app, method), shown))
         for column in COLUMNS:
             commands.append((f"sort: {column.title}", partial(app.sort_by, column.id), column.help))
-        for name in sorted(app.available_themes):
+        for name in sorted(app.xentui_themes):  # xentui's, not the twenty Textual registers
             commands.append((f"theme: {name}", partial(setattr, app, "theme", name), "switch colours"))
         return commands
 
@@ -166,7 +180,7 @@ class XentuiApp(ActionsMixin, App[None]):
 
     TITLE = "xentui"
     CSS_PATH = "xentui.tcss"
-    COMMANDS = App.COMMANDS | {XentuiCommands}
+    COMMANDS: ClassVar[set] = {XentuiCommands}  # not Textual's own (Screenshot, Keys, Maximize, its themes)
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark", "help", "Help", id="help"),
@@ -175,21 +189,21 @@ class XentuiApp(ActionsMixin, App[None]):
         # priority too, only while the filter is focused: the key typed right after Enter belongs to the table
         Binding("enter", "keep_filter", "Keep the filter", id="filter-keep", show=False, priority=True),
         *ACTION_BINDINGS,
-        Binding("s", "sort_next", "Sort", id="sort-next"),
+        Binding("s,S", "sort_next", "Sort", id="sort-next"),
         Binding("o", "sort_menu", "Sort by…", id="sort-menu", show=False),
         Binding("i", "sort_reverse", "Reverse", id="sort-reverse", show=False),
-        Binding("d", "delay", "Delay", id="delay"),
-        Binding("n", "toggle_networks", "Nets", id="networks"),
-        Binding("b", "toggle_vbds", "VBDs", id="vbds"),
-        Binding("v", "toggle_vcpus", "vCPUs", id="vcpus"),
-        Binding("r", "toggle_repeat_header", "Repeat header", id="repeat-header", show=False),
+        Binding("d,D", "delay", "Delay", id="delay"),
+        Binding("n,N", "toggle_networks", "Nets", id="networks"),
+        Binding("b,B", "toggle_vbds", "VBDs", id="vbds"),
+        Binding("v,V", "toggle_vcpus", "vCPUs", id="vcpus"),
+        Binding("r,R", "toggle_repeat_header", "Repeat header", id="repeat-header", show=False),
         Binding("c", "toggle_cumulative", "Cumul.", id="cumulative"),
         Binding("z", "toggle_dom0_first", "Dom0 first", id="dom0-first", show=False),
         # priority while the filter is focused, like Enter; on the table (a filter kept) an ordinary key
         Binding("escape", "escape_filter", "Clear filter", id="filter-escape", show=False, priority=True),
         Binding("escape", "clear_filter", "Clear filter", id="clear-filter", show=False),
         Binding("ctrl+l", "refresh_now", "Refresh now", id="refresh-now", show=False),
-        Binding("q", "quit", "Quit", id="quit"),
+        Binding("q,Q", "quit", "Quit", id="quit"),
         # Not priority bindings: in a console they belong to the guest (^C, ^Q); Ctrl-] leaves first.
         Binding("ctrl+c", "quit", "Quit", id="quit-ctrl-c", show=False),
         Binding("ctrl+q", "quit", "Quit", id="quit-ctrl-q", show=False),
@@ -215,18 +229,22 @@ class XentuiApp(ActionsMixin, App[None]):
         self.poll_count = 0  # successful polls
         self.polls_done = 0  # successful or not: tests and benchmarks wait on this
         self.last_error: str | None = None
+        self.finished: str | None = None  # the backend's `finished`: then no more polls
         self._timer: Timer | None = None
         self._polling = False
         self._poll_again = False  # an event came during a poll: poll once more right after it
         self._tune_gc = options.tune_gc
         self._gc_settling = False
         self.save_dir = options.save_dir or default_save_dir()
+        self.console_log_dir = options.console_log_dir or default_console_log_dir()
         self.audit = options.audit
         self.action_log: list[LogEntry] = []
         self.busy: dict[str, str] = {}
         self._console_serial = 0
+        self.xentui_themes: list[str] = []
         for theme in load_themes():
             self.register_theme(theme)
+            self.xentui_themes.append(theme.name)
         wanted = options.theme or (PLAIN_THEME if "NO_COLOR" in os.environ else DEFAULT_THEME)
         self.theme = wanted
 
@@ -307,10 +325,12 @@ class XentuiApp(ActionsMixin, App[None]):
         """Re-arm after each poll completes, so polls never overlap; a new delay applies at once."""
         if self._timer is not None:
             self._timer.stop()
-        self._timer = self.set_timer(self.delay, self._start_poll)
+            self._timer = None
+        if self.finished is None:  # a backend with nothing more to give is not asked again
+            self._timer = self.set_timer(self.delay, self._start_poll)
 
     def _start_poll(self) -> None:
-        if self._polling:
+        if self._polling or self.finished is not None:
             return
         self._polling = True
         self._poll()
@@ -324,6 +344,12 @@ class XentuiApp(ActionsMixin, App[None]):
         except Exception as error:  # a backend bug must not take the screen down
             self.post_message(PollFailed(f"{type(error).__name__}: {error}"))
         else:
+            finished = self.backend.finished
+            if finished is not None:
+                # Its last sample again: no new rate and no history point. Set before `_arm` below.
+                self.finished = finished
+                self.post_message(SamplesEnded(finished))
+                return
             previous = self.sample
             if previous is not None and sample.monotonic <= previous.monotonic:
                 rates = self.rates  # no time has passed: the last rates still hold
@@ -349,6 +375,9 @@ class XentuiApp(ActionsMixin, App[None]):
             self.query_one("#banner", Static).remove_class("shown")
         self.table.update_sample(message.sample, message.rates)
         self._show_header()
+        for pane in self._console_panes():  # a paused or crashed guest's console says why it is silent
+            domain = message.sample.domain(pane.domain_key)
+            pane.show_domain_state(None if domain is None else domain.state)
         screen = self.screen
         update_details = getattr(screen, "update_from", None)  # the details screen follows every sample
         if update_details is not None:
@@ -369,6 +398,14 @@ class XentuiApp(ActionsMixin, App[None]):
         banner = self.query_one("#banner", Static)
         stale = " The table shows the last good sample." if self.sample is not None else ""
         banner.update(Text(f"Backend error: {message.error}  Retrying every {self.delay:g}s.{stale}"))
+        banner.add_class("shown")
+
+    def on_samples_ended(self, message: SamplesEnded) -> None:
+        """A replay reached its end: say so, and keep the last recorded iteration on the screen."""
+        self.polls_done += 1
+        self.last_error = None
+        banner = self.query_one("#banner", Static)
+        banner.update(Text(f"{self.backend.name}: {message.reason}. The table keeps the last sample; q quits."))
         banner.add_class("shown")
 
     def _show_header(self) -> None:
@@ -578,8 +615,15 @@ class XentuiApp(ActionsMixin, App[None]):
         self.screen.set_focus(self.table)
 
     def action_console_maximise(self) -> None:
-        if self._console_panes():
-            self.screen.toggle_class("console-maximised")
+        if not self._console_panes():
+            return
+        screen = self.screen
+        screen.toggle_class("console-maximised")
+        if self._console_focused():
+            return
+        # Maximised, the table hides, and Textual would pass its focus on to whatever else shows (a kept filter's
+        # field, which then takes every key): no focus, the keys are the app's; given back, the table has them.
+        screen.set_focus(None if screen.has_class("console-maximised") else self.table)
 
     async def action_console_close(self) -> None:
         pane = self._current_console()
@@ -598,7 +642,12 @@ class XentuiApp(ActionsMixin, App[None]):
         if pane is None:
             self.notify("No console open.", severity="warning")
             return
-        path = pane.view.save_log(self.save_dir)
+        try:
+            path = pane.view.save_log(self.console_log_dir)
+        except OSError as error:
+            self.notify(f"the console log cannot be saved in {self.console_log_dir}: {error.strerror or error}",
+                        severity="error", title="console")
+            return
         self.notify(f"console log saved to {path}", title="console")
 
     def action_help(self) -> None:
@@ -610,7 +659,7 @@ class XentuiApp(ActionsMixin, App[None]):
             assert isinstance(binding, Binding)
             if binding.action == "activate":  # listed below as "Enter": Textual would show it as a symbol
                 continue
-            keys = ", ".join(self.get_key_display(Binding(key, "")) for key in binding.key.split(","))
+            keys = ", ".join(_spelt_out(self.get_key_display(Binding(key, ""))) for key in binding.key.split(","))
             if (keys, binding.description) not in seen:  # Escape: two bindings, by what has the focus
                 seen.add((keys, binding.description))
                 yield keys, binding.description
@@ -619,9 +668,14 @@ class XentuiApp(ActionsMixin, App[None]):
         yield "mouse", "click a header to sort by it (again to reverse); double-click a domain for details"
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        for command in super().get_system_commands(screen):
-            if command.title.lower() != "quit":  # ours is "app: quit"
-                yield command
+        """None: Textual's (a Screenshot that fails without a reason, a Theme picker of Textual's themes...)
+        are not xentui's; every command of xentui's is in `XentuiCommands`, named "category: action"."""
+        return ()
+
+
+def _spelt_out(display: str) -> str:
+    """'^s' as 'Ctrl+S' for the help: the caret form is easily misread as a plain s."""
+    return f"Ctrl+{display[1:].upper()}" if display.startswith("^") and len(display) > 1 else display
 
 
 def _screens() -> ModuleType:
