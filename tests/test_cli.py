@@ -298,3 +298,17 @@ def test_the_command_starts_with_the_collector_off_and_batch_mode_turns_it_back_
     assert done.returncode == 0, done.stderr
     assert "at start False" in done.stderr and "after batch True" in done.stderr
     assert "Domain-0" in done.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ["-c", "qemu+ssh://\x1b]0;owned\x07host/system", "-b", "-i", "1"],
+    ["--replay", "/tmp/\x1b]52;c;cHduZWQ=\x1b\\.log", "-b", "-i", "1"],
+    ["--backend", "\x1b[2Jxl"],
+    ["-d", "\x9b2J"],
+])
+def test_a_hostile_argument_is_never_echoed_raw_to_the_terminal(args):
+    """A `-c` URI with an OSC in it changed the terminal's title when the connection error echoed it."""
+    result = run(*args, timeout=60)
+    assert result.returncode != 0
+    assert "\x1b" not in result.stderr and "\x9b" not in result.stderr and "\x07" not in result.stderr
+    assert result.stderr.strip(), "the refusal says something"

@@ -409,3 +409,22 @@ async def test_an_old_log_gives_no_sector_counts_rather_than_zeros(tmp_path, sub
     rows = [dict(zip(CSV_COLUMNS, row, strict=True)) for row in csv.reader(io.StringIO(out.getvalue()))][1:]
     assert [(row["vbd_rd"], row["vbd_rsect"], row["vbd_wsect"]) for row in rows if row["name"] == "web-01"] == [
         ("100", "", ""), ("160", "", "")]
+
+
+def test_a_replay_refuses_what_is_not_a_regular_file_and_never_reads_it_whole(tmp_path):
+    """`--replay /dev/zero` read until memory ran out; a FIFO blocked with no message."""
+    import os
+
+    from xentui.errors import InvalidArgument
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path in (Path("/dev/zero"), fifo, tmp_path):
+        with pytest.raises(InvalidArgument, match="not a regular file"):
+            ReplayBackend(path)
+
+
+def test_a_huge_garbage_line_in_a_log_is_left_out(tmp_path):
+    log_file = tmp_path / "x.log"
+    log_file.write_text("G" * 200_000 + "\n" + recording("xentop-b-i2-d1.txt"))
+    assert ReplayBackend(log_file).samples

@@ -237,3 +237,28 @@ def test_migrate_progress_from_a_real_successful_migration() -> None:
     fractions = [event.fraction for event in events]
     assert fractions == sorted(fractions) and len(events) >= 5
     assert events[0].phase is MigratePhase.PREFLIGHT and events[-1].phase is MigratePhase.DONE
+
+
+@async_test
+async def test_xentop_stream_survives_a_line_of_garbage_longer_than_the_reader_takes(tmp_path: Path) -> None:
+    """One line over 64 KiB used to kill the reader for good: the table stayed stale after xentop was sane again."""
+    capture = tmp_path / "capture.txt"
+    lines = (FIXTURES / "xentop-b-i2-d1.txt").read_text().splitlines()
+    capture.write_text("---8<---\n" + "\n".join(line for line in lines if not line.startswith("#")) + "\n---8<---\n")
+    script = _fake_xentop(tmp_path, str(capture))
+    text = script.read_text().replace(
+        "for block in blocks * 50:\n",
+        "sys.stdout.write('      NAME' + blocks[0].rstrip('\\n') + '\\n'); sys.stdout.flush(); time.sleep(delay)\n"
+        "sys.stdout.write('\\x1b' + 'G' * 300_000 + '\\n'); sys.stdout.flush(); time.sleep(delay)\n"
+        "for block in blocks * 50:\n")
+    script.write_text(text)
+    stream = XentopStream(str(script), delay=0.2)
+    try:
+        _, _, first = await stream.latest()
+        sequence = first
+        for _ in range(3):  # iterations after the garbage keep coming, from the same process
+            _, _, sequence = await stream.latest(newer_than=sequence)
+        assert sequence >= first + 3 and stream.starts == 1
+        assert stream.garbage_lines >= 1
+    finally:
+        await stream.stop()

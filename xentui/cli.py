@@ -18,6 +18,7 @@ from xentui.backends.base import Backend, BackendError, BackendUnavailable, Inva
 from xentui.backends.readonly import ReadOnlyBackend
 from xentui.backends.sim import MAX_DOMAINS, SimBackend, SimCluster
 from xentui.batch import BatchFormat, BatchOptions, run_batch
+from xentui.textsafe import printable
 from xentui.themefiles import load_theme_specs
 from xentui.validate import MAX_DELAY_S, MIN_DELAY_S, parse_seconds
 
@@ -183,7 +184,7 @@ def make_backend(args: argparse.Namespace) -> Backend:
         # one recorded iteration per poll, at the recorded pace times the speed, never below the floor
         args.delay, note = replay_pace(args.replay_interval, args.replay_speed)
         if note is not None:
-            print(f"xentui: {note}", file=sys.stderr)
+            print(f"xentui: {printable(note)}", file=sys.stderr)
         if args.iterations is None:
             args.iterations = backend.iterations
     elif choice == "xl":
@@ -248,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         backend = make_backend(args)
     except BackendError as error:
-        print(f"xentui: {error}", file=sys.stderr)
+        print(f"xentui: {printable(str(error))}", file=sys.stderr)
         return 2
     if not args.batch:
         # textual loads only when the screen is wanted: batch mode starts fast and stays small
@@ -267,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     except BackendError as error:
-        print(f"xentui: {error}", file=sys.stderr)
+        print(f"xentui: {printable(str(error))}", file=sys.stderr)
         return 1
     try:
         sys.stdout.flush()

@@ -8,11 +8,11 @@ from textual.widgets import Input, Static
 
 from xentui.backends.base import BackendError
 from xentui.backends.sim import SimBackend, SimCluster
-from xentui.ui.app import XentuiApp
+from xentui.ui.app import StartOptions, XentuiApp
 from xentui.ui.screens import DelayScreen, DetailsScreen, HelpScreen, SortScreen
 from xentui.ui.table import DomainTable
 
-from .helpers import make_app, make_sim, poll, settle, wait_polls
+from .helpers import NEVER, make_app, make_sim, poll, settle, wait_polls
 
 pytestmark = pytest.mark.asyncio
 
@@ -590,3 +590,35 @@ async def test_the_palette_offers_xentuis_commands_and_themes_only():
         themes = await palette_titles(pilot, app, "theme")
         assert sorted(themes) == ["theme: xentui-dark", "theme: xentui-light", "theme: xentui-plain"]
         assert not [title for title in await palette_titles(pilot, app, "max") if ":" not in title]
+
+
+async def test_a_backend_that_keeps_giving_the_same_sample_is_marked_stale_then_live_again():
+    """xentop stalled (or printing garbage) left the table frozen with the header's time stuck and no word of it."""
+    sim, clock = make_sim()
+
+    class Stalls(type(sim)):
+        stuck = False
+        last = None
+
+        async def sample(self):
+            if self.stuck and self.last is not None:
+                return self.last  # the same iteration again, as the xl backend gives while xentop prints nothing
+            self.last = await super().sample()
+            return self.last
+
+    backend = Stalls(sim.cluster)
+    app = XentuiApp(backend, StartOptions(delay=NEVER, theme="xentui-dark"))
+    app.STALE_AFTER_MIN = 0.3
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app, clock)
+        banner = app.query_one("#banner")
+        app.delay = 0.05  # three refresh periods are less than STALE_AFTER_MIN: it decides
+        backend.stuck = True
+        await poll(pilot, app, clock)
+        assert not banner.has_class("shown")  # not yet: once is not stale
+        await pilot.pause(0.4)
+        await poll(pilot, app, clock)
+        assert banner.has_class("shown") and "Stale: no new figures from sim" in str(banner.render())
+        backend.stuck = False
+        await poll(pilot, app, clock)
+        assert not banner.has_class("shown")

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import stat
 import time
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
@@ -104,6 +106,33 @@ def _host_total_kib(log: XentopLog) -> int:
     return max(candidates, key=lambda total: _matches(total, pairs))
 
 
+MAX_LOG_BYTES = 256 * 1024 * 1024
+"""The largest log a replay reads (a day of `xentop -b -d 1` on a 100-domain host is about 150 MiB)."""
+MAX_LINE_BYTES = 64 * 1024
+"""xentop's longest line is a few hundred bytes: a longer one is garbage, left out."""
+
+
+def _read_log(path: Path) -> str:
+    """The log's text, from a regular file of bounded size: /dev/zero, a FIFO or a directory is refused with the
+    reason, never read until memory runs out or the screen hangs."""
+    shown = printable(str(path))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as error:
+        raise BackendUnavailable(f"cannot read {shown}: {error.strerror}") from error
+    found = os.fstat(fd)
+    if not stat.S_ISREG(found.st_mode):
+        os.close(fd)
+        raise InvalidArgument(f"{shown} is not a regular file: --replay reads a saved `xentop -b` log")
+    with os.fdopen(fd, "rb") as file:
+        if found.st_size > MAX_LOG_BYTES:
+            raise InvalidArgument(f"{shown} is {found.st_size >> 20} MiB: more than the {MAX_LOG_BYTES >> 20} MiB "
+                                  "a replay reads (cut it with head or split)")
+        data = file.read(MAX_LOG_BYTES + 1)
+    lines = [line for line in data.split(b"\n") if len(line) <= MAX_LINE_BYTES]
+    return b"\n".join(lines).decode("utf-8", errors="replace")
+
+
 def _clock(wall: float, *, with_date: bool) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S", time.localtime(wall))
 
@@ -112,10 +141,7 @@ class ReplayBackend(Backend):
     name = "replay"
 
     def __init__(self, path: Path, *, interval: float = 3.0, loop: bool = False) -> None:
-        try:
-            text = Path(path).read_text(encoding="utf-8", errors="replace")
-        except OSError as error:
-            raise BackendUnavailable(f"cannot read {path}: {error.strerror}") from error
+        text = _read_log(Path(path))
         if interval <= 0:
             raise InvalidArgument("the recorded interval must be more than 0 seconds")
         self.path = Path(path)

@@ -30,6 +30,7 @@ class XentopStream:
         self.xentop = xentop
         self.delay = delay
         self.starts = 0  # how many times a process was started (restarts are visible to tests)
+        self.garbage_lines = 0  # lines too long to be xentop's, dropped
         self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self._latest: list[XentopRow] | None = None
@@ -97,6 +98,13 @@ class XentopStream:
                 raw = await asyncio.wait_for(process.stdout.readline(), _QUIET if rows_seen else None)
             except TimeoutError:
                 self._publish(pending)
+                pending, rows_seen = [], False
+                continue
+            except ValueError:
+                # A line longer than the reader's limit (garbage, not xentop): asyncio has dropped it from its
+                # buffer. Drop the iteration it was in too, and go on reading: the next one is whole again.
+                self.garbage_lines += 1
+                self._last_error = "xentop printed a line of garbage longer than 64 KiB (dropped)"
                 pending, rows_seen = [], False
                 continue
             if not raw:

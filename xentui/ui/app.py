@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
@@ -230,6 +231,7 @@ class XentuiApp(ActionsMixin, App[None]):
         self.polls_done = 0  # successful or not: tests and benchmarks wait on this
         self.last_error: str | None = None
         self.finished: str | None = None  # the backend's `finished`: then no more polls
+        self._fresh_at: float | None = None  # when the backend last gave newer figures (see `_stale_for`)
         self._timer: Timer | None = None
         self._polling = False
         self._poll_again = False  # an event came during a poll: poll once more right after it
@@ -364,15 +366,35 @@ class XentuiApp(ActionsMixin, App[None]):
             else:
                 self._arm()
 
+    STALE_AFTER_MIN = 10.0
+    """A sample that has not changed for this long (or three refresh periods, if longer) is called stale."""
+
+    def _stale_for(self, previous: Sample | None, sample: Sample) -> float:
+        """For how long (real seconds) the backend has given no newer figures: 0 while they keep changing."""
+        now = time.monotonic()
+        if previous is None or sample.monotonic > previous.monotonic or self._fresh_at is None:
+            self._fresh_at = now
+            return 0.0
+        return now - self._fresh_at
+
     def on_polled(self, message: Polled) -> None:
+        stale_for = self._stale_for(self.sample, message.sample)
         self.sample, self.rates = message.sample, message.rates
         self._settle_gc_soon()
         self.poll_count += 1
         self.polls_done += 1
         self.history.record(message.rates)
-        if self.last_error is not None:
+        banner = self.query_one("#banner", Static)
+        if stale_for >= max(self.STALE_AFTER_MIN, 3 * self.delay):
+            # xentop stalled or printing garbage: the same iteration comes back. Never shown as live.
+            self.last_error = f"stale for {stale_for:.0f} s"
+            when = time.strftime("%H:%M:%S", time.localtime(message.sample.wall))
+            banner.update(Text(f"Stale: no new figures from {self.backend.name} for {stale_for:.0f} s "
+                               f"(the last at {when}). The table shows that sample; still trying."))
+            banner.add_class("shown")
+        elif self.last_error is not None:
             self.last_error = None
-            self.query_one("#banner", Static).remove_class("shown")
+            banner.remove_class("shown")
         self.table.update_sample(message.sample, message.rates)
         self._show_header()
         for pane in self._console_panes():  # a paused or crashed guest's console says why it is silent
