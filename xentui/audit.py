@@ -154,11 +154,22 @@ class AuditLog:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise OSError(errno.EINVAL, "it is not a regular file")
             # One write on an O_APPEND descriptor: concurrent writers cannot interleave inside the line.
-            written = os.write(fd, data)
+            written = os.write(fd, data) if data else 0
         finally:
             os.close(fd)
         if written != len(data):
             raise OSError(f"short write ({written} of {len(data)} bytes; disk full?)")
+
+    def check(self) -> str | None:
+        """Whether an entry could be written now, without writing one: opens the log as `record` does (made
+        if missing). Sets and returns ``last_error`` (None: writable)."""
+        try:
+            self._append(b"")
+        except OSError as error:
+            self.last_error = f"cannot write the audit log {self.path}: {error.strerror or error}"
+        else:
+            self.last_error = None
+        return self.last_error
 
     def read(self, limit: int | None = None) -> list[dict]:
         """The last ``limit`` entries (all when None), oldest first.

@@ -890,3 +890,39 @@ async def test_an_unusable_save_directory_is_said_not_raised(tmp_path):
         await pilot.pause(0.1)
         assert app.is_running and app.screen is app.screen_stack[0]
         assert any("cannot be used: a file is in the way" in n.message for n in app._notifications)
+
+
+async def test_an_audit_log_that_cannot_be_written_is_shown_at_once_and_stays(tmp_path):
+    """Every failed audit write used to be silent: the toast said only "pause mail-relay"."""
+    sim, clock = make_sim()
+    (tmp_path / "audit.log").mkdir()  # a directory where the log should be
+    app = XentuiApp(sim, StartOptions(delay=NEVER, save_dir=tmp_path, audit=AuditLog(tmp_path / "audit.log")))
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(pilot, app, clock)
+        banner = app.query_one("#audit-banner")
+        assert banner.has_class("shown") and "AUDIT LOG NOT WRITTEN" in str(banner.render())
+        assert any("actions are not being recorded" in n.message for n in app._notifications)
+        choose(app, "mail-relay")
+        await pilot.press("p")  # still acts: the default is to act and say so
+        await finish(pilot, app)
+        assert (await dom(sim, "mail-relay")).state is DomainState.PAUSED
+        assert banner.has_class("shown")
+        (tmp_path / "audit.log").rmdir()  # fixed: the next entry is written and the line goes
+        await pilot.press("p")
+        await finish(pilot, app)
+        assert not banner.has_class("shown") and app.audit.read()[-1]["action"] == "unpause"
+
+
+async def test_require_audit_refuses_actions_while_the_log_cannot_be_written(tmp_path):
+    sim, clock = make_sim()
+    (tmp_path / "audit.log").mkdir()
+    app = XentuiApp(sim, StartOptions(delay=NEVER, save_dir=tmp_path, audit=AuditLog(tmp_path / "audit.log"),
+                                      require_audit=True))
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(pilot, app, clock)
+        choose(app, "mail-relay")
+        await pilot.press("p")
+        await finish(pilot, app)
+        assert (await dom(sim, "mail-relay")).state is not DomainState.PAUSED
+        assert "--require-audit refuses" in app.action_log[-1][4]
+        assert "refused (--require-audit)" in str(app.query_one("#audit-banner").render())

@@ -14,6 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual.binding import Binding, BindingType
 
 from xentui.audit import AuditLog
@@ -133,9 +134,15 @@ class ActionsMixin:
         domain = self._selected()
         return [domain] if domain is not None else []
 
+    require_audit: bool = False
+
     def _unavailable(self, action: Action, domains: list[Domain] | None = None) -> bool:
-        """Refuse, with the reason, what this backend or host cannot do (--read-only included)."""
+        """Refuse, with the reason, what this backend or host cannot do (--read-only included), and, with
+        --require-audit, anything while the audit log cannot be written."""
         why = self.backend.capabilities.why_not(action)
+        if why is None and self.require_audit and self.audit is not None and self.audit.check() is not None:
+            self.show_audit_health()
+            why = f"{self.audit.last_error}; --require-audit refuses actions until it can be"
         if why is None:
             return False
         self.notify(f"{action.value}: {why}", severity="warning", title="Not available")
@@ -158,6 +165,25 @@ class ActionsMixin:
             host = self._host()
             self.audit.record(backend=self.backend.name, host=host.hostname if host else "", action=action,
                               domain=name, uuid=uuid, arguments=arguments, result=result, message=message)
+            self.show_audit_health()
+
+    def show_audit_health(self) -> None:
+        """A line under the header, for as long as the audit log cannot be written: seen at once, and kept.
+        Actions go ahead meanwhile (an operator may need to stop a guest with /var full), unless
+        --require-audit; each entry that could not be written is named in a notification."""
+        if self.audit is None:
+            return
+        banner = self.query_one("#audit-banner")  # type: ignore[attr-defined]
+        error = self.audit.last_error
+        if error is None:
+            banner.remove_class("shown")
+            return
+        if not banner.has_class("shown"):
+            self.notify(f"{error}: actions are not being recorded", severity="error", title="audit log",
+                        timeout=15)
+        banner.update(Text(f"AUDIT LOG NOT WRITTEN: {printable(error)}. Actions are not recorded"
+                           + (" and are refused (--require-audit)." if self.require_audit else ".")))
+        banner.add_class("shown")
 
     def start_action(self, domain: Domain | str, action: str, call: Callable[[], Awaitable[object]],
                    arguments: dict | None = None, *, done: str | None = None) -> None:

@@ -85,6 +85,7 @@ class StartOptions:
     save_dir: Path | None = None  # where save puts images and restore looks: default in the XDG state dir
     console_log_dir: Path | None = None  # where L puts console logs: default in the XDG state dir
     audit: AuditLog | None = None
+    require_audit: bool = False  # refuse actions while the audit log cannot be written (--require-audit)
 
 
 class Polled(Message):
@@ -240,6 +241,7 @@ class XentuiApp(ActionsMixin, App[None]):
         self.save_dir = options.save_dir or default_save_dir()
         self.console_log_dir = options.console_log_dir or default_console_log_dir()
         self.audit = options.audit
+        self.require_audit = options.require_audit
         self.action_log: list[LogEntry] = []
         self.busy: dict[str, str] = {}
         self._console_serial = 0
@@ -294,6 +296,7 @@ class XentuiApp(ActionsMixin, App[None]):
     def compose(self) -> ComposeResult:
         yield HostHeader(id="host")
         yield Static(id="banner")
+        yield Static(id="audit-banner")
         yield DomainTable(self.view, id="domains")
         # The filter field is there from the start (hidden) so that '/' focuses it at once: over ssh,
         # "/guest2" arrives in one read and every letter after '/' must land in it, not run as a key.
@@ -307,6 +310,9 @@ class XentuiApp(ActionsMixin, App[None]):
 
     def on_mount(self) -> None:
         self.table.focus()
+        if self.audit is not None:  # a log that cannot be written is said before the first action, not after
+            self.audit.check()
+            self.show_audit_health()
         self._start_poll()
         self.set_timer(5.0, lambda: self._settle_gc_soon(after=0.0))  # a first poll that hangs
         self.backend.watch_changes(self._changed_elsewhere)
