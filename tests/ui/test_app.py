@@ -622,3 +622,21 @@ async def test_a_backend_that_keeps_giving_the_same_sample_is_marked_stale_then_
         backend.stuck = False
         await poll(pilot, app, clock)
         assert not banner.has_class("shown")
+
+
+async def test_quitting_closes_the_backend():
+    sim, clock = make_sim()
+
+    class Closes(type(sim)):
+        closed = False
+
+        async def close(self):
+            self.closed = True
+
+    backend = Closes(sim.cluster)
+    app = XentuiApp(backend, StartOptions(delay=NEVER, theme="xentui-dark"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app, clock)
+        await pilot.press("q")
+        await pilot.pause(0.1)
+    assert backend.closed

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import os
 import time
@@ -55,6 +57,9 @@ STATE_VARIABLE_DEFAULTS = {
     "state-crashed": "ansi_red",
     "state-dying": "ansi_magenta",
 }
+
+
+BACKEND_CLOSE_LIMIT = 5.0  # seconds the backend gets to end its children when the screen goes
 
 
 def default_save_dir() -> Path:
@@ -317,8 +322,12 @@ class XentuiApp(ActionsMixin, App[None]):
         self.set_timer(5.0, lambda: self._settle_gc_soon(after=0.0))  # a first poll that hangs
         self.backend.watch_changes(self._changed_elsewhere)
 
-    def on_unmount(self) -> None:
+    async def on_unmount(self) -> None:
+        """Quitting, or a crash: the backend's children (the xentop stream, a console, an xl still running)
+        are ended within a bounded time, never left behind."""
         self.backend.watch_changes(None)
+        with contextlib.suppress(Exception):  # leaving anyway: a backend that cannot close must not keep us
+            await asyncio.wait_for(self.backend.close(), BACKEND_CLOSE_LIMIT)
 
     def _changed_elsewhere(self) -> None:
         """The host says something changed outside xentui (libvirt events): poll now, not at the next tick."""
@@ -727,6 +736,8 @@ def _settle_garbage_collector() -> None:
     gc.enable()
 
 
-def run_app(backend: Backend, options: StartOptions | None = None) -> int:
-    XentuiApp(backend, options).run()
-    return 0
+def run_app(backend: Backend, options: StartOptions | None = None, *, headless: bool = False) -> int:
+    """The screen until q; its exit status: 0, or 1 when something unexpected ended it (Textual prints what)."""
+    app = XentuiApp(backend, options)
+    app.run(headless=headless)
+    return app.return_code or 0
