@@ -383,3 +383,25 @@ async def test_console_logs_go_to_their_own_directory_not_among_the_saved_images
         await pilot.press("ctrl+r")
         await pilot.pause()
         assert isinstance(app.screen, RestoreScreen) and app.screen.files == [image]
+
+
+async def test_read_only_console_drops_the_terminals_answers_without_a_word_but_refuses_typing(tmp_path):
+    """A guest's DA/DSR query under --read-only made a 'typing into the console refused' toast: nobody typed."""
+    from xentui.backends.readonly import ReadOnlyBackend
+
+    sim, clock = make_sim()
+    app = XentuiApp(ReadOnlyBackend(sim), StartOptions(delay=NEVER, theme="xentui-dark", save_dir=tmp_path,
+                                                       console_log_dir=tmp_path / "logs"))
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await settle(pilot, app, clock)
+        view = await open_console(pilot, app, "mail-relay")
+        await drained(pilot, view)
+        before = len(app._notifications)
+        view.pending += b"\x1b[c\x1b[6n"  # the guest asks: what terminal are you, where is the cursor
+        view._drain()
+        await drained(pilot, view)
+        await pilot.pause(0.2)
+        assert len(app._notifications) == before
+        await pilot.press("x")  # the operator types: that is refused, and said
+        await pilot.pause(0.2)
+        assert any("typing into the console refused" in n.message for n in list(app._notifications)[before:])

@@ -28,6 +28,7 @@ from textual.widgets import Static
 from xentui.backends.base import BackendError, ConsoleChannel
 from xentui.console.keys import encode_key, encode_paste
 from xentui.console.terminal import Attrs, TerminalCore
+from xentui.errors import ReadOnlyError
 from xentui.model import DomainState
 from xentui.textsafe import printable
 
@@ -129,7 +130,7 @@ class TerminalView(Widget, can_focus=True):
             self._refresh_dirty()
             replies = self.core.take_replies()  # answers the guest asked for (cursor position...)
             if replies and not self.ended:
-                self.run_worker(self._send(replies), group="console-replies", exit_on_error=False)
+                self.run_worker(self._send(replies, typed=False), group="console-replies", exit_on_error=False)
         if self.pending:
             self.set_timer(1 / 120, self._drain)
         else:
@@ -214,12 +215,18 @@ class TerminalView(Widget, can_focus=True):
         event.stop()
         await self._send(encode_paste(event.text, bracketed=self.core.bracketed_paste))
 
-    async def _send(self, data: bytes) -> None:
+    async def _send(self, data: bytes, *, typed: bool = True) -> None:
+        """``typed``: the operator's keys. Otherwise the terminal's own answers to the guest's queries (DA,
+        cursor position), which nobody typed: a console that takes no input drops them without a word."""
         if self.ended:
-            self.notify(f"{printable(self.domain_name)}'s console is closed", severity="warning")
+            if typed:
+                self.notify(f"{printable(self.domain_name)}'s console is closed", severity="warning")
             return
         try:
             await self.channel.write(data)
+        except ReadOnlyError as error:
+            if typed:
+                self.notify(str(error), severity="warning", title="console")
         except BackendError as error:
             self.notify(str(error), severity="error", title="console")
 
