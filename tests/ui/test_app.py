@@ -640,3 +640,32 @@ async def test_quitting_closes_the_backend():
         await pilot.press("q")
         await pilot.pause(0.1)
     assert backend.closed
+
+
+async def test_a_slow_first_sample_is_said_with_what_is_awaited_then_cleared():
+    """A hung `xl` at start left "waiting for the first sample" for 60 s with no word of what or why."""
+    import asyncio
+
+    sim, _clock = make_sim()
+    gate = asyncio.Event()
+
+    class Hangs(type(sim)):
+        async def sample(self):
+            self.activity = "xl list -l (gives up after 60 s)"
+            await gate.wait()
+            self.activity = None
+            return await super().sample()
+
+    app = XentuiApp(Hangs(sim.cluster), StartOptions(delay=NEVER, theme="xentui-dark"))
+    app.FIRST_SAMPLE_PATIENCE = 0.1
+    async with app.run_test(size=(100, 30)) as pilot:
+        banner = app.query_one("#banner")
+        for _ in range(40):
+            await pilot.pause(0.1)
+            if banner.has_class("shown"):
+                break
+        text = str(banner.render())
+        assert "Waiting for sim: xl list -l (gives up after 60 s), for 1 s" in text, text
+        gate.set()
+        await wait_polls(pilot, app, 1)
+        assert not banner.has_class("shown")

@@ -121,6 +121,9 @@ class Backend(abc.ABC):
     """A host (or the simulation of one) that xentui watches and acts on."""
 
     name: str = "backend"
+    activity: str | None = None
+    """What the backend is waiting on right now, for the operator ("xl list -l"), when it knows: the screen says
+    it while the first sample is slow to come. None: nothing in particular."""
     finished: str | None = None
     """Set, for the operator, once this backend has no more samples to give (a replay that played its
     last recorded iteration): read it after each `sample`; then stop polling and keep what is shown.

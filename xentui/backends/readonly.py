@@ -53,6 +53,10 @@ class ReadOnlyBackend(Backend):
         return self.inner.finished
 
     @property
+    def activity(self) -> str | None:  # type: ignore[override]
+        return self.inner.activity
+
+    @property
     def capabilities(self) -> Capabilities:
         return self.inner.capabilities.without(
             {action: REASON for action in Action if action is not Action.CONSOLE}

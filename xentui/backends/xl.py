@@ -258,8 +258,12 @@ class XlBackend(Backend):
     # --- reading ------------------------------------------------------------------------
 
     async def _xl(self, *args: str, what: str | None = None, limit: float = 60.0, on_timeout: str | None = None) -> str:
-        return (await run_tool([self.xl, *args], what=what or f"xl {args[0]}", limit=limit,
-                               on_timeout=on_timeout)).stdout
+        self.activity = f"{self.xl} {' '.join(args[:2])} (gives up after {limit:g} s)"
+        try:
+            return (await run_tool([self.xl, *args], what=what or f"xl {args[0]}", limit=limit,
+                                   on_timeout=on_timeout)).stdout
+        finally:
+            self.activity = None
 
     async def _read_host(self, *, force: bool = False) -> XlHostInfo:
         now = time.monotonic()

@@ -320,6 +320,23 @@ class XentuiApp(ActionsMixin, App[None]):
             self.show_audit_health()
         self._start_poll()
         self.set_timer(5.0, lambda: self._settle_gc_soon(after=0.0))  # a first poll that hangs
+        self._started_at = time.monotonic()
+        self._waiting = self.set_interval(1.0, self._say_what_is_awaited)
+
+    FIRST_SAMPLE_PATIENCE = 2.0  # seconds of a blank table before the screen says what it waits for
+
+    def _say_what_is_awaited(self) -> None:
+        """A first sample that is slow (a hung xl, a far libvirtd): say what is awaited, and since when."""
+        if self.sample is not None or self.last_error is not None or self.finished is not None:
+            self._waiting.stop()
+            return
+        waited = time.monotonic() - self._started_at
+        if waited < self.FIRST_SAMPLE_PATIENCE:
+            return
+        doing = self.backend.activity or "its first sample"
+        banner = self.query_one("#banner", Static)
+        banner.update(Text(f"Waiting for {self.backend.name}: {printable(doing)}, for {waited:.0f} s. q quits."))
+        banner.add_class("shown")
         self.backend.watch_changes(self._changed_elsewhere)
 
     async def on_unmount(self) -> None:
@@ -393,6 +410,7 @@ class XentuiApp(ActionsMixin, App[None]):
         return now - self._fresh_at
 
     def on_polled(self, message: Polled) -> None:
+        first = self.sample is None
         stale_for = self._stale_for(self.sample, message.sample)
         self.sample, self.rates = message.sample, message.rates
         self._settle_gc_soon()
@@ -407,9 +425,9 @@ class XentuiApp(ActionsMixin, App[None]):
             banner.update(Text(f"Stale: no new figures from {self.backend.name} for {stale_for:.0f} s "
                                f"(the last at {when}). The table shows that sample; still trying."))
             banner.add_class("shown")
-        elif self.last_error is not None:
+        elif self.last_error is not None or first:
             self.last_error = None
-            banner.remove_class("shown")
+            banner.remove_class("shown")  # an error, staleness, or the wait for the first sample: over
         self.table.update_sample(message.sample, message.rates)
         self._show_header()
         for pane in self._console_panes():  # a paused or crashed guest's console says why it is silent
