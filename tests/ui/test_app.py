@@ -669,3 +669,24 @@ async def test_a_slow_first_sample_is_said_with_what_is_awaited_then_cleared():
         gate.set()
         await wait_polls(pilot, app, 1)
         assert not banner.has_class("shown")
+
+
+async def test_the_screen_listens_for_changes_made_elsewhere_from_the_start():
+    """libvirt's events: a change outside xentui polls at once, not at the next tick (the delay here is NEVER)."""
+    sim, clock = make_sim()
+
+    class Tells(type(sim)):
+        listener = None
+
+        def watch_changes(self, callback):
+            self.listener = callback
+
+    backend = Tells(sim.cluster)
+    app = XentuiApp(backend, StartOptions(delay=NEVER, theme="xentui-dark"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app, clock)
+        assert backend.listener is not None
+        done = app.polls_done
+        backend.listener()
+        await wait_polls(pilot, app, done + 1)
+    assert backend.listener is None  # and it stops listening when the screen goes

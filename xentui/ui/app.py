@@ -322,6 +322,7 @@ class XentuiApp(ActionsMixin, App[None]):
         self.set_timer(5.0, lambda: self._settle_gc_soon(after=0.0))  # a first poll that hangs
         self._started_at = time.monotonic()
         self._waiting = self.set_interval(1.0, self._say_what_is_awaited)
+        self.backend.watch_changes(self._changed_elsewhere)
 
     FIRST_SAMPLE_PATIENCE = 2.0  # seconds of a blank table before the screen says what it waits for
 
@@ -337,7 +338,6 @@ class XentuiApp(ActionsMixin, App[None]):
         banner = self.query_one("#banner", Static)
         banner.update(Text(f"Waiting for {self.backend.name}: {printable(doing)}, for {waited:.0f} s. q quits."))
         banner.add_class("shown")
-        self.backend.watch_changes(self._changed_elsewhere)
 
     async def on_unmount(self) -> None:
         """Quitting, or a crash: the backend's children (the xentop stream, a console, an xl still running)
