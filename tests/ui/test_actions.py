@@ -926,3 +926,19 @@ async def test_require_audit_refuses_actions_while_the_log_cannot_be_written(tmp
         assert (await dom(sim, "mail-relay")).state is not DomainState.PAUSED
         assert "--require-audit refuses" in app.action_log[-1][4]
         assert "refused (--require-audit)" in str(app.query_one("#audit-banner").render())
+
+
+async def test_read_only_pausing_marked_domains_refuses_once_each_without_asking(tmp_path):
+    sim, clock = make_sim()
+    audit = AuditLog(tmp_path / "a.log")
+    app = XentuiApp(ReadOnlyBackend(sim), StartOptions(delay=NEVER, save_dir=tmp_path, audit=audit))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, clock)
+        for name in ("mail-relay", "web-frontend-01"):
+            choose(app, name)
+            await pilot.press("space")
+        await pilot.press("p")
+        await pilot.pause(0.05)
+        assert app.screen is app.screen_stack[0]  # nothing to ask: it cannot be done
+        assert sorted((e["domain"], e["result"]) for e in audit.read()) == [
+            ("mail-relay", "refused"), ("web-frontend-01", "refused")]

@@ -291,8 +291,10 @@ class ActionsMixin:
     def _pause(self, domains: list[Domain]) -> None:
         """One domain pauses at once (p again unpauses it); several marked ones ask first, by name: a
         pause stops every guest in it, and a forgotten mark must not stop one nobody meant."""
-        if len(domains) <= 1 or self._unavailable(Action.PAUSE, domains):
+        if len(domains) <= 1:
             self._bulk(domains, Action.PAUSE)
+            return
+        if self._unavailable(Action.PAUSE, domains):
             return
 
         def answered(yes: bool | None) -> None:
