@@ -387,11 +387,16 @@ class SlowMigrations(SimBackend):
             yield MigrateProgress(MigratePhase.COPYING, step / 100, f"round 1: {step}%")
 
 
-async def test_migrate_can_be_stopped_and_the_domain_stays(tmp_path):
+def slow_migrations_app(tmp_path) -> tuple[XentuiApp, SimBackend, object]:
     sim, clock = make_sim()
     backend = SlowMigrations(sim.cluster)
     backend.gate = asyncio.Event()
     app = XentuiApp(backend, StartOptions(delay=NEVER, save_dir=tmp_path, audit=AuditLog(tmp_path / "a.log")))
+    return app, sim, clock
+
+
+async def test_migrate_can_be_stopped_and_the_domain_stays(tmp_path):
+    app, sim, clock = slow_migrations_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot, app, clock)
         choose(app, "db-primary")
@@ -523,10 +528,7 @@ async def test_a_failed_migration_check_needs_the_migrate_anyway_button_not_ente
 
 
 async def test_a_running_migration_makes_the_domain_busy(tmp_path):
-    sim, clock = make_sim()
-    backend = SlowMigrations(sim.cluster)
-    backend.gate = asyncio.Event()
-    app = XentuiApp(backend, StartOptions(delay=NEVER, save_dir=tmp_path, audit=AuditLog(tmp_path / "a.log")))
+    app, _sim, clock = slow_migrations_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot, app, clock)
         choose(app, "db-primary")
