@@ -41,6 +41,8 @@ def hostile_targets(tmp_path: Path) -> list[tuple[Path, str]]:
 def test_the_checks_name_what_is_wrong(tmp_path):
     with pytest.raises(InvalidArgument, match="not an absolute path"):
         check_save_path(Path("-rf.save"), overwrite=True)
+    with pytest.raises(InvalidArgument, match="NUL"):  # was a ValueError out of os.lstat, ending the app
+        check_save_path(tmp_path / "a\0b.save", overwrite=True)
     with pytest.raises(InvalidArgument, match="longer than 255 bytes"):
         check_save_path(tmp_path / ("x" * 300 + ".save"), overwrite=False)
     with pytest.raises(InvalidArgument, match="does not exist"):
@@ -112,3 +114,27 @@ async def test_libvirt_a_failed_overwrite_keeps_the_old_image(lv, tmp_path):
     await lv.restore(image)
     await lv.save("app-0005", image, overwrite=True)  # and a good overwrite replaces it
     assert sorted(p.name for p in tmp_path.iterdir()) == ["app.save"]
+
+
+@pytest.mark.asyncio
+async def test_xl_a_save_that_dies_halfway_keeps_the_old_image(tmp_path):
+    """`xl save` writes beside the image and dies with ENOSPC after 1 MiB: the old image is whole, nothing is left.
+    (The stand-in xl replays the lab's captures; the real one, killed by a file-size limit, is in the lab tests.)"""
+    from tests.fake_xen_tools import install
+    from xentui.backends.xl import XlBackend
+
+    bin_dir = tmp_path / "bin"
+    calls = install(bin_dir, {}, save_dies_after_bytes=1 << 20)
+    backend = XlBackend(xl=str(bin_dir / "xl"), xentop=str(bin_dir / "xentop"), stats="xentop", delay=0.2)
+    image = tmp_path / "guest1.save"
+    image.write_bytes(b"Xen saved domain, xl format\n the old one")
+    try:
+        await backend.sample()
+        with pytest.raises(BackendError, match="No space left on device"):
+            await backend.save("guest1", image, keep_running=True, overwrite=True)
+    finally:
+        await backend.close()
+    assert image.read_bytes() == b"Xen saved domain, xl format\n the old one"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bin", "guest1.save"]
+    save = [line for line in calls.read_text().splitlines() if '"save"' in line]
+    assert len(save) == 1 and str(tmp_path / ".guest1") in save[0]  # xl wrote beside it, never over it

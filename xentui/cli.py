@@ -12,6 +12,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from xentui import __version__
 from xentui.backends.base import Backend, BackendError, BackendUnavailable, InvalidArgument
@@ -65,8 +66,15 @@ def _int_in(low: int, high: int | None) -> Callable[[str], int]:
     return parse
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse echoes what it did not understand, and an argument pasted from a log may carry escapes."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(printable(message))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="xentui",
         description="A terminal dashboard for Xen and libvirt hosts: xentop's live table, one you can act from.",
     )

@@ -564,7 +564,7 @@ async def test_quit_while_an_action_runs_asks_and_says_what_happens(tmp_path):
             await pilot.press(key)
             assert isinstance(app.screen, QuitScreen), key
             text = str(app.screen.query_one("#running").render())
-            assert "save mail-relay" in text and "incomplete" in text and "suspended" in text
+            assert "save mail-relay" in text and "stays whole" in text and "the guest may stop" in text
             assert app.focused is app.screen.query_one("#keep", Button)
             await pilot.press("enter")  # the default keeps running
             assert not exits and app.busy == {"mail-relay": "save"}
@@ -575,6 +575,16 @@ async def test_quit_while_an_action_runs_asks_and_says_what_happens(tmp_path):
         gate.set()
         await wait_for(pilot, lambda: exits)
         assert app.busy == {}
+
+
+def test_quit_says_what_each_backend_does_to_what_is_still_running():
+    """It used to say "its xl child is killed" whatever the backend: libvirt has no child to kill."""
+    from xentui.ui.modals import quit_consequence
+
+    assert quit_consequence("save", "xl").startswith("xl is killed") and "xl list" in quit_consequence("save", "xl")
+    for action in ("save", "restore", "pause"):
+        assert "xl" not in quit_consequence(action, "libvirt") and "virsh list" in quit_consequence(action, "libvirt")
+    assert "cancelled" in quit_consequence("migrate", "libvirt") == quit_consequence("migrate", "xl")
 
 
 async def test_quit_with_nothing_running_quits_at_once(env):

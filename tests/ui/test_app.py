@@ -250,7 +250,8 @@ class FlakyBackend(SimBackend):
 
     async def sample(self):
         if self.broken:
-            raise BackendError("xl: cannot talk to the hypervisor (libxl: error: xc_domain_getinfo failed)")
+            raise BackendError("xl: cannot talk to the hypervisor (libxl: error: xc_domain_getinfo failed)"
+                               "\x1b]0;TITLE\x07")  # a tool's words: never raw on the terminal
         return await super().sample()
 
 
@@ -266,6 +267,7 @@ async def test_a_failing_backend_shows_a_banner_and_recovers():
         await poll(pilot, app, clock)
         assert banner.has_class("shown") and banner.display
         assert "cannot talk to the hypervisor" in str(banner.render())
+        assert "\x1b" not in str(banner.render()) and "\\x1b]0;TITLE\\x07" in str(banner.render())
         assert len(names(app)) == 13  # the last good figures stay
         await poll(pilot, app, clock)  # the poller keeps trying
         backend.broken = False

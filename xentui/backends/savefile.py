@@ -39,6 +39,8 @@ def _shown(text: str, limit: int = 60) -> str:
 def check_save_path(path: Path, *, overwrite: bool) -> Path:
     """The path, if a save may write there; InvalidArgument saying why not, before anything is stopped."""
     path = Path(path)
+    if "\0" in str(path):  # the system would refuse it (ValueError), and no file can be named so
+        raise InvalidArgument("save: the path has a NUL character in it")
     if not path.is_absolute():
         raise InvalidArgument(f"save: {_shown(str(path))} is not an absolute path: give the whole path")
     if len(os.fsencode(str(path))) > PATH_MAX:

@@ -484,7 +484,7 @@ class ActionsMixin:
                 self.quit_when_idle = False
                 self.notify("xentui keeps running", title="quit")
 
-        self.push_screen(_modals().QuitScreen(self.busy), answered)
+        self.push_screen(_modals().QuitScreen(self.busy, self.backend.name), answered)
 
     def _quit_if_idle(self) -> None:
         if self.quit_when_idle and not self.busy:

@@ -452,7 +452,7 @@ class XentuiApp(ActionsMixin, App[None]):
         self.polls_done += 1
         banner = self.query_one("#banner", Static)
         stale = " The table shows the last good sample." if self.sample is not None else ""
-        banner.update(Text(f"Backend error: {message.error}  Retrying every {self.delay:g}s.{stale}"))
+        banner.update(Text(f"Backend error: {printable(message.error)}  Retrying every {self.delay:g}s.{stale}"))
         banner.add_class("shown")
 
     def on_samples_ended(self, message: SamplesEnded) -> None:
@@ -460,7 +460,8 @@ class XentuiApp(ActionsMixin, App[None]):
         self.polls_done += 1
         self.last_error = None
         banner = self.query_one("#banner", Static)
-        banner.update(Text(f"{self.backend.name}: {message.reason}. The table keeps the last sample; q quits."))
+        banner.update(Text(f"{self.backend.name}: {printable(message.reason)}. "
+                           "The table keeps the last sample; q quits."))
         banner.add_class("shown")
 
     def _show_header(self) -> None:

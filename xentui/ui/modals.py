@@ -84,7 +84,8 @@ class FormScreen(ModalScreen[object]):
         self.dismiss(None)
 
     def show_error(self, message: str) -> None:
-        self.query_one(".problem", Label).update(Text(message))
+        """The reason, often a tool's or libvirt's words: made printable line by line."""
+        self.query_one(".problem", Label).update(Text("\n".join(printable(line) for line in message.split("\n"))))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "cancel":
@@ -259,6 +260,9 @@ class SaveScreen(FormScreen):
         if not text:
             self.show_error("give a file to save to")
             return
+        if "\0" in text:  # before expanduser: ~ with a NUL would raise from the user database
+            self.show_error("the path has a NUL character in it")
+            return
         path = Path(text).expanduser()
         if not path.is_absolute():  # relative to the save directory, where restore looks: never to xentui's cwd
             path = self.path.parent / path
@@ -405,15 +409,21 @@ class ConfirmScreen(ModalScreen[bool]):
         self.dismiss(yes)
 
 
-# What quitting does to an action still running: its tool is killed (the xl backend kills its child process)
-# or its migration is cancelled. Said before the operator chooses.
-QUIT_CONSEQUENCES = {
-    "save": "its xl child is killed: the image is incomplete and useless, and the guest may be left "
-            "suspended (not running) here",
-    "restore": "its xl child is killed: the domain being built may be left half-made and paused (destroy it)",
-    "migrate": "it is cancelled: the domain stays on this host",
-}
-QUIT_OTHERWISE = "it is abandoned: it may or may not take effect (check with xl list when back)"
+def quit_consequence(action: str, backend: str) -> str:
+    """What quitting does to an action still running, said before the operator chooses. The xl backend kills its
+    `xl` child; a libvirt call already in libvirtd runs on without xentui; a migration is cancelled."""
+    check = {"xl": "xl list", "libvirt": "virsh list"}.get(backend, "the table")
+    if action == "migrate":
+        return "it is cancelled: the domain stays on this host"
+    if action == "save" and backend == "xl":
+        return ("xl is killed: no new image is kept (an older image of that name stays whole), and the guest may be "
+                "left suspended here (check xl list when back)")
+    if action == "restore" and backend == "xl":
+        return "xl is killed: the domain being built may be left half-made and paused (destroy it)"
+    if action == "save":
+        return ("xentui stops waiting, but the hypervisor may finish the save: the guest may stop, and an older "
+                f"image of that name stays whole (check {check} and the save directory when back)")
+    return f"it is abandoned: it may or may not take effect (check {check} when back)"
 
 
 class QuitScreen(ModalScreen[str]):
@@ -422,14 +432,15 @@ class QuitScreen(ModalScreen[str]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "answer('keep')", "Keep running")]
     DEFAULT_CSS = MODAL_CSS.format(name="QuitScreen") + "QuitScreen #running { height: auto; width: 100%; }"
 
-    def __init__(self, busy: dict[str, str]) -> None:
+    def __init__(self, busy: dict[str, str], backend: str) -> None:
         super().__init__()
         self.busy = dict(busy)
+        self.backend = backend
 
     def compose(self) -> ComposeResult:
         count = len(self.busy)
         lines = [Text(f"• {action} {printable(name)}: if xentui quits now, "
-                      f"{QUIT_CONSEQUENCES.get(action, QUIT_OTHERWISE)}")
+                      f"{quit_consequence(action, self.backend)}")
                  for name, action in sorted(self.busy.items())]
         with Vertical():
             yield Label(Text(f"{count} action{'s' if count != 1 else ''} still running. Quit?"), classes="title")
@@ -481,7 +492,8 @@ class DestroyScreen(FormScreen):
 def _check_line(check: PreflightCheck) -> Content:
     """One pre-flight result, coloured from the theme; the detail is data, never markup."""
     mark, style = {True: ("✓", "$success"), False: ("✗", "$error"), None: ("?", "$warning")}[check.ok]
-    return Content.assemble((f" {mark} ", f"bold {style}"), (f"{check.name}: ", "bold"), check.detail)
+    return Content.assemble((f" {mark} ", f"bold {style}"), (f"{printable(check.name)}: ", "bold"),
+                            printable(check.detail))
 
 
 class MigrateScreen(FormScreen):
@@ -556,7 +568,7 @@ class MigrateScreen(FormScreen):
         self.show_error("")
         self.checked_target = None
         self.query_one("#anyway", Button).display = False
-        self.query_one("#status", Label).update(Text(f"checking {target}…"))
+        self.query_one("#status", Label).update(Text(f"checking {printable(target)}…"))
         try:
             checks = await self.backend.migrate_preflight(self.domain.name, target)
         except BackendError as error:

@@ -160,7 +160,7 @@ class DetailsScreen(Screen[None]):
         for vif in domain.vifs:
             vr = rate.vifs.get(vif.devid) if rate else None
             table.add_row(
-                Text(vif.ifname), Text(printable(vif.bridge or "-")), Text(vif.mac),
+                Text(printable(vif.ifname)), Text(printable(vif.bridge or "-")), Text(printable(vif.mac)),
                 "-" if vr is None else human_bytes(vr.rx_bytes_s), "-" if vr is None else human_bytes(vr.tx_bytes_s),
                 "-" if vr is None else human_count(vr.rx_packets_s),
                 "-" if vr is None else human_count(vr.tx_packets_s),
@@ -178,7 +178,7 @@ class DetailsScreen(Screen[None]):
         for vbd in domain.vbds:
             br = rate.vbds.get(vbd.devid) if rate else None
             table.add_row(
-                Text(vbd.device), vbd.backend.value, Text(printable(vbd.path)),
+                Text(printable(vbd.device)), vbd.backend.value, Text(printable(vbd.path)),
                 "-" if br is None else human_count(br.rd_reqs_s), "-" if br is None else human_count(br.wr_reqs_s),
                 "-" if br is None else human_bytes(br.rd_bytes_s), "-" if br is None else human_bytes(br.wr_bytes_s),
                 "-" if br is None else human_count(br.oo_reqs_s),
