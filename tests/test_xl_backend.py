@@ -3,6 +3,7 @@ auto-detection, the xentop stream. The backend against a real hypervisor: tests/
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 import sys
@@ -260,5 +261,46 @@ async def test_xentop_stream_survives_a_line_of_garbage_longer_than_the_reader_t
             _, _, sequence = await stream.latest(newer_than=sequence)
         assert sequence >= first + 3 and stream.starts == 1
         assert stream.garbage_lines >= 1
+    finally:
+        await stream.stop()
+
+
+def _scripted_xentop(tmp_path: Path, after_blocks: str) -> Path:
+    """The lab capture's first iterations, then ``after_blocks`` (Python run once they are printed)."""
+    capture = tmp_path / "capture.txt"
+    lines = (FIXTURES / "xentop-b-i2-d1.txt").read_text().splitlines()
+    capture.write_text("---8<---\n" + "\n".join(line for line in lines if not line.startswith("#")) + "\n---8<---\n")
+    script = _fake_xentop(tmp_path, str(capture))
+    script.write_text(script.read_text().replace("for block in blocks * 50:\n", "for block in blocks[:2]:\n")
+                      + after_blocks + "\n")
+    return script
+
+
+@async_test
+async def test_xentop_stream_that_stalls_hands_back_the_same_iteration_and_does_not_hang(tmp_path: Path) -> None:
+    """A stalled xentop: the sample after it carries the same sequence and time, so the screen calls it stale."""
+    stream = XentopStream(str(_scripted_xentop(tmp_path, "time.sleep(3600)")), delay=0.2)
+    try:
+        _, first_at, first = await stream.latest()
+        _, second_at, second = await stream.latest(newer_than=first)
+        _, stalled_at, stalled = await asyncio.wait_for(stream.latest(newer_than=second), 30)
+        assert second == first + 1 and (stalled, stalled_at) == (second, second_at) and second_at > first_at
+        assert stream.starts == 1  # a stall is not a death: the same process, still waited for
+    finally:
+        await stream.stop()
+
+
+@async_test
+async def test_xentop_stream_restarts_a_xentop_that_exited_and_numbers_go_on(tmp_path: Path) -> None:
+    stream = XentopStream(str(_scripted_xentop(tmp_path, "sys.exit(0)")), delay=0.2)
+    try:
+        _, _, sequence = await stream.latest()
+        seen = [sequence]
+        for _ in range(6):
+            _, _, sequence = await asyncio.wait_for(stream.latest(newer_than=sequence), 30)
+            seen.append(sequence)
+        assert stream.starts >= 2  # the exit was noticed and a new xentop started by a later sample
+        assert seen == sorted(seen) and seen[-1] > 2  # iterations of the new process count on
+        assert (tmp_path / "argv").read_text().splitlines()[:2] == ["-b -d 0.2 -x -v -f"] * 2
     finally:
         await stream.stop()

@@ -13,9 +13,11 @@ PY = "/root/venv/bin/python"
 IN_DOM0 = "/root/xentui/tests/xenlab/in_dom0.py"
 
 
-def in_dom0(xenlab, *args: str, timeout: float = 300) -> dict:
-    """in_dom0.py's one JSON line for ARGS (the xl backend; `--libvirt URI` first for the libvirt one)."""
-    result = xenlab.ssh([PY, IN_DOM0, *args], timeout=timeout)
+def in_dom0(xenlab, *args: str, timeout: float = 300, file_size_limit: int | None = None) -> dict:
+    """in_dom0.py's one JSON line for ARGS (the xl backend; `--libvirt URI` first for the libvirt one).
+    With ``file_size_limit`` (bytes), it and the tools it runs cannot write a file bigger (prlimit --fsize)."""
+    limit = ["prlimit", f"--fsize={file_size_limit}"] if file_size_limit is not None else []
+    result = xenlab.ssh([*limit, PY, IN_DOM0, *args], timeout=timeout)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 

@@ -55,9 +55,9 @@ class Screen:
 def screen(xenlab, request) -> Iterator[Screen]:
     if shutil.which("tmux") is None:
         pytest.skip("tmux is not installed (apt-get install tmux)")
-    columns, rows = request.param
+    columns, rows, *options = request.param  # the terminal's size, then any options for xentui
     command = xenlab.ssh_command(["env", "TERM=xterm-256color", "LANG=C.UTF-8", "/root/venv/bin/xentui",
-                                  "--backend", "xl", "-d", "1"], tty=True)
+                                  "--backend", "xl", "-d", "1", *options], tty=True)
     session = Screen(command, columns, rows)
     try:
         yield session
@@ -187,3 +187,16 @@ def test_mem_set_down_then_up_to_the_configured_maxmem_from_the_screen(xenlab, s
     finally:
         xenlab.ssh(["xl", "mem-set", "guest2", "128m"], check=False)
         xenlab.ssh(["xl", "mem-max", "guest2", "192m"], check=False)
+
+
+@pytest.mark.parametrize("screen", [(100, 30, "--xl-stats", "xentop")], indirect=True, ids=["xentop-100x30"])
+def test_a_stalled_xentop_is_shown_stale_then_live_again(xenlab, screen):
+    """The issue's case: xentop that stalls froze the table with no word. Stopped here with SIGSTOP."""
+    screen.wait("the guests in the table", lambda t: "guest2" in t and "Domain-0" in t, timeout=120)
+    xenlab.ssh(["pkill", "-STOP", "-x", "xentop"])
+    try:
+        text = screen.wait("the stale banner", lambda t: "Stale: no new figures from xl" in t, timeout=60)
+        assert "guest2" in text  # the last figures stay, marked
+    finally:
+        xenlab.ssh(["pkill", "-CONT", "-x", "xentop"], check=False)
+    screen.wait("live again", lambda t: "Stale" not in t and "guest2" in t, timeout=60)

@@ -26,9 +26,9 @@ pytestmark = pytest.mark.xenlab
 XENTUI = "/root/venv/bin/xentui"
 
 
-def dom0(xenlab, *args: str, timeout: float = 300) -> dict:
+def dom0(xenlab, *args: str, timeout: float = 300, file_size_limit: int | None = None) -> dict:
     """One operation of the xl backend in dom0."""
-    return in_dom0(xenlab, *args, timeout=timeout)
+    return in_dom0(xenlab, *args, timeout=timeout, file_size_limit=file_size_limit)
 
 
 @pytest.fixture
@@ -257,6 +257,19 @@ def test_save_keep_running(xenlab, scratch):
     assert refused["kind"] == "InvalidArgument" and "symbolic link" in refused["error"], refused
     assert xenlab.ssh(["test", "-c", "/dev/null"], check=False).returncode == 0
     assert DomainFlag.PAUSED not in xl_list(xenlab)[scratch].flags
+
+
+def test_a_save_xl_cannot_finish_keeps_the_old_image(xenlab, scratch):
+    """The issue's case: under a file-size limit the old image used to be truncated to 0 bytes."""
+    image = f"/tmp/{scratch}.save"
+    assert dom0(xenlab, "act", "save", scratch, image, "keep", timeout=600) == {"ok": True}
+    first = xenlab.ssh(["sha256sum", image]).stdout.split()[0]
+    failed = dom0(xenlab, "act", "save", scratch, image, "keep", "overwrite", timeout=600,
+                  file_size_limit=16 << 20)  # the image is about 128 MiB: xl is stopped a good way in
+    assert failed.get("ok") is not True and failed["kind"] == "BackendError", failed
+    assert xenlab.ssh(["sha256sum", image]).stdout.split()[0] == first
+    assert "xentui-partial" not in xenlab.ssh(["ls", "-a", "/tmp"]).stdout
+    print("the failed save said:", failed["error"], "; the guest is", xl_list(xenlab)[scratch].flags)
 
 
 def test_shutdown_stops_the_guest(xenlab, scratch):
