@@ -37,6 +37,16 @@ def test_the_contract_catches_a_backend_importing_textual(tmp_path):
     assert "xentui.backends.sim -> textual" in result.stdout
 
 
+def test_the_contract_keeps_the_console_strictly_below_the_backends(tmp_path):
+    shutil.copytree(ROOT / "xentui", tmp_path / "xentui")
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    pty = tmp_path / "xentui" / "console" / "pty.py"
+    pty.write_text("import xentui.backends.base  # noqa\n" + pty.read_text())
+    result = lint_imports(tmp_path)
+    assert result.returncode != 0
+    assert "xentui.console.pty -> xentui.backends.base" in result.stdout
+
+
 def test_the_wheel_ships_the_themes_and_they_load_from_it(tmp_path):
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path),

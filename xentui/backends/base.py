@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from xentui.console.channel import ConsoleChannel
 from xentui.errors import (
     BackendError,
     BackendUnavailable,
@@ -60,6 +61,10 @@ class Action(enum.StrEnum):
     CONSOLE_WRITE = "console-write"
 
 
+# how a refusal names an action, where its id is not the word an operator would use
+ACTION_WORDS = {Action.SCHED: "scheduler change", Action.CONSOLE_WRITE: "typing into the console"}
+
+
 @dataclass(frozen=True, slots=True)
 class Capabilities:
     """What this backend can do on this host; what it cannot, with the reason to show the operator."""
@@ -101,22 +106,6 @@ class PreflightCheck:
     detail: str
 
 
-class ConsoleChannel(abc.ABC):
-    """A domain's console as a byte stream. ``read`` returns b'' once the console is gone."""
-
-    @abc.abstractmethod
-    async def read(self) -> bytes: ...
-
-    @abc.abstractmethod
-    async def write(self, data: bytes) -> None: ...
-
-    @abc.abstractmethod
-    async def resize(self, columns: int, rows: int) -> None: ...
-
-    @abc.abstractmethod
-    async def close(self) -> None: ...
-
-
 class Backend(abc.ABC):
     """A host (or the simulation of one) that xentui watches and acts on."""
 
@@ -140,56 +129,64 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def host_info(self) -> Host: ...
 
-    @abc.abstractmethod
+    # --- actions: each refuses by default, with the reason `capabilities` gives; a backend overrides what it does
+
+    def refusal(self, action: Action) -> Unsupported:
+        """What an action this backend does not do raises."""
+        reason = self.capabilities.why_not(action) or f"the {self.name} backend cannot do that"
+        return Unsupported(f"{ACTION_WORDS.get(action, action.value)}: {reason}")
+
     async def mem_set(self, domain: str, kib: int) -> None:
         """Set the balloon target. Refused above maxmem: raise maxmem first."""
+        raise self.refusal(Action.MEM_SET)
 
-    @abc.abstractmethod
     async def mem_max(self, domain: str, kib: int) -> None:
         """Set the ceiling mem-set may reach. Refused below the current target."""
+        raise self.refusal(Action.MEM_MAX)
 
-    @abc.abstractmethod
-    async def vcpu_set(self, domain: str, count: int, *, allow_overcommit: bool = False) -> None: ...
+    async def vcpu_set(self, domain: str, count: int, *, allow_overcommit: bool = False) -> None:
+        raise self.refusal(Action.VCPU_SET)
 
-    @abc.abstractmethod
-    async def pause(self, domain: str) -> None: ...
+    async def pause(self, domain: str) -> None:
+        raise self.refusal(Action.PAUSE)
 
-    @abc.abstractmethod
-    async def unpause(self, domain: str) -> None: ...
+    async def unpause(self, domain: str) -> None:
+        raise self.refusal(Action.UNPAUSE)
 
-    @abc.abstractmethod
     async def save(
         self, domain: str, path: Path, *, keep_running: bool = False, overwrite: bool = False
     ) -> None:
         """Save the domain's memory to ``path``; it stops unless ``keep_running`` (``xl save -c``)."""
+        raise self.refusal(Action.SAVE)
 
-    @abc.abstractmethod
     async def restore(self, path: Path, *, paused: bool = False) -> str:
         """Bring a saved domain back; returns its name."""
+        raise self.refusal(Action.RESTORE)
 
-    @abc.abstractmethod
-    async def sysrq(self, domain: str, key: str) -> None: ...
+    async def sysrq(self, domain: str, key: str) -> None:
+        raise self.refusal(Action.SYSRQ)
 
-    @abc.abstractmethod
     async def migrate_preflight(self, domain: str, target: str) -> list[PreflightCheck]:
         """What can be known before migrating: reachability, versions, CPU, memory, storage."""
+        raise self.refusal(Action.MIGRATE)
 
-    @abc.abstractmethod
-    def migrate(self, domain: str, target: str, *, live: bool = True) -> AsyncIterator[MigrateProgress]:
+    async def migrate(self, domain: str, target: str, *, live: bool = True) -> AsyncIterator[MigrateProgress]:
         """Progress events until DONE. Closing the iterator early cancels where the backend allows."""
+        raise self.refusal(Action.MIGRATE)
+        yield  # pragma: no cover - an async generator, as every backend's is
 
-    @abc.abstractmethod
-    async def shutdown(self, domain: str) -> None: ...
+    async def shutdown(self, domain: str) -> None:
+        raise self.refusal(Action.SHUTDOWN)
 
-    @abc.abstractmethod
-    async def reboot(self, domain: str) -> None: ...
+    async def reboot(self, domain: str) -> None:
+        raise self.refusal(Action.REBOOT)
 
-    @abc.abstractmethod
-    async def destroy(self, domain: str) -> None: ...
+    async def destroy(self, domain: str) -> None:
+        raise self.refusal(Action.DESTROY)
 
-    @abc.abstractmethod
     async def set_sched(self, domain: str, *, weight: int | None = None, cap: int | None = None) -> None:
         """Credit scheduler weight (1..65535) and cap (% of one CPU, 0 = none); None leaves it."""
+        raise self.refusal(Action.SCHED)
 
     @abc.abstractmethod
     async def open_console(self, domain: str) -> ConsoleChannel: ...

@@ -1,19 +1,23 @@
-"""``--read-only``: any backend, with every action refused before it reaches the host."""
+"""``--read-only``: any backend, with every action refused before it reaches the host.
+
+A gate, not a copy of the interface: it forwards what watches (samples, the console's output, the pre-flight,
+which changes nothing) and overrides no action, so each is the base class's refusal, said as read-only.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import NoReturn
 
 from xentui.backends.base import (
+    ACTION_WORDS,
     Action,
     Backend,
     Capabilities,
     ConsoleChannel,
-    MigrateProgress,
     PreflightCheck,
     ReadOnlyError,
+    Unsupported,
 )
 from xentui.model import Host, Sample
 
@@ -62,56 +66,19 @@ class ReadOnlyBackend(Backend):
             {action: REASON for action in Action if action is not Action.CONSOLE}
         )
 
+    def refusal(self, action: Action) -> Unsupported:
+        """Every action but the console and the pre-flight (which changes nothing) is the base class's
+        refusal: this backend overrides none of them."""
+        return ReadOnlyError(f"{ACTION_WORDS.get(action, action.value)} refused: {REASON}")
+
     async def sample(self) -> Sample:
         return await self.inner.sample()
 
     async def host_info(self) -> Host:
         return await self.inner.host_info()
 
-    async def mem_set(self, domain: str, kib: int) -> None:
-        _refuse("mem-set")
-
-    async def mem_max(self, domain: str, kib: int) -> None:
-        _refuse("mem-max")
-
-    async def vcpu_set(self, domain: str, count: int, *, allow_overcommit: bool = False) -> None:
-        _refuse("vcpu-set")
-
-    async def pause(self, domain: str) -> None:
-        _refuse("pause")
-
-    async def unpause(self, domain: str) -> None:
-        _refuse("unpause")
-
-    async def save(
-        self, domain: str, path: Path, *, keep_running: bool = False, overwrite: bool = False
-    ) -> None:
-        _refuse("save")
-
-    async def restore(self, path: Path, *, paused: bool = False) -> str:
-        _refuse("restore")
-
-    async def sysrq(self, domain: str, key: str) -> None:
-        _refuse("sysrq")
-
     async def migrate_preflight(self, domain: str, target: str) -> list[PreflightCheck]:
         return await self.inner.migrate_preflight(domain, target)
-
-    async def migrate(self, domain: str, target: str, *, live: bool = True) -> AsyncIterator[MigrateProgress]:
-        _refuse("migrate")
-        yield  # pragma: no cover - makes this an async generator like the others
-
-    async def shutdown(self, domain: str) -> None:
-        _refuse("shutdown")
-
-    async def reboot(self, domain: str) -> None:
-        _refuse("reboot")
-
-    async def destroy(self, domain: str) -> None:
-        _refuse("destroy")
-
-    async def set_sched(self, domain: str, *, weight: int | None = None, cap: int | None = None) -> None:
-        _refuse("scheduler change")
 
     async def open_console(self, domain: str) -> ConsoleChannel:
         return _ReadOnlyConsole(await self.inner.open_console(domain))

@@ -19,7 +19,7 @@ import math
 import os
 import stat
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 from xentui.backends.base import (
@@ -29,9 +29,6 @@ from xentui.backends.base import (
     Capabilities,
     ConsoleChannel,
     InvalidArgument,
-    MigrateProgress,
-    PreflightCheck,
-    Unsupported,
 )
 from xentui.backends.xentop_parser import NS, XentopLog, XentopRow, parse_xentop_log, rebuild_cpu_ns
 from xentui.model import (
@@ -261,51 +258,5 @@ class ReplayBackend(Backend):
     async def host_info(self) -> Host:
         return self.samples[max(0, self.position - 1)].host
 
-    def _refuse(self, what: str) -> Unsupported:
-        return Unsupported(f"{what}: {REASON}")
-
-    async def mem_set(self, domain: str, kib: int) -> None:
-        raise self._refuse("mem-set")
-
-    async def mem_max(self, domain: str, kib: int) -> None:
-        raise self._refuse("mem-max")
-
-    async def vcpu_set(self, domain: str, count: int, *, allow_overcommit: bool = False) -> None:
-        raise self._refuse("vcpu-set")
-
-    async def pause(self, domain: str) -> None:
-        raise self._refuse("pause")
-
-    async def unpause(self, domain: str) -> None:
-        raise self._refuse("unpause")
-
-    async def save(self, domain: str, path: Path, *, keep_running: bool = False, overwrite: bool = False) -> None:
-        raise self._refuse("save")
-
-    async def restore(self, path: Path, *, paused: bool = False) -> str:
-        raise self._refuse("restore")
-
-    async def sysrq(self, domain: str, key: str) -> None:
-        raise self._refuse("sysrq")
-
-    async def migrate_preflight(self, domain: str, target: str) -> list[PreflightCheck]:
-        raise self._refuse("migrate")
-
-    async def migrate(self, domain: str, target: str, *, live: bool = True) -> AsyncIterator[MigrateProgress]:
-        raise self._refuse("migrate")
-        yield  # pragma: no cover - an async generator like the others
-
-    async def shutdown(self, domain: str) -> None:
-        raise self._refuse("shutdown")
-
-    async def reboot(self, domain: str) -> None:
-        raise self._refuse("reboot")
-
-    async def destroy(self, domain: str) -> None:
-        raise self._refuse("destroy")
-
-    async def set_sched(self, domain: str, *, weight: int | None = None, cap: int | None = None) -> None:
-        raise self._refuse("scheduler")
-
     async def open_console(self, domain: str) -> ConsoleChannel:
-        raise self._refuse("console")
+        raise self.refusal(Action.CONSOLE)

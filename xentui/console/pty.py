@@ -23,7 +23,7 @@ import signal
 import struct
 import termios
 
-from xentui.backends.base import ConsoleChannel
+from xentui.console.channel import ConsoleChannel
 from xentui.errors import BackendError, BackendUnavailable, ConsoleBusy, DomainNotFound
 
 __all__ = ["DEFAULT_BUSY_PATTERNS", "MAX_READ", "PtyConsole"]
