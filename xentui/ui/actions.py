@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual.binding import Binding, BindingType
 
 from xentui.audit import AuditLog
 from xentui.backends.base import Action, Backend, BackendError
@@ -36,55 +35,6 @@ def _modals() -> ModuleType:
 
     return modals
 
-
-# Keys that change or stop a guest are never a letter an xentop user types by habit: xentop reads its keys
-# case-insensitively (D delay, N nets, B vbds, V vcpus, R repeat header, S sort, Q quit), and so does xentui.
-# Save, restore, reboot and destroy take a Ctrl key; each asks before it acts.
-ACTION_BINDINGS: list[BindingType] = [
-    Binding("m", "mem_set", "Mem", id="mem-set"),
-    Binding("M", "mem_max", "Maxmem", id="mem-max", show=False),
-    Binding("C", "vcpu_set", "vCPU set", id="vcpu-set", show=False),
-    Binding("w", "sched", "Weight/cap", id="sched", show=False),
-    Binding("p", "pause_toggle", "Pause", id="pause"),
-    Binding("ctrl+s", "save", "Save", id="save", show=False),
-    Binding("ctrl+r", "restore", "Restore", id="restore", show=False),
-    Binding("X", "sysrq", "SysRq", id="sysrq"),
-    Binding("g", "migrate", "Migrate", id="migrate"),
-    Binding("E", "evacuate", "Evacuate host", id="evacuate", show=False),
-    Binding("h", "shutdown", "Shutdown", id="shutdown", show=False),
-    Binding("ctrl+t", "reboot", "Reboot", id="reboot", show=False),
-    Binding("ctrl+k", "destroy", "Destroy", id="destroy", show=False),
-    Binding("space", "mark", "Mark or unmark, then move down", id="mark", show=False),
-    Binding("U", "unmark_all", "Unmark all", id="unmark-all", show=False),
-    Binding("l", "action_log", "Action log", id="action-log", show=False),
-]
-
-# palette title, app method, what it does, the backend action it needs (None: always there)
-ACTION_COMMANDS: list[tuple[str, str, str, Action | None]] = [
-    ("domain: mem-set", "action_mem_set", "set the memory target (m)", Action.MEM_SET),
-    ("domain: mem-max", "action_mem_max", "set the memory ceiling (M)", Action.MEM_MAX),
-    ("domain: vcpu-set", "action_vcpu_set", "set the vCPUs online (C)", Action.VCPU_SET),
-    ("domain: scheduler weight/cap", "action_sched", "credit weight and cap (w)", Action.SCHED),
-    ("domain: pause", "action_pause", "pause the selected or marked domains", Action.PAUSE),
-    ("domain: unpause", "action_unpause", "unpause the selected or marked domains", Action.UNPAUSE),
-    ("domain: save", "action_save", "save to a file, stop or keep running (Ctrl+S)", Action.SAVE),
-    ("domain: restore", "action_restore", "restore from the save directory (Ctrl+R)", Action.RESTORE),
-    ("domain: sysrq", "action_sysrq", "send a SysRq key (X)", Action.SYSRQ),
-    ("domain: migrate", "action_migrate", "move it to another host, with checks first (g)", Action.MIGRATE),
-    ("host: evacuate", "action_evacuate", "migrate every domU to one host (E)", Action.MIGRATE),
-    ("domain: shutdown", "action_shutdown", "ask the guest to power off (h)", Action.SHUTDOWN),
-    ("domain: reboot", "action_reboot", "ask the guest to reboot (Ctrl+T)", Action.REBOOT),
-    ("domain: destroy", "action_destroy", "pull the plug (Ctrl+K)", Action.DESTROY),
-    ("domain: mark", "action_mark", "mark or unmark for a bulk action, then move down (Space)", None),
-    ("domain: unmark all", "action_unmark_all", "clear every mark (U)", None),
-    ("view: action log", "action_action_log", "every action and its result (l)", None),
-    ("domain: console", "action_console", "the guest's serial console under the table (t); Ctrl-] leaves",
-     Action.CONSOLE),
-    ("console: maximise", "action_console_maximise", "the console takes the whole screen, or gives it back (f)",
-     None),
-    ("console: close", "action_console_close", "close the console shown (x)", None),
-    ("console: save log", "action_console_save_log", "write the console's scrollback to a file (L)", None),
-]
 
 LogEntry = tuple[float, str, str, str, str | None]  # time, domain, action, result, message
 

@@ -7,9 +7,8 @@ import contextlib
 import gc
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -17,7 +16,6 @@ from rich.text import Text
 from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
-from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 from textual.message import Message
 from textual.screen import Screen
@@ -33,9 +31,11 @@ from xentui.model import Rates, Sample, compute_rates
 from xentui.textsafe import printable
 from xentui.themefiles import load_theme_specs
 from xentui.ui import terminal_input
-from xentui.ui.actions import ACTION_BINDINGS, ACTION_COMMANDS, ActionsMixin, LogEntry
-from xentui.ui.columns import BY_ID, COLUMN_IDS, COLUMNS
+from xentui.ui.actions import ActionsMixin, LogEntry
+from xentui.ui.columns import BY_ID, COLUMN_IDS
 from xentui.ui.header import HostHeader
+from xentui.ui.palette import XentuiCommands
+from xentui.ui.registry import bindings
 from xentui.ui.table import DomainTable, ViewOptions
 
 if TYPE_CHECKING:
@@ -114,53 +114,6 @@ class SamplesEnded(Message):
         self.reason = reason
 
 
-class XentuiCommands(Provider):
-    """Every command, titled "category: action", for the command palette."""
-
-    def _commands(self) -> list[tuple[str, Callable[[], object], str]]:
-        app = self.app
-        assert isinstance(app, XentuiApp)
-        commands: list[tuple[str, Callable[[], object], str]] = [
-            ("domain: details", app.action_details, "everything about the selected domain, live"),
-            ("view: networks", app.action_toggle_networks, "per-vif rows under each domain (n)"),
-            ("view: vbds", app.action_toggle_vbds, "per-vbd rows under each domain (b)"),
-            ("view: vcpus", app.action_toggle_vcpus, "per-vCPU rows under each domain (v)"),
-            ("view: repeat header", app.action_toggle_repeat_header, "the header before every domain (r)"),
-            ("view: cumulative figures", app.action_toggle_cumulative, "xentop's counters instead of rates (c)"),
-            ("view: Domain-0 first", app.action_toggle_dom0_first, "pin Domain-0 above the sorted rest (z)"),
-            ("view: filter by name", app.action_filter, "show only names containing some text (/)"),
-            ("view: clear filter", app.action_clear_filter, "show every domain again (Escape)"),
-            ("poll: change delay", app.action_delay, "seconds between updates (d)"),
-            ("poll: refresh now", app.action_refresh_now, "sample at once (Ctrl+L)"),
-            ("sort: next column", app.action_sort_next, "as xentop's s"),
-            ("sort: reverse", app.action_sort_reverse, "flip the order (i)"),
-            ("sort: pick a column", app.action_sort_menu, "choose from every column (o)"),
-            ("help: keys", app.action_help, "every key (?)"),
-            ("app: quit", app.action_quit, "leave xentui (q)"),
-        ]
-        capabilities = app.backend.capabilities
-        for title, method, help_text, needs in ACTION_COMMANDS:
-            why = capabilities.why_not(needs) if needs is not None else None
-            shown = help_text if why is None else f"unavailable: {why}"
-            commands.append((title, getattr(app, method), shown))
-        for column in COLUMNS:
-            commands.append((f"sort: {column.title}", partial(app.sort_by, column.id), column.help))
-        for name in sorted(app.xentui_themes):  # xentui's, not the twenty Textual registers
-            commands.append((f"theme: {name}", partial(setattr, app, "theme", name), "switch colours"))
-        return commands
-
-    async def discover(self) -> Hits:
-        for title, callback, help_text in self._commands():
-            yield DiscoveryHit(title, callback, help=help_text)
-
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for title, callback, help_text in self._commands():
-            score = matcher.match(title)
-            if score > 0:
-                yield Hit(score, matcher.highlight(title), callback, help=help_text)
-
-
 class FilterField(Input):
     """The name filter's field. After Escape it drops the keys already queued to it, up to a marker
     queued behind them: typed before Escape, they belong to the filter Escape cleared."""
@@ -195,7 +148,7 @@ class XentuiApp(ActionsMixin, App[None]):
         Binding("slash", "filter", "Filter", id="filter", priority=True),
         # priority too, only while the filter is focused: the key typed right after Enter belongs to the table
         Binding("enter", "keep_filter", "Keep the filter", id="filter-keep", show=False, priority=True),
-        *ACTION_BINDINGS,
+        *bindings("domain"),
         Binding("s,S", "sort_next", "Sort", id="sort-next"),
         Binding("o", "sort_menu", "Sort by…", id="sort-menu", show=False),
         Binding("i", "sort_reverse", "Reverse", id="sort-reverse", show=False),
@@ -214,13 +167,7 @@ class XentuiApp(ActionsMixin, App[None]):
         # Not priority bindings: in a console they belong to the guest (^C, ^Q); Ctrl-] leaves first.
         Binding("ctrl+c", "quit", "Quit", id="quit-ctrl-c", show=False),
         Binding("ctrl+q", "quit", "Quit", id="quit-ctrl-q", show=False),
-        Binding("t", "console", "Console", id="console"),
-        # priority, like '/': the keys queued behind Ctrl-] (a 'q' typed at once) must reach the table, not the guest
-        Binding("ctrl+right_square_bracket", "leave_console", "Leave console", id="console-leave", show=False,
-                priority=True),
-        Binding("f", "console_maximise", "Maximise console", id="console-maximise", show=False),
-        Binding("x", "console_close", "Close console", id="console-close", show=False),
-        Binding("L", "console_save_log", "Save console log", id="console-save-log", show=False),
+        *bindings("console"),
     ]
 
     def __init__(self, backend: Backend, options: StartOptions | None = None) -> None:
