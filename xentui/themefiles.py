@@ -14,12 +14,21 @@ def theme_dir() -> Traversable:
     return resources.files("xentui.themes")
 
 
-def load_theme_specs() -> dict[str, dict]:
-    """Every ``*.toml`` theme by its ``name``; a broken file is skipped with its error recorded."""
+def load_theme_specs(errors: dict[str, str] | None = None) -> dict[str, dict]:
+    """Every ``*.toml`` theme by its ``name``. A broken file (not TOML, not UTF-8, no name) is skipped, and
+    what is wrong with it goes into ``errors`` (file name -> reason) for the caller to say."""
     specs: dict[str, dict] = {}
     for entry in sorted(theme_dir().iterdir(), key=lambda item: item.name):
         if not entry.name.endswith(".toml"):
             continue
-        spec = tomllib.loads(entry.read_text(encoding="utf-8"))
-        specs[spec["name"]] = spec
+        try:
+            spec = tomllib.loads(entry.read_text(encoding="utf-8"))
+            name = spec["name"]
+            if not isinstance(name, str) or not name:
+                raise ValueError("its name is not a word")
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, ValueError) as error:
+            if errors is not None:
+                errors[entry.name] = f"no name in it ({error})" if isinstance(error, KeyError) else str(error)
+            continue
+        specs[name] = spec
     return specs
