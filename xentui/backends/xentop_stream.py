@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 
 from xentui.backends.xentop_parser import HEADER_RE, XentopRow, parse_xentop_log, rebuild_cpu_ns
 from xentui.errors import BackendUnavailable
@@ -23,11 +24,19 @@ _FIRST_ITERATION_GRACE = 5.0  # how long the first sample waits for xentop's fir
 _MAX_PENDING_LINES = 200_000  # a stream that never ends an iteration is not xentop
 
 
+async def _start_here(argv: list[str]) -> asyncio.subprocess.Process:
+    from xentui.backends.host import LocalHost
+
+    return await LocalHost().start(argv)
+
+
 class XentopStream:
     """``xentop -b -d DELAY -x -v -f``: per-vbd and per-vCPU rows, full names, one process."""
 
-    def __init__(self, xentop: str = "xentop", delay: float = 3.0) -> None:
+    def __init__(self, xentop: str = "xentop", delay: float = 3.0,
+                 start: Callable[[list[str]], Awaitable[asyncio.subprocess.Process]] | None = None) -> None:
         self.xentop = xentop
+        self._spawn = start or _start_here  # where xentop runs: the xl backend's host
         self.delay = delay
         self.starts = 0  # how many times a process was started (restarts are visible to tests)
         self.garbage_lines = 0  # lines too long to be xentop's, dropped
@@ -76,13 +85,7 @@ class XentopStream:
 
     async def _start(self) -> None:
         await self.stop()
-        try:
-            self._process = await asyncio.create_subprocess_exec(
-                *self.argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-        except OSError as error:
-            raise BackendUnavailable(f"cannot run {self.xentop}: {error.strerror}") from error
+        self._process = await self._spawn(self.argv)
         self.starts += 1
         self._latest = None
         self._last_error = ""

@@ -22,7 +22,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +42,7 @@ from xentui.backends.base import (
     PreflightCheck,
     Unsupported,
 )
+from xentui.backends.host import HostAccess, LocalHost, NetCounters
 from xentui.backends.savefile import check_save_path, discard, finish, partial_path
 from xentui.backends.xen_vdev import vdev_name, vdev_number
 from xentui.backends.xenstat import (
@@ -65,8 +65,7 @@ from xentui.backends.xl_parsers import (
     parse_xl_sched_credit,
     xl_info_host,
 )
-from xentui.backends.xl_tool import error_summary, run_tool
-from xentui.console.pty import PtyConsole
+from xentui.backends.xl_tool import error_summary
 from xentui.model import (
     LIBXL_MAXMEM_CONSTANT_KIB,
     Domain,
@@ -110,13 +109,6 @@ def _flags(raw: XenstatDomain) -> DomainFlag:
         if present:
             flags |= flag
     return flags
-
-
-def _bridge_of(ifname: str, sysfs: Path) -> str | None:
-    """The bridge dom0's vif is a port of (``/sys/class/net/vifD.N/master``), or None."""
-    with contextlib.suppress(OSError):
-        return os.readlink(sysfs / ifname / "master").rsplit("/", 1)[-1]
-    return None
 
 
 # --- migration progress ------------------------------------------------------------------
@@ -200,6 +192,7 @@ class XlBackend(Backend):
         delay: float = 3.0,
         migrate_ssh: str | None = None,
         sysfs_net: Path = Path("/sys/class/net"),
+        host: HostAccess | None = None,
         reader_factory: Callable[[], XenstatReader] = XenstatReader,
     ) -> None:
         if stats not in ("auto", "xenstat", "xentop"):
@@ -209,10 +202,12 @@ class XlBackend(Backend):
         self.xl = xl
         self.migrate_ssh = migrate_ssh
         self._sysfs_net = sysfs_net
+        self.host = host or LocalHost()  # where xl, xentop and the consoles run, and dom0's files are read
         self._stats_choice = stats
         self._reader_factory = reader_factory
         self._reader: XenstatReader | None = None
-        self._stream: XentopStream | None = XentopStream(xentop, delay) if stats == "xentop" else None
+        self._stream: XentopStream | None = (
+            XentopStream(xentop, delay, start=self.host.start) if stats == "xentop" else None)
         self._xentop = xentop
         self._delay = delay
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xenstat")
@@ -234,7 +229,7 @@ class XlBackend(Backend):
 
     def check_environment(self) -> None:
         """What xl needs, checked before the screen opens: xl on PATH and root."""
-        if shutil.which(self.xl) is None:
+        if not self.host.has(self.xl):
             raise BackendUnavailable(f"`{self.xl}` is not on PATH: install Xen's tools (xen-utils), or try --demo")
         if os.geteuid() != 0:
             raise BackendUnavailable("the xl backend needs root (xl and libxenstat open /dev/xen/privcmd): "
@@ -260,8 +255,8 @@ class XlBackend(Backend):
     async def _xl(self, *args: str, what: str | None = None, limit: float = 60.0, on_timeout: str | None = None) -> str:
         self.activity = f"{self.xl} {' '.join(args[:2])} (gives up after {limit:g} s)"
         try:
-            return (await run_tool([self.xl, *args], what=what or f"xl {args[0]}", limit=limit,
-                                   on_timeout=on_timeout)).stdout
+            return (await self.host.run([self.xl, *args], what=what or f"xl {args[0]}", limit=limit,
+                                        on_timeout=on_timeout)).stdout
         finally:
             self.activity = None
 
@@ -297,7 +292,7 @@ class XlBackend(Backend):
             except BackendUnavailable:
                 if self._stats_choice == "xenstat":
                     raise
-                self._stream = XentopStream(self._xentop, self._delay)
+                self._stream = XentopStream(self._xentop, self._delay, start=self.host.start)
                 self.stats_source = "xentop"
         if self._reader is not None:
             self._node_at = None
@@ -313,7 +308,7 @@ class XlBackend(Backend):
             self._domids_by_name = {entry.name: entry.domid for entry in parse_xl_list(await self._xl("list"))}
             self._config_stale = True
         host = await self._read_host()
-        counters = await asyncio.get_running_loop().run_in_executor(self._executor, _vif_counters)
+        counters = await self.host.net_counters()
         domains = []
         for row in rows:
             domid = self._domids_by_name.get(row.name)
@@ -349,8 +344,7 @@ class XlBackend(Backend):
                 await self._read_configs()
                 self._config_domids = domids
             facts = await self._read_host()
-            bridges = await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._bridges, [(raw.id, net.id) for raw in node.domains for net in raw.networks])
+            bridges = await self._bridges([(raw.id, net.id) for raw in node.domains for net in raw.networks])
             domains = [self._domain(raw, bridges) for raw in node.domains]
             host = Host(
                 hostname=facts["hostname"], hypervisor="Xen", version=facts["xen_version"] or node.xen_version,
@@ -362,8 +356,12 @@ class XlBackend(Backend):
             self._last_host = host
             return Sample(monotonic=monotonic, wall=wall, host=host, domains=domains)
 
-    def _bridges(self, vifs: list[tuple[int, int]]) -> dict[tuple[int, int], str | None]:
-        return {(domid, devid): _bridge_of(f"vif{domid}.{devid}", self._sysfs_net) for domid, devid in vifs}
+    async def _bridges(self, vifs: list[tuple[int, int]]) -> dict[tuple[int, int], str | None]:
+        """The bridge each of dom0's vifs is a port of (``/sys/class/net/vifD.N/master``): one batched read."""
+        links = {vif: str(self._sysfs_net / f"vif{vif[0]}.{vif[1]}" / "master") for vif in vifs}
+        targets = await self.host.read_links(links.values()) if links else {}
+        return {vif: target.rsplit("/", 1)[-1] if (target := targets.get(link)) else None
+                for vif, link in links.items()}
 
     def _domain(self, raw: XenstatDomain, bridges: dict[tuple[int, int], str | None]) -> Domain:
         config = self._configs.get(raw.id)
@@ -550,7 +548,7 @@ class XlBackend(Backend):
         path = await asyncio.to_thread(Path(path).absolute)  # never an option to xl
         if not path.is_file():
             raise InvalidArgument(f"restore: {path} is not a file")
-        head = await asyncio.to_thread(_read_head, path)
+        head = await self.host.read_head(str(path), _SAVE_HEAD)
         if not head.startswith(b"Xen saved domain"):
             raise InvalidArgument(f"restore: {path} is not a domain saved by xl (no 'Xen saved domain' header)")
         if (saved := _saved_name(head)) is not None:
@@ -580,7 +578,7 @@ class XlBackend(Backend):
         host = check_host(target)
         checks: list[PreflightCheck] = []
         try:
-            remote = xl_info_host(parse_xl_info((await run_tool(
+            remote = xl_info_host(parse_xl_info((await self.host.run(
                 [*self._ssh_argv(host), "xl", "info"], what=f"ssh {host} xl info", limit=30)).stdout))
         except (BackendError, ParseError) as error:
             return [PreflightCheck("reachable", False, f"{host}: {error}")]
@@ -598,8 +596,8 @@ class XlBackend(Backend):
         for disk in known.config.disks if known.config else []:
             if not disk.target:
                 continue
-            result = await run_tool([*self._ssh_argv(host), "test -e " + shlex.quote(disk.target)], check=False,
-                                    what=f"ssh {host} test", limit=30)
+            result = await self.host.run([*self._ssh_argv(host), "test -e " + shlex.quote(disk.target)],
+                                         check=False, what=f"ssh {host} test", limit=30)
             checks.append(PreflightCheck(
                 f"disk {disk.vdev}", result.returncode == 0,
                 f"{disk.target} {'exists' if result.returncode == 0 else 'is missing'} on {host}"))
@@ -615,9 +613,7 @@ class XlBackend(Backend):
             argv += ["-s", self.migrate_ssh]
         argv += [str(known.domain.id), host]
         yield MigrateProgress(MigratePhase.PREFLIGHT, 0.0, f"starting xl migrate to {host}")
-        process = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT, env={**os.environ, "LC_ALL": "C"})
+        process = await self.host.start(argv, merge_stderr=True)
         assert process.stdout is not None
         said: list[str] = []
         finished = False
@@ -656,7 +652,7 @@ class XlBackend(Backend):
     async def open_console(self, domain: str) -> ConsoleChannel:
         known = await self._known(domain, action="console")
         kind = "serial" if known.domain.type is DomainType.HVM else "pv"
-        return await PtyConsole.start([self.xl, "console", "-t", kind, str(known.domain.id)])
+        return await self.host.open_console([self.xl, "console", "-t", kind, str(known.domain.id)])
 
     async def close(self) -> None:
         if self._stream is not None:
@@ -688,11 +684,6 @@ def _migrate_failure(said: list[str], returncode: int) -> str:
     return summary
 
 
-def _read_head(path: Path) -> bytes:
-    with path.open("rb") as image:
-        return image.read(_SAVE_HEAD)
-
-
 def _saved_name(head: bytes) -> str | None:
     """The domain name in the configuration xl stores at the start of a save file, if it is there."""
     match = _SAVED_NAME.search(head)
@@ -718,18 +709,11 @@ def _version_check(local: str | None, remote: str | None) -> PreflightCheck:
     return PreflightCheck("xen version", True, f"Xen {remote} there, {local} here")
 
 
-def _vif_counters() -> dict[str, object]:
-    """dom0's per-interface counters (psutil), read in the stats thread."""
-    import psutil
-
-    return dict(psutil.net_io_counters(pernic=True))
-
-
-def _network_from_dom0(devid: int, counters: object | None) -> XenstatNetwork:
+def _network_from_dom0(devid: int, counters: NetCounters | None) -> XenstatNetwork:
     """A guest NIC from dom0's vif: what dom0 sent, the guest received."""
     if counters is None:
         return XenstatNetwork(devid, 0, 0, 0, 0, 0, 0, 0, 0)
     c = counters
-    return XenstatNetwork(devid, c.bytes_sent, c.packets_sent, c.errout, c.dropout,  # type: ignore[attr-defined]
-                          c.bytes_recv, c.packets_recv, c.errin, c.dropin)  # type: ignore[attr-defined]
+    return XenstatNetwork(devid, c.bytes_sent, c.packets_sent, c.errout, c.dropout,
+                          c.bytes_recv, c.packets_recv, c.errin, c.dropin)
 
