@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import NoReturn
 
 from xentui import __version__
-from xentui.backends.base import Backend, BackendError, BackendUnavailable, InvalidArgument
+from xentui.backends.base import Backend, BackendError, InvalidArgument
 from xentui.backends.readonly import ReadOnlyBackend
-from xentui.backends.sim import MAX_DOMAINS, SimBackend, SimCluster
+from xentui.backends.registry import BACKENDS as REGISTERED
+from xentui.backends.registry import BackendOptions, picking_options
+from xentui.backends.sim import MAX_DOMAINS
 from xentui.batch import BatchFormat, BatchOptions, run_batch
 from xentui.textsafe import printable
 from xentui.themefiles import load_theme_specs
 from xentui.validate import MAX_DELAY_S, MIN_DELAY_S, parse_seconds
-
-BACKENDS = ("auto", "xl", "libvirt", "sim", "replay")
 
 
 def _delay(text: str) -> float:
@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-V", "--version", action="version", version=f"xentui {__version__}")
     source = parser.add_argument_group(
         "what to watch", "--backend, --demo, -c and --replay each pick a backend: give one of them, or none (auto)")
-    source.add_argument("--backend", choices=BACKENDS, default="auto",
+    source.add_argument("--backend", choices=("auto", *REGISTERED), default="auto",
                         help="where the domains come from (default: auto: xl in a Xen dom0, else libvirt)")
     source.add_argument("--demo", action="store_true", help="the simulated Xen host (same as --backend sim)")
     source.add_argument("-c", "--connect", default=None, metavar="URI",
@@ -144,12 +144,10 @@ def _backend_choices(args: argparse.Namespace) -> list[tuple[str, str]]:
     chosen = []
     if args.backend != "auto":
         chosen.append((f"--backend {args.backend}", args.backend))
-    if args.demo:
-        chosen.append(("--demo (sim)", "sim"))
-    if args.connect is not None:
-        chosen.append(("-c (libvirt)", "libvirt"))
-    if args.replay is not None:
-        chosen.append(("--replay", "replay"))
+    for spec in picking_options():
+        value = getattr(args, spec.dest or "")
+        if value is not None and value is not False:
+            chosen.append((spec.option or spec.name, spec.name))
     return chosen
 
 
@@ -184,33 +182,19 @@ def replay_pace(interval: float, speed: float) -> tuple[float, str | None]:
 
 
 def make_backend(args: argparse.Namespace) -> Backend:
-    backend: Backend
     check_backend_choice(args)
     choice = _choose_backend(args)
+    backend = REGISTERED[choice].build(BackendOptions(
+        connect=args.connect, xl_stats=args.xl_stats, migrate_ssh=args.migrate_ssh, delay=args.delay,
+        sim_domains=args.sim_domains, seed=args.seed, replay=args.replay, replay_interval=args.replay_interval,
+        read_only=args.read_only))
     if choice == "replay":
-        from xentui.backends.replay import ReplayBackend  # only here: its parser is not needed otherwise
-
-        backend = ReplayBackend(args.replay, interval=args.replay_interval)
         # one recorded iteration per poll, at the recorded pace times the speed, never below the floor
         args.delay, note = replay_pace(args.replay_interval, args.replay_speed)
         if note is not None:
             print(f"xentui: {printable(note)}", file=sys.stderr)
         if args.iterations is None:
-            args.iterations = backend.iterations
-    elif choice == "xl":
-        from xentui.backends.xl import XlBackend
-
-        backend = XlBackend(stats=args.xl_stats, delay=args.delay, migrate_ssh=args.migrate_ssh)
-        backend.check_environment()
-    elif choice == "libvirt":
-        try:
-            from xentui.backends.libvirt import LibvirtBackend
-        except ImportError as error:
-            raise BackendUnavailable(f"the libvirt backend cannot load: {error}") from error
-        backend = LibvirtBackend(args.connect, read_only=args.read_only)
-    else:
-        seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
-        backend = SimBackend(SimCluster(seed=seed, domains=args.sim_domains))
+            args.iterations = backend.iterations  # type: ignore[attr-defined]
     if args.read_only:
         backend = ReadOnlyBackend(backend)
     return backend
