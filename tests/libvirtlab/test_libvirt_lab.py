@@ -306,7 +306,7 @@ async def test_destroy(backend, fresh_guest):
 async def test_live_migration_to_a_second_libvirtd_with_progress(lab, second_libvirtd):
     guest = lab.start(disk=False)  # a local disk is "unsafe" to migrate: libvirt wants shared storage
     source = LibvirtBackend(LAB_URI, migrate_data_uri="tcp://127.0.0.1",
-                            migrate_params={libvirt.VIR_MIGRATE_PARAM_BANDWIDTH: 32})  # MiB/s: progress to see
+                            migrate_params={libvirt.VIR_MIGRATE_PARAM_BANDWIDTH: 4})  # MiB/s: progress to see
     target = LibvirtBackend(second_libvirtd)
     try:
         checks = {check.name: check for check in await source.migrate_preflight(guest.name, second_libvirtd)}
