@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from rich.text import Text
 from textual import work
@@ -44,19 +44,25 @@ SHORT_INPUT = 32  # sizes and counts
 NAME_INPUT = 512  # host names, URIs, domain names
 PATH_INPUT = 4096  # PATH_MAX
 
-MODAL_CSS = """
-{name} {{ align: center middle; }}
-{name} > Vertical {{
-    width: 76; max-width: 100%; height: auto; max-height: 100%;
-    background: $panel; border: round $primary; padding: 0 1;
-}}
-{name} .title {{ text-style: bold; width: 100%; }}
-{name} .problem {{ color: $error; height: auto; width: 100%; }}
-{name} .facts {{ color: $text-muted; height: auto; width: 100%; }}
-{name} .buttons {{ height: auto; align-horizontal: right; }}
-{name} Button {{ margin-left: 1; min-width: 10; }}
-{name} Input {{ margin: 0; }}
-"""
+ResultT = TypeVar("ResultT")
+
+
+class DialogScreen(ModalScreen[ResultT]):
+    """Every action dialog's frame: centred, a panel of 76 columns at most, title, facts, problem, buttons."""
+
+    DEFAULT_CSS = """
+    DialogScreen { align: center middle; }
+    DialogScreen > Vertical {
+        width: 76; max-width: 100%; height: auto; max-height: 100%;
+        background: $panel; border: round $primary; padding: 0 1;
+    }
+    DialogScreen .title { text-style: bold; width: 100%; }
+    DialogScreen .problem { color: $error; height: auto; width: 100%; }
+    DialogScreen .facts { color: $text-muted; height: auto; width: 100%; }
+    DialogScreen .buttons { height: auto; align-horizontal: right; }
+    DialogScreen Button { margin-left: 1; min-width: 10; }
+    DialogScreen Input { margin: 0; }
+    """
 
 
 def _facts(*pairs: tuple[str, str]) -> Text:
@@ -75,7 +81,7 @@ def _migration_target(text: str) -> str:
     return text if "://" in text else check_host(text)
 
 
-class FormScreen(ModalScreen[object]):
+class FormScreen(DialogScreen[object]):
     """A small form: facts, inputs, an error line; Enter submits, Escape cancels and changes nothing."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
@@ -108,7 +114,6 @@ class FormScreen(ModalScreen[object]):
 class MemoryScreen(FormScreen):
     """mem-set (the balloon target) or mem-max (the ceiling mem-set may reach)."""
 
-    DEFAULT_CSS = MODAL_CSS.format(name="MemoryScreen")
 
     def __init__(self, domain: Domain, host: Host, *, ceiling: bool) -> None:
         super().__init__()
@@ -147,7 +152,6 @@ class MemoryScreen(FormScreen):
 
 
 class VcpuScreen(FormScreen):
-    DEFAULT_CSS = MODAL_CSS.format(name="VcpuScreen")
 
     def __init__(self, domain: Domain, host: Host) -> None:
         super().__init__()
@@ -183,7 +187,6 @@ class VcpuScreen(FormScreen):
 
 
 class SchedScreen(FormScreen):
-    DEFAULT_CSS = MODAL_CSS.format(name="SchedScreen")
 
     def __init__(self, domain: Domain) -> None:
         super().__init__()
@@ -237,7 +240,6 @@ class SaveRequest:
 
 
 class SaveScreen(FormScreen):
-    DEFAULT_CSS = MODAL_CSS.format(name="SaveScreen")
 
     def __init__(self, domain: Domain, path: Path) -> None:
         super().__init__()
@@ -291,7 +293,7 @@ class SaveScreen(FormScreen):
 class RestoreScreen(FormScreen):
     """Pick a saved image from the save directory."""
 
-    DEFAULT_CSS = MODAL_CSS.format(name="RestoreScreen") + "RestoreScreen OptionList { max-height: 16; }"
+    DEFAULT_CSS = "RestoreScreen OptionList { max-height: 16; }"
 
     def __init__(self, save_dir: Path) -> None:
         super().__init__()
@@ -337,7 +339,7 @@ class RestoreScreen(FormScreen):
 class SysrqScreen(FormScreen):
     """Every SysRq key with what it does; the dangerous ones are marked and confirmed."""
 
-    DEFAULT_CSS = MODAL_CSS.format(name="SysrqScreen") + "SysrqScreen OptionList { max-height: 18; }"
+    DEFAULT_CSS = "SysrqScreen OptionList { max-height: 18; }"
 
     def __init__(self, targets: list[str]) -> None:
         super().__init__()
@@ -379,14 +381,13 @@ class SysrqScreen(FormScreen):
                 OptionList.OptionSelected(self.query_one("#keys", OptionList), highlighted, 0))
 
 
-class ConfirmScreen(ModalScreen[bool]):
+class ConfirmScreen(DialogScreen[bool]):
     """y/N. Anything but y (or the Yes button) is a no."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "answer(True)", "Yes"),
         Binding("n,escape", "answer(False)", "No"),
     ]
-    DEFAULT_CSS = MODAL_CSS.format(name="ConfirmScreen")
 
     def __init__(self, question: str) -> None:
         super().__init__()
@@ -426,11 +427,11 @@ def quit_consequence(action: str, backend: str) -> str:
     return f"it is abandoned: it may or may not take effect (check {check} when back)"
 
 
-class QuitScreen(ModalScreen[str]):
+class QuitScreen(DialogScreen[str]):
     """Quit while actions run: keep running (the default), quit when they are done, or quit now."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "answer('keep')", "Keep running")]
-    DEFAULT_CSS = MODAL_CSS.format(name="QuitScreen") + "QuitScreen #running { height: auto; width: 100%; }"
+    DEFAULT_CSS = "QuitScreen #running { height: auto; width: 100%; }"
 
     def __init__(self, busy: dict[str, str], backend: str) -> None:
         super().__init__()
@@ -466,7 +467,6 @@ class QuitScreen(ModalScreen[str]):
 class DestroyScreen(FormScreen):
     """destroy is pulling the plug: the operator types the domain's name to go ahead."""
 
-    DEFAULT_CSS = MODAL_CSS.format(name="DestroyScreen")
 
     def __init__(self, domain: Domain) -> None:
         super().__init__()
@@ -504,7 +504,7 @@ class MigrateScreen(FormScreen):
     then, in the error style, and never given the focus by the screen.
     """
 
-    DEFAULT_CSS = MODAL_CSS.format(name="MigrateScreen") + """
+    DEFAULT_CSS = """
     MigrateScreen #checks { height: auto; }
     MigrateScreen #status { width: 100%; height: auto; }
     """
@@ -693,7 +693,7 @@ class EvacuateScreen(FormScreen):
     rest unless "carry on" is ticked.
     """
 
-    DEFAULT_CSS = MODAL_CSS.format(name="EvacuateScreen") + (
+    DEFAULT_CSS = (
         "EvacuateScreen #rows { height: auto; max-height: 20; text-wrap: nowrap; text-overflow: ellipsis; }")
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
