@@ -43,3 +43,18 @@ def test_the_app_installs_it_for_the_linux_driver():
     assert linux_driver.XTermParser is EscapeKeepingParser
     install()  # twice is once
     assert linux_driver.XTermParser is EscapeKeepingParser
+
+
+@pytest.mark.asyncio
+async def test_screen_binds_reads_textuals_binding_chain():
+    """xentui asks whether a key is bound before taking an Alt+letter apart (Textual's private _binding_chain):
+    if Textual renames or reshapes it, this fails rather than every Alt+letter silently staying whole."""
+    from xentui.ui.terminal_input import screen_binds
+
+    from .helpers import make_app, settle
+
+    app, clock = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app, clock)
+        assert screen_binds(app.screen, "q") and screen_binds(app.screen, "ctrl+k")
+        assert not screen_binds(app.screen, "alt+z")

@@ -237,8 +237,7 @@ class XentuiApp(ActionsMixin, App[None]):
             return None  # Alt on an arrow or function key comes in its own sequence, never split
         if event.key not in (f"alt+{character}", f"alt+shift+{character.lower()}"):
             return None
-        if self._console_focused() or any(event.key in bindings.key_to_bindings
-                                          for _, bindings in self.screen._binding_chain):
+        if self._console_focused() or terminal_input.screen_binds(self.screen, event.key):
             return None
         return events.Key("escape", "\x1b"), events.Key(character, character)
 

@@ -1,4 +1,7 @@
-"""Escape typed right before a punctuation key, as the terminal sends it: ESC then the key, often in one read.
+"""The private parts of Textual xentui relies on, in this one module, each with a test that fails when Textual
+changes it (tests/ui/test_terminal_input.py): the key parser of the Linux driver, and a screen's binding chain.
+
+Escape typed right before a punctuation key, as the terminal sends it: ESC then the key, often in one read.
 
 Textual's parser reads ESC + letter as Alt+letter (XentuiApp.on_event takes that apart again), but
 for ESC + any other key it drops the ESC and reports the key alone: "Escape, /" typed fast in the
@@ -14,6 +17,7 @@ from collections.abc import Iterable
 from textual import events
 from textual._xterm_parser import XTermParser
 from textual.drivers import linux_driver
+from textual.screen import Screen
 
 
 class EscapeKeepingParser(XTermParser):
@@ -29,3 +33,8 @@ def install() -> None:
     """Make the Linux driver read keys with `EscapeKeepingParser` (once; a no-op if Textual changed)."""
     if linux_driver.XTermParser is XTermParser:
         linux_driver.XTermParser = EscapeKeepingParser  # type: ignore[misc]
+
+
+def screen_binds(screen: Screen, key: str) -> bool:
+    """Whether anything on the screen's focus chain (the focused widget up to the app) binds ``key``."""
+    return any(key in bindings.key_to_bindings for _, bindings in screen._binding_chain)
