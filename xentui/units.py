@@ -21,8 +21,16 @@ def human_bytes(value: float) -> str:
     return _scaled(max(0.0, value), 1024)
 
 
-def human_kib(kib: int) -> str:
-    return human_bytes(kib * 1024)
+def human_kib(kib: int, *, exact: bool = False) -> str:
+    """A size in KiB, for reading: 1572864 -> '1.5G'. With ``exact``, for a value the operator typed or will
+    type, the shortest form that is exactly it, with its unit: 524288 -> '512M', 1536000 -> '1500M', 1000 ->
+    '1000K' (it reads back through `validate.parse_memory` to the same number)."""
+    if not exact:
+        return human_bytes(kib * 1024)
+    for unit, size in (("T", 1024**3), ("G", 1024**2), ("M", 1024)):
+        if kib >= size and kib % size == 0:
+            return f"{kib // size}{unit}"
+    return f"{kib}K"
 
 
 def human_count(value: float) -> str:

@@ -12,6 +12,7 @@ import re
 from fractions import Fraction
 
 from xentui.errors import InvalidArgument
+from xentui.units import human_kib
 
 MIN_MEMORY_KIB = 32 * 1024
 """Below this no Linux or Windows guest survives; refuse rather than let a typo kill a guest."""
@@ -41,11 +42,8 @@ def parse_memory(text: str) -> int:
 
 
 def format_kib(kib: int) -> str:
-    """The shortest exact form with an explicit unit: 524288 -> '512M', 1536000 -> '1500M'."""
-    for unit, size in (("T", 1024**3), ("G", 1024**2), ("M", 1024)):
-        if kib >= size and kib % size == 0:
-            return f"{kib // size}{unit}"
-    return f"{kib}K"
+    """The exact form of a size, for messages about what was typed: `units.human_kib` with ``exact``."""
+    return human_kib(kib, exact=True)
 
 
 MIN_DELAY_S = 0.5
