@@ -1,0 +1,363 @@
+"""The Xen backend for a dom0 run with Xen's own toolstack, ``xl``.
+
+Statistics come from libxenstat (what xentop reads) through ctypes in a thread of their own;
+where the library is missing, from ONE long-running ``xentop -b`` (`XentopStream`). What the
+statistics do not say (type, configured maxmem and max vCPUs, MACs, bridges, disk paths) comes
+from ``xl list -l``, re-read only when the set of domains changes or an action changed it;
+the host from ``xl info``; weight and cap from ``xl sched-credit`` or ``sched-credit2``,
+whichever scheduler the host runs. dom0's side of each vif: counters with psutil where
+xentop is the source, bridge membership from sysfs.
+
+Actions are ``xl`` subprocesses with argument lists and the domain's id, never its name; xl's
+stderr becomes the message. Checks that xl would make only after doing half the work are made
+first, as the simulated host does, so bad input changes nothing.
+
+Three modules: this one reads (statistics into the model, the host, the console), `acting` does what the
+operator asks, `migration` moves a domain to another host. All of it reaches dom0 through `self.host`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from xentui.backends.base import (
+    Action,
+    Backend,
+    BackendError,
+    BackendUnavailable,
+    Capabilities,
+    ConsoleChannel,
+    InvalidArgument,
+)
+from xentui.backends.host import HostAccess, LocalHost, NetCounters
+from xentui.backends.xen_vdev import vdev_name, vdev_number
+from xentui.backends.xenstat import (
+    NO_LIMIT,
+    XenstatDomain,
+    XenstatNetwork,
+    XenstatNode,
+    XenstatReader,
+    XenstatVbd,
+)
+from xentui.backends.xentop_parser import XentopRow
+from xentui.backends.xentop_stream import XentopStream
+from xentui.backends.xl.acting import _SCHEDULERS, ActingMixin, _Known
+from xentui.backends.xl.migration import (
+    MigrateProgressReader,
+    MigrationMixin,
+    _migrate_failure,
+    migrate_progress_from_line,
+)
+from xentui.backends.xl_parsers import (
+    XlDomainConfig,
+    XlHostInfo,
+    parse_xl_info,
+    parse_xl_list,
+    parse_xl_list_long,
+    parse_xl_sched_credit,
+    xl_info_host,
+)
+from xentui.model import (
+    LIBXL_MAXMEM_CONSTANT_KIB,
+    Domain,
+    DomainFlag,
+    DomainType,
+    Host,
+    Sample,
+    Vbd,
+    VbdBackend,
+    Vcpu,
+    Vif,
+)
+
+__all__ = ["MigrateProgressReader", "XlBackend", "_migrate_failure", "migrate_progress_from_line"]
+
+KIB = 1024
+_HOST_INFO_EVERY = 30.0  # seconds between `xl info` re-reads (libxenstat gives free memory each time)
+_VBD_KINDS = {"blkback": VbdBackend.BLKBACK, "blktap": VbdBackend.BLKTAP, "Tapdisk3": VbdBackend.TAPDISK3,
+              "BlkBack": VbdBackend.BLKBACK, "BlkTap": VbdBackend.BLKTAP}
+_DISK_BACKENDS = {"phy": VbdBackend.BLKBACK, "qdisk": VbdBackend.QDISK, "tap": VbdBackend.BLKTAP}
+
+
+def _flags(raw: XenstatDomain) -> DomainFlag:
+    flags = DomainFlag.NONE
+    for present, flag in ((raw.dying, DomainFlag.DYING), (raw.shutdown, DomainFlag.SHUTDOWN),
+                          (raw.blocked, DomainFlag.BLOCKED), (raw.crashed, DomainFlag.CRASHED),
+                          (raw.paused, DomainFlag.PAUSED), (raw.running, DomainFlag.RUNNING)):
+        if present:
+            flags |= flag
+    return flags
+
+
+class XlBackend(ActingMixin, MigrationMixin, Backend):
+    """dom0 through ``xl`` and libxenstat. `check_environment` says early and clearly what is missing."""
+
+    name = "xl"
+
+    def __init__(
+        self,
+        *,
+        xl: str = "xl",
+        xentop: str = "xentop",
+        stats: str = "auto",
+        delay: float = 3.0,
+        migrate_ssh: str | None = None,
+        sysfs_net: Path = Path("/sys/class/net"),
+        host: HostAccess | None = None,
+        reader_factory: Callable[[], XenstatReader] = XenstatReader,
+    ) -> None:
+        if stats not in ("auto", "xenstat", "xentop"):
+            raise InvalidArgument(f"stats source must be auto, xenstat or xentop, not {stats!r}")
+        if migrate_ssh is not None and ("\n" in migrate_ssh or not migrate_ssh.strip()):
+            raise InvalidArgument("the migration ssh command must be one non-empty line")
+        self.xl = xl
+        self.migrate_ssh = migrate_ssh
+        self._sysfs_net = sysfs_net
+        self.host = host or LocalHost()  # where xl, xentop and the consoles run, and dom0's files are read
+        self._stats_choice = stats
+        self._reader_factory = reader_factory
+        self._reader: XenstatReader | None = None
+        self._stream: XentopStream | None = (
+            XentopStream(xentop, delay, start=self.host.start) if stats == "xentop" else None)
+        self._xentop = xentop
+        self._delay = delay
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xenstat")
+        self._configs: dict[int, XlDomainConfig] = {}
+        self._config_domids: frozenset[int] | None = None
+        self._config_stale = True
+        self._sched: dict[int, tuple[int, int | None]] = {}
+        self._host_facts: XlHostInfo | None = None
+        self._host_read_at = -_HOST_INFO_EVERY
+        self._targets: dict[int, int] = {}  # balloon targets this session set, by domid
+        self._limits_seen: dict[int, int] = {}  # Xen's memory limit last compared with the static maximum
+        self._domids_by_name: dict[str, int] = {}
+        self._last: dict[str, _Known] = {}
+        self._last_host: Host | None = None
+        self._stream_sequence = -1  # the xentop iteration the last sample carried
+        self._node_at: float | None = None  # when the xentop iteration arrived; None: sampled just now
+        self._lock = asyncio.Lock()  # one sample at a time
+        self.stats_source = "xentop" if stats == "xentop" else "xenstat"
+
+    def check_environment(self) -> None:
+        """What xl needs, checked before the screen opens: xl on PATH and root."""
+        if not self.host.has(self.xl):
+            raise BackendUnavailable(f"`{self.xl}` is not on PATH: install Xen's tools (xen-utils), or try --demo")
+        if os.geteuid() != 0:
+            raise BackendUnavailable("the xl backend needs root (xl and libxenstat open /dev/xen/privcmd): "
+                                     "run xentui with sudo")
+
+    # --- capabilities -------------------------------------------------------------------
+
+    @property
+    def capabilities(self) -> Capabilities:
+        unsupported: dict[Action, str] = {}
+        scheduler = self._host_facts["xen_scheduler"] if self._host_facts else None
+        if scheduler is not None and scheduler not in _SCHEDULERS:
+            unsupported[Action.SCHED] = f"the host runs the {scheduler} scheduler; only credit and credit2 have weights"
+        return Capabilities(unsupported)
+
+    async def set_poll_interval(self, seconds: float) -> None:
+        self._delay = seconds
+        if self._stream is not None:
+            await self._stream.set_delay(seconds)
+
+    # --- reading ------------------------------------------------------------------------
+
+    async def _xl(self, *args: str, what: str | None = None, limit: float = 60.0, on_timeout: str | None = None) -> str:
+        self.activity = f"{self.xl} {' '.join(args[:2])} (gives up after {limit:g} s)"
+        try:
+            return (await self.host.run([self.xl, *args], what=what or f"xl {args[0]}", limit=limit,
+                                        on_timeout=on_timeout)).stdout
+        finally:
+            self.activity = None
+
+    async def _read_host(self, *, force: bool = False) -> XlHostInfo:
+        now = time.monotonic()
+        if force or self._host_facts is None or now - self._host_read_at >= _HOST_INFO_EVERY:
+            self._host_facts = xl_info_host(parse_xl_info(await self._xl("info")))
+            self._host_read_at = now
+        return self._host_facts
+
+    async def _read_configs(self) -> None:
+        configs = parse_xl_list_long(await self._xl("list", "-l"))
+        self._configs = {config.domid: config for config in configs}
+        self._sched = await self._read_sched()
+        self._config_stale = False
+
+    async def _read_sched(self) -> dict[int, tuple[int, int | None]]:
+        scheduler = (await self._read_host())["xen_scheduler"]
+        command = _SCHEDULERS.get(scheduler or "")
+        if command is None:
+            return {}
+        try:
+            rows = parse_xl_sched_credit(await self._xl(command))
+        except BackendError:
+            return {}  # weights are a nicety; the table must not fail for them
+        return {row.domid: (row.weight, row.cap) for row in rows}
+
+    async def _node(self) -> XenstatNode:
+        """The statistics, from libxenstat when it loads, else from the xentop stream."""
+        if self._stream is None and self._reader is None:
+            try:
+                self._reader = await asyncio.get_running_loop().run_in_executor(self._executor, self._reader_factory)
+            except BackendUnavailable:
+                if self._stats_choice == "xenstat":
+                    raise
+                self._stream = XentopStream(self._xentop, self._delay, start=self.host.start)
+                self.stats_source = "xentop"
+        if self._reader is not None:
+            self._node_at = None
+            return await asyncio.get_running_loop().run_in_executor(self._executor, self._reader.read)
+        assert self._stream is not None
+        rows, at, self._stream_sequence = await self._stream.latest(self._stream_sequence)
+        self._node_at = at
+        return await self._node_from_xentop(rows, self._stream.cpu_ns)
+
+    async def _node_from_xentop(self, rows: list[XentopRow], cpu_ns: dict[str, int]) -> XenstatNode:
+        names = {row.name for row in rows}
+        if not names <= self._domids_by_name.keys():
+            self._domids_by_name = {entry.name: entry.domid for entry in parse_xl_list(await self._xl("list"))}
+            self._config_stale = True
+        host = await self._read_host()
+        counters = await self.host.net_counters()
+        domains = []
+        for row in rows:
+            domid = self._domids_by_name.get(row.name)
+            if domid is None:
+                continue  # gone between xentop's print and xl list
+            config = self._configs.get(domid)
+            nics = [nic.devid for nic in config.vifs if nic.devid is not None] if config else list(range(row.nets))
+            networks = [_network_from_dom0(devid, counters.get(f"vif{domid}.{devid}")) for devid in nics]
+            flags = row.state
+            domains.append(XenstatDomain(
+                id=domid, name=row.name, cpu_ns=cpu_ns.get(row.name, row.cpu_s * 1_000_000_000),
+                cur_mem=row.mem_kib * KIB,
+                max_mem=NO_LIMIT if row.maxmem_kib is None else row.maxmem_kib * KIB, ssid=row.ssid,
+                dying="d" in flags, shutdown="s" in flags, blocked="b" in flags, crashed="c" in flags,
+                paused="p" in flags, running="r" in flags,
+                vcpus=[(i in row.vcpu_s, row.vcpu_s.get(i, 0) * 1_000_000_000) for i in range(row.vcpus)],
+                networks=networks,
+                vbds=[XenstatVbd(v.kind, v.devid, v.oo or 0, v.rd or 0, v.wr or 0, v.rsect or 0, v.wsect or 0,
+                                 v.oo is None) for v in row.vbd_rows],
+            ))
+        return XenstatNode(num_cpus=host["nr_cpus"], cpu_hz=(host["cpu_mhz"] or 0) * 1_000_000,
+                           tot_mem=host["total_memory_mib"] << 20, free_mem=host["free_memory_mib"] << 20,
+                           xen_version=host["xen_version"] or "", domains=domains)
+
+    async def sample(self) -> Sample:
+        async with self._lock:
+            node = await self._node()
+            wall, monotonic = time.time(), time.monotonic()
+            if self._node_at is not None:  # the xentop iteration's own time, not when we read it
+                wall, monotonic = wall - (monotonic - self._node_at), self._node_at
+            domids = frozenset(raw.id for raw in node.domains)
+            if self._config_stale or domids != self._config_domids:
+                await self._read_configs()
+                self._config_domids = domids
+            facts = await self._read_host()
+            bridges = await self._bridges([(raw.id, net.id) for raw in node.domains for net in raw.networks])
+            domains = [self._domain(raw, bridges) for raw in node.domains]
+            host = Host(
+                hostname=facts["hostname"], hypervisor="Xen", version=facts["xen_version"] or node.xen_version,
+                nr_cpus=node.num_cpus, cpu_mhz=node.cpu_hz // 1_000_000, total_kib=node.tot_mem // KIB,
+                free_kib=node.free_mem // KIB, scheduler=facts["xen_scheduler"] or "credit",
+                cpu_features=frozenset((facts["hw_caps"] or "").split(":")),
+            )
+            self._last = {d.name: _Known(d, self._configs.get(d.id)) for d in domains}
+            self._last_host = host
+            return Sample(monotonic=monotonic, wall=wall, host=host, domains=domains)
+
+    async def _bridges(self, vifs: list[tuple[int, int]]) -> dict[tuple[int, int], str | None]:
+        """The bridge each of dom0's vifs is a port of (``/sys/class/net/vifD.N/master``): one batched read."""
+        links = {vif: str(self._sysfs_net / f"vif{vif[0]}.{vif[1]}" / "master") for vif in vifs}
+        targets = await self.host.read_links(links.values()) if links else {}
+        return {vif: target.rsplit("/", 1)[-1] if (target := targets.get(link)) else None
+                for vif, link in links.items()}
+
+    def _domain(self, raw: XenstatDomain, bridges: dict[tuple[int, int], str | None]) -> Domain:
+        config = self._configs.get(raw.id)
+        macs = {nic.devid: nic for nic in config.vifs} if config else {}
+        disks = {vdev_number(disk.vdev or ""): disk for disk in config.disks} if config else {}
+        vifs = []
+        for net in raw.networks:
+            nic = macs.get(net.id)
+            vifs.append(Vif(net.id, f"vif{raw.id}.{net.id}", (nic.mac if nic else None) or "",
+                            bridges.get((raw.id, net.id)) or (nic.bridge if nic else None),
+                            net.rx_bytes, net.rx_packets, net.rx_errors, net.rx_drops,
+                            net.tx_bytes, net.tx_packets, net.tx_errors, net.tx_drops))
+        vbds = []
+        for vbd in raw.vbds:
+            disk = disks.get(vbd.dev)
+            kind = _VBD_KINDS.get(vbd.type, VbdBackend.UNKNOWN)
+            if disk is not None and disk.backend in _DISK_BACKENDS and kind is VbdBackend.UNKNOWN:
+                kind = _DISK_BACKENDS[disk.backend]
+            vbds.append(Vbd(vbd.dev, disk.vdev if disk and disk.vdev else vdev_name(vbd.dev), kind,
+                            (disk.target if disk else None) or "", vbd.oo_reqs, vbd.rd_reqs, vbd.wr_reqs,
+                            vbd.rd_sectors, vbd.wr_sectors, vbd.error))
+        weight, cap = self._sched.get(raw.id, (None, None))
+        if config is not None and config.type is not None:
+            kind_of_domain = config.type
+        else:
+            kind_of_domain = DomainType.PV if raw.id == 0 else DomainType.UNKNOWN
+        target = self._targets.get(raw.id)
+        if target is None and config is not None and raw.id != 0:
+            target = config.target_memkb
+        maxmem = None if raw.max_mem == NO_LIMIT else raw.max_mem // KIB
+        static_maxmem = config.max_memkb if config is not None and config.max_memkb else None
+        self._check_static_maxmem(raw.id, maxmem, static_maxmem)
+        return Domain(
+            id=raw.id, name=raw.name, uuid=(config.uuid if config else None) or "", type=kind_of_domain,
+            flags=_flags(raw), cpu_ns=raw.cpu_ns, mem_kib=raw.cur_mem // KIB,
+            maxmem_kib=maxmem, static_maxmem_kib=static_maxmem,
+            vcpus=[Vcpu(index, online, ns) for index, (online, ns) in enumerate(raw.vcpus)],
+            vcpus_max=(config.max_vcpus if config and config.max_vcpus else None) or len(raw.vcpus),
+            vifs=vifs, vbds=vbds, sched_weight=weight, sched_cap=cap,
+            ssid=raw.ssid, target_kib=target,
+        )
+
+    def _check_static_maxmem(self, domid: int, maxmem: int | None, static_maxmem: int | None) -> None:
+        """libxl keeps Xen's limit at most 1 MiB above the static maximum. Above that, someone raised maxmem
+        outside xentui (`xl mem-max`): `xl list -l` is read again at the next sample, once per new limit,
+        so the ceiling shown and checked follows without reading it at every refresh."""
+        if maxmem is None or static_maxmem is None or self._limits_seen.get(domid) == maxmem:
+            return
+        self._limits_seen[domid] = maxmem
+        if maxmem > static_maxmem + LIBXL_MAXMEM_CONSTANT_KIB:
+            self._config_stale = True
+
+    async def host_info(self) -> Host:
+        if self._last_host is None:
+            await self.sample()
+        assert self._last_host is not None
+        return self._last_host
+
+    # --- console ------------------------------------------------------------------------
+
+    async def open_console(self, domain: str) -> ConsoleChannel:
+        known = await self._known(domain, action="console")
+        kind = "serial" if known.domain.type is DomainType.HVM else "pv"
+        return await self.host.open_console([self.xl, "console", "-t", kind, str(known.domain.id)])
+
+    async def close(self) -> None:
+        if self._stream is not None:
+            await self._stream.stop()
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            await asyncio.get_running_loop().run_in_executor(self._executor, reader.close)
+        self._executor.shutdown(wait=False)
+
+
+def _network_from_dom0(devid: int, counters: NetCounters | None) -> XenstatNetwork:
+    """A guest NIC from dom0's vif: what dom0 sent, the guest received."""
+    if counters is None:
+        return XenstatNetwork(devid, 0, 0, 0, 0, 0, 0, 0, 0)
+    c = counters
+    return XenstatNetwork(devid, c.bytes_sent, c.packets_sent, c.errout, c.dropout,
+                          c.bytes_recv, c.packets_recv, c.errin, c.dropin)
+
+

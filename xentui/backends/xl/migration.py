@@ -1,0 +1,211 @@
+"""The xl backend's live migration: the pre-flight over ssh, ``xl migrate`` with its progress read from what it
+prints, and what a failure means in words."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import re
+import shlex
+from collections.abc import AsyncIterator, Callable
+
+from xentui.backends.base import (
+    BackendError,
+    MigratePhase,
+    MigrateProgress,
+    PreflightCheck,
+    Unsupported,
+)
+from xentui.backends.host import HostAccess
+from xentui.backends.xl_parsers import (
+    ParseError,
+    parse_xl_info,
+    xl_info_host,
+)
+from xentui.backends.xl_tool import error_summary
+from xentui.model import KIB
+from xentui.validate import (
+    check_host,
+)
+
+_MIGRATE_SSH_TIMEOUT = 10
+
+# --- migration progress ------------------------------------------------------------------
+
+_FRAMES = re.compile(r"Frames(?: iteration (?P<iteration>\d+))?.*?(?P<done>\d+)/(?P<total>\d+)")
+_MIGRATE_STEPS: tuple[tuple[str, MigratePhase, float, str], ...] = (
+    ("migration target: Ready to receive domain", MigratePhase.PREFLIGHT, 0.03, "target ready to receive"),
+    ("Saving to migration stream", MigratePhase.COPYING, 0.05, "sending memory"),
+    ("Domain now suspended", MigratePhase.STOP_AND_COPY, 0.85, "guest suspended, sending the last pages"),
+    ("migration target: Transfer complete", MigratePhase.STOP_AND_COPY, 0.92, "transfer complete"),
+    ("Giving target permission to start", MigratePhase.STOP_AND_COPY, 0.95, "starting on the target"),
+    ("Target reports successful startup", MigratePhase.STOP_AND_COPY, 0.98, "running on the target"),
+    ("Migration successful", MigratePhase.DONE, 1.0, "migration successful"),
+)
+_PAGE = 4096
+
+
+def migrate_progress_from_line(line: str) -> MigrateProgress | None:
+    """One line of ``xl migrate``'s stderr as progress, or None when it says nothing about progress.
+
+    libxc reports "Frames iteration N" steps as done/total pages: the first pass sends all of
+    memory, later passes what the guest dirtied meanwhile.
+    """
+    if match := _FRAMES.search(line):
+        done, total = int(match["done"]), max(1, int(match["total"]))
+        iteration = int(match["iteration"] or 0)
+        share = min(1.0, done / total)
+        fraction = 0.05 + 0.6 * share if iteration == 0 else min(0.84, 0.65 + 0.04 * iteration)
+        phase = MigratePhase.COPYING
+        what = "copying memory" if iteration == 0 else f"pre-copy round {iteration}: dirty pages"
+        return MigrateProgress(phase, fraction, f"{what} ({done}/{total} pages)", done * _PAGE, total * _PAGE)
+    for marker, phase, fraction, message in _MIGRATE_STEPS:
+        if marker in line:
+            return MigrateProgress(phase, fraction, message)
+    return None
+
+
+class MigrateProgressReader:
+    """xl migrate's lines as progress that never goes back.
+
+    The sender's lines and the target's (through ssh's stderr) interleave as they arrive: the
+    target's "Ready to receive" can come after the sender's "Saving to migration stream". Such a
+    line still says something; it keeps the furthest fraction seen.
+    """
+
+    def __init__(self) -> None:
+        self.furthest = 0.0
+
+    def feed(self, line: str) -> MigrateProgress | None:
+        progress = migrate_progress_from_line(line)
+        if progress is None:
+            return None
+        if progress.fraction < self.furthest:
+            return dataclasses.replace(progress, fraction=self.furthest)
+        self.furthest = progress.fraction
+        return progress
+
+
+
+class MigrationMixin:
+    """Part of `XlBackend`: moving a domain to another host."""
+
+    xl: str
+    host: HostAccess
+    migrate_ssh: str | None
+    _config_stale: bool
+    _known: Callable[..., object]
+    _read_host: Callable[..., object]
+    sample: Callable[[], object]
+
+    def _ssh_argv(self, host: str) -> list[str]:
+        base = shlex.split(self.migrate_ssh) if self.migrate_ssh else ["ssh"]
+        return [*base, "-o", "BatchMode=yes", "-o", f"ConnectTimeout={_MIGRATE_SSH_TIMEOUT}", "--", host]
+
+    async def migrate_preflight(self, domain: str, target: str) -> list[PreflightCheck]:
+        known = await self._known(domain, action="migrate", allow_dom0=False)
+        host = check_host(target)
+        checks: list[PreflightCheck] = []
+        try:
+            remote = xl_info_host(parse_xl_info((await self.host.run(
+                [*self._ssh_argv(host), "xl", "info"], what=f"ssh {host} xl info", limit=30)).stdout))
+        except (BackendError, ParseError) as error:
+            return [PreflightCheck("reachable", False, f"{host}: {error}")]
+        checks.append(PreflightCheck("reachable", True, f"{remote['hostname']} answers over ssh, xl runs there"))
+        local = await self._read_host()
+        checks.append(_version_check(local["xen_version"], remote["xen_version"]))
+        need_mib = (known.domain.mem_kib + KIB - 1) // KIB
+        checks.append(PreflightCheck(
+            "memory", remote["free_memory_mib"] >= need_mib,
+            f"{remote['free_memory_mib']} MiB free there, {known.domain.name} needs {need_mib} MiB"))
+        same_cpu = remote["hw_caps"] == local["hw_caps"]
+        checks.append(PreflightCheck(
+            "cpu", True if same_cpu else None,
+            "same CPU features" if same_cpu else "CPU features differ; Xen checks the guest's CPUID policy on arrival"))
+        for disk in known.config.disks if known.config else []:
+            if not disk.target:
+                continue
+            result = await self.host.run([*self._ssh_argv(host), "test -e " + shlex.quote(disk.target)],
+                                         check=False, what=f"ssh {host} test", limit=30)
+            checks.append(PreflightCheck(
+                f"disk {disk.vdev}", result.returncode == 0,
+                f"{disk.target} {'exists' if result.returncode == 0 else 'is missing'} on {host}"))
+        return checks
+
+    async def migrate(self, domain: str, target: str, *, live: bool = True) -> AsyncIterator[MigrateProgress]:
+        known = await self._known(domain, action="migrate", allow_dom0=False)
+        host = check_host(target)
+        if not live:
+            raise Unsupported("migrate: xl migrates live only (the guest runs until the last round)")
+        argv = [self.xl, "migrate"]
+        if self.migrate_ssh:
+            argv += ["-s", self.migrate_ssh]
+        argv += [str(known.domain.id), host]
+        yield MigrateProgress(MigratePhase.PREFLIGHT, 0.0, f"starting xl migrate to {host}")
+        process = await self.host.start(argv, merge_stderr=True)
+        assert process.stdout is not None
+        said: list[str] = []
+        finished = False
+        reader = MigrateProgressReader()
+        try:
+            buffer = b""
+            while chunk := await process.stdout.read(4096):
+                buffer += chunk
+                *lines, buffer = re.split(rb"[\r\n]", buffer)
+                for raw in lines:
+                    line = raw.decode("utf-8", "replace").strip()
+                    if not line:
+                        continue
+                    said.append(line)
+                    progress = reader.feed(line)
+                    if progress is not None and progress.phase is not MigratePhase.DONE:
+                        yield progress
+            returncode = await process.wait()
+            finished = True
+        finally:
+            if not finished and process.returncode is None:
+                # closed early: the operator cancelled; xl resumes the guest at the sender when it can
+                with contextlib.suppress(ProcessLookupError):
+                    process.terminate()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(process.wait(), 10)
+            self._config_stale = True
+        if returncode != 0 or not any("Migration successful" in line for line in said):
+            raise BackendError(f"migrate {known.domain.name} to {host} failed: {_migrate_failure(said, returncode)}",
+                               detail="\n".join(said))
+        await self.sample()
+        yield MigrateProgress(MigratePhase.DONE, 1.0, f"{known.domain.name} now runs on {host}")
+
+
+
+_FAILURE_WORDS = re.compile(r"error|fail|cannot|unable|refused|denied", re.IGNORECASE)
+
+
+def _migrate_failure(said: list[str], returncode: int) -> str:
+    """What went wrong, from xl migrate's output: xl's verdict, then the error lines (the sender's come
+    first), and what a known cause means for the operator."""
+    errors = [line for line in said if _FAILURE_WORDS.search(line)]
+    if errors and errors[-1].startswith("Migration failed"):  # xl's verdict, then the causes in order
+        errors.insert(0, errors.pop())
+    summary = error_summary("\n".join(errors or said[-8:])) or f"exit status {returncode}"
+    if any("Failed to enable logdirty" in line for line in said):
+        summary = ("this Xen cannot track the guest's dirty pages, so it cannot migrate it live (PV guests need "
+                   "shadow paging, which this hypervisor was built without; HVM/PVH guests need HAP); "
+                   f"the guest keeps running here. xl said: {summary}")
+    return summary
+
+
+
+def _version_check(local: str | None, remote: str | None) -> PreflightCheck:
+    def major_minor(version: str | None) -> tuple[int, ...] | None:
+        match = re.match(r"(\d+)\.(\d+)", version or "")
+        return (int(match[1]), int(match[2])) if match else None
+
+    here, there = major_minor(local), major_minor(remote)
+    if here is None or there is None:
+        return PreflightCheck("xen version", None, f"cannot compare Xen {local} with {remote}")
+    if there < here:
+        return PreflightCheck("xen version", False, f"Xen {remote} there is older than {local} here: "
+                                                    "migration to an older Xen is not supported")
+    return PreflightCheck("xen version", True, f"Xen {remote} there, {local} here")
