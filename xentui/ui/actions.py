@@ -20,6 +20,7 @@ from xentui.audit import AuditLog
 from xentui.backends.base import Action, Backend, BackendError
 from xentui.model import Domain, DomainState, Host, Sample
 from xentui.textsafe import name_list, printable
+from xentui.ui.messages import ActionLogged
 from xentui.ui.table import DomainTable
 from xentui.validate import format_kib
 
@@ -108,9 +109,8 @@ class ActionsMixin:
         else:
             name, uuid = domain, None
         self.action_log.append((self.wall_clock(), name or "-", action, result, message))
-        log_changed = getattr(self.screen, "entries_changed", None)  # the action log, when it is open
-        if log_changed is not None:
-            log_changed()
+        if self.screen is not self.screen_stack[0]:  # the action log, when it is open, shows the line
+            self.screen.post_message(ActionLogged())
         if self.audit is not None:
             host = self._host()
             self.audit.record(backend=self.backend.name, host=host.hostname if host else "", action=action,

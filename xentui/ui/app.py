@@ -34,6 +34,7 @@ from xentui.ui import terminal_input
 from xentui.ui.actions import ActionsMixin, LogEntry
 from xentui.ui.columns import BY_ID, COLUMN_IDS
 from xentui.ui.header import HostHeader
+from xentui.ui.messages import SampleShown
 from xentui.ui.palette import XentuiCommands
 from xentui.ui.registry import bindings
 from xentui.ui.table import DomainTable, ViewOptions
@@ -379,10 +380,8 @@ class XentuiApp(ActionsMixin, App[None]):
         for pane in self._console_panes():  # a paused or crashed guest's console says why it is silent
             domain = message.sample.domain(pane.domain_key)
             pane.show_domain_state(None if domain is None else domain.state)
-        screen = self.screen
-        update_details = getattr(screen, "update_from", None)  # the details screen follows every sample
-        if update_details is not None:
-            update_details(message.sample, message.rates)
+        if self.screen is not self.screen_stack[0]:  # a screen on top may follow the figures (details)
+            self.screen.post_message(SampleShown(message.sample, message.rates))
 
     def _settle_gc_soon(self, after: float = 0.5) -> None:
         """Once, shortly after the first poll, good or not: the collector is off until then (see

@@ -24,6 +24,7 @@ from xentui.backends.base import BackendError, MigratePhase, MigrateProgress, Pr
 from xentui.backends.savefile import check_save_path, existing_file
 from xentui.model import Domain, Host
 from xentui.textsafe import name_list, printable
+from xentui.ui.messages import ActionLogged
 from xentui.ui.widgets import PickList, TickBox
 from xentui.units import human_kib
 from xentui.validate import (
@@ -665,6 +666,9 @@ class ActionLogScreen(ModalScreen[None]):
         with VerticalScroll():
             yield Label(Text("Action log (newest first; Escape closes)", style="bold"))
             yield Static(self._text(), id="entries")
+
+    def on_action_logged(self, message: ActionLogged) -> None:
+        self.entries_changed()
 
     def entries_changed(self) -> None:
         self.query_one("#entries", Static).update(self._text())

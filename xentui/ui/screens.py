@@ -19,6 +19,7 @@ from xentui.history import History
 from xentui.model import Domain, DomainRates, Sample
 from xentui.textsafe import printable
 from xentui.ui.columns import COLUMNS
+from xentui.ui.messages import SampleShown
 from xentui.ui.widgets import PickList
 from xentui.units import human_bytes, human_count, human_kib
 from xentui.validate import parse_seconds
@@ -83,6 +84,9 @@ class DetailsScreen(Screen[None]):
             yield Static(id="vifs", classes="section")
             yield Static(id="vbds", classes="section")
         yield Footer()
+
+    def on_sample_shown(self, message: SampleShown) -> None:
+        self.update_from(message.sample, message.rates)
 
     def update_from(self, sample: Sample, rates: Mapping[str, DomainRates]) -> None:
         domain = sample.domain(self.key)
