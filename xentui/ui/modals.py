@@ -1,36 +1,44 @@
-"""The action modals: each validates what the operator typed before anything reaches the backend."""
+"""The action modals: each validates what the operator typed before anything reaches the backend.
+
+The shared frame is in `dialogs`, migrate and evacuate in `migrate`; every dialog is opened from here."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
-from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import ClassVar
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, Input, Label, OptionList, ProgressBar, Static
+from textual.widgets import Button, Checkbox, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from xentui.backends.base import BackendError, MigratePhase, MigrateProgress, PreflightCheck
+from xentui.backends.base import BackendError
 from xentui.backends.savefile import check_save_path, existing_file
 from xentui.model import Domain, Host
 from xentui.textsafe import name_list, printable
+from xentui.ui.dialogs import (
+    NAME_INPUT,
+    PATH_INPUT,
+    SHORT_INPUT,
+    ConfirmScreen,
+    DialogScreen,
+    FormScreen,
+    _facts,
+)
 from xentui.ui.messages import ActionLogged
+from xentui.ui.migrate import EvacuateScreen, MigrateScreen, Migrator
 from xentui.ui.widgets import PickList, TickBox
 from xentui.units import human_kib
 from xentui.validate import (
     SCHED_WEIGHT_DEFAULT,
     SYSRQ_KEYS,
-    check_host,
     check_memory_ceiling,
     check_memory_target,
     check_sched,
@@ -40,77 +48,12 @@ from xentui.validate import (
     parse_whole,
 )
 
-# The longest text each kind of field takes: a paste of 10 KB is cut there, never echoed whole in a message.
-SHORT_INPUT = 32  # sizes and counts
-NAME_INPUT = 512  # host names, URIs, domain names
-PATH_INPUT = 4096  # PATH_MAX
-
-ResultT = TypeVar("ResultT")
-
-
-class DialogScreen(ModalScreen[ResultT]):
-    """Every action dialog's frame: centred, a panel of 76 columns at most, title, facts, problem, buttons."""
-
-    DEFAULT_CSS = """
-    DialogScreen { align: center middle; }
-    DialogScreen > Vertical {
-        width: 76; max-width: 100%; height: auto; max-height: 100%;
-        background: $panel; border: round $primary; padding: 0 1;
-    }
-    DialogScreen .title { text-style: bold; width: 100%; }
-    DialogScreen .problem { color: $error; height: auto; width: 100%; }
-    DialogScreen .facts { color: $text-muted; height: auto; width: 100%; }
-    DialogScreen .buttons { height: auto; align-horizontal: right; }
-    DialogScreen Button { margin-left: 1; min-width: 10; }
-    DialogScreen Input { margin: 0; }
-    """
-
-
-def _facts(*pairs: tuple[str, str]) -> Text:
-    text = Text()
-    for index, (label, value) in enumerate(pairs):
-        if index:
-            text.append("   ")
-        text.append(f"{label} ", style="bold")
-        text.append(value)
-    return text
-
-
-def _migration_target(text: str) -> str:
-    """A host name or address, checked here; a URI (libvirt's qemu+ssh://host/system) is the backend's to check."""
-    text = text.strip()
-    return text if "://" in text else check_host(text)
-
-
-class FormScreen(DialogScreen[object]):
-    """A small form: facts, inputs, an error line; Enter submits, Escape cancels and changes nothing."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-    def show_error(self, message: str) -> None:
-        """The reason, often a tool's or libvirt's words: made printable line by line."""
-        self.query_one(".problem", Label).update(Text("\n".join(printable(line) for line in message.split("\n"))))
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "cancel":
-            self.dismiss(None)
-        elif event.button.id == "ok":
-            self.submit()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.submit()
-
-    def submit(self) -> None:  # pragma: no cover - every form overrides it
-        raise NotImplementedError
-
-    @staticmethod
-    def buttons(ok: str = "Apply") -> Horizontal:
-        return Horizontal(Button("Cancel", id="cancel"), Button(ok, id="ok", variant="primary"),
-                          classes="buttons")
-
+# the dialogs of the other modules too: the app opens every one of them from here
+__all__ = [
+    "ActionLogScreen", "ConfirmScreen", "DestroyScreen", "DialogScreen", "EvacuateScreen", "FormScreen",
+    "MemoryScreen", "MigrateScreen", "Migrator", "QuitScreen", "RestoreScreen", "SaveRequest", "SaveScreen",
+    "SchedScreen", "SysrqScreen", "VcpuScreen", "default_save_path", "quit_consequence",
+]
 
 class MemoryScreen(FormScreen):
     """mem-set (the balloon target) or mem-max (the ceiling mem-set may reach)."""
@@ -382,33 +325,6 @@ class SysrqScreen(FormScreen):
                 OptionList.OptionSelected(self.query_one("#keys", OptionList), highlighted, 0))
 
 
-class ConfirmScreen(DialogScreen[bool]):
-    """y/N. Anything but y (or the Yes button) is a no."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "answer(True)", "Yes"),
-        Binding("n,escape", "answer(False)", "No"),
-    ]
-
-    def __init__(self, question: str) -> None:
-        super().__init__()
-        self.question = question
-
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Label(Text(self.question), classes="title")
-            yield Label("y: yes   n or Escape: no")
-            yield Horizontal(Button("No", id="no", variant="primary"), Button("Yes", id="yes", variant="error"),
-                             classes="buttons")
-
-    def on_mount(self) -> None:
-        self.query_one("#no", Button).focus()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "yes")
-
-    def action_answer(self, yes: bool) -> None:
-        self.dismiss(yes)
 
 
 def quit_consequence(action: str, backend: str) -> str:
@@ -490,162 +406,6 @@ class DestroyScreen(FormScreen):
         self.dismiss(True)
 
 
-def _check_line(check: PreflightCheck) -> Content:
-    """One pre-flight result, coloured from the theme; the detail is data, never markup."""
-    mark, style = {True: ("✓", "$success"), False: ("✗", "$error"), None: ("?", "$warning")}[check.ok]
-    return Content.assemble((f" {mark} ", f"bold {style}"), (f"{printable(check.name)}: ", "bold"),
-                            printable(check.detail))
-
-
-class MigrateScreen(FormScreen):
-    """Target, pre-flight checks, then live progress; Escape cancels a running migration.
-
-    Enter checks, and starts only a migration whose checks all passed. After a failed check Enter checks
-    again (and says why it will not start); going ahead is a separate "Migrate anyway" button, shown only
-    then, in the error style, and never given the focus by the screen.
-    """
-
-    DEFAULT_CSS = """
-    MigrateScreen #checks { height: auto; }
-    MigrateScreen #status { width: 100%; height: auto; }
-    """
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
-
-    def __init__(self, domain: Domain, backend, on_result: Callable[[str, str | None, dict], None],
-                 on_running: Callable[[bool], None] | None = None) -> None:
-        super().__init__()
-        self.domain = domain
-        self.backend = backend
-        self.on_result = on_result  # (result, message, arguments) for the action and audit logs, when it ends
-        self.on_running = on_running  # told when the migration starts and stops: the app's busy map
-        self.checked_target: str | None = None
-        self.failures = 0
-        self.progress: AsyncIterator[MigrateProgress] | None = None
-        self.running = False
-
-    def compose(self) -> ComposeResult:
-        d = self.domain
-        with Vertical():
-            yield Label(Text(f"Migrate {printable(d.name)} ({human_kib(d.mem_kib)}) to another host"),
-                        classes="title")
-            yield Label("Target host name or address:")
-            yield Input(id="target", placeholder="e.g. xen02.example.org or 10.0.0.7", max_length=NAME_INPUT)
-            yield TickBox("live (the guest keeps running while its memory is copied)", value=True, id="live")
-            yield Static(id="checks")
-            yield ProgressBar(total=100, show_eta=False, id="bar")
-            yield Label("", id="status")
-            yield Label("", classes="problem")
-            yield Horizontal(
-                Button("Cancel", id="cancel"),
-                Button("Migrate anyway", id="anyway", variant="error"),
-                Button("Check", id="ok", variant="primary"),
-                classes="buttons",
-            )
-
-    def on_mount(self) -> None:
-        self.query_one("#bar", ProgressBar).display = False
-        self.query_one("#anyway", Button).display = False
-
-    def _target(self) -> str | None:
-        try:
-            return _migration_target(self.query_one("#target", Input).value)
-        except BackendError as error:
-            self.show_error(str(error))
-            return None
-
-    def submit(self) -> None:
-        if self.running:
-            return
-        target = self._target()
-        if target is None:
-            return
-        if target == self.checked_target and not self.failures:
-            self.start(target)
-        else:
-            self.preflight(target)  # a new target, or checks that failed: check (again), never start
-
-    @work(exclusive=True, group="preflight")
-    async def preflight(self, target: str) -> None:
-        self.show_error("")
-        self.checked_target = None
-        self.query_one("#anyway", Button).display = False
-        self.query_one("#status", Label).update(Text(f"checking {printable(target)}…"))
-        try:
-            checks = await self.backend.migrate_preflight(self.domain.name, target)
-        except BackendError as error:
-            self.query_one("#status", Label).update("")
-            self.show_error(str(error))
-            return
-        self.checked_target = target
-        self.failures = sum(1 for check in checks if check.ok is False)
-        self.query_one("#checks", Static).update(Content("\n").join(_check_line(c) for c in checks))
-        if self.failures:
-            self.query_one("#status", Label).update(Text(
-                f"✗ {self.failures} check{'s' if self.failures != 1 else ''} failed: Enter checks again; "
-                "Migrate anyway goes ahead."))
-            self.query_one("#ok", Button).label = "Check"
-            self.query_one("#anyway", Button).display = True
-        else:
-            self.query_one("#status", Label).update(Text("Checks passed: Enter starts the migration."))
-            self.query_one("#ok", Button).label = "Migrate"
-
-    @work(exclusive=True, group="migrate")
-    async def start(self, target: str) -> None:
-        self.running = True
-        if self.on_running is not None:
-            self.on_running(True)
-        try:
-            await self._migrate(target)
-        finally:
-            self.running = False
-            if self.on_running is not None:
-                self.on_running(False)
-
-    async def _migrate(self, target: str) -> None:
-        self.show_error("")
-        self.query_one("#ok", Button).disabled = True
-        self.query_one("#anyway", Button).display = False
-        self.query_one("#cancel", Button).label = "Stop"
-        bar = self.query_one("#bar", ProgressBar)
-        bar.display = True
-        status = self.query_one("#status", Label)
-        live = self.query_one("#live", Checkbox).value
-        arguments = {"target": target, "live": live, "checks_failed": self.failures}
-        self.progress = self.backend.migrate(self.domain.name, target, live=live)
-        try:
-            async for event in self.progress:
-                bar.update(progress=event.fraction * 100)
-                status.update(Text(event.message))
-                if event.phase is MigratePhase.DONE:
-                    self.on_result("ok", event.message, arguments)
-                    self.dismiss(event.message)
-                    return
-        except BackendError as error:
-            self.on_result("failed", str(error), arguments)
-            self.show_error(str(error))
-            self.query_one("#cancel", Button).label = "Close"
-        except asyncio.CancelledError:
-            # Cancelling the worker throws into the backend's iterator where it waits: it undoes its work.
-            self.on_result("cancelled", "stopped by the operator; the domain stays where it was", arguments)
-            self.dismiss(None)
-
-    async def action_cancel(self) -> None:
-        if self.running:
-            self.workers.cancel_group(self, "migrate")
-            return
-        self.dismiss(None)
-
-    async def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "cancel":
-            await self.action_cancel()
-        elif event.button.id == "ok":
-            self.submit()
-        elif event.button.id == "anyway" and not self.running:
-            target = self._target()
-            if target is not None and target == self.checked_target:
-                self.start(target)
-            elif target is not None:
-                self.preflight(target)  # the target changed since its checks: check it first
 
 
 class ActionLogScreen(ModalScreen[None]):
@@ -688,172 +448,3 @@ class ActionLogScreen(ModalScreen[None]):
 
 
 
-class EvacuateScreen(FormScreen):
-    """Empty the host: check every domU against the target, show the plan, ask, then move them one by one.
-
-    Enter with a target runs the pre-flight for each domain and shows the plan: the order (smallest first,
-    so the most guests are off the host soonest), the target, and each domain whose checks failed, which
-    stays here. Enter again asks, naming the domains; only a yes starts. A migration that fails stops the
-    rest unless "carry on" is ticked.
-    """
-
-    DEFAULT_CSS = (
-        "EvacuateScreen #rows { height: auto; max-height: 20; text-wrap: nowrap; text-overflow: ellipsis; }")
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
-
-    def __init__(self, domains: list[Domain], backend, on_result: Callable[[Domain, str, str | None, dict], None],
-                 on_running: Callable[[Domain, bool], None] | None = None) -> None:
-        super().__init__()
-        self.domains = sorted(domains, key=lambda d: (d.mem_kib, d.name))
-        self.backend = backend
-        self.on_result = on_result
-        self.on_running = on_running  # (domain, moving): the app's busy map
-        self.state: dict[str, str] = {d.key: "not checked yet" for d in self.domains}
-        self.checked_target: str | None = None
-        self.movable: list[Domain] = []
-        self.running = False
-        self.stopping = False
-
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            count = len(self.domains)
-            yield Label(Text(f"Evacuate this host: migrate its {count} domU{'s' if count != 1 else ''}, "
-                             "one after another"),
-                        classes="title")
-            yield Label("Target host name or address (Enter checks every domain first):")
-            yield Input(id="target", max_length=NAME_INPUT)
-            yield TickBox("carry on after a failure (default: stop at the first one)", id="carry-on")
-            yield Static(id="rows")
-            yield Label("", classes="problem")
-            yield self.buttons("Check")
-
-    def on_mount(self) -> None:
-        self._show_rows()
-
-    def _show_rows(self) -> None:
-        lines = []
-        order = {d.key: index for index, d in enumerate(self.movable, 1)}
-        for d in self.domains:
-            place = f"{order[d.key]:2}." if d.key in order else "  -"
-            lines.append(Text(f"{place} {printable(d.name)} ({human_kib(d.mem_kib)}): {self.state[d.key]}"))
-        self.query_one("#rows", Static).update(Text("\n").join(lines) if lines else Text("no domUs to move"))
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if not self.running and self.checked_target is not None:
-            self.checked_target = None  # a new target: the plan no longer holds
-            self.movable = []
-            self.state = {d.key: "not checked yet" for d in self.domains}
-            self.query_one("#ok", Button).label = "Check"
-            self._show_rows()
-
-    def submit(self) -> None:
-        if self.running:
-            return
-        try:
-            target = _migration_target(self.query_one("#target", Input).value)
-        except BackendError as error:
-            self.show_error(str(error))
-            return
-        if target != self.checked_target:
-            self.run_worker(self._plan(target), group="evacuate-plan", exclusive=True)
-            return
-        if not self.movable:
-            self.show_error(f"no domain passed its checks for {target}: nothing to move")
-            return
-        staying = [d.name for d in self.domains if d not in self.movable]
-        question = (f"Migrate {len(self.movable)} domain{'s' if len(self.movable) != 1 else ''} to {target}, "
-                    f"one after another: {name_list([d.name for d in self.movable])}?")
-        if staying:
-            question += f" {name_list(staying)} stay{'s' if len(staying) == 1 else ''} here (checks failed)."
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.evacuate(target)
-
-        self.app.push_screen(ConfirmScreen(question), answered)
-
-    async def _plan(self, target: str) -> None:
-        self.show_error("")
-        self.movable = []
-        for index, domain in enumerate(self.domains, 1):
-            self.state[domain.key] = f"checking ({index} of {len(self.domains)})…"
-            self._show_rows()
-            try:
-                checks = await self.backend.migrate_preflight(domain.name, target)
-            except BackendError as error:
-                self.state[domain.key] = f"stays: {error}"
-                continue
-            failed = [c for c in checks if c.ok is False]
-            if failed:
-                self.state[domain.key] = "stays: ✗ " + "; ".join(f"{c.name} ({c.detail})" for c in failed)
-            else:
-                self.state[domain.key] = f"→ {target} ✓"
-                self.movable.append(domain)
-        self.checked_target = target
-        self._show_rows()
-        count = len(self.movable)
-        self.query_one("#ok", Button).label = "Evacuate" if count else "Check"
-        self.show_error(f"The plan: {count} of {len(self.domains)} move, in this order. Enter asks before the first "
-                        "moves." if count else "No domain passed its checks: nothing would move.")
-
-    def evacuate(self, target: str) -> None:
-        self._worker = self.run_worker(self._evacuate(target), group="evacuate", exclusive=True)
-
-    async def _evacuate(self, target: str) -> None:
-        self.running = True
-        self.query_one("#ok", Button).disabled = True
-        self.query_one("#cancel", Button).label = "Stop"
-        carry_on = self.query_one("#carry-on", Checkbox).value
-        arguments = {"target": target, "live": True, "evacuate": True, "carry_on": carry_on}
-        for domain in self.movable:
-            self.state[domain.key] = "waiting"
-        failed = 0
-        for domain in self.movable:
-            if self.stopping:
-                break
-            if self.on_running is not None:
-                self.on_running(domain, True)
-            try:
-                async for event in self.backend.migrate(domain.name, target):
-                    self.state[domain.key] = f"{event.fraction * 100:.0f}% {event.message}"
-                    self._show_rows()
-                    if event.phase is MigratePhase.DONE:
-                        self.state[domain.key] = "done"
-                        self.on_result(domain, "ok", event.message, arguments)
-            except BackendError as error:
-                failed += 1
-                self.state[domain.key] = f"failed: {error}"
-                self.on_result(domain, "failed", str(error), arguments)
-                if not carry_on:
-                    self.stopping = True
-            except asyncio.CancelledError:
-                self.state[domain.key] = "stopped by the operator; it stays here"
-                self.on_result(domain, "cancelled", "stopped by the operator", arguments)
-                self.stopping = True
-            finally:
-                if self.on_running is not None:
-                    self.on_running(domain, False)
-            self._show_rows()
-        self.running = False
-        skipped = [d for d in self.movable if self.state[d.key] == "waiting"]
-        staying = len(self.domains) - len(self.movable)
-        summary = f"{sum(1 for v in self.state.values() if v == 'done')} moved, {failed} failed"
-        if skipped:
-            summary += f", {len(skipped)} not tried"
-        if staying:
-            summary += f", {staying} left here by the checks"
-        self.show_error(summary)
-        self.query_one("#cancel", Button).label = "Close"
-
-    async def action_cancel(self) -> None:
-        if self.running:
-            self.stopping = True
-            self._worker.cancel()
-            return
-        self.dismiss(None)
-
-    async def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "cancel":
-            await self.action_cancel()
-        elif event.button.id == "ok":
-            self.submit()
