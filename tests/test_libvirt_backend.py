@@ -15,6 +15,7 @@ import pytest_asyncio
 
 libvirt = pytest.importorskip("libvirt", reason="libvirt-python is not installed (tests/libvirtlab/setup.sh)")
 
+from tests.rates_paths import assert_same_rates, without_columns  # noqa: E402
 from xentui.backends.base import Action, MigratePhase  # noqa: E402
 from xentui.backends.libvirt import LibvirtBackend  # noqa: E402
 from xentui.errors import (  # noqa: E402
@@ -24,7 +25,7 @@ from xentui.errors import (  # noqa: E402
     ReadOnlyError,
     Unsupported,
 )
-from xentui.model import DomainFlag, DomainState, DomainType  # noqa: E402
+from xentui.model import DomainFlag, DomainState, DomainType, compute_rates  # noqa: E402
 
 pytestmark = pytest.mark.asyncio
 
@@ -103,6 +104,37 @@ async def test_two_samples_make_rates_and_the_host(backend):
     host = second.host
     assert (host.hypervisor, host.nr_cpus, host.cpu_mhz, host.total_kib) == ("TEST", 16, 2400, 64 * GIB)
     assert (await backend.host_info()).nr_cpus == 16
+
+
+async def test_the_refresh_reads_columns_that_give_the_records_rates(backend):
+    """The table sorts by the sample's columns and draws from the records: both give the same figures."""
+    first = await backend.sample()
+    await asyncio.sleep(0.01)
+    second = await backend.sample()
+    assert second.columns is not None
+    assert list(second.columns.keys) == [domain.key for domain in second.domains]
+    assert list(second.columns.cpu_ns) == [domain.cpu_ns for domain in second.domains]
+    assert list(second.columns.net_rx_bytes) == [domain.net_rx_bytes for domain in second.domains]
+    assert_same_rates(compute_rates(first, second),
+                      compute_rates(without_columns(first), without_columns(second)), second.keys())
+
+
+async def test_the_domain_xml_is_read_once_per_domain_until_it_changes(backend, monkeypatch):
+    """A refresh asks each domain for its id only; its XML, uuid and name are read again after a change."""
+    await backend.sample()
+    asked: list[str] = []
+    for name in ("XMLDesc", "UUIDString", "name"):
+        original = getattr(libvirt.virDomain, name)
+        monkeypatch.setattr(libvirt.virDomain, name,
+                            lambda self, *args, _name=name, _original=original: (asked.append(_name),
+                                                                                   _original(self, *args))[1])
+    for _ in range(3):
+        await backend.sample()
+    assert asked == []
+    await backend.vcpu_set("db-primary", 2)  # an action that changes the XML: read again, for that domain only
+    asked.clear()
+    await backend.sample()
+    assert asked.count("XMLDesc") == 1
 
 
 async def test_the_default_uri_is_libvirts(monkeypatch):

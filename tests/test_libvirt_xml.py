@@ -4,14 +4,15 @@ with keys left out, and how an unknown figure is shown. No libvirt needed."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from xentui.backends.libvirt import LibvirtBackend
+from tests.rates_paths import assert_same_rates, without_columns
+from xentui.backends.libvirt.stats import StatsMixin, _columns, _record
 from xentui.backends.libvirt_xml import (
-    DiskConfig,
-    DomainConfig,
     disk_devid,
     host_from,
     parse_capabilities,
@@ -30,8 +31,10 @@ from xentui.model import (
     DomainFlag,
     DomainType,
     Host,
+    LazyDomains,
     Sample,
     VbdBackend,
+    compute_rates,
 )
 from xentui.ui.columns import BY_ID
 
@@ -123,17 +126,88 @@ def test_versions_and_saved_image_names():
 # --- a real stats record, and records with keys left out ----------------------------------------------
 
 
+class CapturedDomain:
+    """A domain as getAllDomainStats hands it over, for a record captured beside its XML: its identity, XML and
+    scheduler figures. Any other call (a per-domain call for a figure) fails the test: the record has them."""
+
+    def __init__(self, xml: str, domid: int = 1) -> None:
+        config = parse_domain_xml(xml)
+        self.xml, self.domid, self.uuid, self.domain_name = xml, domid, config.uuid, config.name
+
+    def ID(self) -> int:  # noqa: N802 - libvirt's names
+        return self.domid
+
+    def UUIDString(self) -> str:  # noqa: N802
+        return self.uuid
+
+    def name(self) -> str:
+        return self.domain_name
+
+    def XMLDesc(self, _flags: int) -> str:  # noqa: N802
+        return self.xml
+
+    def schedulerType(self) -> tuple[str, int]:  # noqa: N802
+        return ("credit", 2)
+
+    def schedulerParameters(self) -> dict[str, int]:  # noqa: N802
+        return {"weight": 256, "cap": 0}
+
+    def __getattr__(self, call: str):
+        raise AssertionError(f"{call}(): a per-domain call was made although the bulk record had the group")
+
+
+class Reader(StatsMixin):
+    """The backend's reading part alone: a refresh's reads from records, without a connection."""
+
+    def __init__(self) -> None:
+        self._configs, self._dirty, self._lock, self._learned = {}, set(), threading.RLock(), {}
+        self.current = SimpleNamespace(running={}, scheduler="")
+
+    def read(self, dom: CapturedDomain, stats: dict) -> Domain:
+        return _record(self._read(self.current, dom, stats))
+
+    def sample(self, records: list[tuple[CapturedDomain, dict]], at: float) -> Sample:
+        reads = [self._read(self.current, dom, stats) for dom, stats in records]
+        return Sample(at, at, HOST, LazyDomains(len(reads), lambda i: _record(reads[i])), columns=_columns(reads))
+
+
 def test_a_real_qemu_record_fills_vcpus_vifs_vbds_without_per_domain_calls():
-    stats, config, unknown = RECORD["stats"], parse_domain_xml(QEMU_XML), set()
-    vcpus, maximum = LibvirtBackend._vcpus(None, stats, config, never, lambda: None, unknown)
-    assert maximum == 2 and [(v.index, v.online) for v in vcpus] == [(0, True), (1, False)]
-    assert vcpus[0].cpu_ns == stats["vcpu.0.time"]
-    user, tap = LibvirtBackend._vifs(None, stats, config, never, unknown)
+    stats = RECORD["stats"]
+    domain = Reader().read(CapturedDomain(QEMU_XML), stats)
+    assert domain.vcpus_max == 2 and [(v.index, v.online) for v in domain.vcpus] == [(0, True), (1, False)]
+    assert domain.vcpus[0].cpu_ns == stats["vcpu.0.time"]
+    user, tap = domain.vifs
     assert tap.rx_bytes == stats["net.1.rx.bytes"] and tap.ifname == "vnet5"
-    assert user.rx_bytes == 0 and unknown == {UNKNOWN_NET}  # net.0 has a count but no counters
-    (vda,) = LibvirtBackend._vbds(None, stats, config, never, unknown)
+    assert user.rx_bytes == 0 and domain.unknown == {UNKNOWN_NET}  # net.0 has a count but no counters
+    (vda,) = domain.vbds
     assert (vda.rd_reqs, vda.rd_sectors, vda.error) == (stats["block.0.rd.reqs"], stats["block.0.rd.bytes"] // 512,
                                                         False)
+    assert (domain.cpu_ns, domain.mem_kib, domain.maxmem_kib) == (stats["cpu.time"], stats["balloon.current"],
+                                                                  stats["balloon.maximum"])
+    assert (domain.sched_weight, domain.sched_cap) == (256, 0)
+
+
+def test_columns_and_records_of_a_qemu_record_give_the_same_rates():
+    """Two refreshes of the captured record, every counter grown (and a vbd unreadable in the second for one
+    domain, a NIC's counters gone back for another): the columns path and the records path agree."""
+    reader = Reader()
+    first = [(CapturedDomain(QEMU_XML.replace("1c58dd5a", f"{i:08x}"), domid=i + 1), dict(RECORD["stats"]))
+             for i in range(3)]
+    second = []
+    for i, (dom, stats) in enumerate(first):
+        grown = {key: value * (i + 2) if isinstance(value, int) and key.endswith(("bytes", "reqs", "time", "pkts"))
+                 else value for key, value in stats.items()}
+        if i == 1:
+            del grown["block.0.rd.reqs"]
+        if i == 2:
+            grown["net.1.rx.bytes"] = 0
+        second.append((dom, grown))
+    previous, current = reader.sample(first, 1.0), reader.sample(second, 3.0)
+    assert current.columns is not None and previous.columns is not None
+    from_columns = compute_rates(previous, current)
+    from_records = compute_rates(without_columns(previous), without_columns(current))
+    assert_same_rates(from_columns, from_records, current.keys())
+    assert from_columns.column("cpu_pct", current.keys())[0] > 0
 
 
 def _virsh_domstats(text: str) -> dict[str, dict[str, object]]:
@@ -151,12 +225,17 @@ def _virsh_domstats(text: str) -> dict[str, dict[str, object]]:
 def test_block_keys_left_out_make_the_vbd_unreadable_not_zero():
     records = _virsh_domstats((FIXTURES / "libvirt-domstats-omitted.txt").read_text())
     stats = records["erplibre-ubuntu-2404-MIGRATION"]
-    config = DomainConfig(disks=(DiskConfig(0x10000, "vda"), DiskConfig(0x10001, "vdb")))
-    unknown: set[str] = set()
-    vda, vdb = LibvirtBackend._vbds(None, stats, config, never, unknown)
+    xml = ("<domain type='kvm'><name>erplibre-ubuntu-2404-MIGRATION</name>"
+           "<uuid>5a4e0d8e-3c43-4f5e-9f53-4a0e7f1c2b10</uuid><devices>"
+           "<disk type='file' device='disk'><target dev='vda' bus='virtio'/></disk>"
+           "<disk type='file' device='disk'><target dev='vdb' bus='virtio'/></disk></devices></domain>")
+    dom = CapturedDomain(xml)
+    dom.__dict__["vcpus"] = dom.__dict__["info"] = lambda: None  # the subset has no vcpu or cpu figures
+    domain = Reader().read(dom, stats)
+    vda, vdb = domain.vbds
     assert vda.error and vdb.error  # rd.reqs left out of both
     assert vda.path.endswith("erplibre-ubuntu-2404.qcow2")
-    assert unknown == {UNKNOWN_VBD}
+    assert UNKNOWN_VBD in domain.unknown
 
 
 # --- unknown figures on the screen and in batch output ---------------------------------------------------

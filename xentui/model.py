@@ -10,10 +10,11 @@ from __future__ import annotations
 import enum
 import functools
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import add, attrgetter, mul, sub, truediv
+from typing import overload
 
 KIB = 1024
 SECTOR_BYTES = 512
@@ -112,7 +113,9 @@ class Vcpu:
 
 @dataclass(slots=True)
 class Vif:
-    """One guest NIC, counted from the guest's side as xentop does (RX = received by the guest)."""
+    """One guest NIC, counted from the guest's side (RX = received by the guest), as libvirt counts. xentop (and
+    libxenstat, /proc/net/dev) count at dom0's end of the vif, the other way round: its NETTX is what the guest
+    received. The xentop formats swap them back."""
 
     devid: int
     ifname: str  # dom0's side, vifD.N
@@ -285,6 +288,41 @@ class DomainColumns:
     vbd_rd_sectors: Sequence[int]
     vbd_wr_sectors: Sequence[int]
     layouts: Sequence[object]  # which devices each domain has; compared with `is` first, then `==`
+
+
+class LazyDomains(Sequence[Domain]):
+    """A sample's domains, each record made when first read (the rows drawn, details, batch output), for a
+    backend whose refresh reads `Sample.columns`: ``make(i)`` makes the record of the i-th domain."""
+
+    __slots__ = ("_made", "_make")
+
+    def __init__(self, count: int, make: Callable[[int], Domain]) -> None:
+        self._make = make
+        self._made: list[Domain | None] = [None] * count
+
+    def __len__(self) -> int:
+        return len(self._made)
+
+    @overload
+    def __getitem__(self, index: int) -> Domain: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Domain]: ...
+    def __getitem__(self, index: int | slice) -> Domain | list[Domain]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(len(self._made))[index]]
+        made = self._made[index]
+        if made is None:
+            made = self._made[index] = self._make(index % len(self._made))
+        return made
+
+    def __iter__(self) -> Iterator[Domain]:
+        return map(self.__getitem__, range(len(self._made)))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, (list, LazyDomains)) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return repr(list(self))
 
 
 @dataclass(slots=True)

@@ -39,8 +39,7 @@ from xentui.backends.libvirt.actions import ActionsMixin
 from xentui.backends.libvirt.connection import _BACKOFF_INITIAL_S, _BACKOFF_MAX_S, _Connection, _start_events, libvirt
 from xentui.backends.libvirt.console import ConsoleMixin, LibvirtConsole
 from xentui.backends.libvirt.migration import MigrationMixin
-from xentui.backends.libvirt.stats import StatsMixin
-from xentui.backends.libvirt_xml import DomainConfig
+from xentui.backends.libvirt.stats import KnownDomain, StatsMixin
 
 __all__ = ["LibvirtBackend", "LibvirtConsole"]
 
@@ -80,7 +79,7 @@ class LibvirtBackend(StatsMixin, ActionsMixin, MigrationMixin, ConsoleMixin, Bac
         self._lock = threading.RLock()
         self._current: _Connection | None = None
         self._generation = 0
-        self._configs: dict[str, tuple[int, DomainConfig, int | None, int | None]] = {}  # uuid -> id, xml, w, cap
+        self._configs: dict[str, KnownDomain] = {}  # uuid -> its XML, scheduler figures, device slots
         self._dirty: set[str] = set()  # uuids whose XML an event said changed
         self._learned: dict[Action, str] = {}  # what the driver turned out not to do, and why
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -26,10 +26,11 @@ from xentui.backends.base import (
     ReadOnlyError,
     Unsupported,
 )
-from xentui.backends.libvirt_xml import DomainConfig, HostCaps, parse_capabilities
+from xentui.backends.libvirt_xml import HostCaps, parse_capabilities
 
 if TYPE_CHECKING:
     from xentui.backends.libvirt.console import LibvirtConsole
+    from xentui.backends.libvirt.stats import KnownDomain
 
 try:  # an optional extra: pip install 'xentui[libvirt]'
     import libvirt
@@ -138,6 +139,7 @@ class _Connection:
         self.nowait = True  # and accepts VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT
         self.console_safe = True  # openConsole accepts VIR_DOMAIN_CONSOLE_SAFE (the libxl driver does not)
         self.scheduler = ""
+        self.running: dict[int, KnownDomain] = {}  # by domid, as of the last refresh
 
 
 class ConnectionMixin:
@@ -155,7 +157,7 @@ class ConnectionMixin:
     _lock: threading.RLock
     _current: _Connection | None
     _generation: int
-    _configs: dict[str, tuple[int, DomainConfig, int | None, int | None]]
+    _configs: dict[str, KnownDomain]  # uuid -> what is kept of it between refreshes
     _dirty: set[str]
     _learned: dict[Action, str]
     _loop: asyncio.AbstractEventLoop | None

@@ -4,10 +4,13 @@ what it leaves out, and each domain's XML (cached) into `Sample`, `Domain` and `
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import Any, NamedTuple, TypeVar
 
 from xentui.backends.base import Action
 from xentui.backends.libvirt.connection import (
@@ -20,6 +23,7 @@ from xentui.backends.libvirt.connection import (
 )
 from xentui.backends.libvirt_xml import DomainConfig, host_from, parse_domain_xml
 from xentui.model import (
+    SECTOR_BYTES,
     UNKNOWN_CPU,
     UNKNOWN_MAXMEM,
     UNKNOWN_MEM,
@@ -27,8 +31,10 @@ from xentui.model import (
     UNKNOWN_VBD,
     UNKNOWN_VCPUS,
     Domain,
+    DomainColumns,
     DomainFlag,
     Host,
+    LazyDomains,
     Sample,
     Vbd,
     Vcpu,
@@ -70,15 +76,11 @@ class StatsMixin(ConnectionMixin):
         try:
             host = self._host_sync(current)
             records = self._stats_sync(current)
-            domains = []
-            for dom, stats in records:
-                model = self._domain_sync(current, dom, stats)
-                if model is not None:
-                    domains.append(model)
-            self._prune({domain.uuid for domain in domains})
+            reads = self._read_all(current, records)
         except libvirt.libvirtError as error:
             raise self._failure(current, error, f"reading domains from {self.where}") from error
-        return Sample(monotonic=time.monotonic(), wall=time.time(), host=host, domains=domains)
+        return Sample(monotonic=time.monotonic(), wall=time.time(), host=host,
+                      domains=LazyDomains(len(reads), lambda i: _record(reads[i])), columns=_columns(reads))
 
     def _host_sync(self, current: _Connection) -> Host:
         conn = current.conn
@@ -114,21 +116,38 @@ class StatsMixin(ConnectionMixin):
                 current.bulk = False
         return [(dom, {}) for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)]
 
-    def _config_sync(self, current: _Connection, dom: Any, uuid: str,
-                     domid: int) -> tuple[DomainConfig, int | None, int | None]:
-        """The parsed XML and scheduler weight/cap, from the cache unless the domain changed."""
+    def _read_all(self, current: _Connection, records: list[tuple[Any, dict[str, Any]]]) -> list[_Read]:
+        """Each domain's figures from its stats record, the per-domain calls filling what it lacks."""
         with self._lock:
-            cached = self._configs.get(uuid)
-            if uuid in self._dirty:
-                self._dirty.discard(uuid)
-                cached = None
-        if cached is not None and cached[0] == domid:
-            return cached[1], cached[2], cached[3]
+            dirty, self._dirty = self._dirty, set()
+            for uuid in dirty:
+                self._configs.pop(uuid, None)
+        reads = []
+        for dom, stats in records:
+            try:
+                reads.append(self._read(current, dom, stats))
+            except libvirt.libvirtError as error:
+                if _code(error) != libvirt.VIR_ERR_NO_DOMAIN:
+                    raise  # else it went away between the listing and now
+        current.running = {read.known.domid: read.known for read in reads}
+        present = {read.known.uuid for read in reads}
+        with self._lock:
+            for uuid in [uuid for uuid in self._configs if uuid not in present]:
+                del self._configs[uuid]
+        return reads
+
+    def _known(self, current: _Connection, dom: Any, domid: int) -> KnownDomain:
+        """What is kept of a running domain: its identity, parsed XML and scheduler weight/cap, worked out
+        again when the domain changed (an event, an action, a new domid)."""
+        uuid = dom.UUIDString()
+        known = self._configs.get(uuid)
+        if known is not None and known.domid == domid:
+            return known
+        name = dom.name()
         config = parse_domain_xml(dom.XMLDesc(0))
         weight, cap = self._sched_sync(current, dom)
-        with self._lock:
-            self._configs[uuid] = (domid, config, weight, cap)
-        return config, weight, cap
+        known = self._configs[uuid] = KnownDomain(uuid, name, domid, config, weight, cap)
+        return known
 
     def _sched_sync(self, current: _Connection, dom: Any) -> tuple[int | None, int | None]:
         try:
@@ -151,152 +170,242 @@ class StatsMixin(ConnectionMixin):
         self._learned.pop(Action.SCHED, None)
         return params.get("weight"), params.get("cap")
 
-    def _prune(self, present: set[str]) -> None:
-        with self._lock:
-            for uuid in [uuid for uuid in self._configs if uuid not in present]:
-                del self._configs[uuid]
+    def _refused(self, current: _Connection, error: libvirt.libvirtError) -> None:
+        """A call for what the stats record lacks failed: the figure is then unknown, unless the connection
+        died or the domain went away (raised again)."""
+        if _code(error) == libvirt.VIR_ERR_NO_DOMAIN or self._lost(current, error):
+            raise error
 
-    def _domain_sync(self, current: _Connection, dom: Any, stats: dict[str, Any]) -> Domain | None:
-        """One domain's model from its stats record, the per-domain calls filling what it lacks."""
+    def _per_domain(self, current: _Connection, call: Callable[..., T], *args: Any) -> T | None:
+        """A call for what the stats record lacks; None when the driver refuses it."""
         try:
-            return self._build_domain(current, dom, stats)
+            return call(*args)
         except libvirt.libvirtError as error:
-            if _code(error) == libvirt.VIR_ERR_NO_DOMAIN:
-                return None  # went away between the listing and now
-            raise
+            self._refused(current, error)
+            return None
 
-    def _build_domain(self, current: _Connection, dom: Any, stats: dict[str, Any]) -> Domain:
-        uuid, name, domid = dom.UUIDString(), dom.name(), dom.ID()
-        config, weight, cap = self._config_sync(current, dom, uuid, domid)
-        unknown: set[str] = set()
-        info: list[Any] | None = None
+    def _read(self, current: _Connection, dom: Any, stats: dict[str, Any]) -> _Read:
+        """One domain's figures, worked out once here for both the columns and its record.
 
-        def per_domain(call: Callable[[], T]) -> T | None:
-            """A fallback call; None when the driver refuses it (not when the connection died)."""
+        Runs for every domain at every refresh: a domain is told apart by its domid alone (one call), as a
+        running domain keeps its uuid and name while its domid stays, and domids are not handed out again
+        at once; an event about a domain forgets what is known of it."""
+        domid = dom.ID()
+        known = current.running.get(domid)
+        if known is None or self._configs.get(known.uuid) is not known:
+            known = self._known(current, dom, domid)
+        config = known.config
+        get = stats.get
+        state, cpu_ns = get("state.state"), get("cpu.time")
+        mem_kib, maxmem_kib = get("balloon.current"), get("balloon.maximum") or config.max_memory_kib
+        listed = info = None
+        need_info = state is None or cpu_ns is None or mem_kib is None or maxmem_kib is None
+        if get("vcpu.current") is None:
             try:
-                return call()
+                listed = dom.vcpus() or None
             except libvirt.libvirtError as error:
-                if _code(error) == libvirt.VIR_ERR_NO_DOMAIN or self._lost(current, error):
-                    raise
-                return None
-
-        def dom_info() -> list[Any] | None:
-            nonlocal info
-            if info is None:
-                info = per_domain(dom.info) or []
-            return info or None
-
-        state = stats.get("state.state")
-        if state is None:
-            state = (dom_info() or [0])[0]
-        cpu_ns = stats.get("cpu.time")
-        if cpu_ns is None:
-            cpu_ns = (dom_info() or [None] * 5)[4]
+                self._refused(current, error)
+            need_info = need_info or listed is None
+        if need_info:
+            try:
+                info = dom.info() or None
+            except libvirt.libvirtError as error:
+                self._refused(current, error)
+        unknown: set[str] = set()
+        if info:
+            if state is None:
+                state = info[0]
+            if cpu_ns is None:
+                cpu_ns = info[4]
+            if mem_kib is None:
+                mem_kib = info[2]
+            if maxmem_kib is None:
+                maxmem_kib = info[1]
         if cpu_ns is None:
             unknown.add(UNKNOWN_CPU)
-        mem_kib = stats.get("balloon.current")
-        if mem_kib is None:
-            mem_kib = (dom_info() or [None] * 3)[2]
         if mem_kib is None:
             mem_kib = config.current_memory_kib
-        if mem_kib is None:
-            unknown.add(UNKNOWN_MEM)
-        maxmem_kib = stats.get("balloon.maximum") or config.max_memory_kib
-        if maxmem_kib is None:
-            maxmem_kib = (dom_info() or [None] * 2)[1]
+            if mem_kib is None:
+                unknown.add(UNKNOWN_MEM)
         if maxmem_kib is None:
             unknown.add(UNKNOWN_MAXMEM)
-        vcpus, vcpus_max = self._vcpus(dom, stats, config, per_domain, dom_info, unknown)
-        vifs = self._vifs(dom, stats, config, per_domain, unknown)
-        vbds = self._vbds(dom, stats, config, per_domain, unknown)
-        return Domain(
-            id=domid, name=name, uuid=uuid, type=config.type, flags=_STATE_FLAGS.get(state, DomainFlag.NONE),
-            cpu_ns=int(cpu_ns or 0), mem_kib=int(mem_kib or 0), maxmem_kib=maxmem_kib, vcpus=vcpus,
-            vcpus_max=vcpus_max, vifs=vifs, vbds=vbds, sched_weight=weight, sched_cap=cap,
-            unknown=frozenset(unknown),
-        )
-
-    @staticmethod
-    def _vcpus(dom: Any, stats: dict[str, Any], config: DomainConfig, per_domain: Callable,
-               dom_info: Callable, unknown: set[str]) -> tuple[list[Vcpu], int]:
-        current_count = stats.get("vcpu.current")
-        maximum = stats.get("vcpu.maximum") or config.vcpus_max
-        if current_count is not None:
-            vcpus = []
-            for index in range(max(maximum or 0, current_count)):
-                state = stats.get(f"vcpu.{index}.state")
-                online = state != _VCPU_OFFLINE if state is not None else index < current_count
-                vcpus.append(Vcpu(index, online, int(stats.get(f"vcpu.{index}.time") or 0)))
-            return vcpus, maximum or current_count
-        listed = per_domain(dom.vcpus)
-        if listed:
-            online = {entry[0]: entry for entry in listed[0]}
-            count = max(maximum or 0, max(online, default=-1) + 1)
-            vcpus = [
-                Vcpu(index, index in online and online[index][1] != _VCPU_OFFLINE,
-                     int(online[index][2]) if index in online else 0)
-                for index in range(count)
-            ]
-            return vcpus, count
-        nr = (dom_info() or [None] * 4)[3]
-        if nr is None and maximum is None:
-            unknown.add(UNKNOWN_VCPUS)
-            return [], 0
-        online_count = nr if nr is not None else config.vcpus_current or 0
-        count = max(maximum or 0, online_count)
-        return [Vcpu(index, index < online_count, 0) for index in range(count)], count
-
-    @staticmethod
-    def _vifs(dom: Any, stats: dict[str, Any], config: DomainConfig, per_domain: Callable,
-              unknown: set[str]) -> list[Vif]:
+        if get("net.count") is not None:
+            nets = _from_record(stats, "net", known, _NET_COUNTERS, known.nic_targets)
+        else:
+            nets = [self._per_domain(current, dom.interfaceStats, device) if device else None
+                    for device in known.nic_devices]
+        if get("block.count") is not None:
+            blocks = _from_record(stats, "block", known, _BLOCK_COUNTERS, known.disk_targets)
+        else:
+            blocks = [self._per_domain(current, dom.blockStats, target) if target else None
+                      for target in known.disk_targets]
+        rx = tx = 0
         vifs = []
-        count = stats.get("net.count")
-        by_name = {stats.get(f"net.{i}.name"): i for i in range(count or 0)}
-        for nic in config.interfaces:
-            counters: list[int | None]
-            if count is not None:
-                i = by_name.get(nic.target)
-                keys = ("rx.bytes", "rx.pkts", "rx.errs", "rx.drop", "tx.bytes", "tx.pkts", "tx.errs", "tx.drop")
-                counters = [stats.get(f"net.{i}.{key}") for key in keys] if i is not None else [None] * 8
-            else:
-                device = nic.target or nic.mac
-                got = per_domain(lambda device=device: dom.interfaceStats(device)) if device else None
-                counters = list(got) if got else [None] * 8
-            if any(value is None or value < 0 for value in counters):
+        for counters in nets:
+            if counters is None or None in counters or min(counters) < 0:
                 unknown.add(UNKNOWN_NET)
-            values = [int(value) if value is not None and value >= 0 else 0 for value in counters]
-            vifs.append(Vif(nic.devid, nic.target or "-", nic.mac, nic.bridge, *values))
-        return vifs
-
-    @staticmethod
-    def _vbds(dom: Any, stats: dict[str, Any], config: DomainConfig, per_domain: Callable,
-              unknown: set[str]) -> list[Vbd]:
+                counters = [value if value is not None and value >= 0 else 0 for value in counters or (None,) * 8]
+            vifs.append(counters)
+            rx += counters[0]
+            tx += counters[4]
+        oo = rd = wr = rsect = wsect = 0
         vbds = []
-        count = stats.get("block.count")
-        by_name: dict[Any, int] = {}
-        for i in range(count or 0):
-            by_name.setdefault(stats.get(f"block.{i}.name"), i)  # with backing chains, the top comes first
-        for disk in config.disks:
-            if count is not None:
-                i = by_name.get(disk.target)
-                if i is None:
-                    rd_reqs = rd_bytes = wr_reqs = wr_bytes = errors = None
-                else:
-                    rd_reqs, rd_bytes = stats.get(f"block.{i}.rd.reqs"), stats.get(f"block.{i}.rd.bytes")
-                    wr_reqs, wr_bytes = stats.get(f"block.{i}.wr.reqs"), stats.get(f"block.{i}.wr.bytes")
-                    errors = stats.get(f"block.{i}.errors")  # Xen only: blkback's oo_req
-                path = stats.get(f"block.{i}.path") or disk.path if i is not None else disk.path
+        readable_flags = []
+        for counters in blocks:
+            rd_reqs, rd_bytes, wr_reqs, wr_bytes, errors, *path = counters or (None,) * 5
+            readable = rd_reqs is not None and wr_reqs is not None and rd_reqs >= 0 and wr_reqs >= 0
+            figures = (max(0, errors or 0), max(0, rd_reqs or 0), max(0, wr_reqs or 0),
+                       max(0, rd_bytes or 0) // SECTOR_BYTES, max(0, wr_bytes or 0) // SECTOR_BYTES)
+            vbds.append((figures, not readable, path[0] if path else None))
+            readable_flags.append(readable)
+            if readable:
+                oo += figures[0]
+                rd += figures[1]
+                wr += figures[2]
+                rsect += figures[3]
+                wsect += figures[4]
             else:
-                got = per_domain(lambda target=disk.target: dom.blockStats(target)) if disk.target else None
-                rd_reqs, rd_bytes, wr_reqs, wr_bytes, errors = got if got else (None,) * 5
-                path = disk.path
-            readable = None not in (rd_reqs, wr_reqs) and min(rd_reqs, wr_reqs) >= 0
-            if not readable:
                 unknown.add(UNKNOWN_VBD)
-            vbds.append(Vbd(
-                devid=disk.devid, device=disk.target, backend=disk.backend, path=path,
-                oo_reqs=max(0, int(errors or 0)), rd_reqs=max(0, int(rd_reqs or 0)), wr_reqs=max(0, int(wr_reqs or 0)),
-                rd_sectors=max(0, int(rd_bytes or 0)) // 512, wr_sectors=max(0, int(wr_bytes or 0)) // 512,
-                error=not readable,
-            ))
-        return vbds
+        layout = known.layout
+        if layout[2] != readable_flags:  # the same object while nothing changes: compared with `is` first
+            layout = known.layout = (config.interfaces, config.disks, readable_flags)
+        return tuple.__new__(_Read, (
+            known, _STATE_FLAGS.get(state, DomainFlag.NONE), int(cpu_ns or 0), int(mem_kib or 0), maxmem_kib,
+            rx, tx, rd, wr, oo, rsect, wsect, layout, stats, listed, info, vifs, vbds, unknown))
+
+
+_NET_COUNTERS = ("rx.bytes", "rx.pkts", "rx.errs", "rx.drop", "tx.bytes", "tx.pkts", "tx.errs", "tx.drop")
+# blockStats' order (rd_req, rd_bytes, wr_req, wr_bytes, errs), then the path the record may give
+_BLOCK_COUNTERS = ("rd.reqs", "rd.bytes", "wr.reqs", "wr.bytes", "errors", "path")
+
+
+@functools.cache
+def _keys(kind: str, index: int, names: tuple[str, ...]) -> tuple[str, ...]:
+    """The stats keys of one device's figures, e.g. ``net.0.rx.bytes``; with no names, the ``name`` keys of
+    the first ``index`` devices. Made once, not at every refresh."""
+    if not names:
+        return tuple(f"{kind}.{i}.name" for i in range(index))
+    return tuple(f"{kind}.{index}.{name}" for name in names)
+
+
+def _from_record(stats: dict[str, Any], kind: str, known: KnownDomain, counters: tuple[str, ...],
+                 targets: list[str]) -> list[tuple | None]:
+    """Each configured device's counters from the stats record (None: the record has no such device),
+    found by target name; where the names sit is worked out again only when they change."""
+    count = stats[f"{kind}.count"]
+    names = tuple(map(stats.get, _keys(kind, count, ())))
+    slots = known.slots.get(kind)
+    if slots is None or slots[0] != names:
+        where: dict[Any, int] = {}
+        for i, name in enumerate(names):
+            where.setdefault(name, i)  # with backing chains, a disk's top image comes first
+        slots = known.slots[kind] = (names, [where.get(target) for target in targets])
+    return [None if i is None else tuple(map(stats.get, _keys(kind, i, counters))) for i in slots[1]]
+
+
+@dataclass(slots=True)
+class KnownDomain:
+    """What is kept of a running domain between refreshes while its domid stays: its identity, the parsed
+    XML, the scheduler's weight and cap, where its devices sit in the stats records, its device layout."""
+
+    uuid: str
+    name: str
+    domid: int
+    config: DomainConfig
+    weight: int | None
+    cap: int | None
+    slots: dict[str, tuple[tuple, list[int | None]]] = field(default_factory=dict)
+    layout: tuple = ((), (), None)
+    nic_targets: list[str] = field(init=False)
+    nic_devices: list[str] = field(init=False)  # what interfaceStats is asked for: the target, else the MAC
+    disk_targets: list[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.nic_targets = [nic.target for nic in self.config.interfaces]
+        self.nic_devices = [nic.target or nic.mac for nic in self.config.interfaces]
+        self.disk_targets = [disk.target for disk in self.config.disks]
+
+
+class _Read(NamedTuple):
+    """One domain's figures from one refresh: what the columns need worked out at once, the rest
+    (per-vCPU times, device records) only when its record is made. Made with ``tuple.__new__``: a
+    refresh makes one per domain."""
+
+    known: KnownDomain
+    flags: DomainFlag
+    cpu_ns: int
+    mem_kib: int
+    maxmem_kib: int | None
+    net_rx: int
+    net_tx: int
+    vbd_rd: int
+    vbd_wr: int
+    vbd_oo: int
+    vbd_rsect: int
+    vbd_wsect: int
+    layout: tuple
+    stats: dict[str, Any]
+    listed: Any  # dom.vcpus(), where the record has no vcpu figures
+    info: Any  # dom.info(), where the record lacks what it gives
+    vifs: list  # each <interface>'s eight counters, in `_NET_COUNTERS` order
+    vbds: list  # each <disk>'s (oo, rd, wr, rd sectors, wr sectors), whether unreadable, its path in the record
+    unknown: set[str]
+
+
+def _columns(reads: list[_Read]) -> DomainColumns:
+    def column(name: str) -> list:
+        return list(map(attrgetter(name), reads))
+
+    return DomainColumns(
+        keys=column("known.uuid"), names=column("known.name"), ids=column("known.domid"), flags=column("flags"),
+        cpu_ns=column("cpu_ns"), net_rx_bytes=column("net_rx"), net_tx_bytes=column("net_tx"),
+        vbd_rd_reqs=column("vbd_rd"), vbd_wr_reqs=column("vbd_wr"), vbd_oo_reqs=column("vbd_oo"),
+        vbd_rd_sectors=column("vbd_rsect"), vbd_wr_sectors=column("vbd_wsect"), layouts=column("layout"),
+    )
+
+
+def _record(read: _Read) -> Domain:
+    """The domain's record, made from what its refresh read (no libvirt call: this runs on the event loop)."""
+    known = read.known
+    config = known.config
+    unknown = set(read.unknown)
+    vcpus, vcpus_max = _vcpus(read.stats, read.listed, read.info, config, unknown)
+    vifs = [Vif(nic.devid, nic.target or "-", nic.mac, nic.bridge, *values)
+            for nic, values in zip(config.interfaces, read.vifs, strict=True)]
+    vbds = [Vbd(devid=disk.devid, device=disk.target, backend=disk.backend, path=path or disk.path,
+                oo_reqs=oo, rd_reqs=rd, wr_reqs=wr, rd_sectors=rsect, wr_sectors=wsect, error=error)
+            for disk, ((oo, rd, wr, rsect, wsect), error, path) in zip(config.disks, read.vbds, strict=True)]
+    return Domain(
+        id=known.domid, name=known.name, uuid=known.uuid, type=config.type, flags=read.flags, cpu_ns=read.cpu_ns,
+        mem_kib=read.mem_kib, maxmem_kib=read.maxmem_kib, vcpus=vcpus, vcpus_max=vcpus_max, vifs=vifs, vbds=vbds,
+        sched_weight=known.weight, sched_cap=known.cap, unknown=frozenset(unknown),
+    )
+
+
+def _vcpus(stats: dict[str, Any], listed: Any, info: Any, config: DomainConfig,
+           unknown: set[str]) -> tuple[list[Vcpu], int]:
+    current_count = stats.get("vcpu.current")
+    maximum = stats.get("vcpu.maximum") or config.vcpus_max
+    if current_count is not None:
+        vcpus = []
+        for index in range(max(maximum or 0, current_count)):
+            state = stats.get(f"vcpu.{index}.state")
+            online = state != _VCPU_OFFLINE if state is not None else index < current_count
+            vcpus.append(Vcpu(index, online, int(stats.get(f"vcpu.{index}.time") or 0)))
+        return vcpus, maximum or current_count
+    if listed:
+        online = {entry[0]: entry for entry in listed[0]}
+        count = max(maximum or 0, max(online, default=-1) + 1)
+        vcpus = [
+            Vcpu(index, index in online and online[index][1] != _VCPU_OFFLINE,
+                 int(online[index][2]) if index in online else 0)
+            for index in range(count)
+        ]
+        return vcpus, count
+    nr = info[3] if info else None
+    if nr is None and maximum is None:
+        unknown.add(UNKNOWN_VCPUS)
+        return [], 0
+    online_count = nr if nr is not None else config.vcpus_current or 0
+    count = max(maximum or 0, online_count)
+    return [Vcpu(index, index < online_count, 0) for index in range(count)], count

@@ -10,7 +10,7 @@ from operator import attrgetter, ge, itemgetter, mul, not_, or_, sub
 from typing import TYPE_CHECKING, TypeVar, overload
 
 from xentui.backends.sim.domain import _STATIC_AT, SimDomain, SimVbd, SimVif, Status, VcpuSplit
-from xentui.model import Domain, DomainColumns, DomainFlag, Vbd, Vcpu, Vif
+from xentui.model import Domain, DomainColumns, DomainFlag, LazyDomains, Vbd, Vcpu, Vif
 
 if TYPE_CHECKING:
     from xentui.backends.sim.cluster import SimHost
@@ -110,7 +110,7 @@ class VbdRecords(_Records[Vbd]):
         return len(self._vbds)
 
 
-def sample_host(host: SimHost) -> tuple[SampledDomains, DomainColumns]:
+def sample_host(host: SimHost) -> tuple[LazyDomains, DomainColumns]:
     """Every domain of the host as columns, copied in C-level passes (no Python call per domain), and
     its records, each made from those columns when first read."""
     doms = list(host.domains.values())
@@ -226,39 +226,9 @@ def _sums(values: Iterable[int], bounds: tuple[list[int], list[int]]) -> list[in
     return list(map(sub, map(running.__getitem__, ends), map(running.__getitem__, starts)))
 
 
-class SampledDomains(Sequence[Domain]):
-    """A sample's domains, each record made when first read (the rows drawn, details, batch output):
-    a refresh of a thousand domains reads `Sample.columns`."""
-
-    __slots__ = ("_made", "_state")
-
-    def __init__(self, state: _SampledState) -> None:
-        self._state = state
-        self._made: list[Domain | None] = [None] * len(state.ids)
-
-    def __len__(self) -> int:
-        return len(self._made)
-
-    @overload
-    def __getitem__(self, index: int) -> Domain: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[Domain]: ...
-    def __getitem__(self, index: int | slice) -> Domain | list[Domain]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(len(self._made))[index]]
-        made = self._made[index]
-        if made is None:
-            made = self._made[index] = self._state.record(index % len(self._made))
-        return made
-
-    def __iter__(self) -> Iterator[Domain]:
-        return map(self.__getitem__, range(len(self._made)))
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, (list, SampledDomains)) and list(self) == list(other)
-
-    def __repr__(self) -> str:
-        return repr(list(self))
+def SampledDomains(state: _SampledState) -> LazyDomains:  # noqa: N802 - the name it had as a class
+    """A sampled host's domains, each record made from the state's columns when first read."""
+    return LazyDomains(len(state.ids), state.record)
 
 
 def _flag_table() -> dict[tuple[str, bool, bool], DomainFlag]:
