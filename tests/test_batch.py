@@ -404,7 +404,7 @@ def test_counter_columns_widen_to_fit_and_reset_next_iteration() -> None:
     huge = simple_domain(
         1,
         "web",
-        vifs=[Vif(0, "vif1.0", tx_bytes=123_456_789_012_345 * 1024)],
+        vifs=[Vif(0, "vif1.0", rx_bytes=123_456_789_012_345 * 1024)],  # xentop's NETTX: what the guest received
         vbds=[tapdisk(768, 99_999_999, 1, 12_345_678_901, 1)],
     )
     formatter = XentopFormatter(BatchOptions())
@@ -436,11 +436,12 @@ def test_network_rows() -> None:
         Vif(1, "vif1.1", tx_errors=7, tx_drops=123_456_789),
     ]
     output = xentop(sample_of(simple_domain(1, "web", vifs=vifs)), networks=True)
+    # xentop's RX is dom0's end of the vif: what the guest sent (`Vif` counts from the guest's side)
     assert output.splitlines()[2:] == [
-        "Net0 RX:        1bytes        2pkts        3err        4drop  "
-        "TX:        5bytes        6pkts        0err        0drop",
-        "Net1 RX:        0bytes        0pkts        0err        0drop  "
-        "TX:        0bytes        0pkts        7err 123456789drop",
+        "Net0 RX:        5bytes        6pkts        0err        0drop  "
+        "TX:        1bytes        2pkts        3err        4drop",
+        "Net1 RX:        0bytes        0pkts        7err 123456789drop  "
+        "TX:        0bytes        0pkts        0err        0drop",
     ]
     assert cell(output.splitlines()[1], "NETS") == "2"
 

@@ -221,8 +221,8 @@ class XentopFormatter:
             widths["NAME"] = self.name_width
         for domain in domains:
             values = {
-                "NETTX(k)": domain.net_tx_bytes // KIB,
-                "NETRX(k)": domain.net_rx_bytes // KIB,
+                "NETTX(k)": domain.net_rx_bytes // KIB,  # xentop's: counted at dom0's end of the vif
+                "NETRX(k)": domain.net_tx_bytes // KIB,
                 **_vbd_growing_values(totals[id(domain)]),
             }
             for column, value in values.items():
@@ -277,8 +277,8 @@ class XentopFormatter:
             maxmem_pct,
             f"{domain.vcpus_total:5d}",
             f"{len(domain.vifs):4d}",
-            str(domain.net_tx_bytes // KIB).rjust(widths["NETTX(k)"]),
-            str(domain.net_rx_bytes // KIB).rjust(widths["NETRX(k)"]),
+            str(domain.net_rx_bytes // KIB).rjust(widths["NETTX(k)"]),  # xentop's, as above
+            str(domain.net_tx_bytes // KIB).rjust(widths["NETRX(k)"]),
             f"{len(domain.vbds):4d}",
             vbd_cell("VBD_OO", "oo_reqs"),
             vbd_cell("VBD_RD", "rd_reqs"),
@@ -307,9 +307,10 @@ def _vcpu_row(domain: Domain) -> str:
 
 def _net_rows(domain: Domain) -> list[str]:
     return [
-        f"Net{position} RX: {vif.rx_bytes:8d}bytes {vif.rx_packets:8d}pkts {vif.rx_errors:8d}err "
-        f"{vif.rx_drops:8d}drop  TX: {vif.tx_bytes:8d}bytes {vif.tx_packets:8d}pkts "
-        f"{vif.tx_errors:8d}err {vif.tx_drops:8d}drop\n"
+        # xentop's RX and TX are dom0's end of the vif: RX what the guest sent (`Vif` counts from the guest's side)
+        f"Net{position} RX: {vif.tx_bytes:8d}bytes {vif.tx_packets:8d}pkts {vif.tx_errors:8d}err "
+        f"{vif.tx_drops:8d}drop  TX: {vif.rx_bytes:8d}bytes {vif.rx_packets:8d}pkts "
+        f"{vif.rx_errors:8d}err {vif.rx_drops:8d}drop\n"
         for position, vif in enumerate(domain.vifs)
     ]
 

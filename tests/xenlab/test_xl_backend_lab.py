@@ -93,6 +93,9 @@ def test_xentop_format_lines_up_with_real_xentop(xenlab):
         assert other.state[:2] + other.state[3:5] == row.state[:2] + row.state[3:5], name
         if name != "Domain-0":  # dom0 burns CPU starting Python under emulation: its seconds move fast
             assert abs(other.cpu_s - row.cpu_s) <= 5, name  # two samplings a few seconds apart
+        # xentop's NETTX is dom0's end of the vif (what the guest received); idle guests: the same KiB or one more
+        assert abs(other.net_tx_kib - row.net_tx_kib) <= 1 and abs(other.net_rx_kib - row.net_rx_kib) <= 1, (
+            name, (other.net_tx_kib, other.net_rx_kib), (row.net_tx_kib, row.net_rx_kib))
     lines_ours = {line.split()[0]: line for line in ours_text.splitlines()[-len(mine):]}
     lines_real = {line.split()[0]: line for line in theirs_text.splitlines()[-len(real):]}
     for name, line in lines_real.items():
@@ -112,6 +115,71 @@ def test_both_stats_sources_see_the_guests(xenlab, source):
     assert guest1["vbds"] and guest1["vbds"][0]["device"] == "xvda" and guest1["vbds"][0]["backend"] == "blkback"
     assert domains["Domain-0"]["cpu_pct"] > 0  # dom0 is busy running us
     assert result["host"]["scheduler"] in ("credit", "credit2") and result["host"]["nr_cpus"] >= 1
+
+
+VIFS_BOTH_WAYS = """
+import json
+from xentui.backends.host import _psutil_counters
+from xentui.backends.xenstat import XENSTAT_ALL, XenstatReader
+from xentui.backends.xl import _networks_by_domain
+reader = XenstatReader()
+before = reader.read(XENSTAT_ALL)
+ours = _networks_by_domain(_psutil_counters())
+after = reader.read(XENSTAT_ALL)
+print(json.dumps({"before": {d.id: [list(n) for n in map(lambda n: (n.id, n.rx_bytes, n.tx_bytes, n.rx_packets,
+                                                                    n.tx_packets), d.networks)]
+                             for d in before.domains},
+                  "after": {d.id: [[n.id, n.rx_bytes, n.tx_bytes, n.rx_packets, n.tx_packets] for n in d.networks]
+                            for d in after.domains},
+                  "ours": {domid: [[n.id, n.rx_bytes, n.tx_bytes, n.rx_packets, n.tx_packets] for n in nets]
+                           for domid, nets in ours.items()}}))
+"""
+
+
+def test_vif_counters_read_once_from_dom0_are_libxenstats(xenlab):
+    """The backend reads the vifs from one parse of dom0's interfaces, not from libxenstat (which parses them once
+    per domain): the same vifs with the same counters, between two libxenstat reads taken around it."""
+    got = json.loads(xenlab.ssh(["/root/venv/bin/python", "-c", VIFS_BOTH_WAYS]).stdout)
+    before, after, ours = got["before"], got["after"], got["ours"]
+    with_vifs = {domid for domid, nets in before.items() if nets}
+    assert with_vifs and with_vifs == {domid for domid, nets in ours.items() if nets}
+    for domid in with_vifs:
+        assert [n[0] for n in ours[domid]] == [n[0] for n in before[domid]]
+        for low, mine, high in zip(before[domid], ours[domid], after[domid], strict=True):
+            assert all(a <= b <= c for a, b, c in zip(low[1:], mine[1:], high[1:], strict=True)), (domid, low, mine)
+
+
+XL_LIST_LONG_COUNT = """
+import asyncio, json, sys
+from xentui.backends.host import LocalHost
+from xentui.backends.xl import XlBackend
+
+class Counting(LocalHost):
+    runs = []
+    async def run(self, argv, **options):
+        self.runs.append(argv[1:3])
+        return await super().run(argv, **options)
+
+async def main():
+    host = Counting()
+    backend = XlBackend(host=host, stats=sys.argv[1])
+    counts = []
+    for _ in range(6):
+        await backend.sample()
+        counts.append(host.runs.count(["list", "-l"]))
+    await backend.close()
+    print(json.dumps(counts))
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("source", ["xenstat", "xentop"])
+def test_xl_list_long_stays_off_the_refresh_path(xenlab, source):
+    """`xl list -l` (the configuration of every domain: slow, and it grows with the domains) runs at the first
+    refresh and again only when the set of domains changes."""
+    counts = json.loads(xenlab.ssh(["/root/venv/bin/python", "-c", XL_LIST_LONG_COUNT, source], timeout=180).stdout)
+    assert counts == [1] * 6
 
 
 # --- acting --------------------------------------------------------------------------------------

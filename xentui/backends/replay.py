@@ -198,13 +198,14 @@ class ReplayBackend(Backend):
         else:
             share = cpu_ns // max(1, row.vcpus)
             vcpus = [Vcpu(i, True, share) for i in range(row.vcpus)]
+        # xentop counts at dom0's end of the vif (its TX: what the guest received); `Vif` from the guest's side
         if row.vifs:
-            vifs = [Vif(v.index, f"vif{domid}.{v.index}", "", None, v.rx_bytes, v.rx_packets, v.rx_errors, v.rx_drops,
-                        v.tx_bytes, v.tx_packets, v.tx_errors, v.tx_drops) for v in row.vifs]
+            vifs = [Vif(v.index, f"vif{domid}.{v.index}", "", None, v.tx_bytes, v.tx_packets, v.tx_errors, v.tx_drops,
+                        v.rx_bytes, v.rx_packets, v.rx_errors, v.rx_drops) for v in row.vifs]
         else:
             vifs = [Vif(i, f"vif{domid}.{i}") for i in range(row.nets)]
             if vifs:
-                vifs[0].rx_bytes, vifs[0].tx_bytes = row.net_rx_kib * 1024, row.net_tx_kib * 1024
+                vifs[0].rx_bytes, vifs[0].tx_bytes = row.net_tx_kib * 1024, row.net_rx_kib * 1024
         unknown: frozenset[str] = frozenset()
         if row.vbd_rows:
             vbds = [Vbd(v.devid, str(v.devid), _KINDS.get(v.kind, VbdBackend.UNKNOWN), "", v.oo or 0, v.rd or 0,
