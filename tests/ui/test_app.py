@@ -95,6 +95,31 @@ async def test_filter_by_name_and_clear():
         assert len(names(app)) == 13
 
 
+async def test_a_refresh_repaints_only_the_rows_that_can_change_and_blanks_rows_left_behind():
+    """A short table on a tall terminal: a refresh repaints the title row and the domain rows, not the blank rows
+    under them; rows a filter or a gone domain left behind are blanked (read from what the compositor draws)."""
+    from textual.geometry import Region
+
+    app, clock = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, clock)
+        table = app.query_one(DomainTable)
+
+        def drawn() -> list[str]:
+            return [strip.text.rstrip() for strip in table.render_lines(Region(0, 0, table.size.width,
+                                                                              table.size.height))]
+
+        assert sum(1 for row in drawn() if row) == 14  # the title row and 13 domains
+        drawn_before = table.lines_rendered
+        await poll(pilot, app, clock)
+        drawn()
+        assert table.lines_rendered - drawn_before <= 14  # the 22 blank rows below were not drawn again
+        await pilot.press("slash", *"WEB", "enter")
+        await poll(pilot, app, clock)
+        rows = drawn()
+        assert rows[1].startswith("web-frontend-01") and not any(rows[2:])
+
+
 async def test_keys_typed_ahead_after_slash_all_land_in_the_filter():
     """Over ssh "/db-" arrives in one read: every key is queued before '/' is handled. None may run as a
     command ('d' is the delay prompt, 'b' the vbd rows), all must reach the filter."""

@@ -17,7 +17,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.binding import Binding, BindingType
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -232,7 +232,15 @@ class DomainTable(ScrollView, can_focus=True):
         size = Size(self._name_width + 1 + self._rest_width(), len(lines) + 1)
         if size != self.virtual_size:
             self.virtual_size = size
-        self.refresh()
+            self.refresh()
+            return
+        # The same number of lines as before (else the size changed): only the title row and those lines may
+        # have changed. The blank rows under a short table stay as drawn (a few domains on a tall terminal).
+        rows = 1 + len(lines) - self.scroll_offset.y
+        if rows >= self.size.height:
+            self.refresh()
+        else:
+            self.refresh(Region(0, 0, self.size.width, max(1, rows)))
 
     def _lines_with_subrows(self, ordered: list[Domain]) -> tuple[list[Line], list[int]]:
         options = self.options
