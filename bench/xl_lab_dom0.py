@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import fcntl
 import json
 import os
@@ -124,10 +125,8 @@ def tui_cost(seconds: float, size: tuple[int, int] = (160, 50)) -> float:
     finally:
         os.write(fd, b"q")
         pump(time.monotonic() + 5)
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, 9)
-        except ProcessLookupError:
-            pass
         os.waitpid(pid, 0)
 
 
