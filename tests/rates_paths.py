@@ -13,7 +13,7 @@ def with_columns(sample: Sample) -> Sample:
     rows = []
     for d in sample.domains:
         readable = [vbd for vbd in d.vbds if not vbd.error]
-        layout = (tuple(vif.devid for vif in d.vifs), tuple((vbd.devid, vbd.error) for vbd in d.vbds))
+        layout = (tuple((vif.devid, vif.error) for vif in d.vifs), tuple((vbd.devid, vbd.error) for vbd in d.vbds))
         rows.append((d.key, d.name, d.id, d.flags, d.cpu_ns, d.net_rx_bytes, d.net_tx_bytes,
                      sum(v.rd_reqs for v in readable), sum(v.wr_reqs for v in readable),
                      sum(v.oo_reqs for v in readable), sum(v.rd_sectors for v in readable),

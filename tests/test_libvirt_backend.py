@@ -137,6 +137,35 @@ async def test_the_domain_xml_is_read_once_per_domain_until_it_changes(backend, 
     assert asked.count("XMLDesc") == 1
 
 
+async def test_out_of_focus_the_per_device_calls_are_not_made_and_their_figures_are_unknown(backend, monkeypatch):
+    """The test driver's records lack devices: per-device calls only for the domains looked at. A domain coming
+    into focus gets rates from its second read on, never a jump from the zeros it had."""
+    first = await backend.sample()
+    db = first.domain(next(d.key for d in first.domains if d.name == "db-primary"))
+    asked: list[str] = []
+    for call in ("interfaceStats", "blockStats", "vcpus"):
+        original = getattr(libvirt.virDomain, call)
+        monkeypatch.setattr(libvirt.virDomain, call,
+                            lambda self, *args, _call=call, _original=original: (asked.append(_call),
+                                                                                 _original(self, *args))[1])
+    backend.focus([db.key])
+    out_of_focus = await backend.sample()
+    # db-primary's, and no other domain's
+    assert sorted(asked) == sorted(["vcpus"] + ["interfaceStats"] * len(db.vifs) + ["blockStats"] * len(db.vbds))
+    web = next(d for d in out_of_focus.domains if d.name == "web-frontend-01")
+    assert web.vifs and all(vif.error for vif in web.vifs) and all(vbd.error for vbd in web.vbds)
+    assert {"net", "vbd", "vcpu_times"} <= web.unknown and web.cpu_ns > 0  # CPU from info(): still read
+    assert not out_of_focus.domain(db.key).unknown
+    backend.focus(None)
+    await asyncio.sleep(0.01)
+    back = await backend.sample()
+    rates = compute_rates(out_of_focus, back)
+    entering = rates[web.key]
+    assert entering.net_rx_bytes_s == entering.net_tx_bytes_s == entering.vbd_rd_reqs_s == 0
+    assert entering.vcpu_pct == {} and entering.cpu_pct >= 0
+    assert_same_rates(rates, compute_rates(without_columns(out_of_focus), without_columns(back)), back.keys())
+
+
 async def test_the_default_uri_is_libvirts(monkeypatch):
     monkeypatch.setenv("LIBVIRT_DEFAULT_URI", "test:///default")
     backend = LibvirtBackend(None)

@@ -102,6 +102,7 @@ UNKNOWN_VCPUS = "vcpus"
 UNKNOWN_NET = "net"  # at least one vif's counters
 UNKNOWN_VBD = "vbd"  # at least one vbd's counters (also marked per vbd with `Vbd.error`)
 UNKNOWN_VBD_SECTORS = "vbd_sectors"  # the vbds' sector counters (an old xentop log has no such columns)
+UNKNOWN_VCPU_TIMES = "vcpu_times"  # each vCPU's time (the online ones are known): no per-vCPU rates
 
 
 @dataclass(slots=True)
@@ -129,6 +130,7 @@ class Vif:
     tx_packets: int = 0
     tx_errors: int = 0
     tx_drops: int = 0
+    error: bool = False  # the counters could not be read this time (zeros here, not figures; marked UNKNOWN_NET)
 
 
 class VbdBackend(enum.StrEnum):
@@ -271,8 +273,8 @@ class DomainColumns:
 
     The counters come with a promise, for each domain: under the same domid and the same ``layouts``
     entry, none of its device counters went back, so the change of a total is the sum of its devices'
-    changes. Totals count readable vbds only (as `Domain.vbd_totals`); a layout must change when a
-    vbd's readability does.
+    changes. Totals count readable vbds only (as `Domain.vbd_totals`), and a vif that could not be read
+    counts zero; a layout must change when a vbd's or a vif's readability does.
     """
 
     keys: Sequence[str]  # `Domain.key`
@@ -449,6 +451,8 @@ def _totals_between(old: Domain, new: Domain, seconds: float) -> tuple[float, ..
     cpu_pct = counter_delta(old.cpu_ns, new.cpu_ns) / seconds / 1e7
     rx = tx = 0
     for prior, vif in _pairs(old.vifs, new.vifs):
+        if prior.error or vif.error:
+            continue
         rx += counter_delta(prior.rx_bytes, vif.rx_bytes)
         tx += counter_delta(prior.tx_bytes, vif.tx_bytes)
     rd = wr = oo = rsect = wsect = 0
@@ -497,6 +501,9 @@ class DomainRates:
     @property
     def vcpu_pct(self) -> dict[int, float]:
         if self._vcpu_pct is None:
+            if UNKNOWN_VCPU_TIMES in self._old.unknown or UNKNOWN_VCPU_TIMES in self._new.unknown:
+                self._vcpu_pct = {}
+                return self._vcpu_pct
             old_vcpus = {vcpu.index: vcpu for vcpu in self._old.vcpus}
             self._vcpu_pct = {
                 vcpu.index: self._per_s(old_vcpus[vcpu.index].cpu_ns, vcpu.cpu_ns) / 1e7
@@ -518,7 +525,7 @@ class DomainRates:
                     tx_packets_s=per_s(prior.tx_packets, vif.tx_packets),
                 )
                 for vif in self._new.vifs
-                if (prior := before.get(vif.devid)) is not None
+                if (prior := before.get(vif.devid)) is not None and not prior.error and not vif.error
             }
         return self._vifs
 

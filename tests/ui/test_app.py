@@ -120,6 +120,28 @@ async def test_a_refresh_repaints_only_the_rows_that_can_change_and_blanks_rows_
         assert rows[1].startswith("web-frontend-01") and not any(rows[2:])
 
 
+async def test_the_backend_is_told_which_domains_are_looked_at(monkeypatch):
+    """The rows on screen and a screenful each way, the selected and the marked domain; every domain while a
+    device column sorts the table or device sub-rows are shown (a backend may then read devices for all)."""
+    backend, clock = make_sim(domains=150)
+    focused: list[frozenset[str] | None] = []
+    monkeypatch.setattr(backend, "focus", lambda keys: focused.append(None if keys is None else frozenset(keys)))
+    app, _ = make_app(backend)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app, clock)
+        table = app.query_one(DomainTable)
+        shown = table.shown_keys
+        near = focused[-1]
+        assert near is not None and set(shown[:table.size.height]) <= near and len(near) < len(shown)
+        await pilot.press("end")  # the last domain selected, far from the top
+        await poll(pilot, app, clock)
+        now = table.shown_keys
+        assert table.cursor_key == now[-1] and now[-1] in focused[-1] and now[0] not in focused[-1]
+        app.view.sort_column = "nettx"
+        await poll(pilot, app, clock)
+        assert focused[-1] is None
+
+
 async def test_keys_typed_ahead_after_slash_all_land_in_the_filter():
     """Over ssh "/db-" arrives in one read: every key is queued before '/' is handled. None may run as a
     command ('d' is the delay prompt, 'b' the vbd rows), all must reach the filter."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -190,6 +190,11 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     async def open_console(self, domain: str) -> ConsoleChannel: ...
+
+    def focus(self, keys: Collection[str] | None) -> None:  # noqa: B027 - optional
+        """The domains whose figures are looked at (by `Domain.key`; None, the default: every domain's). A
+        backend that pays a call per domain for per-device figures (libvirt on a driver whose bulk records
+        lack them) makes those calls for these domains only; the others' are unknown until looked at."""
 
     async def set_poll_interval(self, seconds: float) -> None:  # noqa: B027 - most backends sample on demand
         """The screen's refresh interval changed; a backend that streams (``xentop -b -d``) follows it."""

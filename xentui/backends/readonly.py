@@ -6,7 +6,7 @@ which changes nothing) and overrides no action, so each is the base class's refu
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import NoReturn
 
 from xentui.backends.base import (
@@ -88,6 +88,9 @@ class ReadOnlyBackend(Backend):
 
     def watch_changes(self, callback: Callable[[], None] | None) -> None:
         self.inner.watch_changes(callback)
+
+    def focus(self, keys: Collection[str] | None) -> None:
+        self.inner.focus(keys)
 
     async def close(self) -> None:
         await self.inner.close()

@@ -91,6 +91,10 @@ class StartOptions:
     require_audit: bool = False  # refuse actions while the audit log cannot be written (--require-audit)
 
 
+# Columns whose figures come from each device: sorting by one needs every domain's devices read.
+_DEVICE_COLUMNS = frozenset({"nettx", "netrx", "vbd_oo", "vbd_rd", "vbd_wr", "vbd_rsect", "vbd_wsect"})
+
+
 class Polled(Message):
     def __init__(self, sample: Sample, rates: Rates) -> None:
         super().__init__()
@@ -373,12 +377,26 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
             self.last_error = None
             banner.remove_class("shown")  # an error, staleness, or the wait for the first sample: over
         self.table.update_sample(message.sample, message.rates)
+        self._focus_backend()
         self._show_header()
         for pane in self._console_panes():  # a paused or crashed guest's console says why it is silent
             domain = message.sample.domain(pane.domain_key)
             pane.show_domain_state(None if domain is None else domain.state)
         if self.screen is not self.screen_stack[0]:  # a screen on top may follow the figures (details)
             self.screen.post_message(SampleShown(message.sample, message.rates))
+
+    def _focus_backend(self) -> None:
+        """Tell the backend which domains are looked at: those on screen or a scroll away, the selected and the
+        marked ones; every domain while a device column sorts the table or device sub-rows are shown."""
+        view = self.view
+        near = self.table.keys_near_view()
+        if near is None or view.sort_column in _DEVICE_COLUMNS or view.vcpus or view.networks or view.vbds:
+            self.backend.focus(None)
+            return
+        looked_at = set(near) | self.table.marked
+        if self.table.cursor_key is not None:
+            looked_at.add(self.table.cursor_key)
+        self.backend.focus(looked_at)
 
     def _settle_gc_soon(self, after: float = 0.5) -> None:
         """Once, shortly after the first poll, good or not: the collector is off until then (see

@@ -155,6 +155,7 @@ class DomainTable(ScrollView, can_focus=True):
         self._lines: Sequence[Line] = []
         self._domain_lines: Sequence[int] = []  # line index of each shown domain, in order
         self._line_of_key: dict[str, int] = {}
+        self._ordered_keys: list[str] = []  # the shown domains' keys, in order
         self._casefolded: dict[str, str] = {}  # name -> casefolded, for sorting and filtering
         self._by_name: tuple[list[str], list[int]] = ([], [])  # names as listed, their positions by name
         self._name_widths: dict[str, int] = {}  # name -> cells it takes as drawn
@@ -177,6 +178,14 @@ class DomainTable(ScrollView, can_focus=True):
     @property
     def shown_keys(self) -> list[str]:
         return [self._lines[i].domain.key for i in self._domain_lines]  # type: ignore[union-attr]
+
+    def keys_near_view(self) -> list[str] | None:
+        """The keys of the domains on screen and a screenful each way (what a scroll reaches before the next
+        refresh); None with sub-rows, where lines are not one per domain."""
+        if len(self._domain_lines) != len(self._lines):
+            return None
+        top, height = self.scroll_offset.y, max(1, self.size.height)
+        return self._ordered_keys[max(0, top - height):top + 2 * height]
 
     @property
     def selected(self) -> Domain | None:
@@ -225,6 +234,7 @@ class DomainTable(ScrollView, can_focus=True):
         self._lines = lines
         self._domain_lines = domain_lines
         self._line_of_key = dict(zip(ordered_keys, domain_lines, strict=True))
+        self._ordered_keys = ordered_keys
         self._name_width = max(NAME_MIN_WIDTH, max(map(self._name_widths.__getitem__, names), default=0))
         self._columns = [c for c in COLUMNS[1:] if c.id not in options.hidden]
         self._settle_cursor()

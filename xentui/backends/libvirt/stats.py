@@ -7,7 +7,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, NamedTuple, TypeVar
@@ -29,6 +29,7 @@ from xentui.model import (
     UNKNOWN_MEM,
     UNKNOWN_NET,
     UNKNOWN_VBD,
+    UNKNOWN_VCPU_TIMES,
     UNKNOWN_VCPUS,
     Domain,
     DomainColumns,
@@ -70,6 +71,11 @@ class StatsMixin(ConnectionMixin):
 
     async def host_info(self) -> Host:
         return await self._run("host info", self._host_sync)
+
+    def focus(self, keys: Collection[str] | None) -> None:
+        """Per-device calls (vcpus, interfaceStats, blockStats: for what the bulk records lack) for these
+        domains only; a domain out of focus has its per-device figures unknown (never zeros in a rate)."""
+        self._focus = None if keys is None else frozenset(keys)
 
     def _sample_sync(self) -> Sample:
         current = self._connection()
@@ -200,11 +206,14 @@ class StatsMixin(ConnectionMixin):
         mem_kib, maxmem_kib = get("balloon.current"), get("balloon.maximum") or config.max_memory_kib
         listed = info = None
         need_info = state is None or cpu_ns is None or mem_kib is None or maxmem_kib is None
+        focus = self._focus
+        looked_at = focus is None or known.uuid in focus
         if get("vcpu.current") is None:
-            try:
-                listed = dom.vcpus() or None
-            except libvirt.libvirtError as error:
-                self._refused(current, error)
+            if looked_at:
+                try:
+                    listed = dom.vcpus() or None
+                except libvirt.libvirtError as error:
+                    self._refused(current, error)
             need_info = need_info or listed is None
         if need_info:
             try:
@@ -231,23 +240,31 @@ class StatsMixin(ConnectionMixin):
             unknown.add(UNKNOWN_MAXMEM)
         if get("net.count") is not None:
             nets = _from_record(stats, "net", known, _NET_COUNTERS, known.nic_targets)
-        else:
+        elif looked_at:
             nets = [self._per_domain(current, dom.interfaceStats, device) if device else None
                     for device in known.nic_devices]
+        else:
+            nets = [None] * len(known.nic_devices)
         if get("block.count") is not None:
             blocks = _from_record(stats, "block", known, _BLOCK_COUNTERS, known.disk_targets)
-        else:
+        elif looked_at:
             blocks = [self._per_domain(current, dom.blockStats, target) if target else None
                       for target in known.disk_targets]
+        else:
+            blocks = [None] * len(known.disk_targets)
         rx = tx = 0
         vifs = []
+        vif_flags = []
         for counters in nets:
-            if counters is None or None in counters or min(counters) < 0:
+            readable = counters is not None and None not in counters and min(counters) >= 0
+            if readable:
+                rx += counters[0]
+                tx += counters[4]
+            else:
                 unknown.add(UNKNOWN_NET)
                 counters = [value if value is not None and value >= 0 else 0 for value in counters or (None,) * 8]
             vifs.append(counters)
-            rx += counters[0]
-            tx += counters[4]
+            vif_flags.append(readable)
         oo = rd = wr = rsect = wsect = 0
         vbds = []
         readable_flags = []
@@ -267,8 +284,8 @@ class StatsMixin(ConnectionMixin):
             else:
                 unknown.add(UNKNOWN_VBD)
         layout = known.layout
-        if layout[2] != readable_flags:  # the same object while nothing changes: compared with `is` first
-            layout = known.layout = (config.interfaces, config.disks, readable_flags)
+        if layout[2] != readable_flags or layout[3] != vif_flags:  # the same object while nothing changes
+            layout = known.layout = (config.interfaces, config.disks, readable_flags, vif_flags)
         return tuple.__new__(_Read, (
             known, _STATE_FLAGS.get(state, DomainFlag.NONE), int(cpu_ns or 0), int(mem_kib or 0), maxmem_kib,
             rx, tx, rd, wr, oo, rsect, wsect, layout, stats, listed, info, vifs, vbds, unknown))
@@ -315,7 +332,7 @@ class KnownDomain:
     weight: int | None
     cap: int | None
     slots: dict[str, tuple[tuple, list[int | None]]] = field(default_factory=dict)
-    layout: tuple = ((), (), None)
+    layout: tuple = ((), (), None, None)  # <interface>s, <disk>s, which vbds and which vifs could be read
     nic_targets: list[str] = field(init=False)
     nic_devices: list[str] = field(init=False)  # what interfaceStats is asked for: the target, else the MAC
     disk_targets: list[str] = field(init=False)
@@ -370,8 +387,8 @@ def _record(read: _Read) -> Domain:
     config = known.config
     unknown = set(read.unknown)
     vcpus, vcpus_max = _vcpus(read.stats, read.listed, read.info, config, unknown)
-    vifs = [Vif(nic.devid, nic.target or "-", nic.mac, nic.bridge, *values)
-            for nic, values in zip(config.interfaces, read.vifs, strict=True)]
+    vifs = [Vif(nic.devid, nic.target or "-", nic.mac, nic.bridge, *values, error=not readable)
+            for nic, values, readable in zip(config.interfaces, read.vifs, read.layout[3], strict=True)]
     vbds = [Vbd(devid=disk.devid, device=disk.target, backend=disk.backend, path=path or disk.path,
                 oo_reqs=oo, rd_reqs=rd, wr_reqs=wr, rd_sectors=rsect, wr_sectors=wsect, error=error)
             for disk, ((oo, rd, wr, rsect, wsect), error, path) in zip(config.disks, read.vbds, strict=True)]
@@ -406,6 +423,7 @@ def _vcpus(stats: dict[str, Any], listed: Any, info: Any, config: DomainConfig,
     if nr is None and maximum is None:
         unknown.add(UNKNOWN_VCPUS)
         return [], 0
+    unknown.add(UNKNOWN_VCPU_TIMES)  # how many are online, not how long each ran
     online_count = nr if nr is not None else config.vcpus_current or 0
     count = max(maximum or 0, online_count)
     return [Vcpu(index, index < online_count, 0) for index in range(count)], count
