@@ -1,13 +1,16 @@
 """Each backend's refresh beside the raw call it makes, at 1,000 domains, in one run: the figures issue 19 aims at.
 
-Run: .venv/bin/python bench/bench_backends.py [--domains 1000] [--calls 15]
+Run: .venv/bin/python bench/bench_backends.py [--domains 1000] [--calls 15] [--window 30]
 
 Prints medians (ms) and ratios:
 - libvirt (the test driver, one disk and one NIC per domain): the raw ``getAllDomainStats()`` on a connection of
-  its own, then ``LibvirtBackend.sample()``, and sample / raw (the goal: at most 1.5);
+  its own, then ``LibvirtBackend.sample()``, and sample / raw (the goal: at most 1.5). The test driver's bulk
+  records carry the state group only, so the same call plus the per-domain calls for the rest, raw, is printed
+  too, and sample / those: what xentui adds to the calls it cannot avoid on that driver;
 - the simulator's ``sample()`` at the same size;
-- ``compute_rates`` on two libvirt samples and on two sim samples, and libvirt / sim (the goal: about 1).
-The xl figures (libxenstat and xentop per iteration) need the Xen lab: tests/xenlab.
+- ``compute_rates`` on two libvirt samples and on two sim samples, and libvirt / sim (the goal: about 1);
+- the whole program on a pseudo-terminal, sim and libvirt: first frame, idle CPU, peak RSS, and their ratios.
+The xl figures (libxenstat and xentop per iteration) need the Xen lab: bench/bench_xl_lab.py.
 """
 
 from __future__ import annotations
@@ -16,11 +19,14 @@ import argparse
 import asyncio
 import random
 import statistics
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_tui's pseudo-terminal
 
 from xentui.backends.sim import SimBackend, SimCluster
 from xentui.clock import ManualClock
@@ -45,6 +51,18 @@ def libvirt_node(domains: int) -> str:
             "<test:runstate>1</test:runstate></domain>")
     parts.append("</node>")
     return "\n".join(parts)
+
+
+def the_calls_it_needs(conn: object, nics: dict[int, str]) -> None:
+    """The libvirt calls a refresh of the test driver needs, bare: its bulk records carry the state group only, so
+    the rest is one ID(), info(), vcpus(), interfaceStats() and blockStats() per domain (virt-top makes these too).
+    ``nics``: each domain's vif by domid, known beforehand as the backend knows it from the XML."""
+    for dom, _stats in conn.getAllDomainStats():  # type: ignore[attr-defined]
+        domid = dom.ID()
+        dom.info()
+        dom.vcpus()
+        dom.interfaceStats(nics[domid])
+        dom.blockStats("xvda")
 
 
 def median_ms(call: Callable[[], object], calls: int) -> float:
@@ -76,12 +94,17 @@ async def measure(domains: int, calls: int) -> None:
         uri = f"test://{node}"
         raw = libvirt.openReadOnly(uri)
         raw_ms = median_ms(raw.getAllDomainStats, calls)
+        nics = {dom.ID(): f"vif{int(dom.name()[3:])}.0" for dom in raw.listAllDomains()}
+        calls_ms = median_ms(lambda: the_calls_it_needs(raw, nics), calls)
         raw.close()
         backend = LibvirtBackend(uri)
         try:
             first = await backend.sample()
             sample_ms = await median_ms_async(backend.sample, calls)
             second = await backend.sample()
+            backend.focus(first.keys()[:150])  # what the screen does at 160x50: the rows shown and a screen each way
+            await backend.sample()
+            focused_ms = await median_ms_async(backend.sample, calls)
         finally:
             await backend.close()
     clock = ManualClock()
@@ -101,17 +124,75 @@ async def measure(domains: int, calls: int) -> None:
     print(f"{domains} domains, median of {calls} calls (ms)")
     print(f"libvirt test driver: raw getAllDomainStats {raw_ms:7.2f}   LibvirtBackend.sample {sample_ms:7.2f}"
           f"   ratio {sample_ms / raw_ms:5.1f} (goal <= 1.5)")
+    print(f"                     the same call and the per-domain calls for what its records lack, raw {calls_ms:7.2f}"
+          f"   sample / those {sample_ms / calls_ms:5.2f}")
+    print(f"                     sample with 150 domains in focus (the screen's: per-device calls for those only)"
+          f" {focused_ms:7.2f}   ratio to raw {focused_ms / raw_ms:5.1f}")
     print(f"sim:                 SimBackend.sample     {sim_ms:7.2f}")
     print(f"rates:               libvirt {lv_rates:7.2f}   sim {sim_rates:7.2f}   ratio {lv_rates / sim_rates:5.1f}"
           " (goal about 1)")
+
+
+def screens(domains: int, window: float, size: tuple[int, int] = (160, 50)) -> None:
+    """The whole program on a pseudo-terminal, the simulator's and the libvirt test driver's at the same size:
+    first frame (each alone), then idle CPU and peak RSS with both running at once (the machine's drift weighs
+    on both alike)."""
+    import psutil
+    from bench_tui import PYTHON, Terminal, first_frame
+
+    with tempfile.TemporaryDirectory() as scratch:
+        node = Path(scratch) / "node.xml"
+        node.write_text(libvirt_node(domains))
+        programs = {
+            "sim": [PYTHON, "-m", "xentui", "--demo", "--seed", "1", "--sim-domains", str(domains), "-d", "1"],
+            "libvirt": [PYTHON, "-m", "xentui", "-c", f"test://{node}", "-d", "1"],
+        }
+        frames = {name: statistics.median(first_frame(argv, b" domains: ", size) for _ in range(3))
+                  for name, argv in programs.items()}
+        terms = {name: Terminal(argv, *size) for name, argv in programs.items()}
+        try:
+            for term in terms.values():
+                term.wait_for(b" domains: ")
+
+            def pump(seconds: float) -> None:
+                end = time.perf_counter() + seconds
+                while time.perf_counter() < end:
+                    for term in terms.values():
+                        term.drain(0.025)
+
+            pump(3)
+            processes = {name: psutil.Process(term.proc.pid) for name, term in terms.items()}
+            before = {name: sum(process.cpu_times()[:2]) for name, process in processes.items()}
+            peak = dict.fromkeys(terms, 0)
+            start = time.perf_counter()
+            while time.perf_counter() - start < window:
+                pump(0.5)
+                for name, process in processes.items():
+                    peak[name] = max(peak[name], process.memory_info().rss)
+            elapsed = time.perf_counter() - start
+            idle = {name: (sum(process.cpu_times()[:2]) - before[name]) / elapsed * 100
+                    for name, process in processes.items()}
+        finally:
+            for term in terms.values():
+                term.close()
+    print(f"the program, {size[0]}x{size[1]}, refresh 1 s, {window:g} s idle with both running:")
+    for name in programs:
+        print(f"  {name:8s} first frame {frames[name]:5.2f} s   idle {idle[name]:5.2f} % of a core"
+              f"   peak RSS {peak[name] / 2**20:5.0f} MiB")
+    print(f"  libvirt / sim: first frame {frames['libvirt'] / frames['sim']:4.2f} (goal <= 1.5)"
+          f"   idle {idle['libvirt'] / idle['sim']:4.2f} (goal <= 1.25)   RSS {peak['libvirt'] / peak['sim']:4.2f}"
+          " (goal <= 1.25)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--domains", type=int, default=1000)
     parser.add_argument("--calls", type=int, default=15)
+    parser.add_argument("--window", type=float, default=30.0, help="seconds of idle measured (0: in-process only)")
     args = parser.parse_args()
     asyncio.run(measure(args.domains, args.calls))
+    if args.window > 0:
+        screens(args.domains, args.window)
 
 
 if __name__ == "__main__":
