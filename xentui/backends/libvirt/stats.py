@@ -238,50 +238,28 @@ class StatsMixin(ConnectionMixin):
                 unknown.add(UNKNOWN_MEM)
         if maxmem_kib is None:
             unknown.add(UNKNOWN_MAXMEM)
+        # the per-device figures: from the record, else by a call per device for a domain looked at, else unread
         if get("net.count") is not None:
-            nets = _from_record(stats, "net", known, _NET_COUNTERS, known.nic_targets)
+            vifs, vif_flags, rx, tx = _vif_figures(
+                _from_record(stats, "net", known, _NET_COUNTERS, known.nic_targets), unknown)
         elif looked_at:
-            nets = [self._per_domain(current, dom.interfaceStats, device) if device else None
-                    for device in known.nic_devices]
+            vifs, vif_flags, rx, tx = _vif_figures(
+                [self._per_domain(current, dom.interfaceStats, device) if device else None
+                 for device in known.nic_devices], unknown)
         else:
-            nets = [None] * len(known.nic_devices)
-        if get("block.count") is not None:
-            blocks = _from_record(stats, "block", known, _BLOCK_COUNTERS, known.disk_targets)
-        elif looked_at:
-            blocks = [self._per_domain(current, dom.blockStats, target) if target else None
-                      for target in known.disk_targets]
-        else:
-            blocks = [None] * len(known.disk_targets)
-        rx = tx = 0
-        vifs = []
-        vif_flags = []
-        for counters in nets:
-            readable = counters is not None and None not in counters and min(counters) >= 0
-            if readable:
-                rx += counters[0]
-                tx += counters[4]
-            else:
+            vifs, vif_flags, rx, tx = known.unread_vifs, known.unread_flags[0], 0, 0
+            if vifs:
                 unknown.add(UNKNOWN_NET)
-                counters = [value if value is not None and value >= 0 else 0 for value in counters or (None,) * 8]
-            vifs.append(counters)
-            vif_flags.append(readable)
-        oo = rd = wr = rsect = wsect = 0
-        vbds = []
-        readable_flags = []
-        for counters in blocks:
-            rd_reqs, rd_bytes, wr_reqs, wr_bytes, errors, *path = counters or (None,) * 5
-            readable = rd_reqs is not None and wr_reqs is not None and rd_reqs >= 0 and wr_reqs >= 0
-            figures = (max(0, errors or 0), max(0, rd_reqs or 0), max(0, wr_reqs or 0),
-                       max(0, rd_bytes or 0) // SECTOR_BYTES, max(0, wr_bytes or 0) // SECTOR_BYTES)
-            vbds.append((figures, not readable, path[0] if path else None))
-            readable_flags.append(readable)
-            if readable:
-                oo += figures[0]
-                rd += figures[1]
-                wr += figures[2]
-                rsect += figures[3]
-                wsect += figures[4]
-            else:
+        if get("block.count") is not None:
+            vbds, readable_flags, (oo, rd, wr, rsect, wsect) = _vbd_figures(
+                _from_record(stats, "block", known, _BLOCK_COUNTERS, known.disk_targets), unknown)
+        elif looked_at:
+            vbds, readable_flags, (oo, rd, wr, rsect, wsect) = _vbd_figures(
+                [self._per_domain(current, dom.blockStats, target) if target else None
+                 for target in known.disk_targets], unknown)
+        else:
+            vbds, readable_flags, (oo, rd, wr, rsect, wsect) = known.unread_vbds, known.unread_flags[1], _NO_TOTALS
+            if vbds:
                 unknown.add(UNKNOWN_VBD)
         layout = known.layout
         if layout[2] != readable_flags or layout[3] != vif_flags:  # the same object while nothing changes
@@ -292,6 +270,50 @@ class StatsMixin(ConnectionMixin):
 
 
 _NET_COUNTERS = ("rx.bytes", "rx.pkts", "rx.errs", "rx.drop", "tx.bytes", "tx.pkts", "tx.errs", "tx.drop")
+_NO_TOTALS = (0, 0, 0, 0, 0)
+
+
+def _vif_figures(nets: list[tuple | None], unknown: set[str]) -> tuple[list, list[bool], int, int]:
+    """Each vif's eight counters (zeros where unreadable, and marked so), which are readable, and the readable
+    ones' received and sent bytes."""
+    rx = tx = 0
+    vifs = []
+    flags = []
+    for counters in nets:
+        readable = counters is not None and None not in counters and min(counters) >= 0
+        if readable:
+            rx += counters[0]
+            tx += counters[4]
+        else:
+            unknown.add(UNKNOWN_NET)
+            counters = [value if value is not None and value >= 0 else 0 for value in counters or (None,) * 8]
+        vifs.append(counters)
+        flags.append(readable)
+    return vifs, flags, rx, tx
+
+
+def _vbd_figures(blocks: list[tuple | None], unknown: set[str]) -> tuple[list, list[bool], tuple[int, ...]]:
+    """Each vbd's (oo, rd, wr, rd sectors, wr sectors), whether unreadable and its path in the record; which are
+    readable; the readable ones' totals in that order."""
+    oo = rd = wr = rsect = wsect = 0
+    vbds = []
+    flags = []
+    for counters in blocks:
+        rd_reqs, rd_bytes, wr_reqs, wr_bytes, errors, *path = counters or (None,) * 5
+        readable = rd_reqs is not None and wr_reqs is not None and rd_reqs >= 0 and wr_reqs >= 0
+        figures = (max(0, errors or 0), max(0, rd_reqs or 0), max(0, wr_reqs or 0),
+                   max(0, rd_bytes or 0) // SECTOR_BYTES, max(0, wr_bytes or 0) // SECTOR_BYTES)
+        vbds.append((figures, not readable, path[0] if path else None))
+        flags.append(readable)
+        if readable:
+            oo += figures[0]
+            rd += figures[1]
+            wr += figures[2]
+            rsect += figures[3]
+            wsect += figures[4]
+        else:
+            unknown.add(UNKNOWN_VBD)
+    return vbds, flags, (oo, rd, wr, rsect, wsect)
 # blockStats' order (rd_req, rd_bytes, wr_req, wr_bytes, errs), then the path the record may give
 _BLOCK_COUNTERS = ("rd.reqs", "rd.bytes", "wr.reqs", "wr.bytes", "errors", "path")
 
@@ -337,10 +359,18 @@ class KnownDomain:
     nic_devices: list[str] = field(init=False)  # what interfaceStats is asked for: the target, else the MAC
     disk_targets: list[str] = field(init=False)
 
+    # the figures of a domain whose devices were not read (out of focus): made once, shared, never changed
+    unread_vifs: list = field(init=False)
+    unread_vbds: list = field(init=False)
+    unread_flags: tuple[list[bool], list[bool]] = field(init=False)
+
     def __post_init__(self) -> None:
         self.nic_targets = [nic.target for nic in self.config.interfaces]
         self.nic_devices = [nic.target or nic.mac for nic in self.config.interfaces]
         self.disk_targets = [disk.target for disk in self.config.disks]
+        self.unread_vifs = [(0,) * 8] * len(self.nic_targets)
+        self.unread_vbds = [(_NO_TOTALS, True, None)] * len(self.disk_targets)
+        self.unread_flags = ([False] * len(self.nic_targets), [False] * len(self.disk_targets))
 
 
 class _Read(NamedTuple):
