@@ -185,6 +185,24 @@ async def test_an_unreachable_daemon_is_unavailable_and_retried_later(tmp_path):
     await backend.close()
 
 
+async def test_warm_up_connects_before_the_first_sample_and_a_failure_waits_for_it(tmp_path):
+    backend = LibvirtBackend(URI)
+    backend.warm_up()
+    for _ in range(200):
+        if backend._current is not None:
+            break
+        await asyncio.sleep(0.01)
+    assert backend._current is not None  # connected while nothing asked for a sample
+    assert (await backend.sample()).domains
+    await backend.close()
+    unreachable = LibvirtBackend(f"qemu+unix:///system?socket={tmp_path}/no-such-socket", backoff=(60.0, 60.0))
+    unreachable.warm_up()
+    await asyncio.sleep(0.3)
+    with pytest.raises(BackendUnavailable, match="cannot connect to libvirt"):  # tried again, not "in 60 s"
+        await unreachable.sample()
+    await unreachable.close()
+
+
 # --- actions ------------------------------------------------------------------------------------
 
 

@@ -245,6 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BackendError as error:
         print(f"xentui: {printable(str(error))}", file=sys.stderr)
         return 2
+    backend.warm_up()  # a connection opens while the rest starts
     if not args.batch:
         # textual loads only when the screen is wanted: batch mode starts fast and stays small
         from xentui.audit import AuditLog

@@ -191,6 +191,10 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def open_console(self, domain: str) -> ConsoleChannel: ...
 
+    def warm_up(self) -> None:  # noqa: B027 - optional
+        """Start, in the background, what the first sample will need (a connection), while the screen starts.
+        Called once, before the event loop; errors wait for the first sample, which reports them."""
+
     def focus(self, keys: Collection[str] | None) -> None:  # noqa: B027 - optional
         """The domains whose figures are looked at (by `Domain.key`; None, the default: every domain's). A
         backend that pays a call per domain for per-device figures (libvirt on a driver whose bulk records

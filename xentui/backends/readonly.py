@@ -92,5 +92,8 @@ class ReadOnlyBackend(Backend):
     def focus(self, keys: Collection[str] | None) -> None:
         self.inner.focus(keys)
 
+    def warm_up(self) -> None:
+        self.inner.warm_up()
+
     async def close(self) -> None:
         await self.inner.close()

@@ -34,7 +34,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from xentui.backends.base import Action, Backend, BackendUnavailable
+from xentui.backends.base import Action, Backend, BackendError, BackendUnavailable
 from xentui.backends.libvirt.actions import ActionsMixin
 from xentui.backends.libvirt.connection import _BACKOFF_INITIAL_S, _BACKOFF_MAX_S, _Connection, _start_events, libvirt
 from xentui.backends.libvirt.console import ConsoleMixin, LibvirtConsole
@@ -87,6 +87,19 @@ class LibvirtBackend(StatsMixin, ActionsMixin, MigrationMixin, ConsoleMixin, Bac
         self._listeners: list[Callable[[], None]] = []
         self._wake_pending = False
         self._consoles: set[LibvirtConsole] = set()
+
+    def warm_up(self) -> None:
+        """Open the connection in a thread of its own while the screen starts: libvirt's open, a remote host's
+        round trips (or a test driver parsing its node file) overlap Textual's start-up."""
+
+        def connect() -> None:
+            with self._lock:  # a sample meanwhile waits for this attempt (the lock is reentrant)
+                try:
+                    self._connection()
+                except BackendError:  # the first sample tries again at once, and reports it
+                    self._retry_at, self._backoff = 0.0, self._backoff_initial
+
+        threading.Thread(target=connect, name="libvirt-connect", daemon=True).start()
 
     # --- the end ----------------------------------------------------------------------------------
 
