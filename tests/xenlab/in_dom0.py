@@ -55,6 +55,7 @@ def _libvirt_state(backend: Backend) -> dict:
     return {"driver": current.driver if current else None, "uri": current.uri if current else None,
             "bulk": current.bulk if current else None, "nowait": current.nowait if current else None,
             "console_safe": current.console_safe if current else None,
+            "vcpus_call": current.vcpus_call if current else None,
             "learned": {str(action): why for action, why in backend._learned.items()},  # type: ignore[attr-defined]
             "unsupported": {str(action): why for action, why in backend.capabilities.unsupported.items()}}
 

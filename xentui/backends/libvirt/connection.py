@@ -138,6 +138,7 @@ class _Connection:
         self.bulk = True  # getAllDomainStats answers (until the driver says it has none)
         self.nowait = True  # and accepts VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT
         self.console_safe = True  # openConsole accepts VIR_DOMAIN_CONSOLE_SAFE (the libxl driver does not)
+        self.vcpus_call = True  # virDomain.vcpus() answers (it needs virNodeGetCPUMap, which libxl lacks)
         self.scheduler = ""
         self.running: dict[int, KnownDomain] = {}  # by domid, as of the last refresh
 

@@ -209,11 +209,13 @@ class StatsMixin(ConnectionMixin):
         focus = self._focus
         looked_at = focus is None or known.uuid in focus
         if get("vcpu.current") is None:
-            if looked_at:
+            if looked_at and current.vcpus_call:
                 try:
                     listed = dom.vcpus() or None
                 except libvirt.libvirtError as error:
                     self._refused(current, error)
+                    if _code(error) in _unsupported_codes():  # e.g. the libxl driver: no virNodeGetCPUMap
+                        current.vcpus_call = False
             need_info = need_info or listed is None
         if need_info:
             try:
