@@ -52,6 +52,21 @@ def _speed(text: str) -> float:
     return value
 
 
+def _ssh_destination(text: str) -> str:
+    from xentui.backends.ssh import check_destination
+
+    try:
+        return check_destination(text)
+    except InvalidArgument as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _ssh_option(text: str) -> str:
+    if not text.strip() or not text.isprintable():
+        raise argparse.ArgumentTypeError(f"not an ssh option: {text!r} (one line, as ssh -o takes it)")
+    return text
+
+
 def _int_in(low: int, high: int | None) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
@@ -86,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--demo", action="store_true", help="the simulated Xen host (same as --backend sim)")
     source.add_argument("-c", "--connect", default=None, metavar="URI",
                         help="libvirt URI, as virsh -c (e.g. xen:///system, qemu+ssh://host/system)")
+    source.add_argument("--host", default=None, metavar="DEST", type=_ssh_destination,
+                        help="a dom0 to watch with xl over the system ssh (e.g. root@dom0a; your ~/.ssh/config, "
+                             "agent and ProxyJump apply; no password prompts: BatchMode)")
+    source.add_argument("--ssh-option", action="append", default=[], metavar="OPT", type=_ssh_option,
+                        help="one more ssh argument for --host, as ssh -o takes it (e.g. Port=2222); repeatable")
     source.add_argument("--xl-stats", choices=("auto", "xenstat", "xentop"), default="auto",
                         help="xl backend statistics: libxenstat (auto, when it loads) or one `xentop -b` process")
     source.add_argument("--migrate-ssh", default=None, metavar="CMD",
@@ -185,7 +205,8 @@ def make_backend(args: argparse.Namespace) -> Backend:
     check_backend_choice(args)
     choice = _choose_backend(args)
     backend = REGISTERED[choice].build(BackendOptions(
-        connect=args.connect, xl_stats=args.xl_stats, migrate_ssh=args.migrate_ssh, delay=args.delay,
+        connect=args.connect, host=args.host, ssh_options=tuple(f"-o{option}" for option in args.ssh_option),
+        xl_stats=args.xl_stats, migrate_ssh=args.migrate_ssh, delay=args.delay,
         sim_domains=args.sim_domains, seed=args.seed, replay=args.replay, replay_interval=args.replay_interval,
         read_only=args.read_only))
     if choice == "replay":

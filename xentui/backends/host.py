@@ -43,6 +43,8 @@ class HostAccess(abc.ABC):
 
     name: str
     """How messages name the machine ("this host", or the ssh destination)."""
+    local: bool = True
+    """This machine: its libraries (libxenstat) and uid are the host's."""
 
     @abc.abstractmethod
     def has(self, program: str) -> bool:

@@ -23,6 +23,8 @@ class BackendOptions:
     """What the command line says that backends read (each takes its own)."""
 
     connect: str | None = None
+    host: str | None = None  # an ssh destination: the xl backend on that dom0
+    ssh_options: tuple[str, ...] = ()
     xl_stats: str = "auto"
     migrate_ssh: str | None = None
     delay: float = 3.0
@@ -48,7 +50,12 @@ class BackendSpec:
 def _xl(options: BackendOptions) -> Backend:
     from xentui.backends.xl import XlBackend
 
-    backend = XlBackend(stats=options.xl_stats, delay=options.delay, migrate_ssh=options.migrate_ssh)
+    host = None
+    if options.host is not None:
+        from xentui.backends.ssh import SshHost
+
+        host = SshHost(options.host, options=options.ssh_options)
+    backend = XlBackend(stats=options.xl_stats, delay=options.delay, migrate_ssh=options.migrate_ssh, host=host)
     backend.check_environment()
     return backend
 
@@ -77,7 +84,8 @@ def _replay(options: BackendOptions) -> Backend:
 
 # in the order --help lists them; `auto` picks xl in a Xen dom0, else libvirt (xentui.backends.detect)
 BACKENDS: dict[str, BackendSpec] = {spec.name: spec for spec in (
-    BackendSpec("xl", "Xen's own toolstack, in dom0 (libxenstat, or one xentop -b)", _xl),
+    BackendSpec("xl", "Xen's own toolstack, in dom0 (libxenstat, or one xentop -b)", _xl,
+                option="--host (xl over ssh)", dest="host"),
     BackendSpec("libvirt", "libvirt: Xen through libxl, QEMU/KVM, remote hosts", _libvirt,
                 option="-c (libvirt)", dest="connect"),
     BackendSpec("sim", "a simulated Xen host", _sim, option="--demo (sim)", dest="demo"),
@@ -85,9 +93,9 @@ BACKENDS: dict[str, BackendSpec] = {spec.name: spec for spec in (
 )}
 
 # the order options that pick a backend are named in a message about two of them
-_PICKING_ORDER = ("sim", "libvirt", "replay")
+_PICKING_ORDER = ("sim", "libvirt", "xl", "replay")
 
 
 def picking_options() -> list[BackendSpec]:
-    """The backends an option picks on its own (--demo, -c, --replay)."""
+    """The backends an option picks on its own (--demo, -c, --host, --replay)."""
     return [BACKENDS[name] for name in _PICKING_ORDER]

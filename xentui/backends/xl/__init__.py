@@ -117,6 +117,10 @@ class XlBackend(ActingMixin, MigrationMixin, Backend):
     ) -> None:
         if stats not in ("auto", "xenstat", "xentop"):
             raise InvalidArgument(f"stats source must be auto, xenstat or xentop, not {stats!r}")
+        if host is not None and not host.local:
+            if stats == "xenstat":
+                raise InvalidArgument(f"libxenstat reads this machine only: {host.name} is watched through xentop")
+            stats = "xentop"  # libxenstat is a local library: over ssh, one xentop stream runs there
         if migrate_ssh is not None and ("\n" in migrate_ssh or not migrate_ssh.strip()):
             raise InvalidArgument("the migration ssh command must be one non-empty line")
         self.xl = xl
@@ -151,8 +155,10 @@ class XlBackend(ActingMixin, MigrationMixin, Backend):
     def check_environment(self) -> None:
         """What xl needs, checked before the screen opens: xl on PATH and root."""
         if not self.host.has(self.xl):
-            raise BackendUnavailable(f"`{self.xl}` is not on PATH: install Xen's tools (xen-utils), or try --demo")
-        if os.geteuid() != 0:
+            where = "" if self.host.local else f" on {self.host.name} (or ssh cannot reach it)"
+            raise BackendUnavailable(
+                f"`{self.xl}` is not on PATH{where}: install Xen's tools (xen-utils), or try --demo")
+        if self.host.local and os.geteuid() != 0:
             raise BackendUnavailable("the xl backend needs root (xl and libxenstat open /dev/xen/privcmd): "
                                      "run xentui with sudo")
 

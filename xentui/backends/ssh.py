@@ -1,0 +1,147 @@
+"""A dom0 reached with the system ``ssh``: the `HostAccess` the pool's hosts use.
+
+The operator's own ``~/.ssh/config``, agent, keys and ProxyJump apply: xentui runs ``ssh`` and adds only what a
+screen needs. ``BatchMode=yes``: a password or host-key prompt fails at once with ssh's message instead of hanging
+the screen. ``ControlMaster=auto`` with a socket per host under a private directory and ``ControlPersist``: the first
+command opens the connection, each later one is one round trip over it.
+
+The remote side gets one command line, parsed by the remote user's shell: every word is quoted (`shlex.join`), so
+a domain name, a path or a bridge name reaches the remote program as one argument, whatever it holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shlex
+import subprocess
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from xentui.backends.host import HostAccess, NetCounters
+from xentui.backends.xl_tool import ToolResult, run_tool
+from xentui.console.channel import ConsoleChannel
+from xentui.errors import BackendError, BackendUnavailable, InvalidArgument
+
+__all__ = ["SshHost", "check_destination", "parse_net_dev"]
+
+# user@host, host, an ssh_config alias, [v6]:port-less forms; never an option (a leading "-") nor a shell word
+_DESTINATION = re.compile(r"[A-Za-z0-9_.%+\[\]:-]+(@[A-Za-z0-9_.%+\[\]:-]+)?")
+_READ_LINKS = 'for p; do printf "%s\\0" "$(readlink -- "$p")"; done'
+
+
+def check_destination(destination: str) -> str:
+    """An ssh destination as the operator would type it (``root@dom0a``, ``dom0a``: letters, digits and
+    ``. _ - : @ % + [ ]``); InvalidArgument for spaces, shell characters, controls or a leading ``-``."""
+    if not destination or destination.startswith("-") or not _DESTINATION.fullmatch(destination):
+        # short: argparse puts it after "xentui: error: argument --host: " on an 80-column line
+        raise InvalidArgument(f"not an ssh destination: {destination!r}")
+    return destination
+
+
+def parse_net_dev(text: str) -> dict[str, NetCounters]:
+    """/proc/net/dev: each interface's receive and transmit counters."""
+    counters = {}
+    for line in text.splitlines()[2:]:
+        name, colon, rest = line.partition(":")
+        fields = rest.split()
+        if not colon or len(fields) < 16 or not all(field.isdigit() for field in fields[:16]):
+            continue
+        values = [int(field) for field in fields[:16]]
+        counters[name.strip()] = NetCounters(bytes_sent=values[8], bytes_recv=values[0], packets_sent=values[9],
+                                             packets_recv=values[1], errin=values[2], errout=values[10],
+                                             dropin=values[3], dropout=values[11])
+    return counters
+
+
+class SshHost(HostAccess):
+    """Another machine, through ``ssh DESTINATION``."""
+
+    local = False
+
+    def __init__(self, destination: str, *, options: Sequence[str] = (), ssh: str = "ssh",
+                 connect_timeout: float = 10.0, control_dir: Path | None = None) -> None:
+        """``options``: more ssh arguments (e.g. ``["-p", "2222"]``), placed before the destination."""
+        self.destination = check_destination(destination)
+        self.name = destination
+        self.ssh = ssh
+        self.options = list(options)
+        self.connect_timeout = connect_timeout
+        self._control_dir = control_dir or Path(tempfile.mkdtemp(prefix="xentui-ssh-"))
+        self._control_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self._control_dir, 0o700)  # the sockets let whoever reaches them use the connection
+
+    def command(self, argv: Sequence[str], *, tty: bool = False) -> list[str]:
+        """The local ssh command line that runs ``argv`` there, every word quoted for the remote shell."""
+        return [
+            self.ssh, "-o", "BatchMode=yes", "-o", f"ConnectTimeout={self.connect_timeout:g}",
+            "-o", "ControlMaster=auto", "-o", f"ControlPath={self._control_dir}/%C", "-o", "ControlPersist=60",
+            "-o", "ServerAliveInterval=15", *self.options, "-tt" if tty else "-T", "--", self.destination,
+            shlex.join(["env", "LC_ALL=C", *argv]),
+        ]
+
+    def has(self, program: str) -> bool:
+        """Asked there with ``command -v`` (before the screen opens: it waits for the answer)."""
+        try:
+            done = subprocess.run(self.command(["sh", "-c", 'command -v "$1"', "sh", program]),
+                                  stdin=subprocess.DEVNULL, capture_output=True, timeout=self.connect_timeout + 20)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return done.returncode == 0 and bool(done.stdout.strip())
+
+    async def run(self, argv: list[str], *, what: str | None = None, limit: float = 60.0, check: bool = True,
+                  on_timeout: str | None = None) -> ToolResult:
+        result = await run_tool(self.command(argv), what=what or " ".join(argv[:2]), limit=limit, check=False,
+                                on_timeout=on_timeout)
+        if result.returncode == 255:  # ssh's own failure: the host, not the command
+            raise BackendUnavailable(f"cannot reach {self.name} with ssh: {result.stderr.strip() or 'exit 255'}",
+                                     detail=result.stderr)
+        if check and result.returncode != 0:
+            summary = result.stderr.strip().splitlines()[-1:] or [f"exit status {result.returncode}"]
+            raise BackendError(f"{what or ' '.join(argv[:2])} on {self.name} failed: {summary[0]}",
+                               detail=result.stderr or result.stdout)
+        return result
+
+    async def start(self, argv: list[str], *, merge_stderr: bool = False) -> asyncio.subprocess.Process:
+        try:
+            return await asyncio.create_subprocess_exec(
+                *self.command(argv), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT if merge_stderr else asyncio.subprocess.PIPE)
+        except OSError as error:
+            raise BackendUnavailable(f"cannot run {self.ssh}: {error.strerror}", detail=str(error)) from error
+
+    async def _bytes(self, argv: list[str], limit: float = 30.0) -> bytes:
+        process = await self.start(argv)
+        try:
+            out, err = await asyncio.wait_for(process.communicate(), limit)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise BackendError(f"{argv[0]} on {self.name}: no answer after {limit:g} s") from None
+        if process.returncode == 255:
+            raise BackendUnavailable(f"cannot reach {self.name} with ssh: {err.decode(errors='replace').strip()}")
+        if process.returncode != 0:
+            raise OSError(f"{argv[0]} on {self.name}: {err.decode(errors='replace').strip()}")
+        return out
+
+    async def read_head(self, path: str, size: int) -> bytes:
+        return await self._bytes(["head", "-c", str(size), "--", path])
+
+    async def read_links(self, paths: Iterable[str]) -> dict[str, str | None]:
+        """All in one round trip: one shell loop there, its answers NUL-separated (empty: no such link)."""
+        wanted = list(paths)
+        if not wanted:
+            return {}
+        out = await self._bytes(["sh", "-c", _READ_LINKS, "sh", *wanted])
+        answers = out.decode("utf-8", "surrogateescape").split("\0")
+        return {path: answer or None for path, answer in zip(wanted, answers, strict=False)}
+
+    async def net_counters(self) -> dict[str, NetCounters]:
+        return parse_net_dev((await self._bytes(["cat", "/proc/net/dev"])).decode("ascii", "replace"))
+
+    async def open_console(self, argv: list[str]) -> ConsoleChannel:
+        from xentui.console.pty import PtyConsole
+
+        return await PtyConsole.start(self.command(argv, tty=True))
