@@ -4,9 +4,12 @@ over one ControlMaster connection; what it shows is checked against xl in dom0."
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -16,7 +19,7 @@ from xentui.model import DomainFlag, DomainState, compute_rates
 
 from .dom0_calls import wait_for, xl_list
 
-pytestmark = [pytest.mark.xenlab, pytest.mark.asyncio]
+pytestmark = pytest.mark.xenlab
 
 
 def lab_host(xenlab) -> SshHost:
@@ -25,6 +28,7 @@ def lab_host(xenlab) -> SshHost:
                                                "-o", "LogLevel=ERROR"])
 
 
+@pytest.mark.asyncio
 async def test_the_xl_backend_over_ssh_shows_what_xl_in_dom0_shows(xenlab):
     backend = XlBackend(host=lab_host(xenlab), delay=1.0)
     try:
@@ -45,6 +49,7 @@ async def test_the_xl_backend_over_ssh_shows_what_xl_in_dom0_shows(xenlab):
         await backend.close()
 
 
+@pytest.mark.asyncio
 async def test_an_action_over_ssh_reaches_the_guest(xenlab):
     backend = XlBackend(host=lab_host(xenlab), delay=1.0)
     try:
@@ -73,3 +78,28 @@ def test_the_command_line_watches_a_dom0_over_ssh(xenlab):
     assert done.returncode == 0, done.stderr
     last = json.loads(done.stdout.strip().splitlines()[-1])
     assert {d["name"]: d["id"] for d in last["domains"]} == {name: e.domid for name, e in xl_list(xenlab).items()}
+
+
+@pytest.mark.asyncio
+async def test_a_console_over_ssh_answers_and_closing_lets_the_connection_go(xenlab):
+    host = lab_host(xenlab)
+    backend = XlBackend(host=host, delay=1.0)
+    try:
+        await backend.sample()
+        channel = await backend.open_console("guest1")
+        seen = b""
+        try:
+            await asyncio.sleep(0.5)
+            await channel.write(b"\x15echo over-$((6*7))-ssh\r")
+            deadline = time.monotonic() + 30
+            while b"over-42-ssh" not in seen and time.monotonic() < deadline:
+                with contextlib.suppress(TimeoutError):
+                    seen += await asyncio.wait_for(channel.read(), 1.0)
+        finally:
+            await channel.close()
+        assert b"over-42-ssh" in seen, seen[-400:]
+        control = host._control_dir
+        assert any(control.iterdir())  # the ControlMaster's socket
+    finally:
+        await backend.close()
+    assert not control.exists()

@@ -76,6 +76,9 @@ class HostAccess(abc.ABC):
     async def open_console(self, argv: list[str]) -> ConsoleChannel:
         """Run ``argv`` on a pseudo-terminal there (``xl console``) and hand back its byte stream."""
 
+    async def close(self) -> None:  # noqa: B027 - most hosts hold nothing
+        """Let go of what reaching the machine holds (an ssh connection)."""
+
 
 class LocalHost(HostAccess):
     """This machine: subprocesses with argument lists, files through the kernel, psutil, a local pty."""

@@ -12,9 +12,11 @@ a domain name, a path or a bridge name reaches the remote program as one argumen
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -145,3 +147,17 @@ class SshHost(HostAccess):
         from xentui.console.pty import PtyConsole
 
         return await PtyConsole.start(self.command(argv, tty=True))
+
+    async def close(self) -> None:
+        """Stop the ControlMaster (else it lingers ControlPersist seconds) and remove its socket's directory."""
+        with contextlib.suppress(OSError):
+            process = await asyncio.create_subprocess_exec(
+                self.ssh, "-o", f"ControlPath={self._control_dir}/%C", *self.options, "-O", "exit", "--",
+                self.destination, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL)
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        shutil.rmtree(self._control_dir, ignore_errors=True)

@@ -370,6 +370,7 @@ class XlBackend(ActingMixin, MigrationMixin, Backend):
             reader, self._reader = self._reader, None
             await asyncio.get_running_loop().run_in_executor(self._executor, reader.close)
         self._executor.shutdown(wait=False)
+        await self.host.close()
 
 
 def _networks_by_domain(counters: dict[str, NetCounters]) -> dict[int, list[XenstatNetwork]]:
