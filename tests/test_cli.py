@@ -19,9 +19,19 @@ CMD = [sys.executable, "-m", "xentui"]
 
 def run(*args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The simulated host unless the test chose a backend (auto-detection would look at this machine)."""
-    chosen = any(arg in ("--backend", "--replay", "--demo", "-c") for arg in args)
+    chosen = any(arg in ("--backend", "--replay", "--demo", "-c", "--host") for arg in args)
     return subprocess.run([*CMD, *([] if chosen else ["--demo"]), *args], capture_output=True, text=True,
                           timeout=timeout, env=env)
+
+
+def test_a_host_ssh_cannot_reach_is_said_in_ssh_words_and_leaves_nothing_behind(tmp_path):
+    # a long TMPDIR: the ControlMaster socket must not go there (a socket's path is at most 108 bytes)
+    env = {**os.environ, "TMPDIR": str(tmp_path / ("x" * 60)), "XDG_RUNTIME_DIR": ""}
+    before = set(Path("/tmp").glob("xentui-ssh-*"))
+    result = run("--host", "root@127.0.0.1", "--ssh-option", "Port=1", "-b", "-i", "1", env=env)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("xentui: cannot reach root@127.0.0.1 with ssh: ") and "port 1" in result.stderr
+    assert set(Path("/tmp").glob("xentui-ssh-*")) == before
 
 
 def test_batch_xentop_two_iterations():

@@ -7,13 +7,14 @@ only when it is built: the simulator's start-up does not wait for libvirt, nor b
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from xentui.backends.base import Backend
-from xentui.errors import BackendUnavailable
+from xentui.errors import BackendError, BackendUnavailable
 
 __all__ = ["BACKENDS", "BackendOptions", "BackendSpec", "picking_options"]
 
@@ -56,7 +57,12 @@ def _xl(options: BackendOptions) -> Backend:
 
         host = SshHost(options.host, options=options.ssh_options)
     backend = XlBackend(stats=options.xl_stats, delay=options.delay, migrate_ssh=options.migrate_ssh, host=host)
-    backend.check_environment()
+    try:
+        backend.check_environment()
+    except BackendError:
+        if host is not None:  # its ssh connection, if one opened, and the socket's directory
+            asyncio.run(host.close())
+        raise
     return backend
 
 

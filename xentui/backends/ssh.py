@@ -34,6 +34,13 @@ _DESTINATION = re.compile(r"[A-Za-z0-9_.%+\[\]:-]+(@[A-Za-z0-9_.%+\[\]:-]+)?")
 _READ_LINKS = 'for p; do printf "%s\\0" "$(readlink -- "$p")"; done'
 
 
+def _short_directory() -> str:
+    """Where the ControlMaster socket's directory goes: a unix socket's path must stay under 108 bytes (ssh says
+    "ControlPath too long" otherwise), so not a long $TMPDIR: $XDG_RUNTIME_DIR when short, else /tmp."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    return runtime if runtime and len(runtime) <= 40 and os.path.isdir(runtime) else "/tmp"
+
+
 def check_destination(destination: str) -> str:
     """An ssh destination as the operator would type it (``root@dom0a``, ``dom0a``: letters, digits and
     ``. _ - : @ % + [ ]``); InvalidArgument for spaces, shell characters, controls or a leading ``-``."""
@@ -71,7 +78,7 @@ class SshHost(HostAccess):
         self.ssh = ssh
         self.options = list(options)
         self.connect_timeout = connect_timeout
-        self._control_dir = control_dir or Path(tempfile.mkdtemp(prefix="xentui-ssh-"))
+        self._control_dir = control_dir or Path(tempfile.mkdtemp(prefix="xentui-ssh-", dir=_short_directory()))
         self._control_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self._control_dir, 0o700)  # the sockets let whoever reaches them use the connection
 
@@ -85,12 +92,20 @@ class SshHost(HostAccess):
         ]
 
     def has(self, program: str) -> bool:
-        """Asked there with ``command -v`` (before the screen opens: it waits for the answer)."""
+        """Asked there with ``command -v`` (before the screen opens: it waits for the answer). BackendUnavailable,
+        with ssh's own words, when the host cannot be reached at all."""
         try:
             done = subprocess.run(self.command(["sh", "-c", 'command -v "$1"', "sh", program]),
                                   stdin=subprocess.DEVNULL, capture_output=True, timeout=self.connect_timeout + 20)
-        except (OSError, subprocess.TimeoutExpired):
-            return False
+        except subprocess.TimeoutExpired:
+            raise BackendUnavailable(f"cannot reach {self.name} with ssh: no answer in "
+                                     f"{self.connect_timeout + 20:g} s") from None
+        except OSError as error:
+            raise BackendUnavailable(f"cannot run {self.ssh}: {error.strerror}", detail=str(error)) from error
+        if done.returncode == 255:
+            said = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise BackendUnavailable(f"cannot reach {self.name} with ssh: {said[-1] if said else 'exit 255'}",
+                                     detail=done.stderr.decode("utf-8", "replace"))
         return done.returncode == 0 and bool(done.stdout.strip())
 
     async def run(self, argv: list[str], *, what: str | None = None, limit: float = 60.0, check: bool = True,
