@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from xentui.backends.base import Action, Unsupported
 from xentui.backends.ssh import SshHost
 from xentui.backends.xl import XlBackend
 from xentui.model import DomainFlag, DomainState, compute_rates
@@ -103,3 +104,18 @@ async def test_a_console_over_ssh_answers_and_closing_lets_the_connection_go(xen
     finally:
         await backend.close()
     assert not control.exists()
+
+
+@pytest.mark.asyncio
+async def test_save_and_restore_over_ssh_are_refused_with_the_reason_until_paths_are_checked_there(xenlab, tmp_path):
+    backend = XlBackend(host=lab_host(xenlab), delay=1.0)
+    try:
+        await backend.sample()
+        assert "not yet over ssh" in (backend.capabilities.why_not(Action.SAVE) or "")
+        with pytest.raises(Unsupported, match=r"save: not yet over ssh: run xentui on root@127\.0\.0\.1"):
+            await backend.save("guest2", tmp_path / "guest2.save")
+        with pytest.raises(Unsupported, match="restore: not yet over ssh"):
+            await backend.restore(tmp_path / "guest2.save")
+        assert "guest2" in xl_list(xenlab)  # nothing happened to it
+    finally:
+        await backend.close()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xentui.backends.base import (
+    Action,
     BackendError,
     DomainNotFound,
     InvalidArgument,
@@ -57,6 +58,7 @@ class ActingMixin:
     _xl: Callable[..., object]
     sample: Callable[[], object]
     _read_host: Callable[..., object]
+    refusal: Callable[[Action], Unsupported]
 
     async def _known(self, name: str, *, action: str, allow_dom0: bool = True, need_active: bool = True) -> _Known:
         """The domain as last sampled (sampling again if it is not there); refusals come before any xl runs."""
@@ -166,6 +168,8 @@ class ActingMixin:
         await self.sample()
 
     async def save(self, domain: str, path: Path, *, keep_running: bool = False, overwrite: bool = False) -> None:
+        if not self.host.local:
+            raise self.refusal(Action.SAVE)
         known = await self._known(domain, action="save", allow_dom0=False)
         # absolute: never an option to xl; checked in a thread: a hung NFS directory must not stop the screen
         path = await asyncio.to_thread(check_save_path, path, overwrite=overwrite)
@@ -181,6 +185,8 @@ class ActingMixin:
         await self.sample()
 
     async def restore(self, path: Path, *, paused: bool = False) -> str:
+        if not self.host.local:
+            raise self.refusal(Action.RESTORE)
         path = await asyncio.to_thread(Path(path).absolute)  # never an option to xl
         if not path.is_file():
             raise InvalidArgument(f"restore: {path} is not a file")
