@@ -119,15 +119,21 @@ async def test_the_refresh_reads_columns_that_give_the_records_rates(backend):
                       compute_rates(without_columns(first), without_columns(second)), second.keys())
 
 
-async def test_the_domain_xml_is_read_once_per_domain_until_it_changes(backend, monkeypatch):
-    """A refresh asks each domain for its id only; its XML, uuid and name are read again after a change."""
-    await backend.sample()
+def calls_to(monkeypatch, *names: str) -> list[str]:
+    """The names of these virDomain methods, each time one is called (the call itself still made)."""
     asked: list[str] = []
-    for name in ("XMLDesc", "UUIDString", "name"):
+    for name in names:
         original = getattr(libvirt.virDomain, name)
         monkeypatch.setattr(libvirt.virDomain, name,
                             lambda self, *args, _name=name, _original=original: (asked.append(_name),
                                                                                    _original(self, *args))[1])
+    return asked
+
+
+async def test_the_domain_xml_is_read_once_per_domain_until_it_changes(backend, monkeypatch):
+    """A refresh asks each domain for its id only; its XML, uuid and name are read again after a change."""
+    await backend.sample()
+    asked = calls_to(monkeypatch, "XMLDesc", "UUIDString", "name")
     for _ in range(3):
         await backend.sample()
     assert asked == []
@@ -142,12 +148,7 @@ async def test_out_of_focus_the_per_device_calls_are_not_made_and_their_figures_
     into focus gets rates from its second read on, never a jump from the zeros it had."""
     first = await backend.sample()
     db = first.domain(next(d.key for d in first.domains if d.name == "db-primary"))
-    asked: list[str] = []
-    for call in ("interfaceStats", "blockStats", "vcpus"):
-        original = getattr(libvirt.virDomain, call)
-        monkeypatch.setattr(libvirt.virDomain, call,
-                            lambda self, *args, _call=call, _original=original: (asked.append(_call),
-                                                                                 _original(self, *args))[1])
+    asked = calls_to(monkeypatch, "interfaceStats", "blockStats", "vcpus")
     backend.focus([db.key])
     out_of_focus = await backend.sample()
     # db-primary's, and no other domain's
