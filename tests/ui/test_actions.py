@@ -577,7 +577,7 @@ async def test_quit_while_an_action_runs_asks_and_says_what_happens(tmp_path):
         assert app.busy == {}
 
 
-def test_quit_says_what_each_backend_does_to_what_is_still_running():
+async def test_quit_says_what_each_backend_does_to_what_is_still_running():
     """It used to say "its xl child is killed" whatever the backend: libvirt has no child to kill."""
     from xentui.ui.modals import quit_consequence
 
