@@ -136,9 +136,23 @@ async def test_the_backend_is_told_which_domains_are_looked_at(monkeypatch):
         await pilot.press("end")  # the last domain selected, far from the top
         await poll(pilot, app, clock)
         now = table.shown_keys
-        assert table.cursor_key == now[-1] and now[-1] in focused[-1] and now[0] not in focused[-1]
+        assert table.cursor_key == now[-1] and now[-1] in focused[-1] and now[0] in focused[-1]  # just seen
+        for _ in range(app.FOCUS_MEMORY + 1):  # rows long out of view leave the focus
+            await poll(pilot, app, clock)
+        now = table.shown_keys
+        assert now[-1] in focused[-1] and now[0] not in focused[-1] and len(focused[-1]) < len(now)
         app.view.sort_column = "nettx"
         await poll(pilot, app, clock)
+        assert focused[-1] is None
+        app.view.sort_column = "cpu_pct"
+        await poll(pilot, app, clock)
+        assert focused[-1] is not None
+        # rows that trade places with others far away at every refresh (the same figure but for noise): all in focus
+        order = list(now)
+        for _ in range(3):
+            order = order[75:] + order[:75]
+            monkeypatch.setattr(table, "keys_near_view", lambda order=order: order[:60])
+            await poll(pilot, app, clock)
         assert focused[-1] is None
 
 

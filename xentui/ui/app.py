@@ -183,6 +183,9 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
         self.sample: Sample | None = None
         self.rates = Rates()
         self.poll_count = 0  # successful polls
+        self._near_view: dict[str, int] = {}  # domain key -> the poll it was last on screen or near it
+        self._churning_until = 0  # the poll until which every domain is in focus (the rows kept changing)
+        self._focus_basis: tuple = ()  # what ordered the rows at the last refresh
         self.polls_done = 0  # successful or not: tests and benchmarks wait on this
         self.last_error: str | None = None
         self.finished: str | None = None  # the backend's `finished`: then no more polls
@@ -348,6 +351,8 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
 
     STALE_AFTER_MIN = 10.0
     """A sample that has not changed for this long (or three refresh periods, if longer) is called stale."""
+    FOCUS_MEMORY = 10
+    """Refreshes a domain stays in the backend's focus after it was last on screen or a scroll away."""
 
     def _stale_for(self, previous: Sample | None, sample: Sample) -> float:
         """For how long (real seconds) the backend has given no newer figures: 0 while they keep changing."""
@@ -386,17 +391,31 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
             self.screen.post_message(SampleShown(message.sample, message.rates))
 
     def _focus_backend(self) -> None:
-        """Tell the backend which domains are looked at: those on screen or a scroll away, the selected and the
-        marked ones; every domain while a device column sorts the table or device sub-rows are shown."""
+        """Tell the backend which domains are looked at: those on screen or a scroll away in the last
+        `FOCUS_MEMORY` refreshes (rows that trade places between refreshes, idle guests around the same CPU %,
+        keep their figures), the selected and the marked ones; every domain while a device column sorts the
+        table or device sub-rows are shown, and while the rows near the screen keep changing (more than half of
+        them new at a refresh: figures that differ by noise only): there a focus would leave them unread."""
         view = self.view
         near = self.table.keys_near_view()
         if near is None or view.sort_column in _DEVICE_COLUMNS or view.vcpus or view.networks or view.vbds:
             self.backend.focus(None)
             return
-        looked_at = set(near) | self.table.marked
-        if self.table.cursor_key is not None:
-            looked_at.add(self.table.cursor_key)
-        self.backend.focus(looked_at)
+        now, seen = self.poll_count, self._near_view
+        # the same rows as last time but for their order (the first rates, a scroll, another sort or filter change
+        # them once: that is not churn)
+        basis = (view.sort_column, view.sort_reverse, view.filter_text, view.cumulative, len(self.rates) > 0,
+                 self.table.scroll_offset.y)
+        if seen and basis == self._focus_basis and 2 * sum(1 for key in near if key not in seen) > len(near):
+            self._churning_until = now + self.FOCUS_MEMORY
+        self._focus_basis = basis
+        seen.update(dict.fromkeys(near, now))
+        for key in self.table.marked | {self.table.cursor_key}:
+            if key is not None:
+                seen[key] = now
+        since = now - self.FOCUS_MEMORY
+        self._near_view = {key: when for key, when in seen.items() if when >= since}
+        self.backend.focus(None if now <= self._churning_until else self._near_view.keys())
 
     def _settle_gc_soon(self, after: float = 0.5) -> None:
         """Once, shortly after the first poll, good or not: the collector is off until then (see
