@@ -26,7 +26,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_tui's pseudo-terminal
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_core's timing, bench_tui's pseudo-terminal
+
+from bench_core import timed
 
 from xentui.backends.sim import SimBackend, SimCluster
 from xentui.clock import ManualClock
@@ -65,15 +67,6 @@ def the_calls_it_needs(conn: object, nics: dict[int, str]) -> None:
         dom.blockStats("xvda")
 
 
-def median_ms(call: Callable[[], object], calls: int) -> float:
-    runs = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        call()
-        runs.append(time.perf_counter() - start)
-    return statistics.median(runs) * 1000
-
-
 async def median_ms_async(call: Callable[[], Awaitable[object]], calls: int) -> float:
     runs = []
     for _ in range(calls):
@@ -93,9 +86,9 @@ async def measure(domains: int, calls: int) -> None:
         node.write_text(libvirt_node(domains))
         uri = f"test://{node}"
         raw = libvirt.openReadOnly(uri)
-        raw_ms = median_ms(raw.getAllDomainStats, calls)
+        raw_ms = timed(raw.getAllDomainStats, calls)
         nics = {dom.ID(): f"vif{int(dom.name()[3:])}.0" for dom in raw.listAllDomains()}
-        calls_ms = median_ms(lambda: the_calls_it_needs(raw, nics), calls)
+        calls_ms = timed(lambda: the_calls_it_needs(raw, nics), calls)
         raw.close()
         backend = LibvirtBackend(uri)
         try:
@@ -118,8 +111,8 @@ async def measure(domains: int, calls: int) -> None:
     sim_ms = await median_ms_async(sim_sample, calls)
     clock.advance(1.0)
     sim_second = await sim.sample()
-    lv_rates = median_ms(lambda: compute_rates(first, second), calls)
-    sim_rates = median_ms(lambda: compute_rates(sim_first, sim_second), calls)
+    lv_rates = timed(lambda: compute_rates(first, second), calls)
+    sim_rates = timed(lambda: compute_rates(sim_first, sim_second), calls)
 
     print(f"{domains} domains, median of {calls} calls (ms)")
     print(f"libvirt test driver: raw getAllDomainStats {raw_ms:7.2f}   LibvirtBackend.sample {sample_ms:7.2f}"
