@@ -1,9 +1,9 @@
-"""Acting on guests from the screen: keys, modals, background runs, results, the action and audit logs.
+"""Acting on guests from the screen: the keys and dialogs of each domain action, up to the backend call.
 
-Every action goes through the one backend interface. Each runs as a worker, so the table keeps
-refreshing during a long save or migrate; a domain busy with one action refuses a second; every
-attempt is logged (the action log view, and one JSON line in the audit log) and followed by a
-poll, so the table shows what really happened.
+Every action goes through the one backend interface, and is handed to the app's `ActionRunner`
+(`xentui.ui.runner`), which runs it as a worker (the table keeps refreshing during a long save or
+migrate), refuses a second action on a busy domain, logs every attempt (the action log view, and one
+JSON line in the audit log) and polls after it, so the table shows what really happened.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 
 from xentui.audit import AuditLog
-from xentui.backends.base import Action, Backend, BackendError
+from xentui.backends.base import Action, Backend
 from xentui.model import Domain, DomainState, Host, Sample
 from xentui.textsafe import name_list, printable
 from xentui.ui.messages import ActionLogged
+from xentui.ui.runner import ActionRunner, LogEntry
 from xentui.ui.table import DomainTable
 from xentui.validate import format_kib
 
@@ -37,8 +38,6 @@ def _modals() -> ModuleType:
     return modals
 
 
-LogEntry = tuple[float, str, str, str, str | None]  # time, domain, action, result, message
-
 
 class ActionsMixin:
     """Mixed into the app: it provides backend, sample, table and the poller this needs."""
@@ -46,9 +45,7 @@ class ActionsMixin:
     backend: Backend
     sample: Sample | None
     save_dir: Path
-    audit: AuditLog | None
-    action_log: list[LogEntry]
-    busy: dict[str, str]  # domain name -> the action running on it
+    runner: ActionRunner
     wall_clock: Callable[[], float] = time.time  # for the logs and default file names; tests freeze it
 
     # the app's own, used here
@@ -85,37 +82,18 @@ class ActionsMixin:
         domain = self._selected()
         return [domain] if domain is not None else []
 
-    require_audit: bool = False
-
     def _unavailable(self, action: Action, domains: list[Domain] | None = None) -> bool:
         """Refuse, with the reason, what this backend or host cannot do (--read-only included), and, with
         --require-audit, anything while the audit log cannot be written."""
-        why = self.backend.capabilities.why_not(action)
-        if why is None and self.require_audit and self.audit is not None and self.audit.check() is not None:
-            self.show_audit_health()
-            why = f"{self.audit.last_error}; --require-audit refuses actions until it can be"
+        why = self.runner.refusal(action)
         if why is None:
             return False
+        if self.audit is not None and self.audit.last_error is not None:
+            self.show_audit_health()
         self.notify(f"{action.value}: {why}", severity="warning", title="Not available")
         for domain in domains or [None]:  # type: ignore[list-item]
-            self._record(domain, action.value, {}, "refused", why)
+            self.runner.record(domain, action.value, {}, "refused", why)
         return True
-
-    def _record(self, domain: Domain | str | None, action: str, arguments: dict, result: str,
-                message: str | None) -> None:
-        """One line in the action log and the audit log. ``domain`` may be a bare name (restore)."""
-        if isinstance(domain, Domain):
-            name, uuid = domain.name, domain.uuid
-        else:
-            name, uuid = domain, None
-        self.action_log.append((self.wall_clock(), name or "-", action, result, message))
-        if self.screen is not self.screen_stack[0]:  # the action log, when it is open, shows the line
-            self.screen.post_message(ActionLogged())
-        if self.audit is not None:
-            host = self._host()
-            self.audit.record(backend=self.backend.name, host=host.hostname if host else "", action=action,
-                              domain=name, uuid=uuid, arguments=arguments, result=result, message=message)
-            self.show_audit_health()
 
     def show_audit_health(self) -> None:
         """A line under the header, for as long as the audit log cannot be written: seen at once, and kept.
@@ -132,42 +110,40 @@ class ActionsMixin:
             self.notify(f"{error}: actions are not being recorded", severity="error", title="audit log",
                         timeout=15)
         banner.update(Text(f"AUDIT LOG NOT WRITTEN: {printable(error)}. Actions are not recorded"
-                           + (" and are refused (--require-audit)." if self.require_audit else ".")))
+                           + (" and are refused (--require-audit)." if self.runner.require_audit else ".")))
         banner.add_class("shown")
 
-    def start_action(self, domain: Domain | str, action: str, call: Callable[[], Awaitable[object]],
-                   arguments: dict | None = None, *, done: str | None = None) -> None:
-        """Run one backend call on one domain in the background, then log, notify and poll."""
-        arguments = arguments or {}
-        name = domain.name if isinstance(domain, Domain) else domain
-        if name in self.busy:
-            message = f"{printable(name)} is busy with {self.busy[name]}; wait for it to finish"
-            self.notify(message, severity="warning", title=f"{action} refused")
-            self._record(domain, action, arguments, "refused", message)
-            return
-        self.busy[name] = action
-        self.run_worker(self._perform(domain, name, action, call, arguments, done), group="actions",
-                        exit_on_error=False)
+    # what the runner asks of the app (`RunnerHost`)
 
-    async def _perform(self, domain: Domain | str, raw_name: str, action: str,
-                       call: Callable[[], Awaitable[object]], arguments: dict, done: str | None) -> None:
-        name = printable(raw_name)
-        try:
-            await call()
-        except BackendError as error:
-            self._record(domain, action, arguments, "failed", str(error))
-            self.notify(str(error), severity="error", title=f"{action} {name} failed", timeout=10)
-        except Exception as error:  # a backend bug must not take the screen down
-            message = f"{type(error).__name__}: {error}"
-            self._record(domain, action, arguments, "failed", message)
-            self.notify(message, severity="error", title=f"{action} {name} failed", timeout=10)
-        else:
-            self._record(domain, action, arguments, "ok", done)
-            self.notify(done or f"{action} {name}: done", title=action)
-        finally:
-            self.busy.pop(raw_name, None)
-            self._start_poll()
-            self._quit_if_idle()
+    def hostname(self) -> str:
+        host = self._host()
+        return host.hostname if host else ""
+
+    def entry_logged(self) -> None:
+        if self.screen is not self.screen_stack[0]:  # the action log, when it is open, shows the line
+            self.screen.post_message(ActionLogged())
+        self.show_audit_health()
+
+    def poll_now(self) -> None:
+        self._start_poll()
+
+    # the runner's state, read by the screens and tests
+
+    @property
+    def busy(self) -> dict[str, str]:
+        return self.runner.busy
+
+    @property
+    def action_log(self) -> list[LogEntry]:
+        return self.runner.log
+
+    @property
+    def audit(self) -> AuditLog | None:
+        return self.runner.audit
+
+    def start_action(self, domain: Domain | str, action: str, call: Callable[[], Awaitable[object]],
+                     arguments: dict | None = None, *, done: str | None = None) -> None:
+        self.runner.start(domain, action, call, arguments, done=done)
 
     # memory, vCPUs, scheduler -------------------------------------------------------------------
 
@@ -379,11 +355,11 @@ class ActionsMixin:
             return
 
         def result(outcome: str, message: str | None, arguments: dict) -> None:
-            self._record(domain, "migrate", arguments, outcome, message)
+            self.runner.record(domain, "migrate", arguments, outcome, message)
             self._start_poll()
 
         def running(moving: bool) -> None:
-            self._set_busy(domain.name, "migrate", moving)
+            self.runner.set_busy(domain.name, "migrate", moving)
 
         self.push_screen(_modals().MigrateScreen(domain, self.backend, result, running))
 
@@ -394,22 +370,13 @@ class ActionsMixin:
                  if not d.is_dom0 and d.state in (DomainState.RUNNING, DomainState.BLOCKED, DomainState.PAUSED)]
 
         def result(domain: Domain, outcome: str, message: str | None, arguments: dict) -> None:
-            self._record(domain, "migrate", arguments, outcome, message)
+            self.runner.record(domain, "migrate", arguments, outcome, message)
             self._start_poll()
 
         def running(domain: Domain, moving: bool) -> None:
-            self._set_busy(domain.name, "migrate", moving)
+            self.runner.set_busy(domain.name, "migrate", moving)
 
         self.push_screen(_modals().EvacuateScreen(domus, self.backend, result, running))
-
-    def _set_busy(self, name: str, action: str, busy: bool) -> None:
-        """A migration runs in its own screen, not `start_action`: it still counts as busy (a second action
-        on the domain is refused, and quitting asks)."""
-        if busy:
-            self.busy[name] = action
-        elif self.busy.get(name) == action:
-            del self.busy[name]
-            self._quit_if_idle()
 
     # quitting ---------------------------------------------------------------------------------------
 
@@ -429,14 +396,14 @@ class ActionsMixin:
                 self.notify(f"xentui quits when {name_list(sorted(self.busy))} "
                             f"{'is' if len(self.busy) == 1 else 'are'} done (q again to choose otherwise)",
                             title="quit")
-                self._quit_if_idle()
+                self.quit_if_idle()
             elif self.quit_when_idle:
                 self.quit_when_idle = False
                 self.notify("xentui keeps running", title="quit")
 
         self.push_screen(_modals().QuitScreen(self.busy, self.backend.name), answered)
 
-    def _quit_if_idle(self) -> None:
+    def quit_if_idle(self) -> None:
         if self.quit_when_idle and not self.busy:
             self.exit()
 

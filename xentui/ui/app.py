@@ -30,13 +30,14 @@ from xentui.model import Rates, Sample, compute_rates
 from xentui.textsafe import printable
 from xentui.themefiles import load_theme_specs
 from xentui.ui import terminal_input
-from xentui.ui.actions import ActionsMixin, LogEntry
+from xentui.ui.actions import ActionsMixin
 from xentui.ui.columns import BY_ID, COLUMN_IDS
 from xentui.ui.console_dock import ConsoleDockMixin
 from xentui.ui.header import HostHeader
 from xentui.ui.messages import SampleShown
 from xentui.ui.palette import XentuiCommands
 from xentui.ui.registry import bindings
+from xentui.ui.runner import ActionRunner
 from xentui.ui.table import DomainTable, ViewOptions
 
 if TYPE_CHECKING:
@@ -197,10 +198,7 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
         self._gc_settling = False
         self.save_dir = options.save_dir or default_save_dir()
         self.console_log_dir = options.console_log_dir or default_console_log_dir()
-        self.audit = options.audit
-        self.require_audit = options.require_audit
-        self.action_log: list[LogEntry] = []
-        self.busy: dict[str, str] = {}
+        self.runner = ActionRunner(self, audit=options.audit, require_audit=options.require_audit)
         self._console_serial = 0
         self.xentui_themes: list[str] = []
         for theme in load_themes():
