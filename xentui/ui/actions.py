@@ -14,8 +14,6 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.text import Text
-
 from xentui.audit import AuditLog
 from xentui.backends.base import Action, Backend
 from xentui.model import Domain, DomainState, Host, Sample
@@ -28,6 +26,7 @@ from xentui.validate import format_kib
 if TYPE_CHECKING:
     from types import ModuleType
 
+    from xentui.ui.main_screen import MainScreen
     from xentui.ui.modals import SaveRequest
 
 
@@ -46,6 +45,7 @@ class ActionsMixin:
     sample: Sample | None
     save_dir: Path
     runner: ActionRunner
+    main: MainScreen
     wall_clock: Callable[[], float] = time.time  # for the logs and default file names; tests freeze it
 
     # the app's own, used here
@@ -101,17 +101,16 @@ class ActionsMixin:
         --require-audit; each entry that could not be written is named in a notification."""
         if self.audit is None:
             return
-        banner = self.query_one("#audit-banner")  # type: ignore[attr-defined]
         error = self.audit.last_error
         if error is None:
-            banner.remove_class("shown")
+            self.main.show_banner(None, banner_id="audit-banner")
             return
-        if not banner.has_class("shown"):
+        if not self.main.banner_shown("audit-banner"):
             self.notify(f"{error}: actions are not being recorded", severity="error", title="audit log",
                         timeout=15)
-        banner.update(Text(f"AUDIT LOG NOT WRITTEN: {printable(error)}. Actions are not recorded"
-                           + (" and are refused (--require-audit)." if self.runner.require_audit else ".")))
-        banner.add_class("shown")
+        self.main.show_banner(f"AUDIT LOG NOT WRITTEN: {printable(error)}. Actions are not recorded"
+                              + (" and are refused (--require-audit)." if self.runner.require_audit else "."),
+                              banner_id="audit-banner")
 
     # what the runner asks of the app (`RunnerHost`)
 
@@ -120,7 +119,7 @@ class ActionsMixin:
         return host.hostname if host else ""
 
     def entry_logged(self) -> None:
-        if self.screen is not self.screen_stack[0]:  # the action log, when it is open, shows the line
+        if self.screen is not self.main:  # the action log, when it is open, shows the line
             self.screen.post_message(ActionLogged())
         self.show_audit_health()
 
@@ -270,22 +269,32 @@ class ActionsMixin:
                 done=f"saved {printable(domain.name)} to {request.path}",
             )
 
-        if not self._save_dir_usable():
-            return
-        modals = _modals()
-        suggested = modals.default_save_path(self.save_dir, domain, self.wall_clock())
-        self.push_screen(modals.SaveScreen(domain, suggested), chosen)
+        async def open_dialog() -> None:
+            if not await self._save_dir_usable():
+                return
+            modals = _modals()
+            suggested = modals.default_save_path(self.save_dir, domain, self.wall_clock())
+            self.push_screen(modals.SaveScreen(domain, suggested, self.backend), chosen)
 
-    def _save_dir_usable(self) -> bool:
-        """The save directory, made if missing; a clear message (and False) when it cannot be."""
+        # the directory is made where the backend saves (the xl backend: on its dom0, over ssh too): in a worker
+        self.run_worker(open_dialog(), group="save-dialog", exclusive=True, exit_on_error=False)
+
+    async def _save_dir_usable(self) -> bool:
+        """The save directory, made if missing where the backend saves; a clear message (and False) when it
+        cannot be."""
+        from xentui.backends.base import BackendError
+
         try:
-            self.save_dir.mkdir(parents=True, exist_ok=True)
+            await self.backend.make_save_dir(self.save_dir)
         except OSError as error:
             reason = "a file is in the way" if isinstance(error, FileExistsError) else error.strerror or str(error)
-            self.notify(f"the save directory {self.save_dir} cannot be used: {reason} (--save-dir picks another)",
-                        severity="error", title="save", timeout=10)
-            return False
-        return True
+        except Exception as error:  # BackendError: ssh cannot reach the host; anything else: a backend bug, said
+            reason = str(error) if isinstance(error, BackendError) else f"{type(error).__name__}: {error}"
+        else:
+            return True
+        self.notify(f"the save directory {self.save_dir} cannot be used: {reason} (--save-dir picks another)",
+                    severity="error", title="save", timeout=10)
+        return False
 
     def action_restore(self) -> None:
         if self._unavailable(Action.RESTORE):
@@ -298,7 +307,7 @@ class ActionsMixin:
             self.start_action(f"image {path.name}", "restore", lambda: self.backend.restore(path, paused=paused),
                             {"path": str(path), "paused": paused}, done=f"restored {path.name}")
 
-        self.push_screen(_modals().RestoreScreen(self.save_dir), chosen)
+        self.push_screen(_modals().RestoreScreen(self.save_dir, self.backend), chosen)  # it lists in a worker
 
     # sysrq, life-cycle ----------------------------------------------------------------------------
 

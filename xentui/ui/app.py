@@ -12,15 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from rich.text import Text
 from textual import events, work
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
 from textual.theme import Theme
 from textual.timer import Timer
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input
 
 from xentui.audit import AuditLog, state_dir
 from xentui.backends.base import Backend, BackendError
@@ -33,7 +32,7 @@ from xentui.ui import terminal_input
 from xentui.ui.actions import ActionsMixin
 from xentui.ui.columns import BY_ID, COLUMN_IDS
 from xentui.ui.console_dock import ConsoleDockMixin
-from xentui.ui.header import HostHeader
+from xentui.ui.main_screen import FilterField, MainScreen
 from xentui.ui.messages import SampleShown
 from xentui.ui.palette import XentuiCommands
 from xentui.ui.registry import bindings
@@ -117,27 +116,6 @@ class SamplesEnded(Message):
         self.reason = reason
 
 
-class FilterField(Input):
-    """The name filter's field. After Escape it drops the keys already queued to it, up to a marker
-    queued behind them: typed before Escape, they belong to the filter Escape cleared."""
-
-    _dropping = False
-
-    def drop_queued_keys(self) -> None:
-        self._dropping = True
-        self.call_later(self._stop_dropping)
-
-    def _stop_dropping(self) -> None:
-        self._dropping = False
-
-    async def _on_key(self, event: events.Key) -> None:
-        if self._dropping:
-            event.stop()
-            event.prevent_default()
-            return
-        await super()._on_key(event)
-
-
 class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
     """xentop's live table, one you can act from."""
 
@@ -214,7 +192,7 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
         if action == "command_palette":
             return not console_focused
         if action == "filter":
-            return self.screen is self.screen_stack[0] and isinstance(self.focused, DomainTable)
+            return self.screen is self.main and isinstance(self.focused, DomainTable)
         if action in ("keep_filter", "escape_filter"):
             return isinstance(self.focused, FilterField)
         if action == "leave_console":
@@ -247,22 +225,20 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return {**super().get_theme_variable_defaults(), **STATE_VARIABLE_DEFAULTS}
 
-    def compose(self) -> ComposeResult:
-        yield HostHeader(id="host")
-        yield Static(id="banner")
-        yield Static(id="audit-banner")
-        yield DomainTable(self.view, id="domains")
-        # The filter field is there from the start (hidden) so that '/' focuses it at once: over ssh,
-        # "/guest2" arrives in one read and every letter after '/' must land in it, not run as a key.
-        yield FilterField(placeholder="filter by name (Enter keeps it, Escape clears)", id="filter")
-        # the console tabs are mounted when first wanted: a quicker first frame
-        yield Footer()
+    def get_default_screen(self) -> MainScreen:
+        self._main = MainScreen(self.view)
+        return self._main
+
+    @property
+    def main(self) -> MainScreen:
+        """The screen with the table, under whatever dialog is on top."""
+        return self._main
 
     @property
     def table(self) -> DomainTable:
-        return self.query_one(DomainTable)
+        return self._main.table
 
-    def on_mount(self) -> None:
+    def on_main_screen_ready(self) -> None:
         self.table.focus()
         if self.audit is not None:  # a log that cannot be written is said before the first action, not after
             self.audit.check()
@@ -284,9 +260,7 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
         if waited < self.FIRST_SAMPLE_PATIENCE:
             return
         doing = self.backend.activity or "its first sample"
-        banner = self.query_one("#banner", Static)
-        banner.update(Text(f"Waiting for {self.backend.name}: {printable(doing)}, for {waited:.0f} s. q quits."))
-        banner.add_class("shown")
+        self.main.show_banner(f"Waiting for {self.backend.name}: {printable(doing)}, for {waited:.0f} s. q quits.")
 
     async def on_unmount(self) -> None:
         """Quitting, or a crash: the backend's children (the xentop stream, a console, an xl still running)
@@ -368,24 +342,19 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
         self.poll_count += 1
         self.polls_done += 1
         self.history.record(message.rates)
-        banner = self.query_one("#banner", Static)
         if stale_for >= max(self.STALE_AFTER_MIN, 3 * self.delay):
             # xentop stalled or printing garbage: the same iteration comes back. Never shown as live.
             self.last_error = f"stale for {stale_for:.0f} s"
             when = time.strftime("%H:%M:%S", time.localtime(message.sample.wall))
-            banner.update(Text(f"Stale: no new figures from {self.backend.name} for {stale_for:.0f} s "
-                               f"(the last at {when}). The table shows that sample; still trying."))
-            banner.add_class("shown")
+            self.main.show_banner(f"Stale: no new figures from {self.backend.name} for {stale_for:.0f} s "
+                                  f"(the last at {when}). The table shows that sample; still trying.")
         elif self.last_error is not None or first:
             self.last_error = None
-            banner.remove_class("shown")  # an error, staleness, or the wait for the first sample: over
-        self.table.update_sample(message.sample, message.rates)
+            self.main.show_banner(None)  # an error, staleness, or the wait for the first sample: over
+        self.main.show_sample(message.sample, message.rates)
         self._focus_backend()
         self._show_header()
-        for pane in self._console_panes():  # a paused or crashed guest's console says why it is silent
-            domain = message.sample.domain(pane.domain_key)
-            pane.show_domain_state(None if domain is None else domain.state)
-        if self.screen is not self.screen_stack[0]:  # a screen on top may follow the figures (details)
+        if self.screen is not self.main:  # a screen on top may follow the figures (details)
             self.screen.post_message(SampleShown(message.sample, message.rates))
 
     def _focus_backend(self) -> None:
@@ -427,19 +396,15 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
         self._settle_gc_soon()
         self.last_error = message.error
         self.polls_done += 1
-        banner = self.query_one("#banner", Static)
         stale = " The table shows the last good sample." if self.sample is not None else ""
-        banner.update(Text(f"Backend error: {printable(message.error)}  Retrying every {self.delay:g}s.{stale}"))
-        banner.add_class("shown")
+        self.main.show_banner(f"Backend error: {printable(message.error)}  Retrying every {self.delay:g}s.{stale}")
 
     def on_samples_ended(self, message: SamplesEnded) -> None:
         """A replay reached its end: say so, and keep the last recorded iteration on the screen."""
         self.polls_done += 1
         self.last_error = None
-        banner = self.query_one("#banner", Static)
-        banner.update(Text(f"{self.backend.name}: {printable(message.reason)}. "
-                           "The table keeps the last sample; q quits."))
-        banner.add_class("shown")
+        self.main.show_banner(f"{self.backend.name}: {printable(message.reason)}. "
+                              "The table keeps the last sample; q quits.")
 
     def _show_header(self) -> None:
         if self.sample is None:
@@ -454,8 +419,8 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
             parts.append("cumulative")
         if isinstance(self.backend, ReadOnlyBackend):
             parts.append("READ-ONLY")
-        self.query_one(HostHeader).show(self.sample, self.rates, backend=self.backend.name, delay=self.delay,
-                                        view="  ".join(parts))
+        self.main.header.show(self.sample, self.rates, backend=self.backend.name, delay=self.delay,
+                              view="  ".join(parts))
 
     def _relayout(self) -> None:
         self.table.rebuild()
@@ -536,7 +501,7 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
         self._show_header()
 
     def action_filter(self) -> None:
-        field = self.query_one(FilterField)
+        field = self.main.filter_field
         field.add_class("shown")
         field.value = self.view.filter_text
         # Now, not with focus() (which waits for the next turn of the message loop): the keys typed
@@ -550,7 +515,7 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
 
     def action_keep_filter(self) -> None:
         """Enter in the filter: keep what it holds (it applied as typed) and give the table the keys."""
-        field = self.query_one(FilterField)
+        field = self.main.filter_field
         if not field.value:
             field.remove_class("shown")
         self.screen.set_focus(self.table)  # now: the next key may already be queued (see action_filter)
@@ -558,7 +523,7 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
     def action_escape_filter(self) -> None:
         """Escape in the filter: cleared now, and the table gets the keys from now on (see action_keep_filter).
         The keys typed before Escape, already queued to the field, were for the filter just cleared."""
-        self.query_one(FilterField).drop_queued_keys()
+        self.main.filter_field.drop_queued_keys()
         self.screen.set_focus(self.table)
         self._clear_filter()
 
@@ -567,9 +532,9 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
         self.table.focus()
 
     def _clear_filter(self) -> None:
-        for field in self.query(FilterField):  # none when another screen is on top (the palette)
-            field.remove_class("shown")
-            field.value = ""
+        field = self.main.filter_field
+        field.remove_class("shown")
+        field.value = ""
         if self.view.filter_text:
             self.view.filter_text = ""
             self._relayout()

@@ -16,9 +16,10 @@ from xentui.textsafe import printable
 from xentui.ui.table import DomainTable
 
 if TYPE_CHECKING:
-    from textual.widgets import TabbedContent
 
-    from xentui.ui.console_pane import ConsolePane
+    from textual.screen import Screen
+
+    from xentui.ui.main_screen import MainScreen
 
 
 class ConsoleDockMixin:
@@ -29,35 +30,10 @@ class ConsoleDockMixin:
     console_log_dir: Path
     _console_serial: int
     notify: Callable[..., None]
-    query: Callable[..., object]
-    mount: Callable[..., object]
-    screen: object
+    main: MainScreen
+    screen: Screen
     _console_focused: Callable[[], bool]
     _unavailable: Callable[[Action, list[Domain] | None], bool]
-
-    def _console_panes(self) -> list[ConsolePane]:
-        return list(self.query("ConsolePane"))  # type: ignore[arg-type]
-
-    async def _console_tabs(self) -> TabbedContent:
-        from textual.widgets import TabbedContent  # with the first console: a quicker first frame
-
-        found = self.query("#consoles")
-        if found:
-            return found.first(TabbedContent)
-        tabs = TabbedContent(id="consoles")
-        await self.mount(tabs, after=self.table)
-        return tabs
-
-    def _current_console(self) -> ConsolePane | None:
-        found_tabs = self.query("#consoles")
-        if not found_tabs:
-            return None
-        tabs: TabbedContent = found_tabs.first()  # type: ignore[assignment]
-        if not tabs.active:
-            return None
-        pane = tabs.get_pane(tabs.active)
-        found = pane.query("ConsolePane")
-        return found.first() if found else None  # type: ignore[return-value]
 
     async def action_console(self) -> None:
         """Open the selected domain's console under the table, or go back to it if it is open."""
@@ -65,8 +41,8 @@ class ConsoleDockMixin:
         if domain is None:
             self.notify("No domain selected.", severity="warning")
             return
-        tabs = await self._console_tabs()
-        for pane in self._console_panes():
+        tabs = await self.main.console_tabs()
+        for pane in self.main.console_panes():
             if pane.domain_key == domain.key and not pane.view.ended:
                 tabs.active = pane.parent.id  # type: ignore[union-attr]
                 pane.view.focus()
@@ -97,9 +73,9 @@ class ConsoleDockMixin:
         self.screen.set_focus(self.table)
 
     def action_console_maximise(self) -> None:
-        if not self._console_panes():
+        if not self.main.console_panes():
             return
-        screen = self.screen
+        screen = self.main
         screen.toggle_class("console-maximised")
         if self._console_focused():
             return
@@ -108,19 +84,19 @@ class ConsoleDockMixin:
         screen.set_focus(None if screen.has_class("console-maximised") else self.table)
 
     async def action_console_close(self) -> None:
-        pane = self._current_console()
+        pane = self.main.current_console()
         if pane is None:
             return
         await pane.view.close()
-        tabs = await self._console_tabs()
+        tabs = await self.main.console_tabs()
         await tabs.remove_pane(pane.parent.id)  # type: ignore[union-attr]
-        if not self._console_panes():
+        if not self.main.console_panes():
             tabs.remove_class("shown")
-            self.screen.remove_class("console-maximised")
+            self.main.remove_class("console-maximised")
             self.table.focus()
 
     def action_console_save_log(self) -> None:
-        pane = self._current_console()
+        pane = self.main.current_console()
         if pane is None:
             self.notify("No console open.", severity="warning")
             return
