@@ -398,6 +398,13 @@ async def test_palette_runs_commands_by_name():
         await pilot.pause()
         assert app.view.networks
         await pilot.press("ctrl+p")
+        await pilot.press(*"domain: vcpu-set")  # a registry action: its form opens, as with its key
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "VcpuScreen"
+        await pilot.press("escape")
+        await pilot.press("ctrl+p")
         await pilot.press(*"theme: xentui-light")
         await pilot.pause(0.3)
         await pilot.press("enter")

@@ -47,7 +47,7 @@ class XentuiCommands(Provider):
         for action in palette_commands():
             why = capabilities.why_not(action.needs) if action.needs is not None else None
             shown = action.help if why is None else f"unavailable: {why}"
-            commands.append((action.command or action.id, getattr(app, f"action_{action.method}"), shown))
+            commands.append((action.command or action.id, partial(app.run_action, action.method), shown))
         for column in COLUMNS:
             commands.append((f"sort: {column.title}", partial(app.sort_by, column.id), column.help))
         for name in sorted(app.xentui_themes):  # xentui's, not the twenty Textual registers
