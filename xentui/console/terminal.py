@@ -39,6 +39,10 @@ the common path:
 Cell widths follow pyte's own ``wcwidth`` (the table that laid the cells out; rich agrees with
 it). ``unicodedata.east_asian_width`` would disagree: it lags the Unicode version and, in
 CPython 3.11, calls unassigned code points "F".
+
+This is deliberately one file over 600 lines: it does one thing, a terminal emulator, and its filter, screen
+and read-back share one state (the filter hands marks to the screen mid-chunk and carries cut sequences and
+control strings across feeds), so splitting it would spread one mechanism over several modules.
 """
 
 from __future__ import annotations

@@ -17,10 +17,14 @@ The package, by concern:
 - `records`: the model's `Domain` records and `DomainColumns` of a sample, made lazily;
 - `backend`: `SimBackend`, the `Backend` interface with xl's semantics;
 - `migration`: migrate and its preflight checks (a part of `SimBackend`);
-- `console`: the guest's serial console (`SimConsole`).
+- `console`: the guest's serial console (`SimConsole`);
+- `shell`: what the guest says on that console, a small shell with pipes and filters (`SimShell`);
+- `regex`: grep's patterns for that shell, a small regular-expression engine that never backtracks;
+- `guest`: what the guest's kernel says (boot log, memory figures, SysRq answers).
 
-Everything the rest of xentui, the tests and the benches import is re-exported here; `_FEATURED`
-is read from this package when a cluster is built, so replacing it here takes effect.
+Everything the rest of xentui, the tests and the benches import is re-exported here (and the shell, for older
+imports, from `xentui.backends.sim_shell`); `_FEATURED` is read from this package when a cluster is built, so
+replacing it here takes effect.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from xentui.backends.sim.domain import GIB, MIB, VCPU_SKEW, SimDomain, SimVbd, S
 from xentui.backends.sim.migration import MIGRATE_BANDWIDTH_KIB_S
 from xentui.backends.sim.physics import BALLOON_TAU_S, STEP_S, LoadProfile
 from xentui.backends.sim.records import SampledDomains, VbdRecords, VcpuTimes, VifRecords, _Records, _SampledState
+from xentui.backends.sim.shell import SimShell
 
 __all__ = [
     "BALLOON_TAU_S",
@@ -51,6 +56,7 @@ __all__ = [
     "SimConsole",
     "SimDomain",
     "SimHost",
+    "SimShell",
     "SimVbd",
     "SimVif",
     "Status",

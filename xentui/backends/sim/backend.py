@@ -20,9 +20,10 @@ from xentui.backends.savefile import check_save_path, discard, finish, partial_p
 from xentui.backends.sim.cluster import SimCluster
 from xentui.backends.sim.console import SimConsole
 from xentui.backends.sim.domain import MIB, SimDomain, SimVbd, SimVif, Status, VcpuSplit
+from xentui.backends.sim.guest import kernel_sysrq_lines
 from xentui.backends.sim.migration import SimMigration
 from xentui.backends.sim.physics import LoadProfile
-from xentui.backends.sim_shell import SimShell, kernel_sysrq_lines
+from xentui.backends.sim.shell import SimShell
 from xentui.clock import Clock
 from xentui.model import DomainType, Host, Sample, VbdBackend
 from xentui.textsafe import printable

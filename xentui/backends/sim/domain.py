@@ -12,7 +12,7 @@ from xentui.model import LIBXL_MAXMEM_CONSTANT_KIB, DomainType, VbdBackend
 if TYPE_CHECKING:
     from xentui.backends.sim.console import SimConsole
     from xentui.backends.sim.physics import LoadProfile
-    from xentui.backends.sim_shell import SimShell
+    from xentui.backends.sim.shell import SimShell
 
 GIB = 1024 * 1024  # in KiB
 MIB = 1024

@@ -1,0 +1,65 @@
+"""One poll (`Sample`): the host and every domain, as records and, from a backend that makes them, as columns."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from operator import attrgetter
+
+from xentui.model.columns import DomainColumns
+from xentui.model.records import Domain, DomainState, Host, state_of
+
+
+@dataclass(slots=True)
+class Sample:
+    """One poll: host plus every domain, with cumulative counters.
+
+    ``monotonic`` is for rates (seconds, never goes back); ``wall`` is for display (epoch seconds).
+    ``columns``: the figures every refresh reads, from a backend that makes them (see `DomainColumns`);
+    its ``domains`` may then make each record when first read.
+    """
+
+    monotonic: float
+    wall: float
+    host: Host
+    domains: Sequence[Domain]
+    columns: DomainColumns | None = None
+    _keys: list[str] | None = field(default=None, init=False, repr=False, compare=False)
+    _names: list[str] | None = field(default=None, init=False, repr=False, compare=False)
+    _index: dict[str, int] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def keys(self) -> list[str]:
+        """Each domain's `Domain.key`, in order: worked out once, as the rates and the table both need them."""
+        if self._keys is None:
+            columns = self.columns
+            self._keys = [domain.key for domain in self.domains] if columns is None else list(columns.keys)
+        return self._keys
+
+    def names(self) -> list[str]:
+        if self._names is None:
+            columns = self.columns
+            self._names = [domain.name for domain in self.domains] if columns is None else list(columns.names)
+        return self._names
+
+    def ids(self) -> Sequence[int]:
+        return [domain.id for domain in self.domains] if self.columns is None else self.columns.ids
+
+    def positions(self) -> dict[str, int]:
+        """Each domain's position in `domains`, by key."""
+        if self._index is None:
+            keys = self.keys()
+            self._index = dict(zip(keys, range(len(keys)), strict=True))
+        return self._index
+
+    def domain(self, key: str) -> Domain | None:
+        position = self.positions().get(key)
+        return None if position is None else self.domains[position]
+
+    def state_counts(self) -> dict[DomainState, int]:
+        counts = dict.fromkeys(DomainState, 0)
+        flags = map(attrgetter("flags"), self.domains) if self.columns is None else self.columns.flags
+        # counted by flag combination first (a C-level pass): a handful of distinct ones, whatever the count
+        for combination, count in Counter(flags).items():
+            counts[state_of(combination)] += count
+        return counts
