@@ -75,6 +75,7 @@ from xentui.model import (
     flags_string,
 )
 from xentui.textsafe import printable
+from xentui.xentop_columns import XENTOP_BY_ID, XENTOP_COLUMNS, maxmem_pct_text, maxmem_text, percent_of, percent_text
 
 __all__ = [
     "CSV_COLUMNS",
@@ -138,10 +139,6 @@ def sort_domains(domains: Iterable[Domain], *, dom0_first: bool) -> list[Domain]
 # --- values shared by the formats ------------------------------------------------------------
 
 
-def _pct(part: int, whole: int) -> float:
-    return part / whole * 100 if whole > 0 else 0.0
-
-
 def _round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
 
@@ -157,30 +154,8 @@ def _digits(value: int) -> int:
 
 # --- xentop ------------------------------------------------------------------------------------
 
-# Header text and default width of each column, in xentop's order.
-_COLUMNS: tuple[tuple[str, int], ...] = (
-    ("NAME", 10),
-    ("STATE", 6),
-    ("CPU(sec)", 10),
-    ("CPU(%)", 6),
-    ("MEM(k)", 10),
-    ("MEM(%)", 6),
-    ("MAXMEM(k)", 10),
-    ("MAXMEM(%)", 9),
-    ("VCPUS", 5),
-    ("NETS", 4),
-    ("NETTX(k)", 8),
-    ("NETRX(k)", 8),
-    ("VBDS", 4),
-    ("VBD_OO", 8),
-    ("VBD_RD", 8),
-    ("VBD_WR", 8),
-    ("VBD_RSECT", 10),
-    ("VBD_WSECT", 10),
-    ("SSID", 4),
-)
-_DEFAULT_WIDTHS = dict(_COLUMNS)
-_NAME_WIDTH = _DEFAULT_WIDTHS["NAME"]
+# The columns, their headers and default widths: `xentui.xentop_columns`.
+_NAME_WIDTH = XENTOP_BY_ID["name"].width
 
 _VBD_TYPE_NAMES = {
     VbdBackend.BLKBACK: "BlkBack",
@@ -193,10 +168,10 @@ def _vbd_growing_values(totals: VbdTotals | None) -> dict[str, int]:
     if totals is None:
         return {}
     return {
-        "VBD_RD": totals.rd_reqs,
-        "VBD_WR": totals.wr_reqs,
-        "VBD_RSECT": totals.rd_sectors,
-        "VBD_WSECT": totals.wr_sectors,
+        "vbd_rd": totals.rd_reqs,
+        "vbd_wr": totals.wr_reqs,
+        "vbd_rsect": totals.rd_sectors,
+        "vbd_wsect": totals.wr_sectors,
     }
 
 
@@ -215,21 +190,21 @@ class XentopFormatter:
 
         # Like xentop, the counter columns start from their defaults every iteration and widen
         # to fit; the -f NAME width is kept from one iteration to the next.
-        widths = dict(_DEFAULT_WIDTHS)
+        widths = {column.id: column.width for column in XENTOP_COLUMNS}
         if options.full_name:
             self.name_width = max([self.name_width, *(len(name) for name in names.values())])
-            widths["NAME"] = self.name_width
+            widths["name"] = self.name_width
         for domain in domains:
             values = {
-                "NETTX(k)": domain.net_rx_bytes // KIB,  # xentop's: counted at dom0's end of the vif
-                "NETRX(k)": domain.net_tx_bytes // KIB,
+                "nettx": domain.net_rx_bytes // KIB,  # xentop's: counted at dom0's end of the vif
+                "netrx": domain.net_tx_bytes // KIB,
                 **_vbd_growing_values(totals[id(domain)]),
             }
             for column, value in values.items():
                 # xentop: floor(log10(value + 1)) + 1
                 widths[column] = max(widths[column], _digits(value + 1))
 
-        header = " ".join(title.rjust(widths[title]) for title, _ in _COLUMNS) + "\n"
+        header = " ".join(column.header.rjust(widths[column.id]) for column in XENTOP_COLUMNS) + "\n"
         parts: list[str] = []
         for position, domain in enumerate(domains):
             if position == 0 or options.repeat_header:
@@ -252,44 +227,39 @@ class XentopFormatter:
         rates: Mapping[str, DomainRates],
         widths: dict[str, int],
     ) -> str:
-        name_cell = (
-            name.rjust(widths["NAME"]) if self.options.full_name else name[:_NAME_WIDTH].rjust(_NAME_WIDTH)
-        )
         rate = rates.get(domain.key)
         cpu_pct = rate.cpu_pct if rate is not None else 0.0
-        if domain.maxmem_kib is None:
-            maxmem, maxmem_pct = f"{'no limit':>10}", f"{'n/a':>9}"
-        else:
-            maxmem = f"{domain.maxmem_kib:10d}"
-            maxmem_pct = f"{_pct(domain.maxmem_kib, host.total_kib):9.1f}"
 
-        def vbd_cell(column: str, field: str) -> str:
-            return (str(getattr(totals, field)) if totals is not None else "-").rjust(widths[column])
+        def vbd_total(field: str) -> str:
+            return str(getattr(totals, field)) if totals is not None else "-"
 
-        cells = [
-            name_cell,
-            f"{flags_string(domain.flags):>6}",
-            f"{domain.cpu_ns // 1_000_000_000:10d}",
-            f"{cpu_pct:6.1f}",
-            f"{domain.mem_kib:10d}",
-            f"{_pct(domain.mem_kib, host.total_kib):6.1f}",
-            maxmem,
-            maxmem_pct,
-            f"{domain.vcpus_total:5d}",
-            f"{len(domain.vifs):4d}",
-            str(domain.net_rx_bytes // KIB).rjust(widths["NETTX(k)"]),  # xentop's, as above
-            str(domain.net_tx_bytes // KIB).rjust(widths["NETRX(k)"]),
-            f"{len(domain.vbds):4d}",
-            vbd_cell("VBD_OO", "oo_reqs"),
-            vbd_cell("VBD_RD", "rd_reqs"),
-            vbd_cell("VBD_WR", "wr_reqs"),
-            vbd_cell("VBD_RSECT", "rd_sectors"),
-            vbd_cell("VBD_WSECT", "wr_sectors"),
-            f"{domain.ssid:4d}",
-        ]
-        for name in domain.unknown:
-            for index in _UNKNOWN_CELLS.get(name, ()):
-                cells[index] = "-".rjust(len(cells[index]))
+        texts = {  # by column id; right-aligned to the widths below
+            "name": name if self.options.full_name else name[:_NAME_WIDTH],
+            "state": flags_string(domain.flags),
+            "cpu_s": str(domain.cpu_ns // 1_000_000_000),
+            "cpu_pct": f"{cpu_pct:.1f}",
+            "mem": str(domain.mem_kib),
+            "mem_pct": percent_text(domain.mem_kib, host.total_kib),
+            "maxmem": maxmem_text(domain.maxmem_kib),  # Xen's limit of the moment, as xentop prints it
+            "maxmem_pct": maxmem_pct_text(domain.maxmem_kib, host.total_kib),
+            "vcpus": str(domain.vcpus_total),
+            "nets": str(len(domain.vifs)),
+            "nettx": str(domain.net_rx_bytes // KIB),  # xentop's, as above
+            "netrx": str(domain.net_tx_bytes // KIB),
+            "vbds": str(len(domain.vbds)),
+            "vbd_oo": vbd_total("oo_reqs"),
+            "vbd_rd": vbd_total("rd_reqs"),
+            "vbd_wr": vbd_total("wr_reqs"),
+            "vbd_rsect": vbd_total("rd_sectors"),
+            "vbd_wsect": vbd_total("wr_sectors"),
+            "ssid": str(domain.ssid),
+        }
+        cells = []
+        for column in XENTOP_COLUMNS:
+            cell = texts[column.id].rjust(widths[column.id])
+            if column.unknown in domain.unknown:  # blanked as xentop does for unreadable vbds
+                cell = "-".rjust(len(cell))
+            cells.append(cell)
         return " ".join(cells) + "\n"
 
 
@@ -377,8 +347,8 @@ def _domain_record(domain: Domain, host: Host, rate: DomainRates | None) -> dict
         "mem_kib": domain.mem_kib,
         "maxmem_kib": ceiling,
         "xen_maxmem_kib": domain.maxmem_kib,
-        "mem_pct": round(_pct(domain.mem_kib, host.total_kib), 1),
-        "maxmem_pct": None if ceiling is None else round(_pct(ceiling, host.total_kib), 1),
+        "mem_pct": round(percent_of(domain.mem_kib, host.total_kib), 1),
+        "maxmem_pct": None if ceiling is None else round(percent_of(ceiling, host.total_kib), 1),
         "vcpus": domain.vcpus_online,
         "vcpus_max": domain.vcpus_total,
         "nets": len(domain.vifs),
@@ -414,15 +384,6 @@ _UNKNOWN_FIELDS: dict[str, tuple[str, ...]] = {
     UNKNOWN_VCPUS: ("vcpus", "vcpus_max"),
     UNKNOWN_NET: ("net_tx_kib", "net_rx_kib", "net_tx_bps", "net_rx_bps"),
     UNKNOWN_VBD_SECTORS: ("vbd_rsect", "vbd_wsect", "vbd_rd_bps", "vbd_wr_bps"),
-}
-# and the xentop row's cells (by position in `_COLUMNS`) they blank to '-', as xentop does for unreadable vbds
-_UNKNOWN_CELLS: dict[str, tuple[int, ...]] = {
-    UNKNOWN_CPU: (2, 3),
-    UNKNOWN_MEM: (4, 5),
-    UNKNOWN_MAXMEM: (6, 7),
-    UNKNOWN_VCPUS: (8,),
-    UNKNOWN_NET: (10, 11),
-    UNKNOWN_VBD_SECTORS: (16, 17),
 }
 
 

@@ -44,14 +44,10 @@ from xentui.model import (
     parse_flags,
 )
 from xentui.textsafe import printable
+from xentui.xentop_columns import percent_text  # as xentop and the batch xentop format print it
 
 _KINDS = {"BlkBack": VbdBackend.BLKBACK, "BlkTap": VbdBackend.BLKTAP, "Tapdisk3": VbdBackend.TAPDISK3}
 REASON = "a replay of a recorded log cannot act on domains"
-
-
-def _pct_text(part: int, whole: int) -> str:
-    """A percentage as xentop prints it (and the batch xentop format, with the same arithmetic)."""
-    return f"{part / whole * 100:.1f}"
 
 
 def _percentages(log: XentopLog) -> set[tuple[int, float]]:
@@ -66,7 +62,7 @@ def _percentages(log: XentopLog) -> set[tuple[int, float]]:
 
 
 def _matches(total: int, pairs: Iterable[tuple[int, float]]) -> int:
-    return sum(_pct_text(kib, total) == f"{pct:.1f}" for kib, pct in pairs)
+    return sum(percent_text(kib, total) == f"{pct:.1f}" for kib, pct in pairs)
 
 
 def _host_total_kib(log: XentopLog) -> int:

@@ -11,12 +11,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-HEADER_RE = re.compile(r"^\s*NAME\s+STATE\s+CPU\(sec\)\s+CPU\(%\)")
+from xentui.xentop_columns import (
+    NO_LIMIT,
+    NOT_APPLICABLE,
+    OLD_XENTOP_COLUMNS,
+    XENTOP_BY_ID,
+    XENTOP_COLUMNS,
+)
+
+HEADER_RE = re.compile(r"^\s*" + r"\s+".join(re.escape(column.header) for column in XENTOP_COLUMNS[:4]))
 _NUM = r"(\d+)"
 _DASH_OR_NUM = r"(\d+|-)"
 ROW_RE = re.compile(
     r"^(?P<name>.*?)\s+(?P<state>[d-][s-][b-][c-][p-][r-])\s+"
-    rf"{_NUM}\s+(\d+\.\d)\s+{_NUM}\s+(\d+\.\d)\s+(\d+|no limit)\s+(\d+\.\d|n/a)\s+"
+    rf"{_NUM}\s+(\d+\.\d)\s+{_NUM}\s+(\d+\.\d)\s+(\d+|{re.escape(NO_LIMIT)})\s+(\d+\.\d|{re.escape(NOT_APPLICABLE)})\s+"
     rf"{_NUM}\s+{_NUM}\s+{_NUM}\s+{_NUM}\s+{_NUM}\s+{_DASH_OR_NUM}\s+{_DASH_OR_NUM}\s+{_DASH_OR_NUM}"
     rf"(?:\s+{_DASH_OR_NUM}\s+{_DASH_OR_NUM})?\s+{_NUM}\s*$"
 )
@@ -65,7 +73,7 @@ class XentopRow:
     cpu_pct: float
     mem_kib: int
     mem_pct: float
-    maxmem_kib: int | None  # None: "no limit"
+    maxmem_kib: int | None  # None: NO_LIMIT
     maxmem_pct: float | None
     vcpus: int
     nets: int
@@ -109,8 +117,8 @@ def parse_row(line: str) -> XentopRow | None:
      wsect, ssid) = g[1:]
     return XentopRow(
         name=name, state=state, cpu_s=int(cpu_s), cpu_pct=float(cpu_pct), mem_kib=int(mem),
-        mem_pct=float(mem_pct), maxmem_kib=None if maxmem == "no limit" else int(maxmem),
-        maxmem_pct=None if maxmem_pct == "n/a" else float(maxmem_pct), vcpus=int(vcpus), nets=int(nets),
+        mem_pct=float(mem_pct), maxmem_kib=None if maxmem == NO_LIMIT else int(maxmem),
+        maxmem_pct=None if maxmem_pct == NOT_APPLICABLE else float(maxmem_pct), vcpus=int(vcpus), nets=int(nets),
         net_tx_kib=int(tx), net_rx_kib=int(rx), vbds=int(vbds), vbd_oo=_opt(oo), vbd_rd=_opt(rd),
         vbd_wr=_opt(wr), vbd_rsect=_opt(rsect), vbd_wsect=_opt(wsect), ssid=int(ssid),
     )
@@ -118,7 +126,7 @@ def parse_row(line: str) -> XentopRow | None:
 
 def parse_xentop_log(text: str) -> XentopLog:
     """Every iteration of a `xentop -b` log. A new iteration starts when a domain comes back."""
-    log = XentopLog(iterations=[], columns=19, skipped=[])
+    log = XentopLog(iterations=[], columns=len(XENTOP_COLUMNS), skipped=[])
     current: list[XentopRow] = []
     seen: set[str] = set()
     headers_in_iteration = 0
@@ -131,8 +139,8 @@ def parse_xentop_log(text: str) -> XentopLog:
             headers_in_iteration += 1
             if headers_in_iteration > 1 and current:
                 log.repeat_header = True
-            if "VBD_RSECT" not in line:
-                log.columns = 17
+            if XENTOP_BY_ID["vbd_rsect"].header not in line:
+                log.columns = len(OLD_XENTOP_COLUMNS)
             in_vcpus = False
             continue
         if line.startswith(VCPU_START) and last is not None:
@@ -163,7 +171,7 @@ def parse_xentop_log(text: str) -> XentopLog:
         seen.add(row.name)
         current.append(row)
         last = row
-        if len(row.name) > 10:
+        if len(row.name) > XENTOP_BY_ID["name"].width:
             log.full_names = True
     if current:
         log.iterations.append(current)

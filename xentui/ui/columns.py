@@ -1,4 +1,5 @@
 """The domain table's columns: xentop's, plus TYPE; each shows a rate or xentop's cumulative figure.
+xentop's headers and widths, which the cumulative mode shows, are `xentui.xentop_columns`.
 
 The order puts what matters at 3 a.m. (state, CPU, memory) within an 80-column screen; the
 rest scrolls sideways behind the pinned NAME column.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from xentui.model import (
     UNKNOWN_CPU,
@@ -23,6 +25,7 @@ from xentui.model import (
     Host,
 )
 from xentui.units import human_bytes, human_count, human_kib
+from xentui.xentop_columns import XENTOP_BY_ID, maxmem_pct_text, maxmem_text, percent_text
 
 Text = Callable[[Domain, DomainRates | None, Host], str]
 Key = Callable[[Domain, DomainRates | None, Host], float | str]
@@ -41,10 +44,6 @@ class Column:
     xentop_key: Key
     descending: bool = True  # numbers sort biggest first, as xentop does
     help: str = ""
-
-
-def _pct(part: int, whole: int) -> float:
-    return part / whole * 100 if whole > 0 else 0.0
 
 
 def _rate(attr: str) -> Key:
@@ -107,18 +106,15 @@ def _state_key(domain: Domain, rates: DomainRates | None, host: Host) -> str:
 # MAXMEM is the ceiling mem-set may reach (the configured static maximum), not Xen's current limit, which
 # libxl lowers to the target + 1 MiB at each mem-set: batch output prints that one, as xentop does.
 def _maxmem_text(domain: Domain, rates: DomainRates | None, host: Host) -> str:
-    ceiling = domain.mem_ceiling_kib
-    return "no limit" if ceiling is None else human_kib(ceiling)
+    return maxmem_text(domain.mem_ceiling_kib, human_kib)
 
 
 def _maxmem_xentop_text(domain: Domain, rates: DomainRates | None, host: Host) -> str:
-    ceiling = domain.mem_ceiling_kib
-    return "no limit" if ceiling is None else str(ceiling)
+    return maxmem_text(domain.mem_ceiling_kib)
 
 
 def _maxmem_pct_text(domain: Domain, rates: DomainRates | None, host: Host) -> str:
-    ceiling = domain.mem_ceiling_kib
-    return "n/a" if ceiling is None else f"{_pct(ceiling, host.total_kib):.1f}"
+    return maxmem_pct_text(domain.mem_ceiling_kib, host.total_kib)
 
 
 def _maxmem_key(domain: Domain, rates: DomainRates | None, host: Host) -> float:
@@ -126,65 +122,78 @@ def _maxmem_key(domain: Domain, rates: DomainRates | None, host: Host) -> float:
     return float("inf") if ceiling is None else ceiling
 
 
+def _xentop(column_id: str, title: str, width: int, *, xentop_width: int | None = None, **rest: Any) -> Column:
+    """One of xentop's columns: in cumulative mode, its header and its width unless ``xentop_width`` is given.
+
+    The screen does not widen a column to its values as xentop does, so the counters that grow get a wider one.
+    """
+    xentop = XENTOP_BY_ID[column_id]
+    return Column(column_id, title, xentop.header, width, xentop_width or xentop.width, **rest)
+
+
 COLUMNS: tuple[Column, ...] = (
-    Column("name", "NAME", "NAME", 10, 10, **_same(lambda d, r, h: d.name, _name_key, descending=False),
-           help="domain name, in full"),
-    Column("state", "STATE", "STATE", 6, 6, **_same(lambda d, r, h: d.flags_text, _state_key, descending=False),
-           help="xentop's flags: d dying, s shutdown, b blocked, c crashed, p paused, r running"),
-    Column("cpu_pct", "CPU%", "CPU(%)", 6, 6,
-           **_same(_or_unknown(UNKNOWN_CPU, _rate_text("cpu_pct", lambda v: f"{v:.1f}")), _rate("cpu_pct")),
-           help="% of one physical CPU over the last interval (400 = four CPUs busy)"),
-    Column("cpu_s", "CPU(s)", "CPU(sec)", 8, 10,
-           **_same(_or_unknown(UNKNOWN_CPU, lambda d, r, h: str(d.cpu_ns // 1_000_000_000)), lambda d, r, h: d.cpu_ns),
-           help="CPU seconds used since the domain started"),
-    Column("mem", "MEM", "MEM(k)", 6, 10, text=_or_unknown(UNKNOWN_MEM, lambda d, r, h: human_kib(d.mem_kib)),
-           xentop_text=_or_unknown(UNKNOWN_MEM, lambda d, r, h: str(d.mem_kib)), key=lambda d, r, h: d.mem_kib,
-           xentop_key=lambda d, r, h: d.mem_kib, help="current memory"),
-    Column("mem_pct", "MEM%", "MEM(%)", 5, 6,
-           **_same(_or_unknown(UNKNOWN_MEM, lambda d, r, h: f"{_pct(d.mem_kib, h.total_kib):.1f}"),
-                   lambda d, r, h: d.mem_kib),
-           help="of host memory"),
-    Column("maxmem", "MAXMEM", "MAXMEM(k)", 8, 10, text=_or_unknown(UNKNOWN_MAXMEM, _maxmem_text),
-           xentop_text=_or_unknown(UNKNOWN_MAXMEM, _maxmem_xentop_text),
-           key=_maxmem_key, xentop_key=_maxmem_key, help="the ceiling mem-set may reach (the configured maxmem)"),
-    Column("maxmem_pct", "MAX%", "MAXMEM(%)", 5, 9,
-           **_same(_or_unknown(UNKNOWN_MAXMEM, _maxmem_pct_text), _maxmem_key), help="maxmem, of host memory"),
-    Column("vcpus", "VCPU", "VCPUS", 5, 5,
-           text=_or_unknown(UNKNOWN_VCPUS, lambda d, r, h: f"{d.vcpus_online}/{d.vcpus_total}"),
-           xentop_text=_or_unknown(UNKNOWN_VCPUS, lambda d, r, h: str(d.vcpus_total)),
-           key=lambda d, r, h: d.vcpus_online,
-           xentop_key=lambda d, r, h: d.vcpus_total, help="online / all vCPUs"),
-    Column("nets", "NETS", "NETS", 4, 4, **_same(lambda d, r, h: str(len(d.vifs)), lambda d, r, h: len(d.vifs)),
-           help="network interfaces"),
-    Column("nettx", "TX/s", "NETTX(k)", 6, 10, text=_or_unknown(UNKNOWN_NET, _rate_text("net_tx_bytes_s", human_bytes)),
-           xentop_text=_or_unknown(UNKNOWN_NET, lambda d, r, h: str(d.net_rx_bytes // 1024)),
-           key=_rate("net_tx_bytes_s"),
-           xentop_key=lambda d, r, h: d.net_rx_bytes,
-           help="bytes/s sent by the guest (cumulative: xentop's NETTX, KiB dom0 sent to the guest)"),
-    Column("netrx", "RX/s", "NETRX(k)", 6, 10, text=_or_unknown(UNKNOWN_NET, _rate_text("net_rx_bytes_s", human_bytes)),
-           xentop_text=_or_unknown(UNKNOWN_NET, lambda d, r, h: str(d.net_tx_bytes // 1024)),
-           key=_rate("net_rx_bytes_s"),
-           xentop_key=lambda d, r, h: d.net_tx_bytes,
-           help="bytes/s received by the guest (cumulative: xentop's NETRX, KiB dom0 received from it)"),
-    Column("vbds", "VBDS", "VBDS", 4, 4, **_same(lambda d, r, h: str(len(d.vbds)), lambda d, r, h: len(d.vbds)),
-           help="virtual block devices"),
-    Column("vbd_oo", "OO/s", "VBD_OO", 5, 8, text=_rate_text("vbd_oo_reqs_s", human_count),
-           xentop_text=_vbd_total_text("oo_reqs"), key=_rate("vbd_oo_reqs_s"), xentop_key=_vbd_total("oo_reqs"),
-           help="requests that found the ring full (out of requests)"),
-    Column("vbd_rd", "RD/s", "VBD_RD", 5, 10, text=_rate_text("vbd_rd_reqs_s", human_count),
-           xentop_text=_vbd_total_text("rd_reqs"), key=_rate("vbd_rd_reqs_s"), xentop_key=_vbd_total("rd_reqs"),
-           help="read requests/s"),
-    Column("vbd_wr", "WR/s", "VBD_WR", 5, 10, text=_rate_text("vbd_wr_reqs_s", human_count),
-           xentop_text=_vbd_total_text("wr_reqs"), key=_rate("vbd_wr_reqs_s"), xentop_key=_vbd_total("wr_reqs"),
-           help="write requests/s"),
-    Column("vbd_rsect", "RDB/s", "VBD_RSECT", 6, 12, text=_rate_text("vbd_rd_bytes_s", human_bytes),
-           xentop_text=_vbd_total_text("rd_sectors"), key=_rate("vbd_rd_bytes_s"),
-           xentop_key=_vbd_total("rd_sectors"), help="bytes/s read (cumulative: sectors)"),
-    Column("vbd_wsect", "WRB/s", "VBD_WSECT", 6, 12, text=_rate_text("vbd_wr_bytes_s", human_bytes),
-           xentop_text=_vbd_total_text("wr_sectors"), key=_rate("vbd_wr_bytes_s"),
-           xentop_key=_vbd_total("wr_sectors"), help="bytes/s written"),
-    Column("ssid", "SSID", "SSID", 4, 4, **_same(lambda d, r, h: str(d.ssid), lambda d, r, h: d.ssid),
-           help="security id"),
+    _xentop("name", "NAME", 10, **_same(lambda d, r, h: d.name, _name_key, descending=False),
+            help="domain name, in full"),
+    _xentop("state", "STATE", 6, **_same(lambda d, r, h: d.flags_text, _state_key, descending=False),
+            help="xentop's flags: d dying, s shutdown, b blocked, c crashed, p paused, r running"),
+    _xentop("cpu_pct", "CPU%", 6,
+            **_same(_or_unknown(UNKNOWN_CPU, _rate_text("cpu_pct", lambda v: f"{v:.1f}")), _rate("cpu_pct")),
+            help="% of one physical CPU over the last interval (400 = four CPUs busy)"),
+    _xentop("cpu_s", "CPU(s)", 8,
+            **_same(_or_unknown(UNKNOWN_CPU, lambda d, r, h: str(d.cpu_ns // 1_000_000_000)),
+                    lambda d, r, h: d.cpu_ns),
+            help="CPU seconds used since the domain started"),
+    _xentop("mem", "MEM", 6, text=_or_unknown(UNKNOWN_MEM, lambda d, r, h: human_kib(d.mem_kib)),
+            xentop_text=_or_unknown(UNKNOWN_MEM, lambda d, r, h: str(d.mem_kib)), key=lambda d, r, h: d.mem_kib,
+            xentop_key=lambda d, r, h: d.mem_kib, help="current memory"),
+    _xentop("mem_pct", "MEM%", 5,
+            **_same(_or_unknown(UNKNOWN_MEM, lambda d, r, h: percent_text(d.mem_kib, h.total_kib)),
+                    lambda d, r, h: d.mem_kib),
+            help="of host memory"),
+    _xentop("maxmem", "MAXMEM", 8, text=_or_unknown(UNKNOWN_MAXMEM, _maxmem_text),
+            xentop_text=_or_unknown(UNKNOWN_MAXMEM, _maxmem_xentop_text),
+            key=_maxmem_key, xentop_key=_maxmem_key, help="the ceiling mem-set may reach (the configured maxmem)"),
+    _xentop("maxmem_pct", "MAX%", 5,
+            **_same(_or_unknown(UNKNOWN_MAXMEM, _maxmem_pct_text), _maxmem_key), help="maxmem, of host memory"),
+    _xentop("vcpus", "VCPU", 5,
+            text=_or_unknown(UNKNOWN_VCPUS, lambda d, r, h: f"{d.vcpus_online}/{d.vcpus_total}"),
+            xentop_text=_or_unknown(UNKNOWN_VCPUS, lambda d, r, h: str(d.vcpus_total)),
+            key=lambda d, r, h: d.vcpus_online,
+            xentop_key=lambda d, r, h: d.vcpus_total, help="online / all vCPUs"),
+    _xentop("nets", "NETS", 4, **_same(lambda d, r, h: str(len(d.vifs)), lambda d, r, h: len(d.vifs)),
+            help="network interfaces"),
+    _xentop("nettx", "TX/s", 6, xentop_width=10,
+            text=_or_unknown(UNKNOWN_NET, _rate_text("net_tx_bytes_s", human_bytes)),
+            xentop_text=_or_unknown(UNKNOWN_NET, lambda d, r, h: str(d.net_rx_bytes // 1024)),
+            key=_rate("net_tx_bytes_s"),
+            xentop_key=lambda d, r, h: d.net_rx_bytes,
+            help="bytes/s sent by the guest (cumulative: xentop's NETTX, KiB dom0 sent to the guest)"),
+    _xentop("netrx", "RX/s", 6, xentop_width=10,
+            text=_or_unknown(UNKNOWN_NET, _rate_text("net_rx_bytes_s", human_bytes)),
+            xentop_text=_or_unknown(UNKNOWN_NET, lambda d, r, h: str(d.net_tx_bytes // 1024)),
+            key=_rate("net_rx_bytes_s"),
+            xentop_key=lambda d, r, h: d.net_tx_bytes,
+            help="bytes/s received by the guest (cumulative: xentop's NETRX, KiB dom0 received from it)"),
+    _xentop("vbds", "VBDS", 4, **_same(lambda d, r, h: str(len(d.vbds)), lambda d, r, h: len(d.vbds)),
+            help="virtual block devices"),
+    _xentop("vbd_oo", "OO/s", 5, text=_rate_text("vbd_oo_reqs_s", human_count),
+            xentop_text=_vbd_total_text("oo_reqs"), key=_rate("vbd_oo_reqs_s"), xentop_key=_vbd_total("oo_reqs"),
+            help="requests that found the ring full (out of requests)"),
+    _xentop("vbd_rd", "RD/s", 5, xentop_width=10, text=_rate_text("vbd_rd_reqs_s", human_count),
+            xentop_text=_vbd_total_text("rd_reqs"), key=_rate("vbd_rd_reqs_s"), xentop_key=_vbd_total("rd_reqs"),
+            help="read requests/s"),
+    _xentop("vbd_wr", "WR/s", 5, xentop_width=10, text=_rate_text("vbd_wr_reqs_s", human_count),
+            xentop_text=_vbd_total_text("wr_reqs"), key=_rate("vbd_wr_reqs_s"), xentop_key=_vbd_total("wr_reqs"),
+            help="write requests/s"),
+    _xentop("vbd_rsect", "RDB/s", 6, xentop_width=12, text=_rate_text("vbd_rd_bytes_s", human_bytes),
+            xentop_text=_vbd_total_text("rd_sectors"), key=_rate("vbd_rd_bytes_s"),
+            xentop_key=_vbd_total("rd_sectors"), help="bytes/s read (cumulative: sectors)"),
+    _xentop("vbd_wsect", "WRB/s", 6, xentop_width=12, text=_rate_text("vbd_wr_bytes_s", human_bytes),
+            xentop_text=_vbd_total_text("wr_sectors"), key=_rate("vbd_wr_bytes_s"),
+            xentop_key=_vbd_total("wr_sectors"), help="bytes/s written"),
+    _xentop("ssid", "SSID", 4, **_same(lambda d, r, h: str(d.ssid), lambda d, r, h: d.ssid),
+            help="security id"),
+    # not xentop's: the same in both modes
     Column("type", "TYPE", "TYPE", 4, 4,
            **_same(lambda d, r, h: d.type.value, lambda d, r, h: d.type.value, descending=False),
            help="pv, hvm or pvh"),

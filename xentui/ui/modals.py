@@ -47,6 +47,7 @@ from xentui.validate import (
     parse_memory,
     parse_whole,
 )
+from xentui.xentop_columns import maxmem_text
 
 # the dialogs of the other modules too: the app opens every one of them from here
 __all__ = [
@@ -67,7 +68,7 @@ class MemoryScreen(FormScreen):
         d = self.domain
         what = "mem-max: the ceiling mem-set may reach" if self.ceiling else "mem-set: the balloon target"
         ceiling = d.mem_ceiling_kib
-        maxmem = "no limit" if ceiling is None else human_kib(ceiling)
+        maxmem = maxmem_text(ceiling, human_kib)
         target = d.target_kib if d.target_kib is not None else d.mem_kib
         with Vertical():
             yield Label(Text(f"{printable(d.name)} — {what}"), classes="title")

@@ -23,8 +23,14 @@ from xentui.ui.messages import SampleShown
 from xentui.ui.widgets import PickList
 from xentui.units import human_bytes, human_count, human_kib
 from xentui.validate import parse_seconds
+from xentui.xentop_columns import maxmem_text
 
 _LEFT_ALIGNED = {"", "device", "vif", "backing", "bridge", "MAC", "backend", "key", "what it does", "vCPU", "online"}
+
+
+def _size_text(kib: int) -> str:
+    """'1.0G (1048576k)': for reading, and exact."""
+    return f"{human_kib(kib)} ({kib}k)"
 
 
 def _plain_table(*headers: str) -> Table:
@@ -125,17 +131,15 @@ class DetailsScreen(Screen[None]):
     @staticmethod
     def _config(domain: Domain, sample: Sample) -> Table:
         table = _plain_table("", "")
-        ceiling = domain.mem_ceiling_kib
-        maxmem = "no limit" if ceiling is None else f"{human_kib(ceiling)} ({ceiling}k)"
-        target = "-" if domain.target_kib is None else f"{human_kib(domain.target_kib)} ({domain.target_kib}k)"
+        target = "-" if domain.target_kib is None else _size_text(domain.target_kib)
         rows = [
             ("name", printable(domain.name)),
             ("uuid", printable(domain.uuid)),
             ("domid / type", f"{domain.id} / {domain.type.value}"),
             ("state", f"{domain.state.value} ({domain.flags_text})"),
-            ("memory", f"{human_kib(domain.mem_kib)} ({domain.mem_kib}k)"),
+            ("memory", _size_text(domain.mem_kib)),
             ("target", target),
-            ("maxmem", maxmem),
+            ("maxmem", maxmem_text(domain.mem_ceiling_kib, _size_text)),
             ("vCPUs online / max", f"{domain.vcpus_online} / {domain.vcpus_total}"),
             ("scheduler weight / cap", f"{domain.sched_weight} / {domain.sched_cap}"),
             ("CPU time", f"{domain.cpu_ns / 1e9:.1f}s"),
