@@ -104,3 +104,125 @@ async def test_an_unreachable_host_says_so_with_ssh_words(tmp_path):
         await unreachable.run(["xl", "list"])
     with pytest.raises(BackendUnavailable, match=r"cannot reach unreachable with ssh: .*Connection refused"):
         unreachable.has("xl")  # before the screen: said as ssh says it, not as "xl is not installed"
+
+
+# --- the file calls of save and restore: one round trip each, every name whole, errors as the local call's ---
+
+FILE_NAMES = [name.replace("/", "_") for name in HOSTILE if name != "-x"] + [
+    "-x.save", "$(touch owned)", "..?x", ".[!.]y", "é ü.save", "a\tb"]
+
+
+def calls_made(tmp_path: Path) -> int:
+    """ssh commands run so far (a name with a newline spreads one over two lines of the log)."""
+    calls = tmp_path / "calls"
+    return calls.read_text().count("BatchMode=yes") if calls.exists() else 0
+
+
+@pytest.mark.asyncio
+async def test_a_directory_is_listed_in_one_round_trip_as_this_machine_lists_it(host, tmp_path):
+    from xentui.backends.host import LocalHost
+
+    saves = tmp_path / "saves; $(touch owned) 'q' \"d\""
+    saves.mkdir()
+    for index, name in enumerate(FILE_NAMES):
+        (saves / name).write_bytes(b"x" * index)
+    (saves / ".hidden-partial").write_bytes(b"half")
+    (saves / "a-directory").mkdir()
+    (saves / "link.save").symlink_to(saves / "-x.save")
+    (saves / "dangling").symlink_to(tmp_path / "nowhere")
+    os.utime(saves / "-x.save", (1_700_000_000, 1_700_000_000))
+    before = calls_made(tmp_path)
+    remote = await host.list_dir(str(saves))
+    assert calls_made(tmp_path) == before + 1  # one ssh command, whatever the number of entries
+    local = await LocalHost().list_dir(str(saves))
+    assert remote.keys() == local.keys() == {*FILE_NAMES, ".hidden-partial", "a-directory", "link.save"}
+    for name, info in remote.items():  # the dangling link is left out by both
+        assert (info.mode, info.size, info.mtime) == (local[name].mode, local[name].size, int(local[name].mtime))
+    assert stat.S_ISDIR(remote["a-directory"].mode) and stat.S_ISREG(remote["link.save"].mode)  # through links
+    assert remote["-x.save"].mtime == 1_700_000_000 and remote["-x.save"].size == FILE_NAMES.index("-x.save")
+    assert not (Path.cwd() / "owned").exists() and not (saves / "owned").exists()
+
+
+@pytest.mark.asyncio
+async def test_an_empty_or_missing_directory_lists_as_this_machine_says(host, tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert await host.list_dir(str(tmp_path / "empty")) == {}
+    with pytest.raises(FileNotFoundError):
+        await host.list_dir(str(tmp_path / "missing"))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError):
+        await host.list_dir(str(tmp_path / "file"))
+
+
+@pytest.mark.asyncio
+async def test_paths_are_looked_at_in_one_round_trip_each_answer_as_os_stat_gives_it(host, tmp_path):
+    from xentui.backends.host import LocalHost
+
+    paths = []
+    for name in FILE_NAMES:
+        (tmp_path / name).write_text(name)
+        paths.append(str(tmp_path / name))
+    (tmp_path / "link").symlink_to(tmp_path / FILE_NAMES[0])
+    os.mkfifo(tmp_path / "fifo")
+    paths += [str(tmp_path / "link"), str(tmp_path / "fifo"), str(tmp_path / "missing"),
+              str(tmp_path / FILE_NAMES[0] / "under-a-file"), "/dev/null", str(tmp_path)]
+    for follow in (False, True):
+        before = calls_made(tmp_path)
+        remote = await host.stat(paths, follow_links=follow)
+        assert calls_made(tmp_path) == before + 1
+        local = await LocalHost().stat(paths, follow_links=follow)
+        assert remote.keys() == set(paths)
+        for path in paths:
+            if isinstance(local[path], OSError):
+                assert type(remote[path]) is type(local[path]) and remote[path].errno == local[path].errno, path
+            else:
+                assert remote[path][:2] == local[path][:2], path
+    assert isinstance((await host.stat([str(tmp_path / "missing")]))[str(tmp_path / "missing")], FileNotFoundError)
+    assert stat.S_ISLNK((await host.stat([str(tmp_path / "link")]))[str(tmp_path / "link")].mode)
+    assert await host.stat([]) == {}
+
+
+@pytest.mark.asyncio
+async def test_directories_are_made_files_renamed_and_removed_with_every_name_whole(host, tmp_path):
+    for name in FILE_NAMES:
+        made = tmp_path / "made" / name / "saves"
+        await host.make_dirs(str(made))
+        await host.make_dirs(str(made))  # there already: nothing
+        assert made.is_dir()
+        (made / "partial").write_text(name)
+        (made / name).write_text("the old image")
+        await host.rename(str(made / "partial"), str(made / name))  # over the old one, in one step
+        assert (made / name).read_text() == name and not (made / "partial").exists()
+        await host.remove(str(made / name))
+        await host.remove(str(made / name))  # gone already: nothing
+        assert not (made / name).exists()
+    assert sorted(p.name for p in (tmp_path / "made").iterdir()) == sorted(FILE_NAMES)
+    assert not (Path.cwd() / "owned").exists()
+
+
+@pytest.mark.asyncio
+async def test_what_the_file_tools_refuse_comes_back_as_the_local_oserror(host, tmp_path):
+    (tmp_path / "a-file").write_text("in the way")
+    with pytest.raises(FileExistsError, match="File exists"):
+        await host.make_dirs(str(tmp_path / "a-file"))
+    with pytest.raises(NotADirectoryError):
+        await host.make_dirs(str(tmp_path / "a-file" / "below"))
+    with pytest.raises(FileNotFoundError):
+        await host.rename(str(tmp_path / "missing"), str(tmp_path / "target"))
+    (tmp_path / "a-directory").mkdir()
+    (tmp_path / "a-directory" / "inside").write_text("x")
+    with pytest.raises(OSError):  # rm -f refuses a directory, as os.unlink does
+        await host.remove(str(tmp_path / "a-directory"))
+    assert (tmp_path / "a-directory" / "inside").exists()
+
+
+@pytest.mark.asyncio
+async def test_the_file_calls_of_an_unreachable_host_say_so_with_ssh_words(tmp_path):
+    ssh = tmp_path / "ssh"
+    ssh.write_text(FAKE_SSH)
+    ssh.chmod(ssh.stat().st_mode | stat.S_IEXEC)
+    unreachable = SshHost("unreachable", ssh=str(ssh), control_dir=tmp_path / "c")
+    for call in (unreachable.list_dir("/tmp"), unreachable.stat(["/tmp"]), unreachable.make_dirs("/tmp/x"),
+                 unreachable.rename("/tmp/a", "/tmp/b"), unreachable.remove("/tmp/a")):
+        with pytest.raises(BackendUnavailable, match=r"cannot reach unreachable with ssh: .*Connection refused"):
+            await call

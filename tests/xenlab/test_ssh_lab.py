@@ -1,6 +1,7 @@
 """The xl backend on another machine: this one reaches the lab's dom0 with the real ssh (`SshHost`), as an operator
 reaches a dom0 of the pool. Every command, the xentop stream, dom0's interface counters and the vifs' bridges go
-over one ControlMaster connection; what it shows is checked against xl in dom0."""
+over one ControlMaster connection; what it shows is checked against xl in dom0. Save and restore too: the image's
+directory, path checks, listing and header are dom0's, read through the same connection."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ import json
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from xentui.backends.base import Action, Unsupported
+from xentui.backends.base import Action, InvalidArgument
 from xentui.backends.ssh import SshHost
 from xentui.backends.xl import XlBackend
 from xentui.model import DomainFlag, DomainState, compute_rates
@@ -106,16 +110,75 @@ async def test_a_console_over_ssh_answers_and_closing_lets_the_connection_go(xen
     assert not control.exists()
 
 
+@pytest.fixture
+def scratch_guest(xenlab) -> Iterator[str]:
+    """A throwaway PV guest (guest2's configuration, another name, no vif) with a shell on its console: saving
+    stops it, and guest1 and guest2 stay as the other tests expect them."""
+    name = f"ssh-scratch-{uuid.uuid4().hex[:6]}"
+    xenlab.ssh(["xl", "create", "/etc/xen/guest2.cfg", f'name="{name}"', "vif=[]",
+                f'extra="console=hvc0 xentui_hostname={name}"'], timeout=120)
+    try:
+        wait_for(f"{name} ready", lambda: xenlab.ssh(
+            ["grep", "-q", "XENTUI-GUEST-READY", f"/var/log/xen/console/guest-{name}.log"], check=False,
+        ).returncode == 0, timeout=120, every=2)
+        yield name
+    finally:
+        xenlab.ssh(["xl", "destroy", name], check=False, timeout=120)
+
+
 @pytest.mark.asyncio
-async def test_save_and_restore_over_ssh_are_refused_with_the_reason_until_paths_are_checked_there(xenlab, tmp_path):
+async def test_save_and_restore_over_ssh(xenlab, scratch_guest):
+    """xentui here, the image on dom0: its directory made, its path checked, the image written beside and renamed,
+    listed, its header read and the guest restored, all through ssh; a directory name a shell would take apart."""
+    saves = Path(f"/tmp/xentui-ssh-saves/{scratch_guest}; $(touch owned) 'q' \"d\" *")
+    image = saves / f"{scratch_guest}.save"
     backend = XlBackend(host=lab_host(xenlab), delay=1.0)
     try:
         await backend.sample()
-        assert "not yet over ssh" in (backend.capabilities.why_not(Action.SAVE) or "")
-        with pytest.raises(Unsupported, match=r"save: not yet over ssh: run xentui on root@127\.0\.0\.1"):
-            await backend.save("guest2", tmp_path / "guest2.save")
-        with pytest.raises(Unsupported, match="restore: not yet over ssh"):
-            await backend.restore(tmp_path / "guest2.save")
-        assert "guest2" in xl_list(xenlab)  # nothing happened to it
+        assert backend.capabilities.supports(Action.SAVE) and backend.capabilities.supports(Action.RESTORE)
+        await backend.make_save_dir(saves)
+        assert xenlab.ssh(["test", "-d", str(saves)], check=False).returncode == 0
+        assert await backend.check_save_target(image, overwrite=False) == (image, None)
+        with pytest.raises(InvalidArgument, match="is a character device"):
+            await backend.check_save_target(Path("/dev/null"), overwrite=True)
+        before = xl_list(xenlab)[scratch_guest].domid
+
+        started = time.monotonic()
+        await backend.save(scratch_guest, image)
+        saved_in = time.monotonic() - started
+        assert scratch_guest not in xl_list(xenlab)
+        listed = await backend.saved_images(saves)
+        assert [entry.name for entry in listed] == [image.name] and listed[0].size > 16 << 20, listed
+        assert listed[0].path == image and not await asyncio.to_thread(saves.exists)  # there, not here
+        assert "xentui-partial" not in xenlab.ssh(["ls", "-a", str(saves)]).stdout
+        with pytest.raises(InvalidArgument, match="already exists; confirm to overwrite it"):
+            await backend.check_save_target(image, overwrite=False)
+        assert (await backend.check_save_target(image, overwrite=True)).existing_bytes == listed[0].size
+
+        started = time.monotonic()
+        assert await backend.restore(image) == scratch_guest
+        restored_in = time.monotonic() - started
+        entry = xl_list(xenlab)[scratch_guest]
+        assert entry.domid != before
+        assert not entry.flags & (DomainFlag.PAUSED | DomainFlag.SHUTDOWN | DomainFlag.CRASHED | DomainFlag.DYING)
+        shown = {d.name: d for d in (await backend.sample()).domains}
+        assert shown[scratch_guest].id == entry.domid
+        with pytest.raises(InvalidArgument, match="is already running here"):
+            await backend.restore(image)
+        channel = await backend.open_console(scratch_guest)  # running: its shell answers, through ssh too
+        seen = b""
+        try:
+            await asyncio.sleep(0.5)
+            await channel.write(b"\x15echo back-$((6*7))-again\r")
+            deadline = time.monotonic() + 60
+            while b"back-42-again" not in seen and time.monotonic() < deadline:
+                with contextlib.suppress(TimeoutError):
+                    seen += await asyncio.wait_for(channel.read(), 1.0)
+        finally:
+            await channel.close()
+        assert b"back-42-again" in seen, seen[-400:]
+        print(f"over ssh: saved in {saved_in:.1f} s, restored in {restored_in:.1f} s")
     finally:
         await backend.close()
+        xenlab.ssh(["rm", "-rf", "--", "/tmp/xentui-ssh-saves"], check=False)
+    assert xenlab.ssh("ls / /root /tmp | grep -c '^owned$' || true").stdout.strip() == "0"

@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from xentui.backends.host import LocalHost
+from xentui.backends.savefile import SavedImage, SaveTarget, save_target, saved_images
 from xentui.console.channel import ConsoleChannel
 from xentui.errors import (
     BackendError,
@@ -39,6 +41,8 @@ __all__ = [
     "MigrateProgress",
     "PreflightCheck",
     "ReadOnlyError",
+    "SaveTarget",
+    "SavedImage",
     "Unsupported",
 ]
 
@@ -162,6 +166,24 @@ class Backend(abc.ABC):
     async def restore(self, path: Path, *, paused: bool = False) -> str:
         """Bring a saved domain back; returns its name."""
         raise self.refusal(Action.RESTORE)
+
+    # where save writes and restore looks: this machine, in a thread; a backend that saves elsewhere (xl, on its
+    # host) overrides the three. The screen asks them before a save or restore, never on the event loop.
+
+    async def make_save_dir(self, directory: Path) -> None:
+        """The save directory, made with its missing parents where this backend saves. OSError when it cannot
+        be (FileExistsError: a file is in the way)."""
+        await LocalHost().make_dirs(str(directory))
+
+    async def check_save_target(self, path: Path, *, overwrite: bool) -> SaveTarget:
+        """`save`'s own checks of ``path``, where the image would go, before anything stops: InvalidArgument
+        saying why not; else the path and the size of the earlier image an overwrite would replace."""
+        return await save_target(LocalHost(), path, overwrite=overwrite)
+
+    async def saved_images(self, directory: Path) -> list[SavedImage]:
+        """The images a restore may offer from ``directory``, where this backend saves, newest first (name,
+        path, size, mtime); [] when the directory cannot be read."""
+        return await saved_images(LocalHost(), directory)
 
     async def sysrq(self, domain: str, key: str) -> None:
         raise self.refusal(Action.SYSRQ)

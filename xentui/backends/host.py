@@ -6,23 +6,26 @@ implementation). Argument lists stay argument lists through here; an implementat
 a remote shell quotes every word itself.
 
 Reads are batched where a refresh needs many (``read_links``), so a remote host costs one round trip for them,
-not one per domain.
+not one per domain; so are the file calls of save and restore (``stat`` several paths, ``list_dir`` a whole
+directory). Those file calls have defaults that refuse, so a host written for watching only still watches.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import os
 import shutil
+import stat as _stat
 from collections.abc import Iterable
 from typing import NamedTuple
 
 from xentui.backends.xl_tool import ToolResult, run_tool
 from xentui.console.channel import ConsoleChannel
-from xentui.errors import BackendUnavailable
+from xentui.errors import BackendUnavailable, Unsupported
 
-__all__ = ["HostAccess", "LocalHost", "NetCounters"]
+__all__ = ["FileInfo", "HostAccess", "LocalHost", "NetCounters"]
 
 
 class NetCounters(NamedTuple):
@@ -36,6 +39,20 @@ class NetCounters(NamedTuple):
     errout: int
     dropin: int
     dropout: int
+
+
+class FileInfo(NamedTuple):
+    """What ``stat`` says of one path there."""
+
+    mode: int
+    """``st_mode``: the kind of file (``stat.S_IFMT``) and its permissions."""
+    size: int
+    mtime: float
+    """When its data last changed, seconds since the epoch (whole seconds over ssh)."""
+
+    @property
+    def kind(self) -> int:
+        return _stat.S_IFMT(self.mode)
 
 
 class HostAccess(abc.ABC):
@@ -76,6 +93,33 @@ class HostAccess(abc.ABC):
     async def open_console(self, argv: list[str]) -> ConsoleChannel:
         """Run ``argv`` on a pseudo-terminal there (``xl console``) and hand back its byte stream."""
 
+    # --- files, for save and restore: where the images are is the host's own filesystem
+
+    async def stat(self, paths: Iterable[str], *, follow_links: bool = False) -> dict[str, FileInfo | OSError]:
+        """What each path is: the link itself (as ``os.lstat``), or with ``follow_links`` what it points at (as
+        ``os.stat``); for a path that cannot be looked at, the OSError that says why (FileNotFoundError: nothing
+        there). All in one go."""
+        raise Unsupported(f"looking at files on {self.name}: {type(self).__name__} cannot")
+
+    async def list_dir(self, directory: str) -> dict[str, FileInfo]:
+        """Every entry of ``directory`` (hidden ones too), by name, with what it is through links (as
+        ``os.stat``); an entry that cannot be looked at (a dangling link) is left out. All in one go.
+        OSError when the directory itself cannot be read (FileNotFoundError, NotADirectoryError, ...)."""
+        raise Unsupported(f"listing a directory on {self.name}: {type(self).__name__} cannot")
+
+    async def make_dirs(self, directory: str) -> None:
+        """The directory and its missing parents (``mkdir -p``); nothing when it is there. OSError when it
+        cannot be made (FileExistsError: a file is in the way)."""
+        raise Unsupported(f"making a directory on {self.name}: {type(self).__name__} cannot")
+
+    async def rename(self, source: str, target: str) -> None:
+        """``source`` takes the name ``target``, replacing a file there in one step (as ``os.replace``)."""
+        raise Unsupported(f"renaming a file on {self.name}: {type(self).__name__} cannot")
+
+    async def remove(self, path: str) -> None:
+        """Remove a file; nothing when it is not there. OSError when it cannot be removed."""
+        raise Unsupported(f"removing a file on {self.name}: {type(self).__name__} cannot")
+
     async def close(self) -> None:  # noqa: B027 - most hosts hold nothing
         """Let go of what reaching the machine holds (an ssh connection)."""
 
@@ -114,6 +158,51 @@ class LocalHost(HostAccess):
         from xentui.console.pty import PtyConsole
 
         return await PtyConsole.start(argv)
+
+    # files: in a thread each (a hung NFS directory must not stop the screen)
+
+    async def stat(self, paths: Iterable[str], *, follow_links: bool = False) -> dict[str, FileInfo | OSError]:
+        wanted = list(paths)
+        return await asyncio.to_thread(lambda: {path: _file_info(path, follow_links) for path in wanted})
+
+    async def list_dir(self, directory: str) -> dict[str, FileInfo]:
+        return await asyncio.to_thread(_list_dir, directory)
+
+    async def make_dirs(self, directory: str) -> None:
+        await asyncio.to_thread(os.makedirs, directory, exist_ok=True)
+
+    async def rename(self, source: str, target: str) -> None:
+        await asyncio.to_thread(os.replace, source, target)
+
+    async def remove(self, path: str) -> None:
+        await asyncio.to_thread(_remove, path)
+
+
+def _file_info(path: str, follow_links: bool) -> FileInfo | OSError:
+    try:
+        found = os.stat(path) if follow_links else os.lstat(path)
+    except OSError as error:
+        return error
+    except ValueError as error:  # a NUL in the path: no file can be named so
+        return FileNotFoundError(2, str(error))
+    return FileInfo(found.st_mode, found.st_size, found.st_mtime)
+
+
+def _list_dir(directory: str) -> dict[str, FileInfo]:
+    entries = {}
+    with os.scandir(directory) as found:
+        for entry in found:
+            try:
+                each = entry.stat(follow_symlinks=True)
+            except OSError:
+                continue
+            entries[entry.name] = FileInfo(each.st_mode, each.st_size, each.st_mtime)
+    return entries
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def _read_head(path: str, size: int) -> bytes:

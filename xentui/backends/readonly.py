@@ -7,6 +7,7 @@ which changes nothing) and overrides no action, so each is the base class's refu
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from pathlib import Path
 from typing import NoReturn
 
 from xentui.backends.base import (
@@ -17,6 +18,8 @@ from xentui.backends.base import (
     ConsoleChannel,
     PreflightCheck,
     ReadOnlyError,
+    SavedImage,
+    SaveTarget,
     Unsupported,
 )
 from xentui.model import Host, Sample
@@ -82,6 +85,12 @@ class ReadOnlyBackend(Backend):
 
     async def open_console(self, domain: str) -> ConsoleChannel:
         return _ReadOnlyConsole(await self.inner.open_console(domain))
+
+    async def check_save_target(self, path: Path, *, overwrite: bool) -> SaveTarget:  # looks, changes nothing
+        return await self.inner.check_save_target(path, overwrite=overwrite)
+
+    async def saved_images(self, directory: Path) -> list[SavedImage]:
+        return await self.inner.saved_images(directory)
 
     async def set_poll_interval(self, seconds: float) -> None:
         await self.inner.set_poll_interval(seconds)

@@ -7,12 +7,18 @@ command opens the connection, each later one is one round trip over it.
 
 The remote side gets one command line, parsed by the remote user's shell: every word is quoted (`shlex.join`), so
 a domain name, a path or a bridge name reaches the remote program as one argument, whatever it holds.
+
+The file calls of save and restore are one round trip each, run by ``sh`` there with the paths as its arguments
+(never spliced into the script): GNU coreutils' ``stat`` (``-c``, ``--printf``), ``mkdir -p``, ``mv -T`` and
+``rm -f``, as a Debian dom0 has them. Their errors come back as the OSError the same call gives here (the C
+locale's words, mapped back to the errno), so a message names the reason as it would for a local file.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import re
 import shlex
@@ -22,7 +28,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from xentui.backends.host import HostAccess, NetCounters
+from xentui.backends.host import FileInfo, HostAccess, NetCounters
 from xentui.backends.xl_tool import ToolResult, run_tool
 from xentui.console.channel import ConsoleChannel
 from xentui.errors import BackendError, BackendUnavailable, InvalidArgument
@@ -32,6 +38,23 @@ __all__ = ["SshHost", "check_destination", "parse_net_dev"]
 # user@host, host, an ssh_config alias, [v6]:port-less forms; never an option (a leading "-") nor a shell word
 _DESTINATION = re.compile(r"[A-Za-z0-9_.%+\[\]:-]+(@[A-Za-z0-9_.%+\[\]:-]+)?")
 _READ_LINKS = 'for p; do printf "%s\\0" "$(readlink -- "$p")"; done'
+# stat each path given after "--" ("stat -L" follows links): "K<mode> <size> <mtime>" or "E<stat's error>", NUL-ended
+_STAT = ('for p; do if o=$(stat {follow}-c "%f %s %Y" -- "$p" 2>&1); then printf "K%s\\0" "$o"; '
+         'else printf "E%s\\0" "$o"; fi; done')
+# every entry of the directory $1, through links: "<mode> <size> <mtime> <name>", NUL-ended. Exit 4: not there,
+# 5: not a directory, 6: cannot enter it. stat's complaints (a dangling link, a glob that matched nothing) dropped.
+_LIST_DIR = ('unset CDPATH; [ -e "$1" ] || exit 4; [ -d "$1" ] || exit 5; cd -- "$1" || exit 6; '
+             'set -- * .[!.]* ..?*; stat -L --printf "%f %s %Y %n\\0" -- "$@" 2>/dev/null; [ $? -le 1 ]')
+_LIST_DIR_ERRORS = {4: errno.ENOENT, 5: errno.ENOTDIR, 6: errno.EACCES}
+_ERRNO_BY_WORDS = {os.strerror(code): code for code in sorted(errno.errorcode, reverse=True)}
+
+
+def _os_error(said: str) -> OSError:
+    """The OSError a tool's complaint names (``mkdir: cannot create directory '/x': File exists``: the words after
+    the last ``: `` are strerror's, in the C locale), as the same call here would raise it."""
+    words = said.strip().rpartition(": ")[2].strip()
+    code = _ERRNO_BY_WORDS.get(words)
+    return OSError(code, words) if code is not None else OSError(said.strip() or "failed")
 
 
 def _short_directory() -> str:
@@ -129,7 +152,8 @@ class SshHost(HostAccess):
         except OSError as error:
             raise BackendUnavailable(f"cannot run {self.ssh}: {error.strerror}", detail=str(error)) from error
 
-    async def _bytes(self, argv: list[str], limit: float = 30.0) -> bytes:
+    async def _done(self, argv: list[str], limit: float = 30.0) -> tuple[int, bytes, bytes]:
+        """Run to the end: its exit status, stdout and stderr (ssh's own failure raised, as everywhere)."""
         process = await self.start(argv)
         try:
             out, err = await asyncio.wait_for(process.communicate(), limit)
@@ -139,7 +163,11 @@ class SshHost(HostAccess):
             raise BackendError(f"{argv[0]} on {self.name}: no answer after {limit:g} s") from None
         if process.returncode == 255:
             raise BackendUnavailable(f"cannot reach {self.name} with ssh: {err.decode(errors='replace').strip()}")
-        if process.returncode != 0:
+        return process.returncode or 0, out, err
+
+    async def _bytes(self, argv: list[str], limit: float = 30.0) -> bytes:
+        code, out, err = await self._done(argv, limit)
+        if code != 0:
             raise OSError(f"{argv[0]} on {self.name}: {err.decode(errors='replace').strip()}")
         return out
 
@@ -157,6 +185,55 @@ class SshHost(HostAccess):
 
     async def net_counters(self) -> dict[str, NetCounters]:
         return parse_net_dev((await self._bytes(["cat", "/proc/net/dev"])).decode("ascii", "replace"))
+
+    async def _file_call(self, argv: list[str]) -> None:
+        """A file tool there (mkdir, mv, rm): its complaint as the OSError it names."""
+        code, _out, err = await self._done(argv)
+        if code != 0:
+            raise _os_error(err.decode("utf-8", "surrogateescape") or f"{argv[0]}: exit status {code}")
+
+    async def stat(self, paths: Iterable[str], *, follow_links: bool = False) -> dict[str, FileInfo | OSError]:
+        """All in one round trip: one ``stat`` per path in one shell there."""
+        wanted = list(paths)
+        if not wanted:
+            return {}
+        script = _STAT.format(follow="-L " if follow_links else "")
+        code, out, err = await self._done(["sh", "-c", script, "sh", *wanted])
+        answers = out.split(b"\0")
+        if code != 0 or len(answers) <= len(wanted):
+            raise BackendError(f"stat on {self.name} failed: {err.decode(errors='replace').strip() or code}")
+        found: dict[str, FileInfo | OSError] = {}
+        for path, answer in zip(wanted, answers, strict=False):
+            text = answer[1:].decode("utf-8", "surrogateescape")
+            fields = text.split()
+            if answer[:1] == b"K" and len(fields) == 3:
+                found[path] = FileInfo(int(fields[0], 16), int(fields[1]), float(fields[2]))
+            else:
+                found[path] = _os_error(text)
+        return found
+
+    async def list_dir(self, directory: str) -> dict[str, FileInfo]:
+        """All in one round trip, whatever the number of entries: one ``stat --printf`` of them all there."""
+        code, out, err = await self._done(["sh", "-c", _LIST_DIR, "sh", directory])
+        if code in _LIST_DIR_ERRORS:
+            raise OSError(_LIST_DIR_ERRORS[code], os.strerror(_LIST_DIR_ERRORS[code]))
+        if code != 0:
+            raise _os_error(err.decode("utf-8", "surrogateescape") or f"listing {directory}: exit status {code}")
+        entries = {}
+        for record in out.split(b"\0")[:-1]:
+            fields = record.split(b" ", 3)
+            if len(fields) == 4 and fields[1].isdigit() and fields[2].lstrip(b"-").isdigit():
+                entries[os.fsdecode(fields[3])] = FileInfo(int(fields[0], 16), int(fields[1]), float(fields[2]))
+        return entries
+
+    async def make_dirs(self, directory: str) -> None:
+        await self._file_call(["mkdir", "-p", "--", directory])
+
+    async def rename(self, source: str, target: str) -> None:
+        await self._file_call(["mv", "-f", "-T", "--", source, target])
+
+    async def remove(self, path: str) -> None:
+        await self._file_call(["rm", "-f", "--", path])
 
     async def open_console(self, argv: list[str]) -> ConsoleChannel:
         from xentui.console.pty import PtyConsole

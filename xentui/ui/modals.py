@@ -8,9 +8,10 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -19,8 +20,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from xentui.backends.base import BackendError
-from xentui.backends.savefile import check_save_path, existing_file
+from xentui.backends.base import BackendError, SavedImage, SaveTarget
+from xentui.backends.savefile import file_of
 from xentui.model import Domain, Host
 from xentui.textsafe import name_list, printable
 from xentui.ui.dialogs import (
@@ -52,8 +53,8 @@ from xentui.xentop_columns import maxmem_text
 # the dialogs of the other modules too: the app opens every one of them from here
 __all__ = [
     "ActionLogScreen", "ConfirmScreen", "DestroyScreen", "DialogScreen", "EvacuateScreen", "FormScreen",
-    "MemoryScreen", "MigrateScreen", "Migrator", "QuitScreen", "RestoreScreen", "SaveRequest", "SaveScreen",
-    "SchedScreen", "SysrqScreen", "VcpuScreen", "default_save_path", "quit_consequence",
+    "MemoryScreen", "MigrateScreen", "Migrator", "QuitScreen", "RestoreScreen", "SaveFiles", "SaveRequest",
+    "SaveScreen", "SchedScreen", "SysrqScreen", "VcpuScreen", "default_save_path", "quit_consequence",
 ]
 
 class MemoryScreen(FormScreen):
@@ -184,11 +185,21 @@ class SaveRequest:
     overwrite: bool
 
 
+class SaveFiles(Protocol):
+    """What the save dialog and the restore picker may ask of a backend: its own checks of an image's path and
+    the images in a directory, where it saves (the xl backend: on its dom0, over ssh too). Awaited in workers,
+    never on the event loop."""
+
+    async def check_save_target(self, path: Path, *, overwrite: bool) -> SaveTarget: ...
+
+    async def saved_images(self, directory: Path) -> list[SavedImage]: ...
+
+
 class SaveScreen(FormScreen):
 
-    def __init__(self, domain: Domain, path: Path) -> None:
+    def __init__(self, domain: Domain, path: Path, backend: SaveFiles) -> None:
         super().__init__()
-        self.domain, self.path = domain, path
+        self.domain, self.path, self.backend = domain, path, backend
         self._confirmed_overwrite: Path | None = None
 
     def compose(self) -> ComposeResult:
@@ -213,14 +224,21 @@ class SaveScreen(FormScreen):
         path = Path(text).expanduser()
         if not path.is_absolute():  # relative to the save directory, where restore looks: never to xentui's cwd
             path = self.path.parent / path
-        try:  # the backend's own checks, before the guest is stopped: no device, link, directory, over-long name
-            check_save_path(path, overwrite=True)
+        self.check(path, self.query_one("#keep", Checkbox).value)
+
+    @work(exclusive=True, group="save-check")
+    async def check(self, path: Path, keep: bool) -> None:
+        """The backend's own checks, where the image goes, before the guest is stopped: no device, link,
+        directory, over-long name; and whether an earlier image is there to overwrite."""
+        try:
+            target = await self.backend.check_save_target(path, overwrite=True)
         except BackendError as error:
             self.show_error(str(error).removeprefix("save: "))
             return
-        keep = self.query_one("#keep", Checkbox).value
-        existing = existing_file(path)
-        if existing is not None and self._confirmed_overwrite != path:
+        except Exception as error:  # a backend bug must not take the screen down
+            self.show_error(f"{type(error).__name__}: {error}")
+            return
+        if target.existing_bytes is not None and self._confirmed_overwrite != path:
             def answered(yes: bool | None) -> None:
                 if yes:
                     self._confirmed_overwrite = path
@@ -229,48 +247,70 @@ class SaveScreen(FormScreen):
                     self.show_error(f"{printable(str(path))} exists: choose another name, or confirm to overwrite it")
 
             self.app.push_screen(ConfirmScreen(
-                f"{printable(str(path))} already exists ({existing}). Overwrite it? The old one is replaced only "
-                "once the new image is written."), answered)
+                f"{printable(str(path))} already exists ({file_of(target.existing_bytes)}). Overwrite it? The old "
+                "one is replaced only once the new image is written."), answered)
             return
         self.dismiss(SaveRequest(path, keep, overwrite=False))
 
 
 class RestoreScreen(FormScreen):
-    """Pick a saved image from the save directory."""
+    """Pick a saved image from the save directory, as the backend lists it where it saves (in a worker)."""
 
     DEFAULT_CSS = "RestoreScreen OptionList { max-height: 16; }"
+    # Enter while the images are being listed says so, instead of ticking "start it paused"; the list, once
+    # there, takes the focus
+    AUTO_FOCUS = "#ok"
 
-    def __init__(self, save_dir: Path) -> None:
+    def __init__(self, save_dir: Path, backend: SaveFiles) -> None:
         super().__init__()
-        self.save_dir = save_dir
-        try:
-            files = [p for p in save_dir.iterdir() if p.is_file() and not p.name.startswith(".")
-                     and not _is_console_log(p.name)]
-        except OSError:
-            files = []
-        self.files = sorted(files, key=lambda p: p.stat().st_mtime, reverse=True)
+        self.save_dir, self.backend = save_dir, backend
+        self.images: list[SavedImage] | None = None  # None: still being listed
+        self.files: list[Path] = []
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(Text(f"Restore a saved domain from {printable(str(self.save_dir))}"), classes="title")
-            if self.files:
-                options = [
-                    Option(Text(f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(p.stat().st_mtime))}  "
-                                f"{human_kib(p.stat().st_size // 1024):>6}  {printable(p.name)}"), id=str(i))
-                    for i, p in enumerate(self.files)
-                ]
-                yield PickList(*options, id="files")
-            else:
-                yield Label(Text(f"No saved images in {printable(str(self.save_dir))} (--save-dir changes it)."),
-                            classes="problem")
+            yield Label(Text(f"Reading {printable(str(self.save_dir))}…"), id="listing")
             yield TickBox("start it paused", id="paused")
             yield Label("", classes="problem")
             yield self.buttons("Restore")
+
+    def on_mount(self) -> None:
+        self.list_images()
+
+    @work(exclusive=True, group="restore-list")
+    async def list_images(self) -> None:
+        listing = self.query_one("#listing", Label)
+        try:
+            images = await self.backend.saved_images(self.save_dir)
+        except Exception as error:  # BackendError (ssh cannot reach the host), or a backend bug: said, not raised
+            self.images = []
+            listing.update(Text(f"Cannot list {printable(str(self.save_dir))}: {printable(str(error))}"))
+            listing.add_class("problem")
+            return
+        self.images = [image for image in images if not _is_console_log(image.name)]
+        self.files = [image.path for image in self.images]
+        if not self.images:
+            listing.update(Text(f"No saved images in {printable(str(self.save_dir))} (--save-dir changes it)."))
+            listing.add_class("problem")
+            return
+        options = [
+            Option(Text(f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(image.mtime))}  "
+                        f"{human_kib(image.size // 1024):>6}  {printable(image.name)}"), id=str(i))
+            for i, image in enumerate(self.images)
+        ]
+        picker = PickList(*options, id="files")
+        await self.query_one(Vertical).mount(picker, after=listing)
+        await listing.remove()
+        picker.focus()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.submit()
 
     def submit(self) -> None:
+        if self.images is None:
+            self.show_error(f"still reading {printable(str(self.save_dir))}")
+            return
         if not self.files:
             self.dismiss(None)
             return

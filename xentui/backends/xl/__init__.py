@@ -170,9 +170,6 @@ class XlBackend(ActingMixin, MigrationMixin, Backend):
         scheduler = self._host_facts["xen_scheduler"] if self._host_facts else None
         if scheduler is not None and scheduler not in _SCHEDULERS:
             unsupported[Action.SCHED] = f"the host runs the {scheduler} scheduler; only credit and credit2 have weights"
-        if not self.host.local:  # the image's path would be checked, renamed and listed on this machine, not there
-            for action in (Action.SAVE, Action.RESTORE):
-                unsupported[action] = f"not yet over ssh: run xentui on {self.host.name} to {action.value} there"
         return Capabilities(unsupported)
 
     async def set_poll_interval(self, seconds: float) -> None:

@@ -4,8 +4,10 @@ name; xl's stderr becomes the message. Checks xl would make only after doing hal
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +19,8 @@ from xentui.backends.base import (
     InvalidArgument,
     Unsupported,
 )
-from xentui.backends.host import HostAccess
-from xentui.backends.savefile import check_save_path, discard, finish, partial_path
+from xentui.backends.host import FileInfo, HostAccess
+from xentui.backends.savefile import SavedImage, SaveTarget, partial_path, save_target, saved_images
 from xentui.backends.xl_parsers import (
     XlDomainConfig,
     parse_xl_list,
@@ -55,6 +57,7 @@ class ActingMixin:
     host: HostAccess
     _last: dict[str, _Known]
     _config_stale: bool
+    _domids_by_name: dict[str, int]
     _xl: Callable[..., object]
     sample: Callable[[], object]
     _read_host: Callable[..., object]
@@ -78,6 +81,9 @@ class ActingMixin:
     async def _act(self, *args: str, what: str, limit: float = 60.0, on_timeout: str | None = None) -> str:
         output = await self._xl(*args, what=what, limit=limit, on_timeout=on_timeout)
         self._config_stale = True
+        # xentop names domains, never numbers them: after a save or a restore the same name may be another domid,
+        # so the next sample from xentop asks `xl list` again
+        self._domids_by_name = {}
         return output
 
     async def mem_set(self, domain: str, kib: int) -> None:
@@ -167,30 +173,58 @@ class ActingMixin:
         await self._act("destroy", str(known.domain.id), what=f"destroy {known.domain.name}")
         await self.sample()
 
+    # --- save and restore: the image is on dom0, wherever xentui runs; every look at it goes through the host
+
+    async def make_save_dir(self, directory: Path) -> None:
+        await self.host.make_dirs(str(directory))
+
+    async def check_save_target(self, path: Path, *, overwrite: bool) -> SaveTarget:
+        return await save_target(self.host, path, overwrite=overwrite)
+
+    async def saved_images(self, directory: Path) -> list[SavedImage]:
+        return await saved_images(self.host, directory)
+
     async def save(self, domain: str, path: Path, *, keep_running: bool = False, overwrite: bool = False) -> None:
-        if not self.host.local:
-            raise self.refusal(Action.SAVE)
         known = await self._known(domain, action="save", allow_dom0=False)
-        # absolute: never an option to xl; checked in a thread: a hung NFS directory must not stop the screen
-        path = await asyncio.to_thread(check_save_path, path, overwrite=overwrite)
+        # absolute (never an option to xl), checked on dom0 through the host: off the event loop, so a hung NFS
+        # directory or a slow ssh round trip does not stop the screen
+        path = (await save_target(self.host, path, overwrite=overwrite)).path
         partial = partial_path(path)
         flags = ["-c"] if keep_running else []
+        written = False
         try:
             await self._act("save", *flags, str(known.domain.id), str(partial), what=f"save {known.domain.name}",
                             limit=_SAVE_LIMIT)
-            await asyncio.to_thread(finish, partial, path)
-        except BaseException:  # failed, killed or cancelled: the old image (if any) stays whole
-            await asyncio.shield(asyncio.to_thread(discard, partial))
+            written = True
+            await self.host.rename(str(partial), str(path))
+        except BaseException as error:  # failed, killed or cancelled: the old image (if any) stays whole
+            if not written:
+                await asyncio.shield(self._discard(partial))
+                raise
+            if isinstance(error, OSError | BackendError):  # the only image of the guest: kept, and said where
+                raise BackendError(f"save {printable(known.domain.name)}: the image was written to "
+                                   f"{printable(str(partial))} but could not be renamed to {printable(str(path))}: "
+                                   f"{getattr(error, 'strerror', None) or error}; it is kept there") from error
             raise
         await self.sample()
 
+    async def _discard(self, partial: Path) -> None:
+        with contextlib.suppress(OSError, BackendError):
+            await self.host.remove(str(partial))
+
     async def restore(self, path: Path, *, paused: bool = False) -> str:
-        if not self.host.local:
-            raise self.refusal(Action.RESTORE)
-        path = await asyncio.to_thread(Path(path).absolute)  # never an option to xl
-        if not path.is_file():
+        path = Path(path)
+        if self.host.local:
+            path = await asyncio.to_thread(path.absolute)  # never an option to xl
+        elif not path.is_absolute():  # relative to what, there? never an option to xl either
+            raise InvalidArgument(f"restore: {path} is not an absolute path: give the whole path on {self.host.name}")
+        found = (await self.host.stat([str(path)], follow_links=True))[str(path)]
+        if not isinstance(found, FileInfo) or found.kind != stat.S_IFREG:
             raise InvalidArgument(f"restore: {path} is not a file")
-        head = await self.host.read_head(str(path), _SAVE_HEAD)
+        try:
+            head = await self.host.read_head(str(path), _SAVE_HEAD)
+        except OSError as error:
+            raise InvalidArgument(f"restore: cannot read {path}: {error.strerror or error}") from error
         if not head.startswith(b"Xen saved domain"):
             raise InvalidArgument(f"restore: {path} is not a domain saved by xl (no 'Xen saved domain' header)")
         if (saved := _saved_name(head)) is not None:
@@ -208,7 +242,6 @@ class ActingMixin:
         if not new:
             raise BackendError(f"restore: xl reported success but no new domain appeared from {path}")
         return new[0]
-
 
 
 def _saved_name(head: bytes) -> str | None:
