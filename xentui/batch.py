@@ -68,6 +68,7 @@ from xentui.model import (
     Domain,
     DomainRates,
     Host,
+    HostStatus,
     Sample,
     VbdBackend,
     VbdTotals,
@@ -183,8 +184,26 @@ class XentopFormatter:
         self.name_width = _NAME_WIDTH
 
     def format(self, sample: Sample, rates: Mapping[str, DomainRates]) -> str:
+        if not sample.hosts:
+            return self._block(list(sample.domains), sample, rates)
+        # a pool: one block per host, under a line naming it (and saying why, when it is down)
+        parts: list[str] = []
+        for status in sample.hosts:
+            if status.error is not None:
+                parts.append(f"HOST {printable(status.label)} DOWN: {printable(status.error)}\n")
+                continue
+            host = status.host
+            version = f" {printable(host.hypervisor)} {printable(host.version)}" if host is not None else ""
+            parts.append(f"HOST {printable(status.label)}{version}\n")
+            parts.append(self._block([d for d in sample.domains if d.host == status.label], sample, rates))
+        return "".join(parts)
+
+    def _block(self, domains: list[Domain], sample: Sample, rates: Mapping[str, DomainRates]) -> str:
+        """xentop's header and its rows for these domains (one host's)."""
         options = self.options
-        domains = sort_domains(sample.domains, dom0_first=options.dom0_first)
+        domains = sort_domains(domains, dom0_first=options.dom0_first)
+        if not domains:
+            return ""
         names = {id(domain): printable(domain.name) for domain in domains}
         totals = {id(domain): domain.vbd_totals() for domain in domains}
 
@@ -209,7 +228,8 @@ class XentopFormatter:
         for position, domain in enumerate(domains):
             if position == 0 or options.repeat_header:
                 parts.append(header)
-            parts.append(self._row(domain, names[id(domain)], totals[id(domain)], sample.host, rates, widths))
+            parts.append(self._row(domain, names[id(domain)], totals[id(domain)], sample.host_of(domain), rates,
+                                   widths))
             if options.vcpus:
                 parts.append(_vcpu_row(domain))
             if options.networks:
@@ -321,6 +341,27 @@ def _host_record(sample: Sample) -> dict[str, Any]:
         "used_kib": host.used_kib,
         "scheduler": host.scheduler,
         "domains_by_state": {state.value: count for state, count in sample.state_counts().items()},
+    }
+
+
+def _pool_host_record(status: HostStatus) -> dict[str, Any]:
+    """A pool host as JSON carries it: whether it answers, why not, and what it is."""
+    host = status.host
+    return {
+        "name": status.label,
+        "backend": status.backend,
+        "group": status.group or None,
+        "up": status.error is None,
+        "error": status.error,
+        "failing_since": None if status.failing_since is None else _time_text(status.failing_since),
+        "last_seen": None if status.last_seen is None else _time_text(status.last_seen),
+        "hostname": None if host is None else host.hostname,
+        "version": None if host is None else f"{host.hypervisor} {host.version}",
+        "nr_cpus": None if host is None else host.nr_cpus or None,
+        "total_kib": None if host is None else host.total_kib,
+        "free_kib": None if host is None else host.free_kib,
+        "domains": status.domains,
+        "domains_by_state": {state.value: count for state, count in status.states.items()},
     }
 
 
@@ -460,7 +501,9 @@ class JsonFormatter:
         domains = []
         for domain in sort_domains(sample.domains, dom0_first=options.dom0_first):
             rate = rates.get(domain.key)
-            record = _domain_record(domain, sample.host, rate)
+            record = _domain_record(domain, sample.host_of(domain), rate)
+            if sample.hosts:
+                record["host"] = domain.host
             if options.networks:
                 record["vifs"] = _vif_records(domain, rate)
             if options.vbds:
@@ -469,6 +512,8 @@ class JsonFormatter:
                 record["vcpu_s"] = _vcpu_records(domain, rate)
             domains.append(record)
         document = {"time": _time_text(sample.wall), "host": _host_record(sample), "domains": domains}
+        if sample.hosts:
+            document["hosts"] = [_pool_host_record(status) for status in sample.hosts]
         # ensure_ascii: an ESC or a bidi control in a name reaches the terminal as \u001b, \u202e.
         return json.dumps(document, ensure_ascii=True, separators=(",", ":")) + "\n"
 
@@ -513,15 +558,17 @@ class CsvFormatter:
     def format(self, sample: Sample, rates: Mapping[str, DomainRates]) -> str:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        if not self._header_done:
-            writer.writerow(CSV_COLUMNS)
-            self._header_done = True
         time_text = _time_text(sample.wall)
+        columns = ("host", *CSV_COLUMNS) if sample.hosts else CSV_COLUMNS
+        if not self._header_done:
+            writer.writerow(columns)
+            self._header_done = True
         for domain in sort_domains(sample.domains, dom0_first=self.options.dom0_first):
-            record = _domain_record(domain, sample.host, rates.get(domain.key))
+            record = _domain_record(domain, sample.host_of(domain), rates.get(domain.key))
             # Unlike JSON, a CSV cell reaches the terminal as it is.
-            record.update(time=time_text, name=printable(domain.name), uuid=printable(domain.uuid))
-            writer.writerow(["" if record[column] is None else record[column] for column in CSV_COLUMNS])
+            record.update(time=time_text, name=printable(domain.name), uuid=printable(domain.uuid),
+                          host=printable(domain.host))
+            writer.writerow(["" if record[column] is None else record[column] for column in columns])
         return buffer.getvalue()
 
 

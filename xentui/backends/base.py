@@ -25,7 +25,7 @@ from xentui.errors import (
     ReadOnlyError,
     Unsupported,
 )
-from xentui.model import Host, Sample
+from xentui.model import Domain, Host, Sample
 
 __all__ = [
     "Action",
@@ -216,6 +216,14 @@ class Backend(abc.ABC):
     def warm_up(self) -> None:  # noqa: B027 - optional
         """Start, in the background, what the first sample will need (a connection), while the screen starts.
         Called once, before the event loop; errors wait for the first sample, which reports them."""
+
+    def for_domain(self, domain: Domain) -> Backend:
+        """The backend that acts on this domain: this one, but for a pool (the domain's host's backend)."""
+        return self.for_host(domain.host)
+
+    def for_host(self, label: str) -> Backend:
+        """The backend of a pool's host, by its name in the pool; this one outside a pool."""
+        return self
 
     def focus(self, keys: Collection[str] | None) -> None:  # noqa: B027 - optional
         """The domains whose figures are looked at (by `Domain.key`; None, the default: every domain's). A

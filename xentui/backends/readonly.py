@@ -77,6 +77,11 @@ class ReadOnlyBackend(Backend):
     async def sample(self) -> Sample:
         return await self.inner.sample()
 
+    def for_host(self, label: str) -> Backend:
+        """A pool's member, read-only too."""
+        inner = self.inner.for_host(label)
+        return self if inner is self.inner else ReadOnlyBackend(inner)
+
     async def host_info(self) -> Host:
         return await self.inner.host_info()
 

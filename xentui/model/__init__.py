@@ -55,7 +55,7 @@ from xentui.model.records import (
     parse_flags,
     state_of,
 )
-from xentui.model.sample import Sample
+from xentui.model.sample import HostStatus, Sample
 
 __all__ = [
     "FLAG_LETTERS",
@@ -79,6 +79,7 @@ __all__ = [
     "DomainState",
     "DomainType",
     "Host",
+    "HostStatus",
     "LazyDomains",
     "Rates",
     "Sample",

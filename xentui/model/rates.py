@@ -389,6 +389,8 @@ def compute_rates(previous: Sample | None, current: Sample) -> Rates:
     A domain absent from ``previous`` (new, restored under a new uuid) has no rates yet,
     as in xentop's first iteration. A non-positive interval yields no rates at all.
     """
+    if current.rates is not None:  # the backend's own (a pool's: each host over its own interval)
+        return current.rates
     if previous is None:
         return Rates()
     seconds = current.monotonic - previous.monotonic

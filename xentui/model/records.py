@@ -177,6 +177,7 @@ class Domain:
     static_maxmem_kib: int | None = None
     # Fields the backend could not read this time (UNKNOWN_* names): shown as unknown, never as 0.
     unknown: frozenset[str] = frozenset()
+    host: str = ""  # the pool host it is on (its name in the pool); "" when xentui watches one host
 
     @property
     def mem_ceiling_kib(self) -> int | None:
@@ -185,8 +186,10 @@ class Domain:
 
     @property
     def key(self) -> str:
-        """Stable identity across refreshes; survives domid changes (restore, reboot)."""
-        return self.uuid or f"{self.id}:{self.name}"
+        """Stable identity across refreshes; survives domid changes (restore, reboot). In a pool it starts
+        with the host: every Domain-0 has the same uuid, and a migrating guest is on two hosts at once."""
+        own = self.uuid or f"{self.id}:{self.name}"
+        return f"{self.host}/{own}" if self.host else own
 
     @property
     def state(self) -> DomainState:

@@ -3,12 +3,33 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
+from typing import TYPE_CHECKING
 
 from xentui.model.columns import DomainColumns
 from xentui.model.records import Domain, DomainState, Host, state_of
+
+if TYPE_CHECKING:
+    from xentui.model.rates import Rates
+
+
+@dataclass(slots=True)
+class HostStatus:
+    """One host of a pool, as the last refresh found it (see `xentui.backends.pool`)."""
+
+    label: str  # its name in the pool
+    backend: str  # "xl", "libvirt", "sim"
+    host: Host | None  # what it last said of itself; None before its first answer
+    error: str | None = None  # why it is down; None while it answers
+    failing_since: float | None = None  # wall clock of the first failure in a row
+    last_seen: float | None = None  # wall clock of its last good sample
+    slow_for: float = 0.0  # seconds its sample in flight has taken, when longer than a refresh waits
+    domains: int = 0  # its domains in the pool's sample (its last good sample's, when down)
+    states: Mapping[DomainState, int] = field(default_factory=dict)
+    cpu_pct: float = 0.0  # its domains' CPU use, % of one physical CPU
+    group: str = ""  # the group the config file puts it in
 
 
 @dataclass(slots=True)
@@ -25,9 +46,19 @@ class Sample:
     host: Host
     domains: Sequence[Domain]
     columns: DomainColumns | None = None
+    hosts: Sequence[HostStatus] = ()  # a pool's hosts, each host's domains together in this order
+    rates: Rates | None = None  # rates the backend worked out itself (a pool's, each host over its own interval)
     _keys: list[str] | None = field(default=None, init=False, repr=False, compare=False)
     _names: list[str] | None = field(default=None, init=False, repr=False, compare=False)
     _index: dict[str, int] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def host_of(self, domain: Domain) -> Host:
+        """The host a domain is on: its pool host's, or the sample's."""
+        if domain.host and self.hosts:
+            for status in self.hosts:
+                if status.label == domain.host and status.host is not None:
+                    return status.host
+        return self.host
 
     def keys(self) -> list[str]:
         """Each domain's `Domain.key`, in order: worked out once, as the rates and the table both need them."""
