@@ -14,8 +14,10 @@ from hypothesis import strategies as st
 from xentui import cli
 
 # every option with a value, except -c (a generated URI could reach a real host: tests/ui/test_terminal_bytes.py
-# gives it hostile URIs instead); --host is given with --demo, which it conflicts with, so no ssh ever runs
-OPTIONS = ["--backend", "--host", "--ssh-option", "--xl-stats", "--migrate-ssh", "--sim-domains", "--seed",
+# gives it hostile URIs instead); --host and --pool are given with --demo, which they conflict with, so no ssh ever
+# runs and no config file is read
+OPTIONS = ["--backend", "--host", "--ssh-option", "--xl-stats", "--migrate-ssh", "--sim-domains", "--sim-hosts",
+           "--seed", "--pool",
            "--replay", "--replay-interval", "--replay-speed", "--delay", "--save-dir", "--audit-log", "--require-audit",
            "--theme", "--iterations", "--format"]
 RAW = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")  # what may not reach the terminal unescaped (a newline may)

@@ -19,7 +19,7 @@ from xentui.backends.base import Backend, BackendError, InvalidArgument
 from xentui.backends.readonly import ReadOnlyBackend
 from xentui.backends.registry import BACKENDS as REGISTERED
 from xentui.backends.registry import BackendOptions, picking_options
-from xentui.backends.sim import MAX_DOMAINS
+from xentui.backends.sim import MAX_DOMAINS, MAX_HOSTS
 from xentui.batch import BatchFormat, BatchOptions, run_batch
 from xentui.textsafe import printable
 from xentui.themefiles import load_theme_specs
@@ -67,6 +67,12 @@ def _ssh_option(text: str) -> str:
     return text
 
 
+def _shown_config_path() -> str:
+    from xentui.config import config_path
+
+    return printable(str(config_path()))
+
+
 def _int_in(low: int, high: int | None) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
@@ -99,11 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--backend", choices=("auto", *REGISTERED), default="auto",
                         help="where the domains come from (default: auto: xl in a Xen dom0, else libvirt)")
     source.add_argument("--demo", action="store_true", help="the simulated Xen host (same as --backend sim)")
-    source.add_argument("-c", "--connect", default=None, metavar="URI",
-                        help="libvirt URI, as virsh -c (e.g. xen:///system, qemu+ssh://host/system)")
-    source.add_argument("--host", default=None, metavar="DEST", type=_ssh_destination,
+    source.add_argument("-c", "--connect", default=None, metavar="URI", action="append",
+                        help="libvirt URI, as virsh -c (e.g. xen:///system, qemu+ssh://host/system); "
+                             "several: a pool, one table")
+    source.add_argument("--host", default=None, metavar="DEST", type=_ssh_destination, action="append",
                         help="a dom0 to watch with xl over the system ssh (e.g. root@dom0a; your ~/.ssh/config, "
-                             "agent and ProxyJump apply; no password prompts: BatchMode)")
+                             "agent and ProxyJump apply; no password prompts: BatchMode); several: a pool")
     source.add_argument("--ssh-option", action="append", default=[], metavar="OPT", type=_ssh_option,
                         help="one more ssh argument for --host, as ssh -o takes it (e.g. Port=2222); repeatable")
     source.add_argument("--xl-stats", choices=("auto", "xenstat", "xentop"), default="auto",
@@ -113,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--sim-domains", type=_int_in(0, MAX_DOMAINS), default=12,
                         metavar="N",
                         help=f"domUs on the simulated host, 0..{MAX_DOMAINS} (default 12)")
+    source.add_argument("--pool", nargs="?", const="", default=None, metavar="FILE",
+                        help="the hosts a config file names, in one table (default file: "
+                             f"{_shown_config_path()}; same as --backend pool)")
+    source.add_argument("--sim-hosts", type=_int_in(1, MAX_HOSTS), default=None, metavar="N",
+                        help=f"a simulated pool of N hosts, 1..{MAX_HOSTS}, each with --sim-domains domUs "
+                             "(default: the demo's three hosts, the first with --sim-domains; 1: the first alone)")
     source.add_argument("--seed", type=int, default=None, metavar="N",
                         help="seed for the simulation: the same seed gives the same host")
 
@@ -205,7 +218,9 @@ def make_backend(args: argparse.Namespace) -> Backend:
     check_backend_choice(args)
     choice = _choose_backend(args)
     backend = REGISTERED[choice].build(BackendOptions(
-        connect=args.connect, host=args.host, ssh_options=tuple(f"-o{option}" for option in args.ssh_option),
+        connect=args.connect[0] if args.connect else None, host=args.host[0] if args.host else None,
+        connects=tuple(args.connect or ()), hosts=tuple(args.host or ()), sim_hosts=args.sim_hosts, pool=args.pool,
+        ssh_options=tuple(f"-o{option}" for option in args.ssh_option),
         xl_stats=args.xl_stats, migrate_ssh=args.migrate_ssh, delay=args.delay,
         sim_domains=args.sim_domains, seed=args.seed, replay=args.replay, replay_interval=args.replay_interval,
         read_only=args.read_only))

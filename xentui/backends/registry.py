@@ -8,10 +8,13 @@ only when it is built: the simulator's start-up does not wait for libvirt, nor b
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from xentui.backends.base import Backend
 from xentui.errors import BackendError, BackendUnavailable
@@ -25,6 +28,10 @@ class BackendOptions:
 
     connect: str | None = None
     host: str | None = None  # an ssh destination: the xl backend on that dom0
+    connects: tuple[str, ...] = ()  # -c given several times: a pool of libvirt hosts
+    hosts: tuple[str, ...] = ()  # --host given several times: a pool of dom0s, xl over ssh each
+    sim_hosts: int | None = None  # --sim-hosts: a simulated pool of that many hosts
+    pool: str | None = None  # --pool: the config file naming the pool's hosts ("" for the default one)
     ssh_options: tuple[str, ...] = ()
     xl_stats: str = "auto"
     migrate_ssh: str | None = None
@@ -49,6 +56,8 @@ class BackendSpec:
 
 
 def _xl(options: BackendOptions) -> Backend:
+    if len(options.hosts) > 1:
+        return _pool([(host, dataclasses.replace(options, host=host, hosts=())) for host in options.hosts], _xl, "xl")
     from xentui.backends.xl import XlBackend
 
     host = None
@@ -67,6 +76,9 @@ def _xl(options: BackendOptions) -> Backend:
 
 
 def _libvirt(options: BackendOptions) -> Backend:
+    if len(options.connects) > 1:
+        return _pool([(uri_label(uri), dataclasses.replace(options, connect=uri, connects=()))
+                      for uri in options.connects], _libvirt, "libvirt")
     try:
         from xentui.backends.libvirt import LibvirtBackend
     except ImportError as error:
@@ -78,7 +90,59 @@ def _sim(options: BackendOptions) -> Backend:
     from xentui.backends.sim import SimBackend, SimCluster
 
     seed = options.seed if options.seed is not None else int.from_bytes(os.urandom(4), "big")
-    return SimBackend(SimCluster(seed=seed, domains=options.sim_domains))
+    if options.sim_hosts == 1:  # the first host alone; its two peers are still there to migrate to
+        return SimBackend(SimCluster(seed=seed, domains=options.sim_domains))
+    # the demo's three hosts (None), or that many hosts of --sim-domains each
+    cluster = SimCluster(seed=seed, domains=options.sim_domains, hosts=options.sim_hosts)
+    from xentui.backends.pool import PoolBackend
+
+    return PoolBackend([(name, SimBackend(cluster, name)) for name in cluster.hosts])
+
+
+def uri_label(uri: str) -> str:
+    """A libvirt URI's name in a pool: its host, and its path when it has one (qemu+ssh://kvm1/system:
+    kvm1:system; qemu:///system: qemu:system), with no '/' (the pool's keys are host/domain)."""
+    parts = urlsplit(uri)
+    where = parts.hostname or parts.scheme.split("+")[0] or uri
+    path = parts.path.strip("/").replace("/", ":")
+    return f"{where}:{path}" if path else where
+
+
+def _pool(members: list[tuple[str, BackendOptions]], build: Callable[[BackendOptions], Backend],
+          kind: str) -> Backend:
+    """One backend per host, each built when first sampled: a host down at start is shown down (and tried
+    again), not a reason to refuse the others."""
+    from xentui.backends.pool import LateMember, PoolBackend
+
+    labels: list[str] = []
+    for label, _options in members:
+        unique, number = label, 2
+        while unique in labels:
+            unique, number = f"{label}#{number}", number + 1
+        labels.append(unique)
+    return PoolBackend([(label, LateMember(label, partial(build, member), kind))
+                        for label, (_given, member) in zip(labels, members, strict=True)])
+
+
+def _configured_pool(options: BackendOptions) -> Backend:
+    """The hosts the config file names (`xentui.config`), each with its own backend, in one table."""
+    from xentui.backends.pool import LateMember, PoolBackend
+    from xentui.backends.ssh import check_destination
+    from xentui.config import load_pool
+
+    hosts = load_pool(Path(options.pool) if options.pool else None)
+    members: list[tuple[str, Backend]] = []
+    for host in hosts:
+        if host.backend == "xl":
+            check_destination(host.address)
+            member = dataclasses.replace(options, host=host.address, hosts=(),
+                                         ssh_options=tuple(f"-o{option}" for option in host.ssh_options))
+            members.append((host.name, LateMember(host.name, partial(_xl, member), "xl")))
+        else:
+            member = dataclasses.replace(options, connect=host.address, connects=())
+            members.append((host.name, LateMember(host.name, partial(_libvirt, member), "libvirt")))
+    return PoolBackend(members, groups={host.name: host.group for host in hosts},
+                       addresses={host.name: host.migrate_address for host in hosts if host.migrate_address})
 
 
 def _replay(options: BackendOptions) -> Backend:
@@ -96,10 +160,12 @@ BACKENDS: dict[str, BackendSpec] = {spec.name: spec for spec in (
                 option="-c (libvirt)", dest="connect"),
     BackendSpec("sim", "a simulated Xen host", _sim, option="--demo (sim)", dest="demo"),
     BackendSpec("replay", "a recorded xentop -b log, played back", _replay, option="--replay", dest="replay"),
+    BackendSpec("pool", "the hosts the config file names, in one table", _configured_pool, option="--pool",
+                dest="pool"),
 )}
 
 # the order options that pick a backend are named in a message about two of them
-_PICKING_ORDER = ("sim", "libvirt", "xl", "replay")
+_PICKING_ORDER = ("sim", "libvirt", "xl", "replay", "pool")
 
 
 def picking_options() -> list[BackendSpec]:

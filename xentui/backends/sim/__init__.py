@@ -30,7 +30,7 @@ replacing it here takes effect.
 from __future__ import annotations
 
 from xentui.backends.sim.backend import SAVE_BANDWIDTH_KIB_S, SAVE_MAGIC, SimBackend
-from xentui.backends.sim.cluster import _FEATURED, MAX_DOMAINS, SimCluster, SimHost
+from xentui.backends.sim.cluster import _FEATURED, MAX_DOMAINS, MAX_HOSTS, SimCluster, SimHost
 from xentui.backends.sim.console import SimConsole
 from xentui.backends.sim.domain import GIB, MIB, VCPU_SKEW, SimDomain, SimVbd, SimVif, Status, VcpuSplit
 from xentui.backends.sim.migration import MIGRATE_BANDWIDTH_KIB_S
@@ -42,6 +42,7 @@ __all__ = [
     "BALLOON_TAU_S",
     "GIB",
     "MAX_DOMAINS",
+    "MAX_HOSTS",
     "MIB",
     "MIGRATE_BANDWIDTH_KIB_S",
     "SAVE_BANDWIDTH_KIB_S",

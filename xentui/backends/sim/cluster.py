@@ -19,6 +19,7 @@ from xentui.clock import Clock, RealClock
 from xentui.model import DomainType, Host, VbdBackend
 
 MAX_DOMAINS = 5000
+MAX_HOSTS = 64
 
 
 @dataclass
@@ -102,9 +103,14 @@ class _NewSimDomain(SimDomain):
 class SimCluster:
     """Every simulated host, their shared clock and the seed everything random derives from."""
 
-    def __init__(self, *, seed: int = 0, domains: int = 12, clock: Clock | None = None) -> None:
+    def __init__(self, *, seed: int = 0, domains: int = 12, clock: Clock | None = None,
+                 hosts: int | None = None) -> None:
+        """``hosts``: None for the demo's three hosts (two small peers beside the first, which has ``domains``
+        domUs); a number for that many hosts of ``domains`` domUs each (a pool at scale)."""
         if not 0 <= domains <= MAX_DOMAINS:
             raise InvalidArgument(f"the simulation holds 0..{MAX_DOMAINS} domains, not {domains}")
+        if hosts is not None and not 1 <= hosts <= MAX_HOSTS:
+            raise InvalidArgument(f"the simulation holds 1..{MAX_HOSTS} hosts, not {hosts}")
         self.seed = seed
         self.clock = clock or RealClock()
         self.rng = random.Random(seed)
@@ -126,6 +132,26 @@ class SimCluster:
         self._populate(self.hosts["sim-host-1"], domains, now)
         self._populate_peer(self.hosts["sim-host-2"], ("ldap-01", "monitoring"), now)
         self._populate_peer(self.hosts["sim-host-3"], ("legacy-erp", "fileserver", "jumphost", "print-01"), now)
+        if hosts is not None:
+            self._scale_to(hosts, domains, now)
+
+    def _scale_to(self, count: int, domains: int, now: float) -> None:
+        """Every host but the first gets ``domains`` domUs of its own (names that say their host), more
+        hosts like sim-host-2 are added, and hosts past ``count`` go."""
+        for name in list(self.hosts)[count:]:
+            del self.hosts[name]
+        for number in range(2, count + 1):
+            name = f"sim-host-{number}"
+            host = self.hosts.get(name)
+            if host is None:
+                host = self.hosts[name] = SimHost(name, "4.17.3", 16, 2394, 96 * GIB, "GenuineIntel", _FEATURES,
+                                                  ("/srv/shared/",))
+                host.last_t = now
+                self._populate_peer(host, (), now)
+            self._add_random(host, domains, f"h{number}-", now)
+            committed = sum((d.maxmem_kib or d.mem_kib) for d in host.domains.values())
+            host.total_kib = max(host.total_kib, math.ceil(committed * 1.15 / GIB) * GIB)
+            host.hypervisor_overhead_kib = host.total_kib // 100
 
     # construction ---------------------------------------------------------------------
 
@@ -204,8 +230,15 @@ class SimCluster:
             dom = self._new_domain(host, name, dtype, vcpus, mem, dataclasses.replace(load), disks, pv, now)
             self._apply_initial_state(dom, state, now)
             host.domains[name] = dom
+        self._add_random(host, count - len(featured), "", now, first=len(featured))
+        committed = sum((d.maxmem_kib or d.mem_kib) for d in host.domains.values())
+        host.total_kib = max(64 * GIB, math.ceil(committed * 1.15 / GIB) * GIB)
+        host.hypervisor_overhead_kib = host.total_kib // 100
+
+    def _add_random(self, host: SimHost, count: int, tag: str, now: float, *, first: int = 0) -> None:
+        """``count`` domUs of random roles, sizes and loads, named role-<tag><number>."""
         rng = self.rng
-        for index in range(len(featured), count):
+        for index in range(first, first + count):
             role = rng.choice(_ROLES)
             dtype = rng.choice((DomainType.PV, DomainType.PVH, DomainType.PVH, DomainType.HVM))
             vmax = rng.choice((1, 2, 2, 4, 8))
@@ -213,14 +246,11 @@ class SimCluster:
             mem = rng.choice((0.5, 1, 1, 2, 2, 4, 8))
             load = LoadProfile(rng.choice((0.01, 0.03, 0.1, 0.2, 0.4, 0.7)), rng.uniform(0, 0.2),
                                rng.uniform(20, 180))
-            dom = self._new_domain(host, f"{role}-{index:04d}", dtype, (online, vmax), (mem, mem * 2), load,
+            dom = self._new_domain(host, f"{role}-{tag}{index:04d}", dtype, (online, vmax), (mem, mem * 2), load,
                                    rng.choice(("local", "shared", "shared")), True, now)
             if rng.random() < 0.02:
                 dom.paused = True
             host.domains[dom.name] = dom
-        committed = sum((d.maxmem_kib or d.mem_kib) for d in host.domains.values())
-        host.total_kib = max(64 * GIB, math.ceil(committed * 1.15 / GIB) * GIB)
-        host.hypervisor_overhead_kib = host.total_kib // 100
 
     def _populate_peer(self, host: SimHost, names: tuple[str, ...], now: float) -> None:
         dom0 = self._new_domain(host, "Domain-0", DomainType.PV, (2, 2), (2, None), LoadProfile(0.04), "local",
