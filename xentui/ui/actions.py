@@ -16,17 +16,20 @@ from typing import TYPE_CHECKING
 
 from xentui.audit import AuditLog
 from xentui.backends.base import Action, Backend
+from xentui.backends.pool import PoolBackend
+from xentui.backends.readonly import ReadOnlyBackend
 from xentui.model import Domain, DomainState, Host, Sample
 from xentui.textsafe import name_list, printable
 from xentui.ui.messages import ActionLogged
-from xentui.ui.runner import ActionRunner, LogEntry
-from xentui.ui.table import DomainTable
+from xentui.ui.runner import ActionRunner, LogEntry, busy_name
+from xentui.ui.table import HOST_KEY, DomainTable
 from xentui.validate import format_kib
 
 if TYPE_CHECKING:
     from types import ModuleType
 
     from xentui.ui.main_screen import MainScreen
+    from xentui.ui.migrate import PoolTarget
     from xentui.ui.modals import SaveRequest
 
 
@@ -74,6 +77,10 @@ class ActionsMixin:
             self.notify("No domain selected.", severity="warning")
         return domain
 
+    def _on(self, domain: Domain) -> Backend:
+        """The backend that acts on this domain (in a pool, its host's)."""
+        return self.backend.for_domain(domain)
+
     def _targets(self) -> list[Domain]:
         """The marked domains, or the selected one when none is marked."""
         marked = self.table.marked_domains()
@@ -85,7 +92,11 @@ class ActionsMixin:
     def _unavailable(self, action: Action, domains: list[Domain] | None = None) -> bool:
         """Refuse, with the reason, what this backend or host cannot do (--read-only included), and, with
         --require-audit, anything while the audit log cannot be written."""
-        why = self.runner.refusal(action)
+        why = None
+        for domain in domains or [None]:  # type: ignore[list-item]
+            why = self.runner.refusal(action, self.backend if domain is None else self._on(domain))
+            if why is not None:
+                break
         if why is None:
             return False
         if self.audit is not None and self.audit.last_error is not None:
@@ -161,7 +172,7 @@ class ActionsMixin:
         def chosen(kib: int | None) -> None:
             if kib is None:
                 return
-            call = self.backend.mem_max if ceiling else self.backend.mem_set
+            call = self._on(domain).mem_max if ceiling else self._on(domain).mem_set
             self.start_action(domain, action.value, lambda: call(domain.name, kib), {"kib": kib},
                             done=f"{action.value} {printable(domain.name)} {format_kib(kib)}")
 
@@ -177,7 +188,7 @@ class ActionsMixin:
                 return
             count, overcommit = value
             self.start_action(domain, "vcpu-set",
-                            lambda: self.backend.vcpu_set(domain.name, count, allow_overcommit=overcommit),
+                            lambda: self._on(domain).vcpu_set(domain.name, count, allow_overcommit=overcommit),
                             {"count": count, "allow_overcommit": overcommit},
                             done=f"vcpu-set {printable(domain.name)} {count}")
 
@@ -192,7 +203,7 @@ class ActionsMixin:
             if value is None:
                 return
             weight, cap = value
-            self.start_action(domain, "sched", lambda: self.backend.set_sched(domain.name, weight=weight, cap=cap),
+            self.start_action(domain, "sched", lambda: self._on(domain).set_sched(domain.name, weight=weight, cap=cap),
                             {"weight": weight, "cap": cap},
                             done=f"{printable(domain.name)}: weight {weight}, cap {cap}")
 
@@ -237,14 +248,15 @@ class ActionsMixin:
         """One action on each domain: each runs on its own and gets its own result."""
         if not domains or self._unavailable(action, domains):
             return
-        calls: dict[Action, Callable[[str], Awaitable[object]]] = {
-            Action.PAUSE: self.backend.pause,
-            Action.UNPAUSE: self.backend.unpause,
-            Action.SHUTDOWN: self.backend.shutdown,
-            Action.REBOOT: self.backend.reboot,
-            Action.SYSRQ: lambda name: self.backend.sysrq(name, key or ""),
-        }
         for domain in domains:
+            backend = self._on(domain)
+            calls: dict[Action, Callable[[str], Awaitable[object]]] = {
+                Action.PAUSE: backend.pause,
+                Action.UNPAUSE: backend.unpause,
+                Action.SHUTDOWN: backend.shutdown,
+                Action.REBOOT: backend.reboot,
+                Action.SYSRQ: lambda name, backend=backend: backend.sysrq(name, key or ""),  # type: ignore[misc]
+            }
             call = partial(calls[action], domain.name)
             arguments = {"key": key} if key else {}
             what = f"sysrq {key}" if key else action.value
@@ -262,7 +274,7 @@ class ActionsMixin:
                 return
             self.start_action(
                 domain, "save",
-                lambda: self.backend.save(domain.name, request.path, keep_running=request.keep_running,
+                lambda: self._on(domain).save(domain.name, request.path, keep_running=request.keep_running,
                                           overwrite=request.overwrite),
                 {"path": str(request.path), "keep_running": request.keep_running,
                  "overwrite": request.overwrite},
@@ -348,7 +360,7 @@ class ActionsMixin:
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.start_action(domain, "destroy", lambda: self.backend.destroy(domain.name),
+                self.start_action(domain, "destroy", lambda: self._on(domain).destroy(domain.name),
                                 done=f"destroyed {printable(domain.name)}")
 
         self.push_screen(_modals().DestroyScreen(domain), answered)
@@ -359,8 +371,9 @@ class ActionsMixin:
         domain = self._selected()
         if domain is None or self._unavailable(Action.MIGRATE, [domain]):
             return
-        if domain.name in self.busy:
-            self.notify(f"{printable(domain.name)} is busy with {self.busy[domain.name]}", severity="warning")
+        if busy_name(domain) in self.busy:
+            self.notify(f"{printable(busy_name(domain))} is busy with {self.busy[busy_name(domain)]}",
+                        severity="warning")
             return
 
         def result(outcome: str, message: str | None, arguments: dict) -> None:
@@ -368,24 +381,51 @@ class ActionsMixin:
             self._start_poll()
 
         def running(moving: bool) -> None:
-            self.runner.set_busy(domain.name, "migrate", moving)
+            self.runner.set_busy(busy_name(domain), "migrate", moving)
 
-        self.push_screen(_modals().MigrateScreen(domain, self.backend, result, running))
+        self.push_screen(_modals().MigrateScreen(domain, self._on(domain), result, running,
+                                                 targets=self._pool_targets(domain.host)))
+
+    def _pool_targets(self, source: str) -> list[PoolTarget]:
+        """The pool's other hosts that answer, as migration targets (none outside a pool)."""
+        backend = self.backend.inner if isinstance(self.backend, ReadOnlyBackend) else self.backend
+        if self.sample is None or not isinstance(backend, PoolBackend):
+            return []
+        from xentui.ui.migrate import PoolTarget  # with the dialog: a quicker first frame
+
+        return [PoolTarget(status.label, backend.address_of(status.label), status.host.free_kib)
+                for status in self.sample.hosts
+                if status.label != source and status.error is None and status.host is not None]
 
     def action_evacuate(self) -> None:
+        """E: every domU of this host (in a pool, of the selected domain's or host line's host) to another."""
         if self.sample is None or self._unavailable(Action.MIGRATE):
             return
+        host = self._selected_pool_host()
+        backend = self.backend if host is None else self.backend.for_host(host)
         domus = [d for d in self.sample.domains
-                 if not d.is_dom0 and d.state in (DomainState.RUNNING, DomainState.BLOCKED, DomainState.PAUSED)]
+                 if not d.is_dom0 and d.host == (host or "")
+                 and d.state in (DomainState.RUNNING, DomainState.BLOCKED, DomainState.PAUSED)]
 
         def result(domain: Domain, outcome: str, message: str | None, arguments: dict) -> None:
             self.runner.record(domain, "migrate", arguments, outcome, message)
             self._start_poll()
 
         def running(domain: Domain, moving: bool) -> None:
-            self.runner.set_busy(domain.name, "migrate", moving)
+            self.runner.set_busy(busy_name(domain), "migrate", moving)
 
-        self.push_screen(_modals().EvacuateScreen(domus, self.backend, result, running))
+        self.push_screen(_modals().EvacuateScreen(domus, backend, result, running,
+                                                  targets=self._pool_targets(host or ""), host=host))
+
+    def _selected_pool_host(self) -> str | None:
+        """In a pool, the host of the selected domain or of the host line under the cursor; else None."""
+        if self.sample is None or not self.sample.hosts:
+            return None
+        key = self.table.cursor_key or ""
+        if key.startswith(HOST_KEY):
+            return key[len(HOST_KEY):]
+        domain = self.table.selected
+        return domain.host if domain is not None else self.sample.hosts[0].label
 
     # quitting ---------------------------------------------------------------------------------------
 

@@ -140,6 +140,8 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
         Binding("r,R", "toggle_repeat_header", "Repeat header", id="repeat-header", show=False),
         Binding("c", "toggle_cumulative", "Cumul.", id="cumulative"),
         Binding("z", "toggle_dom0_first", "Dom0 first", id="dom0-first", show=False),
+        Binding("G", "toggle_grouped", "Pool: a line per host, or one list with a HOST column", id="group-hosts",
+                show=False),
         # priority while the filter is focused, like Enter; on the table (a filter kept) an ordinary key
         Binding("escape", "escape_filter", "Clear filter", id="filter-escape", show=False, priority=True),
         Binding("escape", "clear_filter", "Clear filter", id="clear-filter", show=False),
@@ -335,6 +337,8 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
         return now - self._fresh_at
 
     def on_polled(self, message: Polled) -> None:
+        if not self.main.showing:
+            return  # quitting: the poll ended after the screen was taken down
         first = self.sample is None
         stale_for = self._stale_for(self.sample, message.sample)
         self.sample, self.rates = message.sample, message.rates
@@ -393,6 +397,8 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
             self.set_timer(min(after, self.delay / 2), _settle_garbage_collector)
 
     def on_poll_failed(self, message: PollFailed) -> None:
+        if not self.main.showing:
+            return
         self._settle_gc_soon()
         self.last_error = message.error
         self.polls_done += 1
@@ -401,6 +407,8 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
 
     def on_samples_ended(self, message: SamplesEnded) -> None:
         """A replay reached its end: say so, and keep the last recorded iteration on the screen."""
+        if not self.main.showing:
+            return
         self.polls_done += 1
         self.last_error = None
         self.main.show_banner(f"{self.backend.name}: {printable(message.reason)}. "
@@ -450,6 +458,10 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
 
     def action_toggle_cumulative(self) -> None:
         self.view.cumulative = not self.view.cumulative
+        self._relayout()
+
+    def action_toggle_grouped(self) -> None:
+        self.view.grouped = not self.view.grouped
         self._relayout()
 
     def action_toggle_dom0_first(self) -> None:

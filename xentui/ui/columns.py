@@ -24,6 +24,7 @@ from xentui.model import (
     DomainRates,
     Host,
 )
+from xentui.textsafe import printable
 from xentui.units import human_bytes, human_count, human_kib
 from xentui.xentop_columns import XENTOP_BY_ID, maxmem_pct_text, maxmem_text, percent_text
 
@@ -75,6 +76,12 @@ def _vbd_total_text(attr: str) -> Text:
         return str(getattr(totals, attr)) if totals is not None else "-"
 
     return text
+
+
+def _fitted(text: str, width: int) -> str:
+    """Printable, and cut to the width with an ellipsis: the row's cells stay in their columns."""
+    shown = printable(text)
+    return shown if len(shown) <= width else shown[:width - 1] + "…"
 
 
 UNKNOWN_TEXT = "?"  # a figure the backend could not read (libvirt omits what a driver lacks): never a made-up 0
@@ -199,5 +206,14 @@ COLUMNS: tuple[Column, ...] = (
            help="pv, hvm or pvh"),
 )
 
+HOST_WIDTH = 14
+
+# A pool's list across its hosts (not grouped under a line per host): the host of each domain, first after NAME.
+# Not in COLUMNS: a single host's table has no such column, and `s` does not step onto it.
+HOST_COLUMN = Column("host", "HOST", "HOST", HOST_WIDTH, HOST_WIDTH,
+                     **_same(lambda d, r, h: _fitted(d.host, HOST_WIDTH), lambda d, r, h: d.host.casefold(),
+                             descending=False),
+                     help="the pool host the domain is on")
+
 COLUMN_IDS = tuple(column.id for column in COLUMNS)
-BY_ID = {column.id: column for column in COLUMNS}
+BY_ID = {column.id: column for column in (*COLUMNS, HOST_COLUMN)}

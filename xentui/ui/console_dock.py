@@ -50,7 +50,7 @@ class ConsoleDockMixin:
         if self._unavailable(Action.CONSOLE, [domain]):
             return
         try:
-            channel = await self.backend.open_console(domain.name)
+            channel = await self.backend.for_domain(domain).open_console(domain.name)
         except BackendError as error:
             self.notify(str(error), severity="error", title="console")
             return

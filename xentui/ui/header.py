@@ -55,6 +55,15 @@ class HostHeader(Widget):
             f"Mem: {human_kib(host.total_kib)} total, {human_kib(host.used_kib)} used, "
             f"{human_kib(host.free_kib)} free   CPUs: {_cpus_text(host.nr_cpus, host.cpu_mhz)}"
         )
+        if sample.hosts:  # a pool: how many hosts answer, and the ones that do not, by name
+            down = [status.label for status in sample.hosts if status.error is not None]
+            up = len(sample.hosts) - len(down)
+            line3.append(f"   hosts: {up} up, {len(down)} down")
+            if down:
+                line3.append(f" ({printable(', '.join(down))})", style="bold")
+            self._text = Text("\n").join([line1, line2, line3])
+            self.refresh()
+            return
         ids = sample.ids()
         dom0 = sample.domains[ids.index(0)] if 0 in ids else None
         if dom0 is not None:

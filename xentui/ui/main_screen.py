@@ -73,6 +73,11 @@ class MainScreen(Screen[None]):
         self.post_message(self.Ready())
 
     @property
+    def showing(self) -> bool:
+        """The widgets are up: False before they are mounted and once quitting has taken them down."""
+        return bool(self.query(DomainTable))
+
+    @property
     def table(self) -> DomainTable:
         return self.query_one(DomainTable)
 

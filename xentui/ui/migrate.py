@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from typing import ClassVar, Protocol
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import ClassVar, NamedTuple, Protocol
 
 from rich.text import Text
 from textual import work
@@ -46,6 +46,20 @@ class Migrator(Protocol):
     def migrate(self, domain: str, target: str, *, live: bool = True) -> AsyncIterator[MigrateProgress]: ...
 
 
+class PoolTarget(NamedTuple):
+    """Another host of the pool, as a migration's target: its name, the address its peers reach it by, and
+    the memory it has free."""
+
+    label: str
+    address: str
+    free_kib: int
+
+
+def _targets_line(targets: Sequence[PoolTarget]) -> Text:
+    return Text("Pool hosts, most free memory first: " + ", ".join(
+        f"{printable(target.address)} ({human_kib(target.free_kib)} free)" for target in targets))
+
+
 class MigrateScreen(FormScreen):
     """Target, pre-flight checks, then live progress; Escape cancels a running migration.
 
@@ -61,10 +75,11 @@ class MigrateScreen(FormScreen):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, domain: Domain, backend: Migrator, on_result: Callable[[str, str | None, dict], None],
-                 on_running: Callable[[bool], None] | None = None) -> None:
+                 on_running: Callable[[bool], None] | None = None, targets: Sequence[PoolTarget] = ()) -> None:
         super().__init__()
         self.domain = domain
         self.backend = backend
+        self.targets = sorted(targets, key=lambda target: -target.free_kib)  # a pool's other hosts
         self.on_result = on_result  # (result, message, arguments) for the action and audit logs, when it ends
         self.on_running = on_running  # told when the migration starts and stops: the app's busy map
         self.checked_target: str | None = None
@@ -78,7 +93,10 @@ class MigrateScreen(FormScreen):
             yield Label(Text(f"Migrate {printable(d.name)} ({human_kib(d.mem_kib)}) to another host"),
                         classes="title")
             yield Label("Target host name or address:")
-            yield Input(id="target", placeholder="e.g. xen02.example.org or 10.0.0.7", max_length=NAME_INPUT)
+            yield Input(self.targets[0].address if self.targets else "", id="target",
+                        placeholder="e.g. xen02.example.org or 10.0.0.7", max_length=NAME_INPUT)
+            if self.targets:
+                yield Label(_targets_line(self.targets), id="pool-targets")
             yield TickBox("live (the guest keeps running while its memory is copied)", value=True, id="live")
             yield Static(id="checks")
             yield ProgressBar(total=100, show_eta=False, id="bar")
@@ -212,10 +230,14 @@ class EvacuateScreen(FormScreen):
 
     def __init__(self, domains: list[Domain], backend: Migrator,
                  on_result: Callable[[Domain, str, str | None, dict], None],
-                 on_running: Callable[[Domain, bool], None] | None = None) -> None:
+                 on_running: Callable[[Domain, bool], None] | None = None,
+                 targets: Sequence[PoolTarget] = (), host: str | None = None) -> None:
         super().__init__()
         self.domains = sorted(domains, key=lambda d: (d.mem_kib, d.name))
         self.backend = backend
+        self.targets = sorted(targets, key=lambda target: -target.free_kib)  # a pool's other hosts
+        self.host = host  # the pool host being emptied, to name it
+        self.plan: dict[str, str] = {}  # domain key -> the target it goes to
         self.on_result = on_result
         self.on_running = on_running  # (domain, moving): the app's busy map
         self.state: dict[str, str] = {d.key: "not checked yet" for d in self.domains}
@@ -227,11 +249,17 @@ class EvacuateScreen(FormScreen):
     def compose(self) -> ComposeResult:
         with Vertical():
             count = len(self.domains)
-            yield Label(Text(f"Evacuate this host: migrate its {count} domU{'s' if count != 1 else ''}, "
+            which = f"{printable(self.host)}" if self.host else "this host"
+            yield Label(Text(f"Evacuate {which}: migrate its {count} domU{'s' if count != 1 else ''}, "
                              "one after another"),
                         classes="title")
-            yield Label("Target host name or address (Enter checks every domain first):")
-            yield Input(id="target", max_length=NAME_INPUT)
+            yield Label("Target hosts, one or several (a, b): each domain to the one with the most memory "
+                        "left (Enter checks every domain first):" if self.targets else
+                        "Target host name or address (Enter checks every domain first):")
+            yield Input(", ".join(target.address for target in self.targets), id="target",
+                        max_length=NAME_INPUT * 4)
+            if self.targets:
+                yield Label(_targets_line(self.targets), id="pool-targets")
             yield TickBox("carry on after a failure (default: stop at the first one)", id="carry-on")
             yield Static(id="rows")
             yield Label("", classes="problem")
@@ -260,19 +288,23 @@ class EvacuateScreen(FormScreen):
         if self.running:
             return
         try:
-            target = _migration_target(self.query_one("#target", Input).value)
+            targets = [_migration_target(word) for word in self.query_one("#target", Input).value.split(",")
+                       if word.strip()] or [_migration_target("")]
         except BackendError as error:
             self.show_error(str(error))
             return
+        target = ", ".join(dict.fromkeys(targets))
         if target != self.checked_target:
-            self.run_worker(self._plan(target), group="evacuate-plan", exclusive=True)
+            self.run_worker(self._plan(list(dict.fromkeys(targets))), group="evacuate-plan", exclusive=True)
             return
         if not self.movable:
             self.show_error(f"no domain passed its checks for {target}: nothing to move")
             return
         staying = [d.name for d in self.domains if d not in self.movable]
-        question = (f"Migrate {len(self.movable)} domain{'s' if len(self.movable) != 1 else ''} to {target}, "
-                    f"one after another: {name_list([d.name for d in self.movable])}?")
+        where = {self.plan[d.key] for d in self.movable}
+        question = (f"Migrate {len(self.movable)} domain{'s' if len(self.movable) != 1 else ''} to "
+                    f"{name_list(sorted(where))}, one after another: "
+                    f"{name_list([f'{d.name} → {self.plan[d.key]}' for d in self.movable])}?")
         if staying:
             question += f" {name_list(staying)} stay{'s' if len(staying) == 1 else ''} here (checks failed)."
 
@@ -282,39 +314,57 @@ class EvacuateScreen(FormScreen):
 
         self.app.push_screen(ConfirmScreen(question), answered)
 
-    async def _plan(self, target: str) -> None:
+    async def _plan(self, targets: list[str]) -> None:
+        """Each domain, the biggest first, to the target with the most memory left once those before it are
+        placed (a target the pool does not know counts as having none to spare), checked there; a domain
+        whose checks fail tries the next target, and stays when none passes."""
         self.show_error("")
-        self.movable = []
-        for index, domain in enumerate(self.domains, 1):
-            self.state[domain.key] = f"checking ({index} of {len(self.domains)})…"
+        self.movable, self.plan = [], {}
+        free = {target: 0 for target in targets}
+        for pool_target in self.targets:
+            if pool_target.address in free:
+                free[pool_target.address] = pool_target.free_kib
+        placing = sorted(self.domains, key=lambda d: (-d.mem_kib, d.name))
+
+        def where(target: str) -> str:  # which target a reason is about, when there are several
+            return f"{target}: " if len(targets) > 1 else ""
+
+        for index, domain in enumerate(placing, 1):
+            self.state[domain.key] = f"checking ({index} of {len(placing)})…"
             self._show_rows()
-            try:
-                checks = await self.backend.migrate_preflight(domain.name, target)
-            except BackendError as error:
-                self.state[domain.key] = f"stays: {error}"
-                continue
-            failed = [c for c in checks if c.ok is False]
-            if failed:
-                self.state[domain.key] = "stays: ✗ " + "; ".join(f"{c.name} ({c.detail})" for c in failed)
-            else:
+            reasons = []
+            for target in sorted(targets, key=lambda t: -free[t]):
+                try:
+                    checks = await self.backend.migrate_preflight(domain.name, target)
+                except BackendError as error:
+                    reasons.append(f"{where(target)}{error}")
+                    continue
+                failed = [c for c in checks if c.ok is False]
+                if failed:
+                    reasons.append(f"{where(target)}✗ " + "; ".join(f"{c.name} ({c.detail})" for c in failed))
+                    continue
+                self.plan[domain.key] = target
+                free[target] -= domain.mem_kib
                 self.state[domain.key] = f"→ {target} ✓"
-                self.movable.append(domain)
-        self.checked_target = target
+                break
+            else:
+                self.state[domain.key] = "stays: " + " | ".join(reasons)
+        self.movable = [domain for domain in self.domains if domain.key in self.plan]  # the smallest first
+        self.checked_target = ", ".join(targets)
         self._show_rows()
         count = len(self.movable)
         self.query_one("#ok", Button).label = "Evacuate" if count else "Check"
         self.show_error(f"The plan: {count} of {len(self.domains)} move, in this order. Enter asks before the first "
                         "moves." if count else "No domain passed its checks: nothing would move.")
 
-    def evacuate(self, target: str) -> None:
-        self._worker = self.run_worker(self._evacuate(target), group="evacuate", exclusive=True)
+    def evacuate(self, targets: str) -> None:
+        self._worker = self.run_worker(self._evacuate(targets), group="evacuate", exclusive=True)
 
-    async def _evacuate(self, target: str) -> None:
+    async def _evacuate(self, targets: str) -> None:
         self.running = True
         self.query_one("#ok", Button).disabled = True
         self.query_one("#cancel", Button).label = "Stop"
         carry_on = self.query_one("#carry-on", Checkbox).value
-        arguments = {"target": target, "live": True, "evacuate": True, "carry_on": carry_on}
         for domain in self.movable:
             self.state[domain.key] = "waiting"
         failed = 0
@@ -323,6 +373,8 @@ class EvacuateScreen(FormScreen):
                 break
             if self.on_running is not None:
                 self.on_running(domain, True)
+            target = self.plan[domain.key]
+            arguments = {"target": target, "live": True, "evacuate": True, "carry_on": carry_on}
             try:
                 async for event in self.backend.migrate(domain.name, target):
                     self.state[domain.key] = f"{event.fraction * 100:.0f}% {event.message}"

@@ -33,6 +33,8 @@ class XentuiCommands(Provider):
             ("view: repeat header", app.action_toggle_repeat_header, "the header before every domain (r)"),
             ("view: cumulative figures", app.action_toggle_cumulative, "xentop's counters instead of rates (c)"),
             ("view: Domain-0 first", app.action_toggle_dom0_first, "pin Domain-0 above the sorted rest (z)"),
+            ("view: group by host", app.action_toggle_grouped,
+             "a pool: a line per host with its domains, or one list with a HOST column (G)"),
             ("view: filter by name", app.action_filter, "show only names containing some text (/)"),
             ("view: clear filter", app.action_clear_filter, "show every domain again (Escape)"),
             ("poll: change delay", app.action_delay, "seconds between updates (d)"),

@@ -18,6 +18,14 @@ from xentui.textsafe import printable
 LogEntry = tuple[float, str, str, str, str | None]  # time, domain, action, result, message
 
 
+def busy_name(domain: Domain | str) -> str:
+    """How the busy map and the quit question name a domain: its name, with its host in a pool (two hosts
+    may each have a guest of one name, and a migrating guest is on both)."""
+    if isinstance(domain, Domain):
+        return f"{domain.name} on {domain.host}" if domain.host else domain.name
+    return domain
+
+
 class RunnerHost(Protocol):
     """What the runner needs of the app around it."""
 
@@ -57,9 +65,10 @@ class ActionRunner:
         self.log: list[LogEntry] = []
         self.busy: dict[str, str] = {}  # domain name -> the action running on it
 
-    def refusal(self, action: Action) -> str | None:
-        """Why this action cannot run now (the backend's capabilities, --read-only, --require-audit), or None."""
-        why = self._host.backend.capabilities.why_not(action)
+    def refusal(self, action: Action, backend: Backend | None = None) -> str | None:
+        """Why this action cannot run now (the capabilities of the backend that would run it, the app's by
+        default; --read-only; --require-audit), or None."""
+        why = (backend or self._host.backend).capabilities.why_not(action)
         if why is None and self.require_audit and self.audit is not None and self.audit.check() is not None:
             why = f"{self.audit.last_error}; --require-audit refuses actions until it can be"
         return why
@@ -68,12 +77,13 @@ class ActionRunner:
                message: str | None) -> None:
         """One line in the action log and the audit log. ``domain`` may be a bare name (restore)."""
         if isinstance(domain, Domain):
-            name, uuid = domain.name, domain.uuid
+            name, uuid, host = domain.name, domain.uuid, domain.host or self._host.hostname()
         else:
-            name, uuid = domain, None
-        self.log.append((self._host.wall_clock(), name or "-", action, result, message))
+            name, uuid, host = domain, None, self._host.hostname()
+        shown = busy_name(domain) if domain is not None else "-"
+        self.log.append((self._host.wall_clock(), shown or "-", action, result, message))
         if self.audit is not None:
-            self.audit.record(backend=self._host.backend.name, host=self._host.hostname(), action=action,
+            self.audit.record(backend=self._host.backend.name, host=host, action=action,
                               domain=name, uuid=uuid, arguments=arguments, result=result, message=message)
         self._host.entry_logged()
 
@@ -81,7 +91,7 @@ class ActionRunner:
               arguments: dict | None = None, *, done: str | None = None) -> None:
         """Run one backend call on one domain in the background, then log, notify and poll."""
         arguments = arguments or {}
-        name = domain.name if isinstance(domain, Domain) else domain
+        name = busy_name(domain)
         if name in self.busy:
             message = f"{printable(name)} is busy with {self.busy[name]}; wait for it to finish"
             self._host.notify(message, severity="warning", title=f"{action} refused")

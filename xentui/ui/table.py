@@ -8,6 +8,7 @@ put while the rest scrolls sideways; the cursor follows a domain, not a row numb
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, NamedTuple
@@ -23,12 +24,12 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from xentui.model import Domain, DomainState, Rates, Sample
+from xentui.model import Domain, DomainState, HostStatus, Rates, Sample
 from xentui.textsafe import printable
-from xentui.ui.columns import BY_ID, COLUMNS, Column
-from xentui.units import human_bytes, human_count
+from xentui.ui.columns import BY_ID, COLUMNS, HOST_COLUMN, Column
+from xentui.units import human_bytes, human_count, human_kib
 
-LineKind = Literal["domain", "vcpu", "vif", "vbd", "header"]
+LineKind = Literal["domain", "vcpu", "vif", "vbd", "header", "host"]
 NAME_MIN_WIDTH = 10
 SUBROW_INDENT = "  "
 
@@ -36,7 +37,15 @@ SUBROW_INDENT = "  "
 class Line(NamedTuple):
     kind: LineKind
     domain: Domain | None
-    index: int = 0  # which vCPU / vif / vbd
+    index: int = 0  # which vCPU / vif / vbd; for a host line, which of `Sample.hosts`
+
+
+HOST_KEY = "\x00host:"
+"""The cursor key of a pool host's line: no domain's key starts with a NUL."""
+
+
+def host_key(label: str) -> str:
+    return HOST_KEY + label
 
 
 class _DomainLines(Sequence[Line]):
@@ -55,6 +64,23 @@ class _DomainLines(Sequence[Line]):
         return Line("domain", self._domains[self._order[index]])
 
 
+class _GroupedLines(Sequence[Line]):
+    """The lines of a pool's plain view: a host's line, then its domains. Each entry is a domain's position in
+    the sample, or ``-1 - h`` for the line of host ``h``: the records are made when drawn, not per refresh."""
+
+    __slots__ = ("_domains", "_entries")
+
+    def __init__(self, domains: Sequence[Domain], entries: list[int]) -> None:
+        self._domains, self._entries = domains, entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __getitem__(self, index: int) -> Line:  # type: ignore[override]
+        entry = self._entries[index]
+        return Line("host", None, -1 - entry) if entry < 0 else Line("domain", self._domains[entry])
+
+
 @dataclass
 class ViewOptions:
     """What the operator toggles: xentop's n/b/v/r, cumulative figures, dom0 first, sort and filter."""
@@ -69,6 +95,8 @@ class ViewOptions:
     cumulative: bool = False
     dom0_first: bool = False
     hidden: set[str] = field(default_factory=set)
+    grouped: bool = True  # a pool's domains under a line per host; off: one list across the pool
+    folded: set[str] = field(default_factory=set)  # pool hosts whose domains are hidden under their line
 
 
 class DomainTable(ScrollView, can_focus=True):
@@ -85,6 +113,7 @@ class DomainTable(ScrollView, can_focus=True):
         Binding("right", "scroll_columns(8)", "Scroll columns right", show=False),
         # A binding, not a key handler: it then runs after the cursor keys typed before it in one burst.
         Binding("enter", "activate", "details of the selected domain (Escape goes back)", show=False),
+        Binding("minus", "fold", "fold or unfold the selected host's domains (a pool)", show=False),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -94,6 +123,8 @@ class DomainTable(ScrollView, can_focus=True):
         "domain-table--subrow",
         "domain-table--sorted",
         "domain-table--marked",
+        "domain-table--host",
+        "domain-table--host-down",
         *(f"domain-table--{state.value}" for state in DomainState),
     }
 
@@ -119,6 +150,8 @@ class DomainTable(ScrollView, can_focus=True):
     DomainTable > .domain-table--subrow { color: $text-muted; }
     DomainTable > .domain-table--sorted { text-style: bold; }
     DomainTable > .domain-table--marked { text-style: bold underline; }
+    DomainTable > .domain-table--host { background: $boost; color: $foreground; text-style: bold; }
+    DomainTable > .domain-table--host-down { background: $boost; color: $error; text-style: bold; }
     DomainTable > .domain-table--running { color: $state-running; }
     DomainTable > .domain-table--blocked { color: $state-blocked; }
     DomainTable > .domain-table--paused { color: $state-paused; }
@@ -141,7 +174,7 @@ class DomainTable(ScrollView, can_focus=True):
             self.column = column
 
     class Activated(Message):
-        """Enter or a double click on a domain."""
+        """Enter or a double click on a domain (a host line folds or unfolds instead)."""
 
         def __init__(self, key: str) -> None:
             super().__init__()
@@ -153,9 +186,9 @@ class DomainTable(ScrollView, can_focus=True):
         self._sample: Sample | None = None
         self._rates = Rates()
         self._lines: Sequence[Line] = []
-        self._domain_lines: Sequence[int] = []  # line index of each shown domain, in order
+        self._domain_lines: Sequence[int] = []  # line index of each line the cursor may be on, in order
         self._line_of_key: dict[str, int] = {}
-        self._ordered_keys: list[str] = []  # the shown domains' keys, in order
+        self._ordered_keys: list[str] = []  # the keys of those lines (domains, and a pool's hosts), in order
         self._casefolded: dict[str, str] = {}  # name -> casefolded, for sorting and filtering
         self._by_name: tuple[list[str], list[int]] = ([], [])  # names as listed, their positions by name
         self._name_widths: dict[str, int] = {}  # name -> cells it takes as drawn
@@ -177,7 +210,8 @@ class DomainTable(ScrollView, can_focus=True):
 
     @property
     def shown_keys(self) -> list[str]:
-        return [self._lines[i].domain.key for i in self._domain_lines]  # type: ignore[union-attr]
+        """The keys of the domains shown, in order."""
+        return [key for key in self._ordered_keys if not key.startswith(HOST_KEY)]
 
     def keys_near_view(self) -> list[str] | None:
         """The keys of the domains on screen and a screenful each way (what a scroll reaches before the next
@@ -215,8 +249,12 @@ class DomainTable(ScrollView, can_focus=True):
         if options.filter_text:
             needle = options.filter_text.casefold()
             shown, folded = self._printable, self._casefolded
+            hosts_matched = {i for i, status in enumerate(sample.hosts)
+                             if needle in status.label.casefold() or needle in status.group.casefold()}
+            host_of = self._host_of_positions(sample) if hosts_matched else ()
             positions = [i for i, name in enumerate(names)
-                         if needle in folded[name] or needle in shown[name].casefold()]
+                         if needle in folded[name] or needle in shown[name].casefold()
+                         or (hosts_matched and host_of[i] in hosts_matched)]
             names = [names[i] for i in positions]
             keys = [keys[i] for i in positions]
         order = [positions[i] for i in self._order(positions, keys, names, sample)]
@@ -227,7 +265,9 @@ class DomainTable(ScrollView, can_focus=True):
         ordered_keys = [every_key[i] for i in order]
         lines: Sequence[Line]
         domain_lines: Sequence[int]
-        if options.vcpus or options.networks or options.vbds or options.repeat_header:
+        if len(sample.hosts) > 1 and options.grouped:
+            lines, domain_lines, ordered_keys = self._grouped_lines(sample, order, bool(options.filter_text))
+        elif options.vcpus or options.networks or options.vbds or options.repeat_header:
             lines, domain_lines = self._lines_with_subrows([sample.domains[i] for i in order])
         else:
             lines, domain_lines = _DomainLines(sample.domains, order), range(len(order))
@@ -237,6 +277,8 @@ class DomainTable(ScrollView, can_focus=True):
         self._ordered_keys = ordered_keys
         self._name_width = max(NAME_MIN_WIDTH, max(map(self._name_widths.__getitem__, names), default=0))
         self._columns = [c for c in COLUMNS[1:] if c.id not in options.hidden]
+        if len(sample.hosts) > 1 and not options.grouped:  # one list across the pool: which host, beside NAME
+            self._columns.insert(0, HOST_COLUMN)
         self._settle_cursor()
         self._strips.clear()
         size = Size(self._name_width + 1 + self._rest_width(), len(lines) + 1)
@@ -252,10 +294,11 @@ class DomainTable(ScrollView, can_focus=True):
         else:
             self.refresh(Region(0, 0, self.size.width, max(1, rows)))
 
-    def _lines_with_subrows(self, ordered: list[Domain]) -> tuple[list[Line], list[int]]:
+    def _lines_with_subrows(self, ordered: list[Domain], lines: list[Line] | None = None,
+                            domain_lines: list[int] | None = None) -> tuple[list[Line], list[int]]:
         options = self.options
-        lines: list[Line] = []
-        domain_lines: list[int] = []
+        lines = [] if lines is None else lines
+        domain_lines = [] if domain_lines is None else domain_lines
         for domain in ordered:
             if options.repeat_header and lines:
                 lines.append(Line("header", None))
@@ -268,6 +311,47 @@ class DomainTable(ScrollView, can_focus=True):
             if options.vbds:
                 lines.extend(Line("vbd", domain, i) for i in range(len(domain.vbds)))
         return lines, domain_lines
+
+    @staticmethod
+    def _host_of_positions(sample: Sample) -> list[int]:
+        """Which of `Sample.hosts` each domain of a pool's sample is on: the pool lists each host's domains
+        together, in the hosts' order."""
+        return [h for h, status in enumerate(sample.hosts) for _ in range(status.domains)]
+
+    def _grouped_lines(self, sample: Sample, order: list[int],
+                       filtering: bool) -> tuple[Sequence[Line], list[int], list[str]]:
+        """A pool's view: a line per host, its domains (in the chosen order) under it unless folded. A host
+        with no domain left by the filter is left out too, unless it is down (its trouble stays in sight)."""
+        host_of = self._host_of_positions(sample)
+        groups: list[list[int]] = [[] for _ in sample.hosts]
+        for i in order:
+            groups[host_of[i]].append(i)
+        options = self.options
+        plain = not (options.vcpus or options.networks or options.vbds or options.repeat_header)
+        lines: list[Line] = []
+        entries: list[int] = []  # the plain view's, see `_GroupedLines`
+        nav_lines: list[int] = []
+        nav_keys: list[str] = []
+        keys, domains = sample.keys(), sample.domains
+        for h, status in enumerate(sample.hosts):
+            if filtering and not groups[h] and status.error is None:
+                continue
+            nav_keys.append(host_key(status.label))
+            if plain:
+                nav_lines.append(len(entries))
+                entries.append(-1 - h)
+            else:
+                nav_lines.append(len(lines))
+                lines.append(Line("host", None, h))
+            if status.label in options.folded:
+                continue
+            nav_keys.extend(keys[i] for i in groups[h])
+            if plain:
+                nav_lines.extend(range(len(entries), len(entries) + len(groups[h])))
+                entries.extend(groups[h])
+            else:
+                self._lines_with_subrows([domains[i] for i in groups[h]], lines, nav_lines)
+        return (_GroupedLines(domains, entries) if plain else lines), nav_lines, nav_keys
 
     def _learn_names(self, names: list[str]) -> None:
         """How each name is drawn (control characters, escapes and bidi overrides made visible), its
@@ -298,8 +382,8 @@ class DomainTable(ScrollView, can_focus=True):
         if attr is not None:
             values = self._rates.column(attr, keys)  # a domain without rates yet sorts as below zero
         else:  # a figure of the record: rates are not read, and records are made for every domain shown
-            domains, host = sample.domains, sample.host
-            values = [key_of(domains[i], None, host) for i in positions]
+            domains, host_of = sample.domains, sample.host_of
+            values = [key_of(domains[i], None, host_of(domains[i])) for i in positions]
         # A stable sort, reversed or not, keeps equal values in name order.
         return sorted(by_name, key=values.__getitem__, reverse=descending)
 
@@ -318,14 +402,15 @@ class DomainTable(ScrollView, can_focus=True):
             self._set_cursor(None)
             return
         key = self.cursor_key
-        if not self._cursor_chosen:
-            self._cursor_position = 0
-            self._set_cursor(self._lines[keys[0]].domain.key)  # type: ignore[union-attr]
+        if not self._cursor_chosen:  # the first domain (under a pool's first host line)
+            first = next((i for i, key in enumerate(self._ordered_keys) if not key.startswith(HOST_KEY)), 0)
+            self._cursor_position = first
+            self._set_cursor(self._ordered_keys[first])
         elif key is not None and key in self._line_of_key:
             self._cursor_position = self._domain_position(key)
         else:  # gone (or filtered out): stay at the same height
             position = min(self._cursor_position, len(keys) - 1)
-            self._set_cursor(self._lines[keys[position]].domain.key)  # type: ignore[union-attr]
+            self._set_cursor(self._ordered_keys[position])
 
     def _domain_position(self, key: str) -> int:
         line = self._line_of_key[key]
@@ -392,6 +477,8 @@ class DomainTable(ScrollView, can_focus=True):
         line = self._lines[index]
         if line.kind == "header":
             return self._header_strip(width, base)
+        if line.kind == "host":
+            return self._host_strip(line.index, cursor, width, base)
         domain = line.domain
         assert domain is not None and self._sample is not None
         style = base + self._style(domain.state.value)
@@ -464,7 +551,7 @@ class DomainTable(ScrollView, can_focus=True):
         if marked:
             style += self._style("marked")
         rates = self._rates.get(domain.key)
-        host = self._sample.host
+        host = self._sample.host_of(domain)
         cumulative = self.options.cumulative
         cells = [
             " " + (column.xentop_text if cumulative else column.text)(domain, rates, host).rjust(self._width_of(column))
@@ -476,6 +563,18 @@ class DomainTable(ScrollView, can_focus=True):
         name = ("* " if marked else "") + self._printable[domain.name]
         return self._strip(name, sorted_style if by_name else style, "".join(cells), style,
                            width, None if span is None else (*span, sorted_style))
+
+    def _host_strip(self, index: int, cursor: bool, width: int, base: Style) -> Strip:
+        """A pool host's line: its name, then what it is and how it is, or why it is down."""
+        assert self._sample is not None
+        status = self._sample.hosts[index]
+        style = base + self._style("host" if status.error is None else "host-down")
+        if cursor:
+            style += self._style("cursor")
+        sign = "▸ " if status.label in self.options.folded else "▾ "
+        text = "  " + host_line_text(status)
+        text = set_cell_size(text, cell_len(text)) if not text.isascii() else text
+        return self._strip(sign + printable(status.label), style, text, style, width)
 
     def _subrow_strip(self, line: Line, style: Style, width: int) -> Strip:
         domain = line.domain
@@ -532,8 +631,8 @@ class DomainTable(ScrollView, can_focus=True):
         """Marked domains still on the host, in table order."""
         if not self.marked:
             return []
-        return [self._lines[i].domain for i in self._domain_lines  # type: ignore[misc]
-                if self._lines[i].domain.key in self.marked]  # type: ignore[union-attr]
+        return [domain for i in self._domain_lines
+                if (domain := self._lines[i].domain) is not None and domain.key in self.marked]
 
     def _redraw_domain(self, key: str) -> None:
         line = self._line_of_key.get(key)
@@ -568,7 +667,7 @@ class DomainTable(ScrollView, can_focus=True):
         position = max(0, min(len(self._domain_lines) - 1, current + delta))
         self._cursor_chosen = True
         self._cursor_position = position
-        self._set_cursor(self._lines[self._domain_lines[position]].domain.key)  # type: ignore[union-attr]
+        self._set_cursor(self._ordered_keys[position])
 
     def select(self, key: str) -> bool:
         if key not in self._line_of_key:
@@ -609,8 +708,15 @@ class DomainTable(ScrollView, can_focus=True):
                 self.post_message(self.HeaderClicked(column))
             return
         index = self.scroll_offset.y + event.y - 1
-        if 0 <= index < len(self._lines) and self._lines[index].domain is not None:
-            key = self._lines[index].domain.key  # type: ignore[union-attr]
+        if not 0 <= index < len(self._lines):
+            return
+        line = self._lines[index]
+        if line.kind == "host" and self._sample is not None:
+            self.select(host_key(self._sample.hosts[line.index].label))
+            if event.chain == 2:
+                self.action_fold()
+        elif line.domain is not None:
+            key = line.domain.key
             self.select(key)
             if event.chain == 2:
                 self.post_message(self.Activated(key))
@@ -628,5 +734,45 @@ class DomainTable(ScrollView, can_focus=True):
         return None
 
     def action_activate(self) -> None:
-        if self.cursor_key is not None:
+        if self.cursor_key is not None and self.cursor_key.startswith(HOST_KEY):
+            self.action_fold()
+        elif self.cursor_key is not None:
             self.post_message(self.Activated(self.cursor_key))
+
+    def action_fold(self) -> None:
+        """Fold the selected host's domains under its line, or unfold them; the cursor goes to the host line."""
+        key = self.cursor_key
+        if key is None or self._sample is None or len(self._sample.hosts) < 2:
+            return
+        if key.startswith(HOST_KEY):
+            label = key[len(HOST_KEY):]
+        else:
+            selected = self.selected
+            if selected is None:
+                return
+            label = selected.host
+        self.options.folded.symmetric_difference_update({label})
+        self.rebuild()
+        self.select(host_key(label))
+
+
+def host_line_text(status: HostStatus) -> str:
+    """What a pool host's line says after its name: its hypervisor, CPUs, memory, CPU use and domains by
+    state; or, down, since when and why (its last figures stay in the table under it, said as old)."""
+    clock = "%H:%M:%S"
+    group = f"[{printable(status.group)}]  " if status.group else ""
+    if status.error is not None:
+        since = time.strftime(clock, time.localtime(status.failing_since)) if status.failing_since else "?"
+        seen = (f"; last seen {time.strftime(clock, time.localtime(status.last_seen))}"
+                if status.last_seen is not None else "; never seen")
+        return f"{group}DOWN since {since}: {printable(status.error)}{seen}"
+    host = status.host
+    if host is None:
+        return group + "connecting…"
+    states = ", ".join(f"{count} {state.value}" for state, count in status.states.items())
+    parts = [f"{printable(host.hypervisor)} {printable(host.version)}", f"{host.nr_cpus} CPUs",
+             f"free {human_kib(host.free_kib)} of {human_kib(host.total_kib)}", f"CPU {status.cpu_pct:.0f}%",
+             f"{status.domains} domains" + (f" ({states})" if states else "")]
+    if status.slow_for:
+        parts.append(f"slow: no answer for {status.slow_for:.0f} s")
+    return group + "  ".join(parts)
