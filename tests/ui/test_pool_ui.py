@@ -12,8 +12,8 @@ from xentui.backends.sim import SimBackend, SimCluster
 from xentui.clock import ManualClock
 from xentui.model import DomainState
 from xentui.ui.app import StartOptions, XentuiApp
+from xentui.ui.lines import HOST_KEY, host_key
 from xentui.ui.migrate import PoolTarget
-from xentui.ui.table import HOST_KEY, host_key
 
 from .helpers import NEVER, poll, settle
 

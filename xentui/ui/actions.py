@@ -20,9 +20,10 @@ from xentui.backends.pool import PoolBackend
 from xentui.backends.readonly import ReadOnlyBackend
 from xentui.model import Domain, DomainState, Host, Sample
 from xentui.textsafe import name_list, printable
+from xentui.ui.lines import HOST_KEY
 from xentui.ui.messages import ActionLogged
 from xentui.ui.runner import ActionRunner, LogEntry, busy_name
-from xentui.ui.table import HOST_KEY, DomainTable
+from xentui.ui.table import DomainTable
 from xentui.validate import format_kib
 
 if TYPE_CHECKING:
