@@ -85,16 +85,20 @@ def _qualified(label: str, key: str) -> str:
 
 
 class PooledRates(Rates):
-    """The rates of every member, each over its own interval, read by the pool's keys (host/key)."""
+    """The rates of every member, each over its own interval, read by the pool's keys (host/key).
 
-    __slots__ = ("_parts",)
+    Each part is a member's label, its sample, its rates and its domains' pool keys (in its sample's order):
+    the whole pool's columns are the members' columns one after the other, with no key made per refresh."""
 
-    def __init__(self, parts: Sequence[tuple[str, Sample, Rates]]) -> None:
+    __slots__ = ("_joined", "_parts")
+
+    def __init__(self, parts: Sequence[tuple[str, Sample, Rates, list[str]]]) -> None:
         super().__init__()
         self._parts = parts
+        self._joined: list[str] | None = None  # every part's pool keys, one after the other
 
     def _find(self, key: str) -> tuple[Rates, str] | None:
-        for label, _sample, rates in self._parts:
+        for label, _sample, rates, _keys in self._parts:
             if key.startswith(label) and key[len(label):len(label) + 1] == "/":
                 return rates, key[len(label) + 1:]
         return None
@@ -111,30 +115,34 @@ class PooledRates(Rates):
         return found is not None and found[1] in found[0]
 
     def __iter__(self) -> Iterator[str]:
-        for label, _sample, rates in self._parts:
+        for label, _sample, rates, _keys in self._parts:
             for key in rates:
                 yield _qualified(label, key)
 
     def __len__(self) -> int:
-        return sum(len(rates) for _label, _sample, rates in self._parts)
+        return sum(len(rates) for _label, _sample, rates, _keys in self._parts)
+
+    def _joined_keys(self) -> list[str]:
+        if self._joined is None:
+            self._joined = [key for _label, _sample, _rates, keys in self._parts for key in keys]
+        return self._joined
 
     def column(self, name: str, keys: list[str]) -> Sequence[float]:
         """One total for each of ``keys`` (`NO_RATE` where a domain has none), as `Rates.column`."""
         values: list[float] = []
-        pooled_keys: list[str] = []
-        for label, sample, rates in self._parts:
-            member_keys = sample.keys()
-            values.extend(rates.column(name, member_keys))
-            pooled_keys.extend(_qualified(label, key) for key in member_keys)
-        if keys == pooled_keys:
+        for _label, sample, rates, _keys in self._parts:
+            values.extend(rates.column(name, sample.keys()))
+        joined = self._joined_keys()
+        if keys is joined or keys == joined:  # the pool's sample's own order: the usual case
             return values
-        where = dict(zip(pooled_keys, values, strict=True))
+        where = dict(zip(joined, values, strict=True))
         return [where.get(key, NO_RATE) for key in keys]
 
     def points(self) -> Iterator[tuple[str, float, float, float]]:
-        for label, _sample, rates in self._parts:
+        for label, sample, rates, keys in self._parts:
+            pool_key = dict(zip(sample.keys(), keys, strict=True))  # the rates may be of an earlier sample
             for key, cpu, net, disk in rates.points():
-                yield _qualified(label, key), cpu, net, disk
+                yield pool_key.get(key) or _qualified(label, key), cpu, net, disk
 
 
 class PoolBackend(Backend):
@@ -235,13 +243,13 @@ class PoolBackend(Backend):
         except Exception as error:  # a member's bug takes that host down, not the pool
             self._failed(member, f"{type(error).__name__}: {error}", now)
             return
+        member.error, member.failing_since, member.failures = None, None, 0
         previous = member.sample
-        if previous is None or sample.monotonic > previous.monotonic:
+        if previous is None or sample.monotonic > previous.monotonic:  # else no time passed: the rates hold
             member.rates = compute_rates(previous, sample)
         member.sample = sample
         if previous is None or sample.keys() != previous.keys():  # the same domains: the same pool keys
             member.qualified_keys = [_qualified(member.label, key) for key in sample.keys()]  # noqa: SIM118
-        member.error, member.failing_since, member.failures = None, None, 0
 
     def _failed(self, member: _Member, error: str, now: float) -> None:
         member.failures += 1
@@ -252,13 +260,13 @@ class PoolBackend(Backend):
 
     def _pooled(self, now: float) -> Sample:
         wall = time.time()
-        parts = [(member.label, member.sample, member.rates) for member in self._members
+        parts = [(member.label, member.sample, member.rates, member.qualified_keys) for member in self._members
                  if member.sample is not None]
         statuses = [member.status(wall, now) for member in self._members]
-        domains: list[Sequence[Domain]] = [sample.domains for _label, sample, _rates in parts]
+        domains: list[Sequence[Domain]] = [sample.domains for _label, sample, _rates, _keys in parts]
         offsets: list[tuple[int, str, Sequence[Domain]]] = []
         count = 0
-        for (label, _sample, _rates), member_domains in zip(parts, domains, strict=True):
+        for (label, _sample, _rates, _keys), member_domains in zip(parts, domains, strict=True):
             offsets.append((count, label, member_domains))
             count += len(member_domains)
 
@@ -270,9 +278,12 @@ class PoolBackend(Backend):
 
         columns = _joined_columns([(member.qualified_keys, member.sample) for member in self._members
                                    if member.sample is not None])
-        return Sample(monotonic=now, wall=wall, host=_pool_host(statuses), domains=LazyDomains(count, make),
-                      columns=columns, hosts=statuses,
-                      rates=PooledRates([(label, sample, rates) for label, sample, rates in parts]))
+        rates = PooledRates(parts)
+        pooled = Sample(monotonic=now, wall=wall, host=_pool_host(statuses), domains=LazyDomains(count, make),
+                        columns=columns, hosts=statuses, rates=rates)
+        # Its keys are the members' pool keys, known already: not one record made per domain to learn them.
+        pooled._keys = rates._joined_keys()
+        return pooled
 
     async def host_info(self) -> Host:
         sample = await self.sample()
