@@ -55,3 +55,12 @@ async def settle(pilot: Pilot, app: XentuiApp, clock: ManualClock | None) -> Non
     """The first sample (on mount) and a second one a second later, so every rate is there."""
     await wait_polls(pilot, app, 1)
     await poll(pilot, app, clock)
+
+
+async def wait_for(pilot: Pilot, condition, tries: int = 300) -> None:
+    """Until ``condition()`` holds (a background action, a dialog's worker), or fail after ``tries`` short pauses."""
+    for _ in range(tries):
+        if condition():
+            return
+        await pilot.pause(0.02)
+    raise AssertionError("condition never held")

@@ -32,7 +32,7 @@ from xentui.ui.modals import (
 )
 from xentui.ui.table import DomainTable
 
-from .helpers import NEVER, make_sim, poll, settle
+from .helpers import NEVER, make_sim, poll, settle, wait_for
 
 pytestmark = pytest.mark.asyncio
 GIB = 1024 * 1024
@@ -412,14 +412,6 @@ async def test_migrate_can_be_stopped_and_the_domain_stays(tmp_path):
         assert not isinstance(app.screen, MigrateScreen)
         assert app.audit.read()[-1]["result"] == "cancelled"
         assert await dom(sim, "db-primary") is not None
-
-
-async def wait_for(pilot, condition, tries: int = 300) -> None:
-    for _ in range(tries):
-        if condition():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError("condition never held")
 
 
 async def test_evacuate_checks_every_domain_shows_the_plan_and_asks_before_moving_any(env):

@@ -15,7 +15,7 @@ from xentui.ui.app import StartOptions, XentuiApp
 from xentui.ui.lines import HOST_KEY, host_key
 from xentui.ui.migrate import PoolTarget
 
-from .helpers import NEVER, poll, settle
+from .helpers import NEVER, poll, settle, wait_for
 
 pytestmark = pytest.mark.asyncio
 
@@ -126,14 +126,6 @@ async def test_a_host_that_goes_down_is_said_down_while_the_others_refresh(tmp_p
         assert "hosts: 3 up, 0 down" in app.main.header.render().plain
 
 
-async def wait_for(pilot, condition, tries: int = 300) -> None:
-    for _ in range(tries):
-        if condition():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError("condition never held")
-
-
 async def movable_to(member: SimBackend, target: str) -> list[str]:
     """The domUs of a simulated host whose migration checks to ``target`` pass."""
     names = []
@@ -223,3 +215,33 @@ async def test_shift_g_gives_one_list_across_the_pool_with_a_host_column(tmp_pat
         assert rows[0].split()[1] in {"sim-host-1", "sim-host-2", "sim-host-3"}
         await pilot.press("G")
         assert table_rows(app)[0].startswith("▾ sim-host-1")
+
+
+async def test_save_and_restore_go_to_the_host_of_the_selection(tmp_path):
+    clock = ManualClock()
+    cluster = SimCluster(seed=5, domains=4, clock=clock, hosts=3)
+    members = {name: SimBackend(cluster, name) for name in cluster.hosts}
+    app = XentuiApp(PoolBackend(list(members.items())),
+                    StartOptions(delay=NEVER, theme="xentui-dark", save_dir=tmp_path / "saves"))
+    async with app.run_test(size=(160, 60)) as pilot:
+        await settle(pilot, app, clock)
+        target = next(d for d in app.sample.domains if d.host == "sim-host-2" and not d.is_dom0
+                      and d.state in (DomainState.RUNNING, DomainState.BLOCKED))
+        app.table.select(target.key)
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "SaveScreen")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: not app.busy and app.screen is app.main)
+        assert all(d.name != target.name for d in (await members["sim-host-2"].sample()).domains)
+        assert app.action_log[-1][1:4] == (f"{target.name} on sim-host-2", "save", "ok")
+        await poll(pilot, app, clock)
+        app.table.select(host_key("sim-host-2"))  # restore lists and acts on the host under the cursor
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "RestoreScreen")
+        await wait_for(pilot, lambda: bool(app.screen.query("OptionList"))
+                       and app.screen.query_one("OptionList").option_count > 0)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: not app.busy and app.screen is app.main)
+        assert any(d.name == target.name for d in (await members["sim-host-2"].sample()).domains)
+        assert all(d.name != target.name for d in (await members["sim-host-1"].sample()).domains)
+        assert app.action_log[-1][2:4] == ("restore", "ok") and "on sim-host-2" in app.action_log[-1][1]

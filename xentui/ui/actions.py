@@ -90,12 +90,15 @@ class ActionsMixin:
         domain = self._selected()
         return [domain] if domain is not None else []
 
-    def _unavailable(self, action: Action, domains: list[Domain] | None = None) -> bool:
+    def _unavailable(self, action: Action, domains: list[Domain] | None = None,
+                     backend: Backend | None = None) -> bool:
         """Refuse, with the reason, what this backend or host cannot do (--read-only included), and, with
-        --require-audit, anything while the audit log cannot be written."""
+        --require-audit, anything while the audit log cannot be written. ``backend``: the one that would act,
+        where no domain says it (restore on a pool's host)."""
         why = None
         for domain in domains or [None]:  # type: ignore[list-item]
-            why = self.runner.refusal(action, self.backend if domain is None else self._on(domain))
+            acting = backend or (self.backend if domain is None else self._on(domain))
+            why = self.runner.refusal(action, acting)
             if why is not None:
                 break
         if why is None:
@@ -283,22 +286,22 @@ class ActionsMixin:
             )
 
         async def open_dialog() -> None:
-            if not await self._save_dir_usable():
+            if not await self._save_dir_usable(self._on(domain)):
                 return
             modals = _modals()
             suggested = modals.default_save_path(self.save_dir, domain, self.wall_clock())
-            self.push_screen(modals.SaveScreen(domain, suggested, self.backend), chosen)
+            self.push_screen(modals.SaveScreen(domain, suggested, self._on(domain)), chosen)
 
         # the directory is made where the backend saves (the xl backend: on its dom0, over ssh too): in a worker
         self.run_worker(open_dialog(), group="save-dialog", exclusive=True, exit_on_error=False)
 
-    async def _save_dir_usable(self) -> bool:
-        """The save directory, made if missing where the backend saves; a clear message (and False) when it
-        cannot be."""
+    async def _save_dir_usable(self, backend: Backend) -> bool:
+        """The save directory, made if missing where the backend saves (in a pool, the domain's host); a clear
+        message (and False) when it cannot be."""
         from xentui.backends.base import BackendError
 
         try:
-            await self.backend.make_save_dir(self.save_dir)
+            await backend.make_save_dir(self.save_dir)
         except OSError as error:
             reason = "a file is in the way" if isinstance(error, FileExistsError) else error.strerror or str(error)
         except Exception as error:  # BackendError: ssh cannot reach the host; anything else: a backend bug, said
@@ -310,17 +313,23 @@ class ActionsMixin:
         return False
 
     def action_restore(self) -> None:
-        if self._unavailable(Action.RESTORE):
+        """Ctrl+R: an image of the save directory back to life; in a pool, on the selected domain's (or host
+        line's) host, whose save directory it lists."""
+        host = self._selected_pool_host()
+        backend = self.backend if host is None else self.backend.for_host(host)
+        if self._unavailable(Action.RESTORE, backend=backend):
             return
+        where = "" if host is None else f" on {host}"
 
         def chosen(value: tuple[Path, bool] | None) -> None:
             if value is None:
                 return
             path, paused = value
-            self.start_action(f"image {path.name}", "restore", lambda: self.backend.restore(path, paused=paused),
-                            {"path": str(path), "paused": paused}, done=f"restored {path.name}")
+            self.start_action(f"image {path.name}{where}", "restore", lambda: backend.restore(path, paused=paused),
+                              {"path": str(path), "paused": paused, **({"host": host} if host else {})},
+                              done=f"restored {path.name}{where}")
 
-        self.push_screen(_modals().RestoreScreen(self.save_dir, self.backend), chosen)  # it lists in a worker
+        self.push_screen(_modals().RestoreScreen(self.save_dir, backend), chosen)  # it lists in a worker
 
     # sysrq, life-cycle ----------------------------------------------------------------------------
 
