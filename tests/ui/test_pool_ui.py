@@ -50,6 +50,7 @@ async def test_each_host_has_a_line_with_its_domains_under_it(tmp_path):
             assert shown == {domain.name.split()[0] for domain in own.domains}
         header = app.main.header.render().plain
         assert "hosts: 3 up, 0 down" in header
+        assert "Xen 4.16–4.17   pool of 3" in header and len(header.splitlines()[0]) <= 78  # fits 80 columns
         # the cursor starts on the first domain, not on a host line
         assert app.table.selected is not None and app.table.selected.host == "sim-host-1"
 

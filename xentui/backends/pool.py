@@ -28,7 +28,6 @@ from xentui.model import (
     Domain,
     DomainColumns,
     DomainRates,
-    DomainState,
     Host,
     HostStatus,
     LazyDomains,
@@ -408,7 +407,7 @@ def _pool_host(statuses: list[HostStatus]) -> Host:
     return Host(
         hostname=f"pool of {len(statuses)}",
         hypervisor="/".join(sorted({host.hypervisor for host in hosts})) or "-",
-        version=", ".join(sorted({host.version for host in hosts})) or "-",
+        version=_version_span({host.version for host in hosts}),
         nr_cpus=sum(host.nr_cpus for host in hosts),
         cpu_mhz=max((host.cpu_mhz for host in hosts), default=0),
         total_kib=sum(host.total_kib for host in hosts),
@@ -416,8 +415,16 @@ def _pool_host(statuses: list[HostStatus]) -> Host:
     )
 
 
-def state_summary(states: Mapping[DomainState, int]) -> str:
-    return ", ".join(f"{count} {state.value}" for state, count in states.items() if count) or "no domains"
+def _version_span(versions: set[str]) -> str:
+    """One version, or the span of them by major.minor ("4.16–4.17"): short enough for the header's first line."""
+    if len(versions) <= 1:
+        return next(iter(versions), "-")
+
+    def order(version: str) -> tuple:
+        return tuple(int(part) if part.isdigit() else 0 for part in version.split("."))
+
+    low, high = min(versions, key=order), max(versions, key=order)
+    return f"{'.'.join(low.split('.')[:2])}–{'.'.join(high.split('.')[:2])}"
 
 
-__all__ = ["PoolBackend", "PooledRates", "state_summary"]
+__all__ = ["LateMember", "PoolBackend", "PooledRates"]
