@@ -69,7 +69,7 @@ class SimBackend(SimMigration, Backend):
     # reading ----------------------------------------------------------------------------
 
     async def sample(self) -> Sample:
-        now = self.cluster.advance()
+        now = self.cluster.advance(self.host)
         domains, columns = self.cluster.sample_host(self.host)
         return Sample(monotonic=now, wall=self.clock.wall(), host=self.cluster.host_model(self.host),
                       domains=domains, columns=columns)

@@ -276,11 +276,16 @@ class SimCluster:
 
     # time -----------------------------------------------------------------------------
 
-    def advance(self) -> float:
-        """Bring every host up to the clock: integrate counters, move balloons, fire timers."""
+    def advance(self, sampled: SimHost | None = None) -> float:
+        """Bring the hosts up to the clock: integrate counters, move balloons, fire timers.
+
+        ``sampled``: only that host, and the others whose timers are due (a migration arriving), are brought up
+        now; the rest catch up, exactly, when next advanced. A pool samples each host in turn: bringing every
+        host up at each one's sample cost hosts x hosts integrations per refresh."""
         now = self.clock.monotonic()
         for host in self.hosts.values():
-            self._advance_host(host, now)
+            if sampled is None or host is sampled or (host.timers and host.timers[0][0] <= now):
+                self._advance_host(host, now)
         return now
 
     def _advance_host(self, host: SimHost, now: float) -> None:
