@@ -181,3 +181,19 @@ async def test_batch_xentop_prints_a_block_per_host_and_a_line_for_one_down():
     csv_text = await batch_text(pool, "csv", clock, iterations=1)
     assert csv_text.splitlines()[0].startswith("host,time,id,name")
     assert {row.split(",")[0] for row in csv_text.splitlines()[1:]} == {"a", "b"}  # b's last figures
+
+
+async def test_a_refresh_brings_each_simulated_host_up_once_not_once_per_member(monkeypatch):
+    """The cost of one more host is its own domains, not the pool's: counted, as integrations per refresh."""
+    for hosts in (3, 12):
+        clock = ManualClock()
+        cluster = SimCluster(seed=2, domains=5, clock=clock, hosts=hosts)
+        pool = PoolBackend([(name, SimBackend(cluster, name)) for name in cluster.hosts])
+        await pool.sample()
+        advanced: list[str] = []
+        original = cluster._advance_host
+        monkeypatch.setattr(cluster, "_advance_host", lambda host, now: (advanced.append(host.hostname),
+                                                                        original(host, now)))
+        clock.advance(1.0)
+        await pool.sample()
+        assert sorted(advanced) == sorted(cluster.hosts)  # each host once
