@@ -192,8 +192,11 @@ async def test_a_refresh_brings_each_simulated_host_up_once_not_once_per_member(
         await pool.sample()
         advanced: list[str] = []
         original = cluster._advance_host
-        monkeypatch.setattr(cluster, "_advance_host", lambda host, now: (advanced.append(host.hostname),
-                                                                        original(host, now)))
+        def counted(host, now, advanced=advanced, original=original):  # noqa: ANN001
+            advanced.append(host.hostname)
+            original(host, now)
+
+        monkeypatch.setattr(cluster, "_advance_host", counted)
         clock.advance(1.0)
         await pool.sample()
         assert sorted(advanced) == sorted(cluster.hosts)  # each host once
