@@ -192,7 +192,7 @@ async def test_a_refresh_brings_each_simulated_host_up_once_not_once_per_member(
         await pool.sample()
         advanced: list[str] = []
         original = cluster._advance_host
-        def counted(host, now, advanced=advanced, original=original):  # noqa: ANN001
+        def counted(host, now, advanced=advanced, original=original):
             advanced.append(host.hostname)
             original(host, now)
 
