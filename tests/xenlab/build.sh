@@ -225,14 +225,15 @@ sed "s|^\( *\)<include filename='x86_qemu64.xml'/>|&\n\1<include filename='x86_x
 grep -q "x86_xenlab.xml" "$O/$CPU_MAP/index.xml" || { log "cannot add x86_xenlab.xml to libvirt's cpu_map"; exit 1; }
 cp "$CACHE/guest/vmlinuz" "$CACHE/guest/initrd.gz" "$O/var/lib/xentui-lab/guest/"
 
-# ssh: the lab key (host -> dom0 root) and dom0's own key (dom0 -> localhost, for xl migrate)
+# ssh: the lab key (host -> dom0 root) and dom0's own key (dom0 -> localhost, and to the other lab's dom0 on the
+# private link 10.98.0.0/24, for xl migrate: every instance boots this same root, so the same key gets in)
 [ -f "$OUT/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C xentui-lab -f "$OUT/id_ed25519"
 [ -f "$OUT/dom0_id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C root@xenlab-dom0 -f "$OUT/dom0_id_ed25519"
 cp "$OUT/dom0_id_ed25519" "$O/root/.ssh/id_ed25519"
 cp "$OUT/dom0_id_ed25519.pub" "$O/root/.ssh/id_ed25519.pub"
 cat "$OUT/id_ed25519.pub" "$OUT/dom0_id_ed25519.pub" > "$O/root/.ssh/authorized_keys"
 cat > "$O/root/.ssh/config" <<'EOF'
-Host localhost 127.0.0.1 xenlab-dom0
+Host localhost 127.0.0.1 xenlab-dom0 10.98.0.*
     StrictHostKeyChecking no
     UserKnownHostsFile /dev/null
     LogLevel ERROR

@@ -9,10 +9,19 @@ Build it first with ``tests/xenlab/build.sh`` (a few minutes cold, seconds when 
     python3 tests/xenlab/lab.py sync          # copy this checkout to dom0:/root/xentui, install it in /root/venv
     python3 tests/xenlab/lab.py guests        # wait until guest1 and guest2 run
     python3 tests/xenlab/lab.py stop          # power it off
+    python3 tests/xenlab/lab.py --instance b boot   # a second lab (its own QEMU, port and files), same build
+    python3 tests/xenlab/lab.py link          # this lab's dom0 reaches its peer's over the private link (ping, ssh)
 
 Stdlib only; usable from pytest (tests/xenlab/conftest.py) and as a script. The cache folder is
 ``$XENTUI_LAB_CACHE`` or ``~/.cache/xentui-lab``; the lab's files are in its ``xen/`` folder: ``lab.json`` (pid +
 port of the running lab), ``serial.log`` (Xen's and dom0's console), ``id_ed25519`` (the root key for dom0).
+Instance ``a`` (the default) keeps its files there; another instance keeps its own in ``xen/instances/NAME/``.
+
+Instances ``a`` and ``b`` are joined by a network of their own that never leaves this machine: a second NIC in
+each, a QEMU ``dgram`` netdev over two unix sockets (``xen/link/a.sock`` <-> ``xen/link/b.sock``), on which dom0
+a is 10.98.0.1/24 and dom0 b 10.98.0.2/24 (dom0's /init sets it from ``xenlab_link=`` on its command line).
+Either can boot, stop and boot again in any order; root in one dom0 reaches the other with ssh, no prompt
+(``xl migrate guest3 10.98.0.2``).
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -41,6 +51,16 @@ CPU = "qemu64,+svm,+npt,+nrip-save"
 # The guests get what dom0 leaves: about 1.4 GiB at the default; bench/bench_xl_lab.py boots with more for its guests.
 MEMORY_MB = int(os.environ.get("XENTUI_LAB_MEMORY_MB", "3072"))
 DOM0_MEM = "1536M"
+DEFAULT_INSTANCE = "a"
+_INSTANCE = re.compile(r"[a-z][a-z0-9]{0,15}")
+# The private link: instance -> (its dom0's address there, the peer instance). dom0 finds the link's NIC by its
+# MAC (52:54:00:98:00:NN), so the order of the NICs does not matter.
+LINK = {"a": ("10.98.0.1", "b"), "b": ("10.98.0.2", "a")}
+LINK_PREFIX = 24
+# What dom0's /init reads from its command line (see dom0/init): its hostname, and whether it creates guest1
+# and guest2 at boot (only the default instance does: a second lab is a migration target, and under TCG every
+# idle guest costs the machine's two CPUs).
+HOSTNAMES = {"a": "xenlab-dom0"}
 
 
 def cache_dir(path: str | os.PathLike[str] | None = None) -> Path:
@@ -77,11 +97,23 @@ class Lab:
     port: int = 0
     pid: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    instance: str = DEFAULT_INSTANCE
+
+    def __post_init__(self) -> None:
+        if not _INSTANCE.fullmatch(self.instance):
+            raise LabError(f"a lab instance is named with a lowercase letter, then letters or digits: "
+                           f"{self.instance!r}")
 
     # ---- paths -------------------------------------------------------------------------------------------
     @property
     def dir(self) -> Path:
+        """The build (shared by every instance: the same Xen, dom0 and keys)."""
         return self.cache / "xen"
+
+    @property
+    def state_dir(self) -> Path:
+        """This instance's own files: state, serial log, lock, users, ssh socket."""
+        return self.dir if self.instance == DEFAULT_INSTANCE else self.dir / "instances" / self.instance
 
     @property
     def key_path(self) -> Path:
@@ -89,15 +121,42 @@ class Lab:
 
     @property
     def serial_log(self) -> Path:
-        return self.dir / "serial.log"
+        return self.state_dir / "serial.log"
 
     @property
     def state_file(self) -> Path:
-        return self.dir / "lab.json"
+        return self.state_dir / "lab.json"
 
     @property
     def control_path(self) -> Path:
-        return self.dir / "ssh-control"
+        return self.state_dir / "ssh-control"
+
+    @property
+    def hostname(self) -> str:
+        return HOSTNAMES.get(self.instance, f"xenlab-dom0-{self.instance}")
+
+    @property
+    def link_address(self) -> str | None:
+        """This dom0's address on the private link (None: this instance has no link)."""
+        return LINK[self.instance][0] if self.instance in LINK else None
+
+    @property
+    def peer(self) -> str | None:
+        """The instance at the other end of the link."""
+        return LINK[self.instance][1] if self.instance in LINK else None
+
+    def link_socket(self, instance: str | None = None) -> Path:
+        return self.dir / "link" / f"{instance or self.instance}.sock"
+
+    def command(self, *words: str) -> str:
+        """The lab.py command line that does WORDS to this instance (for messages)."""
+        instance = [] if self.instance == DEFAULT_INSTANCE else ["--instance", self.instance]
+        return shlex.join(["python3", "tests/xenlab/lab.py", *instance, *words])
+
+    @property
+    def boots_guests(self) -> bool:
+        """Whether dom0 creates guest1 and guest2 at boot (the default instance) or starts with none."""
+        return self.instance == DEFAULT_INSTANCE
 
     def missing(self) -> list[str]:
         """The lab's built files that are not there (empty when the lab is built)."""
@@ -128,7 +187,15 @@ class Lab:
             return None
         if not cmdline or b"qemu-system" not in cmdline[0] or str(self.dir / "xen").encode() not in cmdline:
             return None
+        if f"file:{self.serial_log}".encode() not in cmdline:  # another instance's QEMU
+            return None
         return state
+
+    def has_link(self) -> bool:
+        """Whether the running lab was booted with its NIC on the private link (an older lab.py booted none)."""
+        state = self._read_state() or {}
+        return self.link_address is not None and f"xenlab_link={self.link_address}/" in " ".join(
+            state.get("command", []))
 
     def attach(self) -> bool:
         """Use an already running lab (its pid and port from the state file). True when there is one."""
@@ -143,8 +210,8 @@ class Lab:
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / "lab.lock", "w") as f:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.state_dir / "lab.lock", "w") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             try:
                 yield
@@ -167,13 +234,40 @@ class Lab:
             "-serial", f"file:{self.serial_log}",
             "-kernel", str(d / "xen"),
             "-append", f"console=com1 com1=115200,8n1 dom0_mem={DOM0_MEM},max:{DOM0_MEM} loglvl=all guest_loglvl=all",
-            "-initrd", f"{d / 'vmlinuz-dom0'} console=hvc0 rdinit=/init,{d / 'dom0.cpio.gz'}",
+            "-initrd", f"{d / 'vmlinuz-dom0'} {' '.join(self.dom0_options())},{d / 'dom0.cpio.gz'}",
             "-netdev", f"user,id=n0,net=10.0.2.0/24,hostfwd=tcp:127.0.0.1:{port}-:22",
             "-device", "virtio-net-pci,netdev=n0",
+            *self.link_arguments(),
         ]
 
-    def boot(self, timeout: float = 300) -> bool:
+    def dom0_options(self) -> list[str]:
+        """dom0's kernel command line: the console and /init, then what /init reads (dom0/init)."""
+        options = ["console=hvc0", "rdinit=/init", f"xenlab_name={self.hostname}"]
+        if self.link_address is not None:
+            options.append(f"xenlab_link={self.link_address}/{LINK_PREFIX}")
+        if not self.boots_guests:
+            options.append("xenlab_guests=none")
+        return options
+
+    def link_arguments(self) -> list[str]:
+        """The second NIC, on the private link: datagrams between this instance's unix socket and its peer's.
+        Nothing leaves the machine (no multicast, no host interface); a datagram to a peer that is not running
+        is dropped, so the two boot and stop in any order."""
+        if self.link_address is None or self.peer is None:
+            return []
+        for path in (self.link_socket(), self.link_socket(self.peer)):
+            if "," in str(path) or len(str(path)) > 100:
+                raise LabError(f"the link's socket path must hold no comma and stay under 100 bytes: {path}")
+        number = int(self.link_address.rsplit(".", 1)[1])
+        return [
+            "-netdev", f"dgram,id=link,local.type=unix,local.path={self.link_socket()},"
+                       f"remote.type=unix,remote.path={self.link_socket(self.peer)}",
+            "-device", f"virtio-net-pci,netdev=link,mac=52:54:00:98:00:{number:02x}",
+        ]
+
+    def boot(self, timeout: float = 300, port: int | None = None) -> bool:
         """Boot the lab in the background and wait until dom0 answers ssh. Reuses a running lab.
+        ``port``: the ssh port to forward (e.g. the one it had before a stop); a free one when None.
 
         Returns True when this call booted it, False when it reused one."""
         if not self.built():
@@ -189,10 +283,13 @@ class Lab:
                 self.wait_ssh(timeout)
                 return False
             t0 = time.monotonic()
-            port = free_port()
+            port = port or free_port()
             cmd = self.qemu_command(port)
             self.serial_log.write_bytes(b"")
-            with open(self.dir / "qemu.log", "wb") as qlog:
+            if self.link_address is not None:
+                self.link_socket().parent.mkdir(parents=True, exist_ok=True)
+                self.link_socket().unlink(missing_ok=True)  # a stale one of this instance's last QEMU
+            with open(self.state_dir / "qemu.log", "wb") as qlog:
                 proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qlog, stderr=subprocess.STDOUT,
                                         start_new_session=True)
             self.pid, self.port = proc.pid, port
@@ -213,7 +310,7 @@ class Lab:
     # ---- users: several pytest sessions may share one running lab -----------------------------------------
     @property
     def users_dir(self) -> Path:
-        return self.dir / "users"
+        return self.state_dir / "users"
 
     def add_user(self) -> None:
         """Record this process as a user of the running lab (a file named after its pid)."""
@@ -271,7 +368,7 @@ class Lab:
         """The ssh command line that runs ARGS in dom0 as root. A str is a shell command line; a list is quoted
         word by word so that dom0 runs exactly those arguments."""
         if not self.port and not self.attach():
-            raise LabError("the lab is not running: python3 tests/xenlab/lab.py boot")
+            raise LabError(f"the lab is not running: {self.command('boot')}")
         remote = args if isinstance(args, str) else " ".join(shlex.quote(a) for a in args)
         cmd = [
             "ssh", "-i", str(self.key_path), "-p", str(self.port),
@@ -302,7 +399,7 @@ class Lab:
         while True:
             if proc is not None and proc.poll() is not None:
                 raise LabError(f"QEMU exited with {proc.returncode} while booting; see {self.serial_log} and "
-                               f"{self.dir / 'qemu.log'}:\n{self.tail()}")
+                               f"{self.state_dir / 'qemu.log'}:\n{self.tail()}")
             if proc is None and not pid_alive(self.pid):
                 raise LabError("the lab's QEMU is gone")
             try:
@@ -360,6 +457,27 @@ class Lab:
         self.ssh(["xentui-lab-guests", *names], timeout=timeout)
         return self.wait_guests(names, timeout=timeout)
 
+    # ---- the private link ---------------------------------------------------------------------------------
+    def wait_link(self, timeout: float = 120) -> str:
+        """Wait until this dom0 reaches its peer's over the private link: a ping, then root's ssh without a
+        prompt (as ``xl migrate`` runs it). Returns the peer's hostname, as it says it over that ssh."""
+        if self.link_address is None or self.peer is None:
+            raise LabError(f"lab instance {self.instance} has no private link (only {', '.join(LINK)} have)")
+        peer = LINK[self.peer][0]
+        t0 = time.monotonic()
+        deadline = t0 + timeout
+        while True:
+            r = self.ssh(f"ping -c 1 -W 2 {peer} >/dev/null && ssh -o ConnectTimeout=10 {peer} hostname",
+                         check=False, timeout=60)
+            if r.returncode == 0 and r.stdout.strip():
+                break
+            if time.monotonic() > deadline:
+                raise LabError(f"dom0 {self.instance} does not reach {peer} (instance {self.peer}) over the "
+                               f"private link within {timeout:.0f} s: {r.stdout.strip()} {r.stderr.strip()}")
+            time.sleep(2)
+        self.timings["link"] = time.monotonic() - t0
+        return r.stdout.strip()
+
     # ---- sync --------------------------------------------------------------------------------------------
     def sync(self, repo: Path = REPO) -> float:
         """Copy the checkout (tracked files and untracked ones not ignored) into dom0:/root/xentui, where
@@ -399,12 +517,13 @@ fi
         return took
 
     def status(self) -> dict:
-        st: dict = {"built": self.built(), "dir": str(self.dir)}
+        st: dict = {"instance": self.instance, "built": self.built(), "dir": str(self.dir)}
         if not self.attach():
             st["running"] = False
             return st
         st.update(running=True, pid=self.pid, port=self.port, serial_log=str(self.serial_log),
-                  stale=(self._read_state() or {}).get("stamp") != self.build_stamp())
+                  stale=(self._read_state() or {}).get("stamp") != self.build_stamp(),
+                  link=f"{self.link_address}/{LINK_PREFIX}" if self.has_link() else None)
         try:
             st["domains"] = self.domains()
         except (LabError, subprocess.TimeoutExpired) as e:
@@ -413,25 +532,34 @@ fi
 
 
 def main(argv: list[str]) -> int:
+    argv = list(argv)
+    instance = DEFAULT_INSTANCE
+    if len(argv) > 2 and argv[1] == "--instance":
+        instance = argv[2]
+        del argv[1:3]
+    elif len(argv) > 1 and argv[1].startswith("--instance="):
+        instance = argv.pop(1).partition("=")[2]
     if len(argv) < 2 or argv[1] in {"-h", "--help", "help"}:
         print(__doc__)
         return 0
-    lab = Lab()
     cmd, args = argv[1], argv[2:]
     try:
+        lab = Lab(instance=instance)
         if cmd == "boot":
             lab.boot()
-            print(f"lab running: ssh port {lab.port}, pid {lab.pid}, key {lab.key_path}, serial log {lab.serial_log}")
+            link = f", link address {lab.link_address}" if lab.has_link() else ""
+            print(f"lab {lab.instance} running: ssh port {lab.port}, pid {lab.pid}{link}, key {lab.key_path}, "
+                  f"serial log {lab.serial_log}")
         elif cmd == "stop":
             if lab.attach() and (users := lab.other_users()) and "--force" not in args:
                 raise LabError(f"the lab is in use by pids {users} (pytest sessions); "
-                               "`lab.py stop --force` stops it anyway")
+                               f"`{lab.command('stop', '--force')}` stops it anyway")
             lab.stop()
         elif cmd == "status":
             print(json.dumps(lab.status(), indent=1))
         elif cmd == "ssh":
             if not lab.attach():
-                raise LabError("the lab is not running: python3 tests/xenlab/lab.py boot")
+                raise LabError(f"the lab is not running: {lab.command('boot')}")
             # interactive when no command is given, like ssh itself
             if not args:
                 return subprocess.call(lab.ssh_command(tty=True))
@@ -439,12 +567,19 @@ def main(argv: list[str]) -> int:
             return subprocess.call(lab.ssh_command(args[0] if len(args) == 1 else args))
         elif cmd == "sync":
             if not lab.attach():
-                raise LabError("the lab is not running: python3 tests/xenlab/lab.py boot")
+                raise LabError(f"the lab is not running: {lab.command('boot')}")
             lab.sync()
         elif cmd == "guests":
             if not lab.attach():
-                raise LabError("the lab is not running: python3 tests/xenlab/lab.py boot")
-            print(lab.wait_guests())
+                raise LabError(f"the lab is not running: {lab.command('boot')}")
+            # a lab other than the default one boots with no guests: create them
+            print(lab.wait_guests() if lab.boots_guests else lab.create_guests(GUESTS))
+        elif cmd == "link":
+            if not lab.attach():
+                raise LabError(f"the lab is not running: {lab.command('boot')}")
+            peer = lab.wait_link()
+            print(f"{lab.hostname} ({lab.link_address}) reaches {peer} over the private link "
+                  f"in {lab.timings['link']:.1f} s")
         else:
             print(f"unknown command {cmd!r}; see --help", file=sys.stderr)
             return 2
