@@ -20,6 +20,7 @@ from xentui.backends.xentop_stream import XentopStream
 from xentui.backends.xl import MigrateProgressReader, XlBackend, migrate_progress_from_line
 from xentui.backends.xl_tool import error_summary, run_tool
 from xentui.errors import BackendError, BackendUnavailable, InvalidArgument
+from xentui.model import DomainType
 
 FIXTURES = Path(__file__).parent / "fixtures"
 async_test = pytest.mark.asyncio
@@ -229,6 +230,33 @@ def test_migrate_failure_explains_missing_log_dirty_support() -> None:
     assert message.startswith("this Xen cannot track the guest's dirty pages")
     assert "Failed to enable logdirty: 95,22,0" in message and "Migration failed" in message
     assert "libxl_stream_write.c" not in message  # source locations stay in the detail
+
+
+@pytest.mark.parametrize(("fixture", "kind", "ok", "words"), [
+    ("xenlab-xl-info.txt", DomainType.PV, False, "needs shadow paging"),  # Debian's Xen: no shadow
+    ("xenlab-xl-info.txt", DomainType.PVH, True, "through HAP"),
+    ("xl-info-intel.txt", DomainType.PV, True, "through shadow paging"),
+    ("xl-info-opensuse.txt", DomainType.HVM, True, "through HAP"),
+    ("xl-info-opensuse.txt", DomainType.UNKNOWN, None, "cannot tell"),
+    ("xl-info-opensuse.txt", DomainType.PV, True, "through shadow paging"),
+])
+def test_the_preflight_says_whether_this_xen_can_track_the_guests_dirty_pages(fixture, kind, ok, words) -> None:
+    """From the virt_caps of real `xl info` captures: the lab's Xen has HAP and no shadow paging, so its PV
+    guests cannot move live (what xl migrate then fails with, see above) and its PVH guests can."""
+    from xentui.backends.xl.migration import _dirty_tracking_check
+    from xentui.backends.xl_parsers import parse_xl_info, xl_info_host
+
+    text = "\n".join(line for line in (FIXTURES / fixture).read_text().split("\n") if not line.startswith("#"))
+    caps = xl_info_host(parse_xl_info(text))["virt_caps"]
+    check = _dirty_tracking_check(kind, caps)
+    assert (check.name, check.ok) == ("dirty pages", ok) and words in check.detail, check
+
+
+def test_an_older_xen_that_does_not_list_hap_or_shadow_leaves_the_dirty_pages_check_open() -> None:
+    from xentui.backends.xl.migration import _dirty_tracking_check
+
+    check = _dirty_tracking_check(DomainType.PV, ["pv", "hvm", "hvm_directio", "pv_directio"])
+    assert check.ok is None and "does not say" in check.detail
 
 
 def test_migrate_progress_from_a_real_successful_migration() -> None:

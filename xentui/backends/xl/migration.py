@@ -24,7 +24,7 @@ from xentui.backends.xl_parsers import (
     xl_info_host,
 )
 from xentui.backends.xl_tool import error_summary
-from xentui.model import KIB
+from xentui.model import KIB, DomainType
 from xentui.validate import (
     check_host,
 )
@@ -115,6 +115,7 @@ class MigrationMixin:
         checks.append(PreflightCheck("reachable", True, f"{remote['hostname']} answers over ssh, xl runs there"))
         local = await self._read_host()
         checks.append(_version_check(local["xen_version"], remote["xen_version"]))
+        checks.append(_dirty_tracking_check(known.domain.type, local["virt_caps"]))
         need_mib = (known.domain.mem_kib + KIB - 1) // KIB
         checks.append(PreflightCheck(
             "memory", remote["free_memory_mib"] >= need_mib,
@@ -195,6 +196,25 @@ def _migrate_failure(said: list[str], returncode: int) -> str:
                    f"the guest keeps running here. xl said: {summary}")
     return summary
 
+
+
+def _dirty_tracking_check(kind: DomainType, virt_caps: list[str]) -> PreflightCheck:
+    """Whether this Xen can track the guest's dirty pages while it runs, which a live migration needs: a PV
+    guest through shadow paging, an HVM or PVH guest through HAP (or shadow). Xen 4.15 and later say which
+    they have in ``virt_caps``; an older Xen says neither."""
+    caps = set(virt_caps)
+    said = f"virt_caps here: {' '.join(virt_caps) or 'none'}"
+    if not caps & {"hap", "shadow"}:
+        return PreflightCheck("dirty pages", None, f"this Xen does not say how it tracks dirty pages ({said})")
+    if kind is DomainType.PV:
+        if "shadow" in caps:
+            return PreflightCheck("dirty pages", True, "PV guest: tracked through shadow paging")
+        return PreflightCheck("dirty pages", False, "a PV guest needs shadow paging to move live, and this Xen was "
+                                                   f"built without it ({said}); save it and restore it there instead")
+    if kind in (DomainType.HVM, DomainType.PVH):
+        how = "HAP" if "hap" in caps else "shadow paging"
+        return PreflightCheck("dirty pages", True, f"{kind.value.upper()} guest: tracked through {how}")
+    return PreflightCheck("dirty pages", None, f"guest type {kind.value}: cannot tell ({said})")
 
 
 def _version_check(local: str | None, remote: str | None) -> PreflightCheck:
