@@ -187,7 +187,8 @@ class PoolBackend(Backend):
         raise DomainNotFound(f"no host named {printable(label)!r} in the pool")
 
     def address_of(self, label: str) -> str:
-        """How the pool's other hosts reach this one, for a migration: its name without the ssh user."""
+        """How the pool's other hosts reach this one, for a migration: the address the pool was given for it
+        (a libvirt host's URI), else its name without the ssh user."""
         return self._addresses.get(label) or label.rsplit("@", 1)[-1]
 
     @property

@@ -78,7 +78,7 @@ def _xl(options: BackendOptions) -> Backend:
 def _libvirt(options: BackendOptions) -> Backend:
     if len(options.connects) > 1:
         return _pool([(uri_label(uri), dataclasses.replace(options, connect=uri, connects=()))
-                      for uri in options.connects], _libvirt, "libvirt")
+                      for uri in options.connects], _libvirt, "libvirt", address=_libvirt_address)
     try:
         from xentui.backends.libvirt import LibvirtBackend
     except ImportError as error:
@@ -108,10 +108,17 @@ def uri_label(uri: str) -> str:
     return f"{where}:{path}" if path else where
 
 
+def _libvirt_address(options: BackendOptions) -> str | None:
+    """A libvirt host's migration target is its URI: what migrateToURI3 takes, where its label ("qemu:system")
+    means nothing to libvirt."""
+    return options.connect
+
+
 def _pool(members: list[tuple[str, BackendOptions]], build: Callable[[BackendOptions], Backend],
-          kind: str) -> Backend:
+          kind: str, address: Callable[[BackendOptions], str | None] | None = None) -> Backend:
     """One backend per host, each built when first sampled: a host down at start is shown down (and tried
-    again), not a reason to refuse the others."""
+    again), not a reason to refuse the others. ``address``: how the other hosts reach one for a migration,
+    from its options (default: the host part of its name)."""
     from xentui.backends.pool import LateMember, PoolBackend
 
     labels: list[str] = []
@@ -120,8 +127,11 @@ def _pool(members: list[tuple[str, BackendOptions]], build: Callable[[BackendOpt
         while unique in labels:
             unique, number = f"{label}#{number}", number + 1
         labels.append(unique)
+    given = [member for _label, member in members]
+    addresses = {label: where for label, where in zip(labels, map(address, given), strict=True)
+                 if where} if address is not None else {}
     return PoolBackend([(label, LateMember(label, partial(build, member), kind))
-                        for label, (_given, member) in zip(labels, members, strict=True)])
+                        for label, member in zip(labels, given, strict=True)], addresses=addresses)
 
 
 def _configured_pool(options: BackendOptions) -> Backend:
