@@ -77,7 +77,18 @@ def test_the_pool_backend_is_built_from_the_file_without_connecting(tmp_path):
     pool = BACKENDS["pool"].build(BackendOptions(pool=str(write(tmp_path, GOOD))))
     assert isinstance(pool, PoolBackend) and pool.labels == ["dom0a", "kvm1"]
     assert isinstance(pool.member("dom0a"), LateMember)  # connects at its first sample, in a thread
-    assert pool.address_of("dom0a") == "10.0.0.11" and pool.address_of("kvm1") == "kvm1"
+    # migrate_address as given; a libvirt host without one is migrated to at its URI (what libvirt takes)
+    assert pool.address_of("dom0a") == "10.0.0.11" and pool.address_of("kvm1") == "qemu+ssh://root@kvm1/system"
+
+
+@pytest.mark.parametrize(("address", "target"), [
+    ("root@dom0b.example.org", "dom0b.example.org"), ("dom0b", "dom0b"),
+])
+def test_an_xl_host_without_migrate_address_is_reached_at_its_ssh_destinations_host(tmp_path, address, target):
+    """Not at its name in the file: the name is the operator's label, the destination is where the host is."""
+    pool = BACKENDS["pool"].build(BackendOptions(pool=str(write(
+        tmp_path, f'[[hosts]]\nname = "b"\naddress = "{address}"\n'))))
+    assert pool.address_of("b") == target
 
 
 def test_an_xl_host_with_shell_characters_is_refused_before_anything_runs(tmp_path):

@@ -152,7 +152,14 @@ def _configured_pool(options: BackendOptions) -> Backend:
             member = dataclasses.replace(options, connect=host.address, connects=())
             members.append((host.name, LateMember(host.name, partial(_libvirt, member), "libvirt")))
     return PoolBackend(members, groups={host.name: host.group for host in hosts},
-                       addresses={host.name: host.migrate_address for host in hosts if host.migrate_address})
+                       addresses={host.name: host.migrate_address or _reached_at(host.backend, host.address)
+                                  for host in hosts})
+
+
+def _reached_at(backend: str, address: str) -> str:
+    """Where a configured host is migrated to when the file says no migrate_address: a libvirt host at its URI,
+    an xl host at the host part of its ssh destination (root@dom0a: dom0a)."""
+    return address if backend == "libvirt" else address.rsplit("@", 1)[-1]
 
 
 def _replay(options: BackendOptions) -> Backend:
