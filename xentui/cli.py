@@ -23,7 +23,7 @@ from xentui.backends.sim import MAX_DOMAINS, MAX_HOSTS
 from xentui.batch import BatchFormat, BatchOptions, run_batch
 from xentui.textsafe import printable
 from xentui.themefiles import load_theme_specs
-from xentui.validate import MAX_DELAY_S, MIN_DELAY_S, parse_seconds
+from xentui.validate import MAX_DELAY_S, MIN_DELAY_S, check_libvirt_uri, parse_seconds
 
 
 def _delay(text: str) -> float:
@@ -57,6 +57,14 @@ def _ssh_destination(text: str) -> str:
 
     try:
         return check_destination(text)
+    except InvalidArgument as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _libvirt_uri(text: str) -> str:
+    """-c: a libvirt URI, checked before libvirt (or the ssh it runs) sees it."""
+    try:
+        return check_libvirt_uri(text)
     except InvalidArgument as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
@@ -105,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--backend", choices=("auto", *REGISTERED), default="auto",
                         help="where the domains come from (default: auto: xl in a Xen dom0, else libvirt)")
     source.add_argument("--demo", action="store_true", help="the simulated Xen host (same as --backend sim)")
-    source.add_argument("-c", "--connect", default=None, metavar="URI", action="append",
+    source.add_argument("-c", "--connect", default=None, metavar="URI", action="append", type=_libvirt_uri,
                         help="libvirt URI, as virsh -c (e.g. xen:///system, qemu+ssh://host/system); "
                              "several: a pool, one table")
     source.add_argument("--host", default=None, metavar="DEST", type=_ssh_destination, action="append",

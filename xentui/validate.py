@@ -9,7 +9,9 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+from collections.abc import Iterable
 from fractions import Fraction
+from urllib.parse import urlsplit
 
 from xentui.errors import InvalidArgument
 from xentui.units import human_kib
@@ -194,6 +196,105 @@ def check_host(text: str) -> str:
             f"{quoted(host)} is not a host name or IP address (letters, digits, '-' and '.' only)"
         )
     return host
+
+
+def _host_names(name: str) -> set[str]:
+    """What a host is known by, for comparing with a typed target: the name itself, its host part after an
+    ssh user (root@dom0a: dom0a), and a URI's host name (qemu+ssh://kvm1/system: kvm1); lower case, no
+    trailing dot (DNS names ignore both)."""
+    name = name.strip()
+    names = {name, name.rsplit("@", 1)[-1]}
+    if "://" in name:
+        try:
+            host = urlsplit(name).hostname
+        except ValueError:
+            host = None
+        names = {name} | ({host} if host else set())
+    return {each.lower().rstrip(".") for each in names if each}
+
+
+def _uri_place(uri: str) -> tuple[str, int | None, str] | str:
+    """Where a libvirt URI leads, whatever its transport and user: its host, port and path (a local URI: the
+    URI itself, lower case, so qemu:///system and qemu:///session stay two places)."""
+    try:
+        parts = urlsplit(uri.strip())
+        if parts.hostname:
+            return parts.hostname.rstrip("."), parts.port, parts.path.strip("/")
+    except ValueError:
+        pass
+    return uri.strip().lower()
+
+
+def is_same_host(target: str, source: Iterable[str]) -> bool:
+    """Whether a migration target names one of ``source``'s names (a pool host's name, its address or URI):
+    compared without case, an ssh user or a trailing dot; a URI by the host, port and path it leads to."""
+    names = [name for name in source if name and name.strip()]
+    if "://" in target:
+        place = _uri_place(target)
+        return any("://" in name and _uri_place(name) == place for name in names)
+    wanted = target.strip().lower().rstrip(".")
+    return any(wanted in _host_names(name) for name in names)
+
+
+def check_other_host(target: str, source: Iterable[str], *, what: str) -> str:
+    """A migration target that is not the host the domain is on (``source``: the names that host is known by;
+    ``what`` says it in the message, e.g. "the host web-1 is on"): InvalidArgument before any check runs."""
+    if is_same_host(target, source):
+        raise InvalidArgument(f"{quoted(target, 60)} is {what}: a migration needs another host "
+                              "(nothing was checked or moved)")
+    return target
+
+
+_URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9]*(\+[A-Za-z0-9-]+)?")
+_URI_ALIAS = re.compile(r"[A-Za-z0-9_-]+")  # libvirt.conf's uri_aliases: a name libvirt looks up itself
+_URI_USER = re.compile(r"(?!-)[A-Za-z0-9_.%+-]+")
+URI_EXAMPLES = "e.g. qemu:///system, xen+ssh://root@dom0a/system"
+
+
+def check_libvirt_uri(text: str) -> str:
+    """A libvirt connection URI as ``virsh -c`` takes it: ``driver[+transport]://[user@][host][:port]/[path][?..]``
+    (``qemu:///system``, ``xen+ssh://root@dom0a/system``), or a name libvirt.conf's ``uri_aliases`` may define.
+    InvalidArgument for anything else, before libvirt (or the ssh it runs) sees it: blanks or control characters,
+    no driver, a host or user that is not a plain name (a leading '-', shell characters), a port out of range,
+    a malformed address."""
+    if not text.strip():
+        raise InvalidArgument(f"no libvirt URI given ({URI_EXAMPLES})")
+    shown = quoted(text, 60)
+    if any(char.isspace() or not char.isprintable() for char in text):
+        raise InvalidArgument(f"not a libvirt URI: {shown} holds blanks or control characters ({URI_EXAMPLES})")
+    if "://" not in text:
+        if _URI_ALIAS.fullmatch(text) and not text.startswith("-"):
+            return text
+        raise InvalidArgument(f"not a libvirt URI: {shown}: write driver[+transport]://[user@]host/path "
+                              f"({URI_EXAMPLES})")
+    scheme = text.split("://", 1)[0]
+    if not _URI_SCHEME.fullmatch(scheme):
+        raise InvalidArgument(f"not a libvirt URI: {shown}: {quoted(scheme)} is not a driver[+transport] "
+                              f"({URI_EXAMPLES})")
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as error:  # "Invalid IPv6 URL", "Port out of range 0-65535", "Port could not be cast..."
+        said = str(error)
+        why = ("an IPv6 address needs both brackets, as in qemu+ssh://[::1]/system" if "IPv6" in said else
+               "the port is not a number from 1 to 65535" if "Port" in said else said)
+        raise InvalidArgument(f"not a libvirt URI: {shown}: {why}") from None
+    user, _at, place = parts.netloc.rpartition("@")
+    host = place.partition("]")[0] + "]" if place.startswith("[") else place.partition(":")[0]  # as typed
+    try:
+        if host.startswith("["):
+            ipaddress.IPv6Address(host[1:-1])
+        elif host:
+            check_host(host)
+    except (InvalidArgument, ValueError):
+        raise InvalidArgument(f"not a libvirt URI: {shown}: {quoted(host)} is not a host name") from None
+    if _at and not _URI_USER.fullmatch(user):
+        raise InvalidArgument(f"not a libvirt URI: {shown}: {quoted(user)} is not a user name")
+    if port == 0:
+        raise InvalidArgument(f"not a libvirt URI: {shown}: the port is not a number from 1 to 65535")
+    if re.search(r"%(?![0-9A-Fa-f]{2})", text):
+        raise InvalidArgument(f"not a libvirt URI: {shown}: a '%' not followed by two hex digits")
+    return text
 
 
 SYSRQ_KEYS: dict[str, tuple[str, bool]] = {

@@ -1,8 +1,10 @@
 """A dom0 reached with the system ``ssh``: the `HostAccess` the pool's hosts use.
 
 The operator's own ``~/.ssh/config``, agent, keys and ProxyJump apply: xentui runs ``ssh`` and adds only what a
-screen needs. ``BatchMode=yes``: a password or host-key prompt fails at once with ssh's message instead of hanging
-the screen. ``ControlMaster=auto`` with a socket per host under a private directory and ``ControlPersist``: the first
+screen needs. ``BatchMode=yes``: a password or host-key prompt fails at once instead of hanging the screen, and
+`ssh_failure` says what such a failure means in an operator's words (a password wanted, a host key changed or not
+known, a name that does not resolve), ssh's own kept in the error's ``detail``. ``ControlMaster=auto`` with a
+socket per host under a private directory and ``ControlPersist``: the first
 command opens the connection, each later one is one round trip over it.
 
 The remote side gets one command line, parsed by the remote user's shell: every word is quoted (`shlex.join`), so
@@ -33,7 +35,7 @@ from xentui.backends.xl_tool import ToolResult, run_tool
 from xentui.console.channel import ConsoleChannel
 from xentui.errors import BackendError, BackendUnavailable, InvalidArgument
 
-__all__ = ["SshHost", "check_destination", "parse_net_dev"]
+__all__ = ["SshHost", "check_destination", "parse_net_dev", "ssh_failure"]
 
 # user@host, host, an ssh_config alias, [v6]:port-less forms; never an option (a leading "-") nor a shell word
 _DESTINATION = re.compile(r"[A-Za-z0-9_.%+\[\]:-]+(@[A-Za-z0-9_.%+\[\]:-]+)?")
@@ -71,6 +73,40 @@ def check_destination(destination: str) -> str:
         # short: argparse puts it after "xentui: error: argument --host: " on an 80-column line
         raise InvalidArgument(f"not an ssh destination: {destination!r}")
     return destination
+
+
+_DENIED = re.compile(r"Permission denied \(([^)]*)\)")
+_UNRESOLVED = re.compile(r"Could not resolve hostname (.+?): (.+)$", re.MULTILINE)
+_ASKS_PASSWORD = ("password", "keyboard-interactive")
+
+
+def ssh_failure(name: str, said: str) -> str:
+    """What ssh's own failure (its exit status 255) means, on one line an operator acts on; ``said`` is ssh's
+    stderr (C locale: OpenSSH has no translations). A host key that changed (ssh's banner, and the command it
+    gives to remove the old key), one not known (BatchMode never accepts one), a password asked for (BatchMode
+    never gives one), a name that does not resolve; anything else, "cannot reach" and ssh's words."""
+    lines = list(dict.fromkeys(line.strip() for line in said.replace("\r", "\n").splitlines()
+                               if line.strip() and not line.lstrip().startswith(("@", "Warning: Permanently"))))
+    text = "\n".join(lines)
+    if "REMOTE HOST IDENTIFICATION HAS CHANGED" in said or re.search(r"Host key for \S+ has changed", text):
+        remove = next((line for line in lines if line.startswith("ssh-keygen ")), "ssh-keygen -R HOST")
+        return (f"the host key of {name} has CHANGED since it was last seen: ssh refused to connect (a "
+                f"reinstalled host, or someone in between?); check the new key, then remove the old one: {remove}")
+    if "Host key verification failed" in text:
+        return (f"the host key of {name} is not known here (not in known_hosts): ssh refused to connect, and "
+                "xentui never accepts a key; check it and accept it with ssh by hand once")
+    denied = _DENIED.search(text)
+    if denied:
+        methods = [method.strip() for method in denied.group(1).split(",")]
+        if any(method in _ASKS_PASSWORD for method in methods):
+            return (f"ssh to {name} asks for a password, and xentui never types one (BatchMode): log in with a key "
+                    "(ssh-copy-id, or load yours in ssh-agent)")
+        return f"ssh to {name}: permission denied ({denied.group(1)}): no key of yours is accepted there"
+    unresolved = _UNRESOLVED.search(text)
+    if unresolved:
+        return (f"cannot reach {name}: the host name {unresolved.group(1)} cannot be resolved "
+                f"({unresolved.group(2)}); check the name, or its HostName in ~/.ssh/config")
+    return f"cannot reach {name} with ssh: {'; '.join(lines) or 'exit status 255'}"
 
 
 def parse_net_dev(text: str) -> dict[str, NetCounters]:
@@ -126,9 +162,8 @@ class SshHost(HostAccess):
         except OSError as error:
             raise BackendUnavailable(f"cannot run {self.ssh}: {error.strerror}", detail=str(error)) from error
         if done.returncode == 255:
-            said = done.stderr.decode("utf-8", "replace").strip().splitlines()
-            raise BackendUnavailable(f"cannot reach {self.name} with ssh: {said[-1] if said else 'exit 255'}",
-                                     detail=done.stderr.decode("utf-8", "replace"))
+            said = done.stderr.decode("utf-8", "replace")
+            raise BackendUnavailable(ssh_failure(self.name, said), detail=said)
         return done.returncode == 0 and bool(done.stdout.strip())
 
     async def run(self, argv: list[str], *, what: str | None = None, limit: float = 60.0, check: bool = True,
@@ -136,8 +171,7 @@ class SshHost(HostAccess):
         result = await run_tool(self.command(argv), what=what or " ".join(argv[:2]), limit=limit, check=False,
                                 on_timeout=on_timeout)
         if result.returncode == 255:  # ssh's own failure: the host, not the command
-            raise BackendUnavailable(f"cannot reach {self.name} with ssh: {result.stderr.strip() or 'exit 255'}",
-                                     detail=result.stderr)
+            raise BackendUnavailable(ssh_failure(self.name, result.stderr), detail=result.stderr)
         if check and result.returncode != 0:
             summary = result.stderr.strip().splitlines()[-1:] or [f"exit status {result.returncode}"]
             raise BackendError(f"{what or ' '.join(argv[:2])} on {self.name} failed: {summary[0]}",
@@ -162,7 +196,8 @@ class SshHost(HostAccess):
             await process.wait()
             raise BackendError(f"{argv[0]} on {self.name}: no answer after {limit:g} s") from None
         if process.returncode == 255:
-            raise BackendUnavailable(f"cannot reach {self.name} with ssh: {err.decode(errors='replace').strip()}")
+            said = err.decode(errors="replace")
+            raise BackendUnavailable(ssh_failure(self.name, said), detail=said)
         return process.returncode or 0, out, err
 
     async def _bytes(self, argv: list[str], limit: float = 30.0) -> bytes:

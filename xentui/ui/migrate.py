@@ -20,15 +20,19 @@ from xentui.textsafe import name_list, printable
 from xentui.ui.dialogs import NAME_INPUT, ConfirmScreen, FormScreen
 from xentui.ui.widgets import TickBox
 from xentui.units import human_kib
-from xentui.validate import (
-    check_host,
-)
+from xentui.validate import check_host, check_other_host
 
 
 def _migration_target(text: str) -> str:
     """A host name or address, checked here; a URI (libvirt's qemu+ssh://host/system) is the backend's to check."""
     text = text.strip()
     return text if "://" in text else check_host(text)
+
+
+def _source_names(host: str, source: Sequence[str]) -> list[str]:
+    """The names the host a domain is on is known by: its pool name and whatever else the pool calls it (its
+    address, its URI); none outside a pool, where migrating to this host's own name is the operator's call."""
+    return [host, *source] if host else []
 
 
 def _check_line(check: PreflightCheck) -> Content:
@@ -75,11 +79,15 @@ class MigrateScreen(FormScreen):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, domain: Domain, backend: Migrator, on_result: Callable[[str, str | None, dict], None],
-                 on_running: Callable[[bool], None] | None = None, targets: Sequence[PoolTarget] = ()) -> None:
+                 on_running: Callable[[bool], None] | None = None, targets: Sequence[PoolTarget] = (),
+                 source: Sequence[str] = ()) -> None:
+        """``targets``: the pool's other hosts; ``source``: what else the pool calls the domain's own host (its
+        address), refused as a target with its pool name (`Domain.host`) before any check runs."""
         super().__init__()
         self.domain = domain
         self.backend = backend
         self.targets = sorted(targets, key=lambda target: -target.free_kib)  # a pool's other hosts
+        self.source = _source_names(domain.host, source)
         self.on_result = on_result  # (result, message, arguments) for the action and audit logs, when it ends
         self.on_running = on_running  # told when the migration starts and stops: the app's busy map
         self.checked_target: str | None = None
@@ -114,8 +122,12 @@ class MigrateScreen(FormScreen):
         self.query_one("#anyway", Button).display = False
 
     def _target(self) -> str | None:
+        """The target typed, checked, and not the domain's own host; else None, the reason shown."""
         try:
-            return _migration_target(self.query_one("#target", Input).value)
+            target = _migration_target(self.query_one("#target", Input).value)
+            domain = self.domain
+            return check_other_host(target, self.source,
+                                    what=f"the host {printable(domain.name)} is on ({printable(domain.host)})")
         except BackendError as error:
             self.show_error(str(error))
             return None
@@ -231,12 +243,15 @@ class EvacuateScreen(FormScreen):
     def __init__(self, domains: list[Domain], backend: Migrator,
                  on_result: Callable[[Domain, str, str | None, dict], None],
                  on_running: Callable[[Domain, bool], None] | None = None,
-                 targets: Sequence[PoolTarget] = (), host: str | None = None) -> None:
+                 targets: Sequence[PoolTarget] = (), host: str | None = None, source: Sequence[str] = ()) -> None:
+        """``host``: the pool host being emptied; ``source``: what else the pool calls it (its address). Neither
+        is taken as a target: the plan never places a domain on the host it leaves."""
         super().__init__()
         self.domains = sorted(domains, key=lambda d: (d.mem_kib, d.name))
         self.backend = backend
         self.targets = sorted(targets, key=lambda target: -target.free_kib)  # a pool's other hosts
         self.host = host  # the pool host being emptied, to name it
+        self.source = _source_names(host or "", source)
         self.plan: dict[str, str] = {}  # domain key -> the target it goes to
         self.on_result = on_result
         self.on_running = on_running  # (domain, moving): the app's busy map
@@ -290,6 +305,8 @@ class EvacuateScreen(FormScreen):
         try:
             targets = [_migration_target(word) for word in self.query_one("#target", Input).value.split(",")
                        if word.strip()] or [_migration_target("")]
+            for target in targets:
+                check_other_host(target, self.source, what=f"the host being evacuated ({printable(self.host or '')})")
         except BackendError as error:
             self.show_error(str(error))
             return
