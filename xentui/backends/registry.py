@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from xentui.backends.base import Backend
-from xentui.errors import BackendError, BackendUnavailable
+from xentui.errors import BackendError, BackendUnavailable, InvalidArgument
 
 __all__ = ["BACKENDS", "BackendOptions", "BackendSpec", "picking_options"]
 
@@ -102,8 +102,11 @@ def _sim(options: BackendOptions) -> Backend:
 def uri_label(uri: str) -> str:
     """A libvirt URI's name in a pool: its host, and its path when it has one (qemu+ssh://kvm1/system:
     kvm1:system; qemu:///system: qemu:system), with no '/' (the pool's keys are host/domain)."""
-    parts = urlsplit(uri)
-    where = parts.hostname or parts.scheme.split("+")[0] or uri
+    try:
+        parts = urlsplit(uri)
+        where = parts.hostname or parts.scheme.split("+")[0] or uri
+    except ValueError:  # a malformed address ("qemu+ssh://[::1/system"): the checks say so; a label all the same
+        return uri.replace("/", ":")
     path = parts.path.strip("/").replace("/", ":")
     return f"{where}:{path}" if path else where
 
@@ -138,7 +141,8 @@ def _configured_pool(options: BackendOptions) -> Backend:
     """The hosts the config file names (`xentui.config`), each with its own backend, in one table."""
     from xentui.backends.pool import LateMember, PoolBackend
     from xentui.backends.ssh import check_destination
-    from xentui.config import load_pool
+    from xentui.config import config_path, load_pool
+    from xentui.validate import check_libvirt_uri
 
     hosts = load_pool(Path(options.pool) if options.pool else None)
     members: list[tuple[str, Backend]] = []
@@ -149,6 +153,11 @@ def _configured_pool(options: BackendOptions) -> Backend:
                                          ssh_options=tuple(f"-o{option}" for option in host.ssh_options))
             members.append((host.name, LateMember(host.name, partial(_xl, member), "xl")))
         else:
+            try:
+                check_libvirt_uri(host.address)
+            except InvalidArgument as error:
+                raise InvalidArgument(f"{config_path() if options.pool is None else options.pool}: host "
+                                      f"{host.name!r}: {error}") from None
             member = dataclasses.replace(options, connect=host.address, connects=())
             members.append((host.name, LateMember(host.name, partial(_libvirt, member), "libvirt")))
     return PoolBackend(members, groups={host.name: host.group for host in hosts},

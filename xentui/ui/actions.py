@@ -394,16 +394,26 @@ class ActionsMixin:
             self.runner.set_busy(busy_name(domain), "migrate", moving)
 
         self.push_screen(_modals().MigrateScreen(domain, self._on(domain), result, running,
-                                                 targets=self._pool_targets(domain.host)))
+                                                 targets=self._pool_targets(domain.host),
+                                                 source=self._pool_addresses(domain.host)))
+
+    def _pool(self) -> PoolBackend | None:
+        backend = self.backend.inner if isinstance(self.backend, ReadOnlyBackend) else self.backend
+        return backend if isinstance(backend, PoolBackend) else None
+
+    def _pool_addresses(self, host: str | None) -> list[str]:
+        """What else the pool calls HOST (the address the others reach it at): refused as a target of its own."""
+        pool = self._pool()
+        return [pool.address_of(host)] if pool is not None and host else []
 
     def _pool_targets(self, source: str) -> list[PoolTarget]:
         """The pool's other hosts that answer, as migration targets (none outside a pool)."""
-        backend = self.backend.inner if isinstance(self.backend, ReadOnlyBackend) else self.backend
-        if self.sample is None or not isinstance(backend, PoolBackend):
+        pool = self._pool()
+        if self.sample is None or pool is None:
             return []
         from xentui.ui.migrate import PoolTarget  # with the dialog: a quicker first frame
 
-        return [PoolTarget(status.label, backend.address_of(status.label), status.host.free_kib)
+        return [PoolTarget(status.label, pool.address_of(status.label), status.host.free_kib)
                 for status in self.sample.hosts
                 if status.label != source and status.error is None and status.host is not None]
 
@@ -425,7 +435,8 @@ class ActionsMixin:
             self.runner.set_busy(busy_name(domain), "migrate", moving)
 
         self.push_screen(_modals().EvacuateScreen(domus, backend, result, running,
-                                                  targets=self._pool_targets(host or ""), host=host))
+                                                  targets=self._pool_targets(host or ""), host=host,
+                                                  source=self._pool_addresses(host)))
 
     def _selected_pool_host(self) -> str | None:
         """In a pool, the host of the selected domain or of the host line under the cursor; else None."""
