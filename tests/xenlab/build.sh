@@ -31,8 +31,9 @@ XEN_PKGS="xen-utils-4.17 xen-utils-common xenstore-utils libxenmisc4.17"
 # libvirt with its Xen (libxl) driver, for the libvirt backend against xen:///system (libvirt-daemon pulls in the
 # QEMU driver, which loads but finds no QEMU); python3-libvirt is linked into /root/venv (see the overlay).
 LIBVIRT_PKGS="libvirt-daemon libvirt-daemon-driver-xen libvirt-clients python3-libvirt"
-# Modules dom0 loads (their dependencies are added): Xen backends, the bridge, loop, the NIC QEMU gives it.
-DOM0_MODULES="xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs xen-blkback xen-netback bridge loop tun virtio_net virtio_pci virtio_blk"
+# Modules dom0 loads (their dependencies are added): Xen backends, the bridge, loop, the NIC QEMU gives it, and
+# 9p over virtio for the storage two lab instances share (a directory of this machine, see lab.py).
+DOM0_MODULES="xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs xen-blkback xen-netback bridge loop tun virtio_net virtio_pci virtio_blk 9p 9pnet_virtio"
 # Python packages for dom0's /root/venv: xentui's runtime dependencies (read from pyproject.toml) + these.
 EXTRA_WHEELS="setuptools>=68 wheel pytest pytest-asyncio"
 

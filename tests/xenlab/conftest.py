@@ -126,7 +126,7 @@ def xenlab_pair(xenlab: XenLab) -> Iterator[XenLabPair]:
     a = xenlab.lab
     if not a.has_link():
         pytest.skip(f"Xen lab pair: the running lab a (qemu pid {a.pid}) was booted without the private link "
-                    f"(by an older lab.py); stop it (`{a.command('stop')}`) and run again")
+                    f"and the shared storage (by an older lab.py); stop it (`{a.command('stop')}`) and run again")
     b = labmod.Lab(instance="b")
     t0 = time.monotonic()
     pair = XenLabPair(xenlab, XenLab(b))

@@ -21,7 +21,9 @@ Instances ``a`` and ``b`` are joined by a network of their own that never leaves
 each, a QEMU ``dgram`` netdev over two unix sockets (``xen/link/a.sock`` <-> ``xen/link/b.sock``), on which dom0
 a is 10.98.0.1/24 and dom0 b 10.98.0.2/24 (dom0's /init sets it from ``xenlab_link=`` on its command line).
 Either can boot, stop and boot again in any order; root in one dom0 reaches the other with ssh, no prompt
-(``xl migrate guest3 10.98.0.2``).
+(``xl migrate guest3 10.98.0.2``). They also share storage: a directory of this machine (``xen/shared``) given
+to both over virtio-9p and mounted on /srv/shared in each dom0, where guest4's disk lives (it moves live with
+its disk; guest5's disk is in dom0 a only, and a migration's pre-flight refuses to move it).
 """
 
 from __future__ import annotations
@@ -57,6 +59,10 @@ _INSTANCE = re.compile(r"[a-z][a-z0-9]{0,15}")
 # MAC (52:54:00:98:00:NN), so the order of the NICs does not matter.
 LINK = {"a": ("10.98.0.1", "b"), "b": ("10.98.0.2", "a")}
 LINK_PREFIX = 24
+# The storage the linked instances share, for guests that move live with their disk: a directory of this machine
+# (Lab.shared_dir) given to each dom0 over virtio-9p with this tag, mounted there on SHARED_MOUNT (dom0/init).
+SHARED_TAG = "xenlab-shared"
+SHARED_MOUNT = "/srv/shared"
 # What dom0's /init reads from its command line (see dom0/init): its hostname, and whether it creates guest1
 # and guest2 at boot (only the default instance does: a second lab is a migration target, and under TCG every
 # idle guest costs the machine's two CPUs).
@@ -145,6 +151,11 @@ class Lab:
         """The instance at the other end of the link."""
         return LINK[self.instance][1] if self.instance in LINK else None
 
+    @property
+    def shared_dir(self) -> Path:
+        """The directory of this machine that the linked instances share: each dom0 mounts it on SHARED_MOUNT."""
+        return self.dir / "shared"
+
     def link_socket(self, instance: str | None = None) -> Path:
         return self.dir / "link" / f"{instance or self.instance}.sock"
 
@@ -192,10 +203,12 @@ class Lab:
         return state
 
     def has_link(self) -> bool:
-        """Whether the running lab was booted with its NIC on the private link (an older lab.py booted none)."""
+        """Whether the running lab was booted with its NIC on the private link and the shared storage (an older
+        lab.py booted neither)."""
         state = self._read_state() or {}
-        return self.link_address is not None and f"xenlab_link={self.link_address}/" in " ".join(
-            state.get("command", []))
+        command = " ".join(state.get("command", []))
+        return (self.link_address is not None and f"xenlab_link={self.link_address}/" in command
+                and f"xenlab_shared={SHARED_MOUNT}" in command)
 
     def attach(self) -> bool:
         """Use an already running lab (its pid and port from the state file). True when there is one."""
@@ -245,6 +258,7 @@ class Lab:
         options = ["console=hvc0", "rdinit=/init", f"xenlab_name={self.hostname}"]
         if self.link_address is not None:
             options.append(f"xenlab_link={self.link_address}/{LINK_PREFIX}")
+            options.append(f"xenlab_shared={SHARED_MOUNT}")
         if not self.boots_guests:
             options.append("xenlab_guests=none")
         return options
@@ -258,11 +272,17 @@ class Lab:
         for path in (self.link_socket(), self.link_socket(self.peer)):
             if "," in str(path) or len(str(path)) > 100:
                 raise LabError(f"the link's socket path must hold no comma and stay under 100 bytes: {path}")
+        if "," in str(self.shared_dir):
+            raise LabError(f"the shared storage's path must hold no comma: {self.shared_dir}")
+        self.shared_dir.mkdir(parents=True, exist_ok=True)
         number = int(self.link_address.rsplit(".", 1)[1])
         return [
             "-netdev", f"dgram,id=link,local.type=unix,local.path={self.link_socket()},"
                        f"remote.type=unix,remote.path={self.link_socket(self.peer)}",
             "-device", f"virtio-net-pci,netdev=link,mac=52:54:00:98:00:{number:02x}",
+            # the storage both share: QEMU (root) reads and writes the files as they are, no mapping of owners
+            "-fsdev", f"local,id=shared,path={self.shared_dir},security_model=none",
+            "-device", f"virtio-9p-pci,fsdev=shared,mount_tag={SHARED_TAG}",
         ]
 
     def boot(self, timeout: float = 300, port: int | None = None) -> bool:
