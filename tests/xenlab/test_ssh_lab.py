@@ -55,6 +55,40 @@ async def test_the_xl_backend_over_ssh_shows_what_xl_in_dom0_shows(xenlab):
 
 
 @pytest.mark.asyncio
+async def test_a_refresh_over_ssh_costs_one_round_trip(xenlab, monkeypatch):
+    """Once the xentop stream runs there, a refresh starts one ssh (dom0's interface counters): `xl list -l` is
+    read again only when the domains change, the vifs' bridges only when the vifs change, `xl info` every 30 s.
+    Every round trip is a process this side starts (the ControlMaster carries it), so they are counted there."""
+    backend = XlBackend(host=lab_host(xenlab), delay=1.0)
+    started: list[tuple[str, ...]] = []
+    real = asyncio.create_subprocess_exec
+
+    async def counted(*argv, **kwargs):
+        started.append(tuple(map(str, argv)))
+        return await real(*argv, **kwargs)
+
+    try:
+        for _ in range(3):  # the stream starts, xl list -l, xl info and the bridges are read
+            await backend.sample()
+            await asyncio.sleep(1.0)
+        monkeypatch.setattr(asyncio, "create_subprocess_exec", counted)
+        refreshes, seen = 10, set()
+        for _ in range(refreshes):
+            await asyncio.sleep(1.0)
+            sample = await backend.sample()
+            seen.add(backend._stream_sequence)
+        monkeypatch.undo()
+        remote = [argv[argv.index("--") + 2:] if "--" in argv else argv for argv in started]
+        print(f"{refreshes} refreshes ({len(seen)} xentop iterations, {len(sample.domains)} domains): "
+              f"{len(started)} ssh round trips: {sorted(set(map(' '.join, remote)))}")
+        assert len(seen) >= refreshes - 2  # the figures moved on: these were real refreshes
+        assert len(started) <= refreshes, remote
+        assert not any("-l" in argv and "list" in argv for argv in remote), remote
+    finally:
+        await backend.close()
+
+
+@pytest.mark.asyncio
 async def test_an_action_over_ssh_reaches_the_guest(xenlab):
     backend = XlBackend(host=lab_host(xenlab), delay=1.0)
     try:

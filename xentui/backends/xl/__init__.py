@@ -141,6 +141,8 @@ class XlBackend(ActingMixin, MigrationMixin, Backend):
         self._sched: dict[int, tuple[int, int | None]] = {}
         self._host_facts: XlHostInfo | None = None
         self._host_read_at = -_HOST_INFO_EVERY
+        self._bridges_known: dict[tuple[int, int], str | None] = {}  # the bridge of each vif (domid, devid)
+        self._bridges_read_at = -_HOST_INFO_EVERY
         self._targets: dict[int, int] = {}  # balloon targets this session set, by domid
         self._limits_seen: dict[int, int] = {}  # Xen's memory limit last compared with the static maximum
         self._domids_by_name: dict[str, int] = {}
@@ -274,13 +276,14 @@ class XlBackend(ActingMixin, MigrationMixin, Backend):
             if self._node_at is not None:  # the xentop iteration's own time, not when we read it
                 wall, monotonic = wall - (monotonic - self._node_at), self._node_at
             domids = frozenset(raw.id for raw in node.domains)
-            if self._config_stale or domids != self._config_domids:
+            changed = self._config_stale or domids != self._config_domids
+            if changed:
                 await self._read_configs()
                 self._config_domids = domids
             facts = await self._read_host()
             networks = self._networks
             bridges = await self._bridges([(raw.id, net.id) for raw in node.domains
-                                           for net in raw.networks or networks.get(raw.id, ())])
+                                           for net in raw.networks or networks.get(raw.id, ())], changed=changed)
             domains = [self._domain(raw, bridges) for raw in node.domains]
             host = Host(
                 hostname=facts["hostname"], hypervisor="Xen", version=facts["xen_version"] or node.xen_version,
@@ -292,12 +295,20 @@ class XlBackend(ActingMixin, MigrationMixin, Backend):
             self._last_host = host
             return Sample(monotonic=monotonic, wall=wall, host=host, domains=domains)
 
-    async def _bridges(self, vifs: list[tuple[int, int]]) -> dict[tuple[int, int], str | None]:
-        """The bridge each of dom0's vifs is a port of (``/sys/class/net/vifD.N/master``): one batched read."""
+    async def _bridges(self, vifs: list[tuple[int, int]], *, changed: bool) -> dict[tuple[int, int], str | None]:
+        """The bridge each of dom0's vifs is a port of (``/sys/class/net/vifD.N/master``): one batched read, done
+        again only when the domains or their vifs changed (or every _HOST_INFO_EVERY seconds, for a vif moved
+        by hand), so that a refresh over ssh costs one round trip, not two."""
+        now = time.monotonic()
+        if (not changed and set(vifs) == self._bridges_known.keys()
+                and now - self._bridges_read_at < _HOST_INFO_EVERY):
+            return self._bridges_known
         links = {vif: str(self._sysfs_net / f"vif{vif[0]}.{vif[1]}" / "master") for vif in vifs}
         targets = await self.host.read_links(links.values()) if links else {}
-        return {vif: target.rsplit("/", 1)[-1] if (target := targets.get(link)) else None
-                for vif, link in links.items()}
+        self._bridges_known = {vif: target.rsplit("/", 1)[-1] if (target := targets.get(link)) else None
+                               for vif, link in links.items()}
+        self._bridges_read_at = now
+        return self._bridges_known
 
     def _domain(self, raw: XenstatDomain, bridges: dict[tuple[int, int], str | None]) -> Domain:
         config = self._configs.get(raw.id)
