@@ -229,7 +229,7 @@ async def test_a_restored_guest_shows_with_its_new_domid_when_xentop_gives_the_f
         async def stat(self, paths, *, follow_links=False):
             return {path: FileInfo(stat.S_IFREG | 0o600, 1 << 20, 0.0) for path in paths}
 
-        async def start(self, argv, *, merge_stderr=False) -> asyncio.subprocess.Process:
+        async def start(self, argv, *, merge_stderr=False, hang_up=False) -> asyncio.subprocess.Process:
             self.calls.append(("start", tuple(argv)))
             code = (f"import sys, time\ntext = {capture('xenlab-xentop-batch.txt')!r}\nwhile True:\n"
                     "    sys.stdout.write(text); sys.stdout.flush(); time.sleep(0.2)")

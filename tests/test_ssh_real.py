@@ -25,9 +25,11 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.ui.helpers import NEVER, poll, settle
+from xentui.backends.host import end_process
 from xentui.backends.pool import LateMember, PoolBackend
 from xentui.backends.registry import BACKENDS, BackendOptions
 from xentui.backends.sim import SimBackend, SimCluster
@@ -298,3 +300,49 @@ def test_xentui_host_with_a_name_that_does_not_resolve_says_so_before_the_screen
     assert done.stderr.startswith(f"xentui: cannot reach root@{NO_SUCH_HOST}: the host name {NO_SUCH_HOST} cannot "
                                   "be resolved ("), done.stderr
     assert "Traceback" not in done.stderr and not askpass.exists()
+
+
+# --- a long command ended from here: it must end there too --------------------------------------------------
+
+def remote_sleepers(marker: str) -> list[psutil.Process]:
+    """The sshd's `sleep` started with MARKER (the sshd is on this machine, so its children are seen here)."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if process.info["cmdline"] and process.info["cmdline"][:1] == ["sleep"] and marker in (
+                    process.info["cmdline"][1:]):
+                found.append(process)
+    return found
+
+
+async def until(check, within: float) -> bool:
+    """Whether CHECK holds within WITHIN seconds (looked at every tenth of a second)."""
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.1)
+    return True
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("hang_up", [True, False])
+async def test_a_command_that_writes_nothing_ends_there_when_it_is_ended_here_only_with_hang_up(sshd, hang_up):
+    """xl migrate writes nothing while it sends memory: ended here (the operator's Stop), it must end there
+    too. With ``hang_up`` (a terminal there) the closed connection hangs it up; without, it goes on (the
+    control: what a Stop did to a migration over ssh before)."""
+    import uuid
+
+    host = host_for(sshd, key=sshd.authorized, known_hosts=sshd.known_hosts("kh", sshd.host_key))
+    marker = f"{300 + uuid.uuid4().int % 1000}.{uuid.uuid4().int % 10**6}"  # a sleep length no one else uses
+    try:
+        await host.run(["true"])  # the ControlMaster up, as in a running pool
+        process = await host.start(["sleep", marker], merge_stderr=True, hang_up=hang_up)
+        assert await until(lambda: bool(remote_sleepers(marker)), 30), "the command never started there"
+        await end_process(process)  # as a Stop does
+        ended = await until(lambda: not remote_sleepers(marker), 10)
+        assert ended is hang_up
+    finally:
+        for left in remote_sleepers(marker):
+            left.kill()
+        await host.close()

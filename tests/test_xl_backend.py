@@ -259,6 +259,23 @@ def test_an_older_xen_that_does_not_list_hap_or_shadow_leaves_the_dirty_pages_ch
     assert check.ok is None and "does not say" in check.detail
 
 
+def test_the_memory_arrived_on_the_target_moves_the_bar_between_sending_and_suspended() -> None:
+    """Xen 4.17's xl prints nothing between "Saving to migration stream" and "Domain now suspended" (see the
+    capture below): what the target's NAME--incoming domain holds then says how far the first pass is."""
+    reader = MigrateProgressReader()
+    assert reader.arrived(10, 128) is None  # not sending yet: xl has not said so
+    reader.feed("Saving to migration stream new xl format (info 0x3/0x0/1092)")
+    half = reader.arrived(64, 128)
+    assert half is not None and half.phase is MigratePhase.COPYING and 0.4 < half.fraction < 0.5
+    assert half.message == "sending memory: 64 of 128 MiB there" and half.bytes_sent == 64 << 20
+    assert reader.arrived(60, 128) is None  # never back
+    full = reader.arrived(140, 128)  # the incoming domain may hold a little more than the guest's pages
+    assert full is not None and full.fraction < 0.85
+    suspended = reader.feed("xc: info: Domain now suspended")
+    assert suspended is not None and suspended.fraction == 0.85
+    assert reader.arrived(128, 128) is None  # the last pages: xl's own lines say the rest
+
+
 def test_migrate_progress_from_a_real_successful_migration() -> None:
     lines = [line for line in (FIXTURES / "xenlab-xl-migrate-localhost-pvh.txt").read_text().splitlines()
              if line and not line.startswith("#")]

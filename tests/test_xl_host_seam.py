@@ -42,7 +42,7 @@ class LabHost(HostAccess):
         name = answers.get(tuple(argv))
         return ToolResult(0, capture(name), "") if name else ToolResult(0, "", "")
 
-    async def start(self, argv, *, merge_stderr=False) -> asyncio.subprocess.Process:
+    async def start(self, argv, *, merge_stderr=False, hang_up=False) -> asyncio.subprocess.Process:
         self.calls.append(("start", tuple(argv)))
         assert argv[0] == XENTOP
         text = capture("xenlab-xentop-batch.txt")

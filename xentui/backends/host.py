@@ -73,9 +73,12 @@ class HostAccess(abc.ABC):
         """Run to the end and collect its output; see `xentui.backends.xl_tool.run_tool` for the errors."""
 
     @abc.abstractmethod
-    async def start(self, argv: list[str], *, merge_stderr: bool = False) -> asyncio.subprocess.Process:
+    async def start(self, argv: list[str], *, merge_stderr: bool = False,
+                    hang_up: bool = False) -> asyncio.subprocess.Process:
         """A long-running command (``xentop -b``, ``xl migrate``): stdout piped, stdin closed; stderr piped,
-        or into stdout with ``merge_stderr``. The caller reads it and ends it."""
+        or into stdout with ``merge_stderr``. The caller reads it and ends it. ``hang_up``: ending the process
+        here must end the command there, even one that writes nothing for minutes (xl migrate while it sends
+        memory), so over ssh it runs on a terminal, which the closed connection hangs up."""
 
     @abc.abstractmethod
     async def read_head(self, path: str, size: int) -> bytes:
@@ -136,8 +139,9 @@ class LocalHost(HostAccess):
                   on_timeout: str | None = None) -> ToolResult:
         return await run_tool(argv, what=what, limit=limit, check=check, on_timeout=on_timeout)
 
-    async def start(self, argv: list[str], *, merge_stderr: bool = False) -> asyncio.subprocess.Process:
-        try:
+    async def start(self, argv: list[str], *, merge_stderr: bool = False,
+                    hang_up: bool = False) -> asyncio.subprocess.Process:
+        try:  # here the process is the command itself: ending it needs no hang-up
             return await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT if merge_stderr else asyncio.subprocess.PIPE,
@@ -223,3 +227,18 @@ def _psutil_counters() -> dict[str, NetCounters]:
     return {name: NetCounters(c.bytes_sent, c.bytes_recv, c.packets_sent, c.packets_recv, c.errin, c.errout,
                               c.dropin, c.dropout)
             for name, c in psutil.net_io_counters(pernic=True).items()}
+
+
+async def end_process(process: asyncio.subprocess.Process, grace: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after GRACE seconds: an ssh multiplexing client waiting on its master can miss
+    the first, and a Stop must never leave it (and, through it, the command there) running."""
+    if process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.terminate()
+    try:
+        await asyncio.wait_for(process.wait(), grace)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()

@@ -178,10 +178,14 @@ class SshHost(HostAccess):
                                detail=result.stderr or result.stdout)
         return result
 
-    async def start(self, argv: list[str], *, merge_stderr: bool = False) -> asyncio.subprocess.Process:
+    async def start(self, argv: list[str], *, merge_stderr: bool = False,
+                    hang_up: bool = False) -> asyncio.subprocess.Process:
+        """``hang_up``: on a terminal there (``-tt``; its output then ends lines with CR LF), so that this ssh
+        ending (the operator's Stop) hangs the command up there. Without one, a command that writes nothing
+        for a while (xl migrate sending memory) would not notice the connection is gone and go on."""
         try:
             return await asyncio.create_subprocess_exec(
-                *self.command(argv), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                *self.command(argv, tty=hang_up), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT if merge_stderr else asyncio.subprocess.PIPE)
         except OSError as error:
             raise BackendUnavailable(f"cannot run {self.ssh}: {error.strerror}", detail=str(error)) from error

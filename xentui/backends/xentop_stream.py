@@ -13,6 +13,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 
+from xentui.backends.host import LocalHost, end_process
 from xentui.backends.xentop_parser import HEADER_RE, XentopRow, parse_xentop_log, rebuild_cpu_ns
 from xentui.errors import BackendUnavailable
 from xentui.textsafe import printable
@@ -25,8 +26,6 @@ _MAX_PENDING_LINES = 200_000  # a stream that never ends an iteration is not xen
 
 
 async def _start_here(argv: list[str]) -> asyncio.subprocess.Process:
-    from xentui.backends.host import LocalHost
-
     return await LocalHost().start(argv)
 
 
@@ -140,15 +139,8 @@ class XentopStream:
     async def stop(self) -> None:
         process, reader = self._process, self._reader
         self._process = self._reader = None
-        if process is not None and process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 2)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                await process.wait()
+        if process is not None:
+            await end_process(process, grace=2.0)
         if reader is not None:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
