@@ -26,7 +26,9 @@ from xentui.backends.base import BackendError, MigratePhase, MigrateProgress
 from xentui.backends.pool import PoolBackend
 from xentui.backends.ssh import SshHost
 from xentui.backends.xl import XlBackend
+from xentui.backends.xl_parsers import parse_xl_info
 from xentui.model import Domain, DomainFlag, Sample
+from xentui.ui.lines import host_key
 
 from . import lab as labmod
 from .dom0_calls import wait_for, xl_list
@@ -38,6 +40,9 @@ ADDRESS = {A: labmod.LINK["a"][0], B: labmod.LINK["b"][0]}  # how each dom0 reac
 GUEST = "guest3"  # PVH: the guest this Xen can migrate live (PV guests need shadow paging, which it lacks)
 GUEST_IP = "10.99.0.13"  # on the xenbr0 of whichever dom0 it runs on (no uplink: only that dom0 reaches it)
 MIGRATION_TIMEOUT = 900.0
+BIG = "big"  # a paused guest that takes b's free memory
+EVACUEES = ("guest3", "guest4")  # PVH guests whose disks (none; one on the shared storage) b can see
+STAYING_PVH = ("guest5",)  # a PVH guest whose disk is in a's dom0 only
 
 
 def lab_host(lab) -> SshHost:
@@ -75,11 +80,11 @@ def both_up(sample: Sample) -> bool:
     return all(status.error is None and status.host is not None for status in sample.hosts)
 
 
-def only_on(label: str) -> Callable[[Sample], bool]:
+def only_on(label: str, name: str = GUEST) -> Callable[[Sample], bool]:
     def check(sample: Sample) -> bool:
         hosts = by_host(sample)
-        return both_up(sample) and GUEST in hosts[label] and all(
-            GUEST not in domains for host, domains in hosts.items() if host != label)
+        return both_up(sample) and name in hosts[label] and all(
+            name not in domains for host, domains in hosts.items() if host != label)
     return check
 
 
@@ -108,6 +113,11 @@ def answers_ping(lab, address: str, timeout: float = 60.0) -> None:
 
 async def console_answers(lab, name: str) -> None:
     """The guest's console, opened by the xl backend over ssh on that dom0, runs a command."""
+    await console_says(lab, name, "echo moved-$((6*7))-here", b"moved-42-here")
+
+
+async def console_says(lab, name: str, command: str, expect: bytes) -> None:
+    """COMMAND typed on the guest's console (opened by the xl backend over ssh on that dom0) prints EXPECT."""
     backend = XlBackend(host=lab_host(lab), delay=1.0)
     try:
         await backend.sample()
@@ -115,14 +125,14 @@ async def console_answers(lab, name: str) -> None:
         seen = b""
         try:
             await asyncio.sleep(0.5)
-            await channel.write(b"\x15echo moved-$((6*7))-here\r")
+            await channel.write(b"\x15" + command.encode() + b"\r")
             deadline = time.monotonic() + 60
-            while b"moved-42-here" not in seen and time.monotonic() < deadline:
+            while expect not in seen and time.monotonic() < deadline:
                 with contextlib.suppress(TimeoutError):
                     seen += await asyncio.wait_for(channel.read(), 1.0)
         finally:
             await channel.close()
-        assert b"moved-42-here" in seen, seen[-400:]
+        assert expect in seen, seen[-400:]
     finally:
         await backend.close()
 
@@ -135,6 +145,45 @@ async def twice(what: str, move: Callable[[], Awaitable[object]], source, name: 
         print(f"{what}: first attempt failed ({error}); the guest must still run at its source")
         assert running(source, name), f"{what} failed and {name} is not running at its source: {error}"
         return await move()
+
+
+# --- the pool's app, driven as an operator drives it -------------------------------------------------------
+
+def pool_app(pool: PoolBackend, audit: AuditLog):
+    """The app on POOL, refreshed only when a test asks (`refreshed`), every action audited in AUDIT."""
+    from xentui.ui.app import StartOptions, XentuiApp
+
+    return XentuiApp(pool, StartOptions(delay=3600.0, theme="xentui-dark", audit=audit))
+
+
+async def until(pilot, what: str, check: Callable[[], bool], within: float) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {within:g} s")
+        await pilot.pause(0.2)
+
+
+async def refreshed(app, pilot) -> None:
+    done = app.polls_done
+    app.action_refresh_now()
+    await until(pilot, "a refresh", lambda: app.polls_done > done and not app._polling, 120)
+
+
+async def refreshed_until(app, pilot, what: str, check: Callable[[], bool], tries: int = 60) -> None:
+    """Refresh the screen until CHECK holds (the first refresh waited for too)."""
+    await until(pilot, "the first refresh", lambda: app.polls_done > 0, 120)
+    for _ in range(tries):
+        if check():
+            return
+        await refreshed(app, pilot)
+    assert check(), (what, {label: sorted(domains) for label, domains in by_host(app.sample).items()},
+                     app.sample.hosts)
+
+
+def shown_on(app, label: str, name: str = GUEST) -> bool:
+    """Both hosts up on the screen, NAME under LABEL and under no other."""
+    return app.sample is not None and both_up(app.sample) and only_on(label, name)(app.sample)
 
 
 @pytest.fixture(scope="module")
@@ -208,6 +257,10 @@ async def test_live_migration_from_a_to_b_through_the_pool(pair):
         assert fractions == sorted(fractions) and len(events) >= 4, events
         assert events[-1].phase is MigratePhase.DONE and target in events[-1].message
         assert {"target ready to receive", "transfer complete"} <= {event.message for event in events}
+        # between "sending memory" and "guest suspended" xl prints nothing: the bar moves with what b holds
+        arriving = [event for event in events if event.message.startswith("sending memory: ")]
+        assert len(arriving) >= 2 and arriving[-1].fraction > arriving[0].fraction, events
+        assert all(0.05 < event.fraction < 0.85 for event in arriving), arriving
 
         assert GUEST not in xl_list(pair.a)
         assert running(pair.b, GUEST), xl_list(pair.b)
@@ -225,36 +278,15 @@ async def test_live_migration_from_a_to_b_through_the_pool(pair):
 async def test_the_screen_migrates_the_guest_back_from_b_to_a(pair, tmp_path):
     """The pool's app: guest3's row under lab-b, `g`, the target offered is a's link address, Enter checks, Enter
     migrates; guest3 then shows under lab-a, and the audit log has the move as b's."""
-    from xentui.ui.app import StartOptions, XentuiApp
-
     place_guest(pair, "b")
     pool = make_pool(pair)
     audit = AuditLog(tmp_path / "audit.log")
-    app = XentuiApp(pool, StartOptions(delay=3600.0, theme="xentui-dark", audit=audit))
-
-    async def until(pilot, what: str, check: Callable[[], bool], within: float) -> None:
-        deadline = time.monotonic() + within
-        while not check():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{what}: not within {within:g} s")
-            await pilot.pause(0.2)
-
-    async def refreshed(pilot) -> None:
-        done = app.polls_done
-        app.action_refresh_now()
-        await until(pilot, "a refresh", lambda: app.polls_done > done and not app._polling, 120)
-
-    def shown_on(label: str) -> bool:
-        return app.sample is not None and both_up(app.sample) and only_on(label)(app.sample)
+    app = pool_app(pool, audit)
 
     async with app.run_test(size=(160, 50)) as pilot:
         try:
             await until(pilot, "the first refresh", lambda: app.polls_done > 0, 120)
-            for _ in range(60):
-                if shown_on(B):
-                    break
-                await refreshed(pilot)
-            assert shown_on(B), app.sample.hosts
+            await refreshed_until(app, pilot, f"{GUEST} under {B}", lambda: shown_on(app, B))
             app.table.select(by_host(app.sample)[B][GUEST].key)
             assert app.table.selected.host == B and app.table.selected.name == GUEST
             await pilot.press("g")
@@ -285,16 +317,172 @@ async def test_the_screen_migrates_the_guest_back_from_b_to_a(pair, tmp_path):
                 record = audit.read()[-1]
             assert (record["host"], record["domain"], record["action"], record["result"]) == (
                 B, GUEST, "migrate", "ok"), record
-            for _ in range(60):
-                await refreshed(pilot)
-                if shown_on(A):
-                    break
-            assert shown_on(A), {label: sorted(domains) for label, domains in by_host(app.sample).items()}
+            await refreshed_until(app, pilot, f"{GUEST} under {A}", lambda: shown_on(app, A))
             print(f"the screen migrated {GUEST} b -> a in {took:.1f} s")
         finally:
             await pool.close()
     assert GUEST not in xl_list(pair.b) and running(pair.a, GUEST)
     answers_ping(pair.a, GUEST_IP)
+
+
+@pytest.mark.asyncio
+async def test_a_migration_whose_preflight_fails_on_the_screen_moves_nothing(pair, tmp_path):
+    """b's memory taken by a big guest (created paused: it holds its memory and costs no CPU): the screen's
+    pre-flight for guest3 from a to b fails on memory, Enter checks again and never starts, and guest3 keeps
+    running on a; nothing arrives on b."""
+    place_guest(pair, "a")
+    free_mib = int(parse_xl_info(pair.b.ssh(["xl", "info"]).stdout)["free_memory"])
+    big_mib = free_mib - 96  # leaves b less than guest3's 128 MiB
+    pair.b.ssh(["sh", "-c", f"sed -e 's/^name = .*/name = \"{BIG}\"/' -e 's/^memory = .*/memory = {big_mib}/' "
+                            f"-e 's/^maxmem = .*/maxmem = {big_mib}/' -e '/^vif\\|^disk/d' "
+                            f"/etc/xen/guest2.cfg > /tmp/{BIG}.cfg && xl create -p /tmp/{BIG}.cfg"], timeout=300)
+    pool = make_pool(pair)
+    audit = AuditLog(tmp_path / "audit.log")
+    app = pool_app(pool, audit)
+    member, preflights = pool.member(A), []
+    real_preflight = member.migrate_preflight
+
+    async def counted_preflight(domain: str, target: str):  # the real one, counted
+        preflights.append((domain, target))
+        return await real_preflight(domain, target)
+
+    member.migrate_preflight = counted_preflight
+    try:
+        async with app.run_test(size=(160, 50)) as pilot:
+            try:
+                await refreshed_until(app, pilot, f"{GUEST} under {A}, {BIG} under {B}", lambda: shown_on(app, A)
+                                      and BIG in by_host(app.sample)[B])
+                app.table.select(by_host(app.sample)[A][GUEST].key)
+                await pilot.press("g")
+                screen = app.screen
+                assert screen.query_one("#target").value == ADDRESS[B]
+                await pilot.press("enter")
+                await until(pilot, "the pre-flight", lambda: screen.checked_target == ADDRESS[B], 180)
+                assert preflights == [(GUEST, ADDRESS[B])]
+                checks = str(screen.query_one("#checks").render())
+                print(f"pre-flight on the screen, a -> b with {BIG} ({big_mib} MiB) on b:\n{checks}")
+                memory = next(line for line in checks.splitlines() if "memory" in line)
+                assert screen.failures == 1 and "✗" in memory and f"{GUEST} needs 1" in memory, checks
+                assert "1 check failed: Enter checks again" in str(screen.query_one("#status").render())
+                await pilot.press("enter")  # again: the checks run again, nothing starts
+                await until(pilot, "the second pre-flight", lambda: len(preflights) == 2
+                            and screen.checked_target == ADDRESS[B], 180)
+                assert screen.failures == 1 and not screen.running and not app.busy
+                await pilot.press("escape")
+                await until(pilot, "the dialog closed", lambda: app.screen is app.main, 10)
+            finally:
+                await pool.close()
+        assert audit.read() == []  # no migration was started, so none was recorded
+        assert running(pair.a, GUEST) and GUEST not in xl_list(pair.b)
+        assert set(xl_list(pair.b)) == {"Domain-0", BIG}
+    finally:
+        pair.b.ssh(["xl", "destroy", BIG], check=False, timeout=120)
+
+
+@pytest.mark.asyncio
+async def test_evacuating_a_moves_the_guests_that_can_move_and_says_why_the_others_stay(pair, tmp_path):
+    """`E` on a's host line: the plan moves guest3 (PVH) and guest4 (PVH, its disk on the storage both dom0s
+    share) to b; guest1 and guest2 stay (PV: this Xen has no shadow paging to track their pages, and guest1's
+    disk is in a's dom0 only), guest5 stays (PVH, its disk in a's dom0 only). Asked, then moved one by one: both
+    run on b afterwards, under b on the screen, guest4 seeing its disk there; the audit log has both moves."""
+    place_guest(pair, "a")
+    for name in EVACUEES[1:] + STAYING_PVH:
+        pair.b.ssh(["xl", "destroy", name], check=False, timeout=120)
+    pair.a.lab.create_guests(["guest1", "guest2", *EVACUEES[1:], *STAYING_PVH])
+    pool = make_pool(pair)
+    audit = AuditLog(tmp_path / "audit.log")
+    app = pool_app(pool, audit)
+
+    def on_b(app) -> bool:
+        return all(shown_on(app, B, name) for name in EVACUEES)
+
+    async with app.run_test(size=(160, 50)) as pilot:
+        try:
+            await refreshed_until(app, pilot, f"{EVACUEES + STAYING_PVH} under {A}",
+                                  lambda: all(shown_on(app, A, name) for name in EVACUEES + STAYING_PVH))
+            for attempt in range(2):  # Xen fails a live migration now and then under emulation: once more
+                app.table.select(host_key(A))
+                await pilot.press("E")
+                screen = app.screen
+                assert type(screen).__name__ == "EvacuateScreen"
+                assert screen.query_one("#target").value == ADDRESS[B]
+                await pilot.press("enter")
+                await until(pilot, "the plan", lambda screen=screen: screen.checked_target == ADDRESS[B], 600)
+                rows = str(screen.query_one("#rows").render())
+                print(f"the plan to empty {A}:\n{rows}")
+                moving = {domain.name for domain in screen.movable}
+                state = {domain.name: screen.state[domain.key] for domain in screen.domains}
+                assert moving == {name for name in EVACUEES if name in state}, state
+                if attempt == 0:
+                    assert moving == set(EVACUEES), state
+                    for name in ("guest1", "guest2"):
+                        assert state[name].startswith("stays") and "dirty pages" in state[name], state
+                    assert "disk xvda" in state["guest1"] and "missing on 10.98.0.2" in state["guest1"]
+                    assert "dirty pages" not in state["guest5"], state
+                    assert "/var/lib/xentui-lab/guest5-disk.img is missing on 10.98.0.2" in state["guest5"]
+                    assert all(state[name] == f"→ {ADDRESS[B]} ✓" for name in EVACUEES), state
+                started = time.monotonic()
+                await pilot.press("enter")
+                await until(pilot, "the question", lambda: type(app.screen).__name__ == "ConfirmScreen", 10)
+                await pilot.press("y")
+                await until(pilot, "the evacuation", lambda screen=screen: " moved, " in str(
+                    screen.query_one(".problem").render()), MIGRATION_TIMEOUT * 2)
+                summary = str(screen.query_one(".problem").render())
+                print(f"evacuation {attempt + 1} took {time.monotonic() - started:.1f} s: {summary}\n"
+                      + str(screen.query_one("#rows").render()))
+                await pilot.press("escape")
+                await until(pilot, "the dialog closed", lambda: app.screen is app.main and not app.busy, 30)
+                await refreshed(app, pilot)
+                if " 0 failed" in summary:
+                    break
+                assert all(running(pair.a, name) or running(pair.b, name) for name in EVACUEES), summary
+            await refreshed_until(app, pilot, f"{EVACUEES} under {B}", lambda: on_b(app))
+            assert all(shown_on(app, A, name) for name in ("guest1", "guest2", *STAYING_PVH))
+        finally:
+            await pool.close()
+    for name in EVACUEES:
+        assert name not in xl_list(pair.a) and running(pair.b, name), name
+    moves = [(r["host"], r["domain"], r["action"], r["result"], r["arguments"]["evacuate"]) for r in audit.read()]
+    assert {move for move in moves if move[3] == "ok"} == {(A, name, "migrate", "ok", True) for name in EVACUEES}
+    # guest4's disk is the same file on b: the guest sees it there (xvda, 32 MiB = 32768 blocks of 1 KiB)
+    await console_says(pair.b, "guest4", "grep -c ' 32768 xvda$' /proc/partitions | sed s/^/disks-/",
+                       b"disks-1")
+    for name in EVACUEES:
+        pair.b.ssh(["xl", "destroy", name], check=False, timeout=120)
+    for name in STAYING_PVH:
+        pair.a.ssh(["xl", "destroy", name], check=False, timeout=120)
+
+
+@pytest.mark.asyncio
+async def test_a_migration_stopped_while_memory_is_sent_leaves_the_guest_running_on_its_source(pair):
+    """The operator's Stop (the dialog cancels the worker, which closes `migrate()`) while guest3's memory is on
+    its way to b, over ssh: xl migrate in dom0 a ends with the connection, b drops what it had received, and
+    guest3 runs on a as before."""
+    place_guest(pair, "a")
+    pool = make_pool(pair)
+    try:
+        sample = await sample_until(pool, f"{GUEST} on {A} only", only_on(A))
+        member = pool.for_domain(by_host(sample)[A][GUEST])
+        events: list[MigrateProgress] = []
+        async with contextlib.aclosing(member.migrate(GUEST, pool.address_of(B))) as moving:
+            async for event in moving:
+                events.append(event)
+                if event.message.startswith("sending memory: "):
+                    break  # Stop, with pages on the wire
+        stopped = time.monotonic()
+        assert events[-1].message.startswith("sending memory: "), events
+
+        def back_to_before() -> bool:
+            listed = xl_list(pair.b)
+            return running(pair.a, GUEST) and not any(name.startswith(GUEST) for name in listed)
+
+        wait_for("guest3 running on a alone, nothing of it on b", back_to_before, timeout=120, every=2)
+        print(f"stopped at {events[-1].fraction:.2f} ({events[-1].message}); back as before "
+              f"{time.monotonic() - stopped:.1f} s later: a {sorted(xl_list(pair.a))}, b {sorted(xl_list(pair.b))}")
+        assert not pair.a.ssh(["pgrep", "-f", "xl migrate"], check=False).stdout.strip()
+        await console_answers(pair.a, GUEST)
+    finally:
+        await pool.close()
 
 
 @pytest.mark.asyncio

@@ -137,7 +137,7 @@ def host_line_text(status: HostStatus) -> str:
     states = ", ".join(f"{count} {state.value}" for state, count in status.states.items())
     parts = [f"{printable(host.hypervisor)} {printable(host.version)}", f"{host.nr_cpus} CPUs",
              f"free {human_kib(host.free_kib)} of {human_kib(host.total_kib)}", f"CPU {status.cpu_pct:.0f}%",
-             f"{status.domains} domains" + (f" ({states})" if states else "")]
+             f"{status.domains} domain{'' if status.domains == 1 else 's'}" + (f" ({states})" if states else "")]
     if status.slow_for:
         parts.append(f"slow: no answer for {status.slow_for:.0f} s")
     return group + "  ".join(parts)

@@ -61,7 +61,8 @@ class PoolTarget(NamedTuple):
 
 def _targets_line(targets: Sequence[PoolTarget]) -> Text:
     return Text("Pool hosts, most free memory first: " + ", ".join(
-        f"{printable(target.address)} ({human_kib(target.free_kib)} free)" for target in targets))
+        (f"{printable(target.label)} at {printable(target.address)}" if target.address != target.label
+         else printable(target.label)) + f" ({human_kib(target.free_kib)} free)" for target in targets))
 
 
 class MigrateScreen(FormScreen):
