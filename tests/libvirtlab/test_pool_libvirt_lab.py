@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
 
 import pytest
 
+from tests.ui.helpers import refreshed, until
 from xentui.audit import AuditLog
 from xentui.backends.pool import PoolBackend
 from xentui.cli import build_parser, make_backend
@@ -123,18 +123,6 @@ async def test_the_pool_view_migrates_a_guest_from_the_first_libvirtd_to_the_sec
     audit = AuditLog(tmp_path / "audit.log")
     app = XentuiApp(pool, StartOptions(delay=3600.0, theme="xentui-dark", audit=audit))
 
-    async def until(pilot, what: str, check: Callable[[], bool], within: float) -> None:
-        deadline = time.monotonic() + within
-        while not check():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{what}: not within {within:g} s")
-            await pilot.pause(0.2)
-
-    async def refreshed(pilot) -> None:
-        done = app.polls_done
-        app.action_refresh_now()
-        await until(pilot, "a refresh", lambda: app.polls_done > done and not app._polling, POOL_TIMEOUT)
-
     def shown_on(label: str) -> bool:
         if app.sample is None or not both_up(app.sample):
             return False
@@ -149,7 +137,7 @@ async def test_the_pool_view_migrates_a_guest_from_the_first_libvirtd_to_the_sec
                 for _ in range(60):
                     if shown_on(first):
                         break
-                    await refreshed(pilot)
+                    await refreshed(pilot, app, POOL_TIMEOUT)
                 assert shown_on(first), app.sample.hosts
                 assert app.table.select(by_host(app.sample)[first][guest.uuid].key)
                 assert app.table.selected.host == first and app.table.selected.name == guest.name
@@ -175,7 +163,7 @@ async def test_the_pool_view_migrates_a_guest_from_the_first_libvirtd_to_the_sec
                     first, guest.name, "migrate", "ok"), record
                 assert record["arguments"]["target"] == second_libvirtd, record
                 for _ in range(60):
-                    await refreshed(pilot)
+                    await refreshed(pilot, app, POOL_TIMEOUT)
                     if shown_on(second):
                         break
                 assert shown_on(second), {label: sorted(d) for label, d in by_host(app.sample).items()}

@@ -64,3 +64,19 @@ async def wait_for(pilot: Pilot, condition, tries: int = 300) -> None:
             return
         await pilot.pause(0.02)
     raise AssertionError("condition never held")
+
+
+async def until(pilot: Pilot, what: str, check, within: float) -> None:
+    """Until ``check()`` holds, on the wall clock (a real host's answers: lab tests), or fail naming WHAT."""
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {within:g} s")
+        await pilot.pause(0.2)
+
+
+async def refreshed(pilot: Pilot, app: XentuiApp, within: float = 120.0) -> None:
+    """One refresh asked for (the app's refresh-now) and waited for to its end."""
+    done = app.polls_done
+    app.action_refresh_now()
+    await until(pilot, "a refresh", lambda: app.polls_done > done and not app._polling, within)

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 
+from tests.ui.helpers import refreshed, until
 from xentui.audit import AuditLog
 from xentui.backends.base import BackendError, MigratePhase, MigrateProgress
 from xentui.backends.pool import PoolBackend
@@ -156,27 +157,13 @@ def pool_app(pool: PoolBackend, audit: AuditLog):
     return XentuiApp(pool, StartOptions(delay=3600.0, theme="xentui-dark", audit=audit))
 
 
-async def until(pilot, what: str, check: Callable[[], bool], within: float) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {within:g} s")
-        await pilot.pause(0.2)
-
-
-async def refreshed(app, pilot) -> None:
-    done = app.polls_done
-    app.action_refresh_now()
-    await until(pilot, "a refresh", lambda: app.polls_done > done and not app._polling, 120)
-
-
 async def refreshed_until(app, pilot, what: str, check: Callable[[], bool], tries: int = 60) -> None:
     """Refresh the screen until CHECK holds (the first refresh waited for too)."""
     await until(pilot, "the first refresh", lambda: app.polls_done > 0, 120)
     for _ in range(tries):
         if check():
             return
-        await refreshed(app, pilot)
+        await refreshed(pilot, app)
     assert check(), (what, {label: sorted(domains) for label, domains in by_host(app.sample).items()},
                      app.sample.hosts)
 
@@ -432,7 +419,7 @@ async def test_evacuating_a_moves_the_guests_that_can_move_and_says_why_the_othe
                       + str(screen.query_one("#rows").render()))
                 await pilot.press("escape")
                 await until(pilot, "the dialog closed", lambda: app.screen is app.main and not app.busy, 30)
-                await refreshed(app, pilot)
+                await refreshed(pilot, app)
                 if " 0 failed" in summary:
                     break
                 assert all(running(pair.a, name) or running(pair.b, name) for name in EVACUEES), summary
