@@ -352,7 +352,7 @@ def pool_main(args: argparse.Namespace, size: tuple[int, int]) -> None:
         "one host": ([*xentui, "--sim-hosts", "1"], (b" domains: ",), POOL_KEYS),
         # the pool: every host answered (the header's pool line) and the table's first host line drawn
         f"pool of {hosts}": ([*xentui, "--sim-hosts", str(hosts)],
-                             (f"hosts: {hosts} up, 0 down".encode(), "▾ sim-host-1 ".encode()), POOL_KEYS),
+                             (f"hosts: {hosts} up".encode(), "▾ sim-host-1 ".encode()), POOL_KEYS),
     }
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     print(f"terminal {columns}x{rows}; {hosts} simulated hosts of {domains} domUs each, refreshed every {delay:g} s, "

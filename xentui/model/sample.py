@@ -51,13 +51,15 @@ class Sample:
     _keys: list[str] | None = field(default=None, init=False, repr=False, compare=False)
     _names: list[str] | None = field(default=None, init=False, repr=False, compare=False)
     _index: dict[str, int] | None = field(default=None, init=False, repr=False, compare=False)
+    _pool_hosts: dict[str, Host] | None = field(default=None, init=False, repr=False, compare=False)
 
     def host_of(self, domain: Domain) -> Host:
-        """The host a domain is on: its pool host's, or the sample's."""
+        """The host a domain is on: its pool host's, or the sample's. (A sort by memory share asks this for
+        every domain: a lookup, not a walk over the pool's hosts.)"""
         if domain.host and self.hosts:
-            for status in self.hosts:
-                if status.label == domain.host and status.host is not None:
-                    return status.host
+            if self._pool_hosts is None:
+                self._pool_hosts = {status.label: status.host for status in self.hosts if status.host is not None}
+            return self._pool_hosts.get(domain.host, self.host)
         return self.host
 
     def keys(self) -> list[str]:

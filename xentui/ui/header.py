@@ -58,9 +58,9 @@ class HostHeader(Widget):
         if sample.hosts:  # a pool: how many hosts answer, and the ones that do not, by name
             down = [status.label for status in sample.hosts if status.error is not None]
             up = len(sample.hosts) - len(down)
-            line3.append(f"   hosts: {up} up, {len(down)} down")
+            line3.append(f"   hosts: {up} up")  # "0 down" said nothing, and cut this line at 80 columns
             if down:
-                line3.append(f" ({printable(', '.join(down))})", style="bold")
+                line3.append(f", {len(down)} down ({printable(', '.join(down))})", style="bold")
             self._text = Text("\n").join([line1, line2, line3])
             self.refresh()
             return
