@@ -338,3 +338,82 @@ def check_sysrq(key: str) -> str:
             f"{quoted(key)} is not a SysRq key; valid keys: {''.join(sorted(SYSRQ_KEYS))}"
         )
     return key
+
+
+_VDEV_RE = re.compile(r"(xvd|vd|sd|hd)([a-z]{1,3})", re.ASCII)
+
+
+def check_vdev(text: str) -> str:
+    """A whole disk's name in the guest: ``xvdb`` (Xen PV), ``vdb`` (virtio), ``sdb``, ``hdb``. A partition
+    (``xvdb1``) or a number is refused: the name is what the operator reads back in the guest."""
+    vdev = text.strip()
+    if not _VDEV_RE.fullmatch(vdev):
+        raise InvalidArgument(
+            f"{quoted(text)} is not a disk name for the guest: write e.g. xvdb (Xen PV), vdb (virtio), sdb or hdb"
+        )
+    return vdev
+
+
+_MAC_RE = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", re.ASCII | re.IGNORECASE)
+
+
+def check_mac(text: str) -> str | None:
+    """A NIC's MAC, six colon-separated hex octets, unicast and not all zero; empty: None (the toolstack makes
+    one, 00:16:3e:... on Xen). Returned in lower case."""
+    mac = text.strip()
+    if not mac:
+        return None
+    if not _MAC_RE.fullmatch(mac):
+        raise InvalidArgument(f"{quoted(text)} is not a MAC address: write six hex pairs, e.g. 00:16:3e:12:34:56")
+    first = int(mac[:2], 16)
+    if first & 1:
+        raise InvalidArgument(f"{mac} is a multicast address (the first octet is odd): a NIC needs a unicast one, "
+                              "e.g. 00:16:3e:12:34:56")
+    if int(mac.replace(":", ""), 16) == 0:
+        raise InvalidArgument("00:00:00:00:00:00 is not a usable MAC: leave it empty and one is made")
+    return mac.lower()
+
+
+_IFNAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,15}", re.ASCII)
+
+
+def check_bridge_name(text: str) -> str:
+    """A Linux interface name (15 characters at most, no blank, '/' or ':'); letters, digits, '_', '.', '-'."""
+    name = text.strip()
+    if not _IFNAME_RE.fullmatch(name) or name in (".", ".."):
+        raise InvalidArgument(
+            f"{quoted(text)} is not a bridge name: up to 15 letters, digits, '_', '.' or '-', e.g. xenbr0"
+        )
+    return name
+
+
+def check_host_path(text: str, *, what: str = "a disk") -> str:
+    """An absolute path on the host, with no control characters (they cannot be in a path an operator meant,
+    and a newline would end xl's config line)."""
+    path = text.strip()
+    if not path:
+        raise InvalidArgument(f"{what}: give its path on the host, e.g. /var/lib/xen/images/data.img or /dev/vg0/data")
+    if any(ord(c) < 32 or ord(c) == 127 for c in path):
+        raise InvalidArgument(f"{quoted(text)} has control characters: not a path")
+    if not path.startswith("/"):
+        raise InvalidArgument(f"{quoted(text)} is not an absolute path: {what} is named from / on the host")
+    return path
+
+
+_LV_NAME_RE = re.compile(r"[A-Za-z0-9+_.][A-Za-z0-9+_.-]{0,126}", re.ASCII)
+
+
+def check_lv_name(text: str) -> str:
+    """An LVM logical volume name, by lvm's own rule: letters, digits and ``+_.-``, not starting with '-',
+    not '.' or '..', and not lvm's reserved ``snapshot``/``pvmove`` names."""
+    name = text.strip()
+    if not _LV_NAME_RE.fullmatch(name) or name in (".", ".."):
+        raise InvalidArgument(
+            f"{quoted(text)} is not a volume name: letters, digits and + _ . - only, not starting with -"
+        )
+    if name.startswith(("snapshot", "pvmove")) or any(
+        part in name for part in ("_cdata", "_cmeta", "_corig", "_mlog", "_mimage", "_rimage", "_rmeta", "_tdata",
+                                  "_tmeta", "_vorigin")
+    ):
+        raise InvalidArgument(f"{quoted(text)}: lvm reserves that name; choose another")
+    return name

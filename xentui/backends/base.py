@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from xentui.backends.devices import AttachedDisk, AttachedNic, DiskSpec, GuestConfig
 from xentui.backends.host import LocalHost
 from xentui.backends.savefile import SavedImage, SaveTarget, save_target, saved_images
 from xentui.console.channel import ConsoleChannel
@@ -29,13 +30,17 @@ from xentui.model import Domain, Host, Sample
 
 __all__ = [
     "Action",
+    "AttachedDisk",
+    "AttachedNic",
     "Backend",
     "BackendError",
     "BackendUnavailable",
     "Capabilities",
     "ConsoleBusy",
     "ConsoleChannel",
+    "DiskSpec",
     "DomainNotFound",
+    "GuestConfig",
     "InvalidArgument",
     "MigratePhase",
     "MigrateProgress",
@@ -63,10 +68,22 @@ class Action(enum.StrEnum):
     SCHED = "sched"
     CONSOLE = "console"
     CONSOLE_WRITE = "console-write"
+    CREATE = "create"
+    DISK_ATTACH = "block-attach"
+    DISK_DETACH = "block-detach"
+    NIC_ATTACH = "network-attach"
+    NIC_DETACH = "network-detach"
 
 
 # how a refusal names an action, where its id is not the word an operator would use
-ACTION_WORDS = {Action.SCHED: "scheduler change", Action.CONSOLE_WRITE: "typing into the console"}
+ACTION_WORDS = {
+    Action.SCHED: "scheduler change",
+    Action.CONSOLE_WRITE: "typing into the console",
+    Action.DISK_ATTACH: "attaching a disk",
+    Action.DISK_DETACH: "detaching a disk",
+    Action.NIC_ATTACH: "attaching a NIC",
+    Action.NIC_DETACH: "detaching a NIC",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +226,47 @@ class Backend(abc.ABC):
     async def set_sched(self, domain: str, *, weight: int | None = None, cap: int | None = None) -> None:
         """Credit scheduler weight (1..65535) and cap (% of one CPU, 0 = none); None leaves it."""
         raise self.refusal(Action.SCHED)
+
+    # --- a running guest's devices, and starting guests. Listing changes nothing (allowed --read-only); the
+    # checks every backend makes before it changes anything are in `xentui.backends.devices`.
+
+    async def disks(self, domain: str) -> list[AttachedDisk]:
+        """The guest's disks: vdev, what backs it on the host, backend, mode."""
+        raise Unsupported(f"listing disks: {self.capabilities.why_not(Action.DISK_ATTACH) or self.name + ' cannot'}")
+
+    async def disk_attach(self, domain: str, spec: DiskSpec) -> None:
+        """Hot-plug a disk into a running guest. Refused (InvalidArgument, nothing changed): a path missing on
+        the host, a vdev the guest has, a path another running guest holds read-write (`check_disk_attach`)."""
+        raise self.refusal(Action.DISK_ATTACH)
+
+    async def disk_detach(self, domain: str, vdev: str) -> None:
+        """Unplug a disk (by vdev, or devid); the guest is asked to let go of it."""
+        raise self.refusal(Action.DISK_DETACH)
+
+    async def nics(self, domain: str) -> list[AttachedNic]:
+        """The guest's NICs: devid, MAC, bridge, backend."""
+        raise Unsupported(f"listing NICs: {self.capabilities.why_not(Action.NIC_ATTACH) or self.name + ' cannot'}")
+
+    async def bridges(self) -> list[str]:
+        """The bridges of the host a NIC can be attached to."""
+        return []
+
+    async def nic_attach(self, domain: str, bridge: str, mac: str | None = None) -> None:
+        """Hot-plug a NIC on ``bridge`` (one the host has); ``mac`` None: the toolstack makes one."""
+        raise self.refusal(Action.NIC_ATTACH)
+
+    async def nic_detach(self, domain: str, nic: str) -> None:
+        """Unplug a NIC, by devid or MAC."""
+        raise self.refusal(Action.NIC_DETACH)
+
+    async def guest_configs(self) -> list[GuestConfig]:
+        """The guests this host can start: xl's config files, libvirt's defined and inactive domains."""
+        raise Unsupported(f"listing guest configs: {self.capabilities.why_not(Action.CREATE) or self.name + ' cannot'}")
+
+    async def create(self, ref: str, *, paused: bool = False) -> str:
+        """Start a guest from ``ref`` (a `GuestConfig.ref`: xl's config path, libvirt's domain name); returns
+        its name. A config the toolstack refuses: InvalidArgument with the toolstack's own reason."""
+        raise self.refusal(Action.CREATE)
 
     @abc.abstractmethod
     async def open_console(self, domain: str) -> ConsoleChannel: ...

@@ -13,9 +13,12 @@ from typing import NoReturn
 from xentui.backends.base import (
     ACTION_WORDS,
     Action,
+    AttachedDisk,
+    AttachedNic,
     Backend,
     Capabilities,
     ConsoleChannel,
+    GuestConfig,
     PreflightCheck,
     ReadOnlyError,
     SavedImage,
@@ -96,6 +99,20 @@ class ReadOnlyBackend(Backend):
 
     async def saved_images(self, directory: Path) -> list[SavedImage]:
         return await self.inner.saved_images(directory)
+
+    # what a guest has, and what the host could start: listed, never changed
+
+    async def disks(self, domain: str) -> list[AttachedDisk]:
+        return await self.inner.disks(domain)
+
+    async def nics(self, domain: str) -> list[AttachedNic]:
+        return await self.inner.nics(domain)
+
+    async def bridges(self) -> list[str]:
+        return await self.inner.bridges()
+
+    async def guest_configs(self) -> list[GuestConfig]:
+        return await self.inner.guest_configs()
 
     async def set_poll_interval(self, seconds: float) -> None:
         await self.inner.set_poll_interval(seconds)
