@@ -137,6 +137,25 @@ class PooledRates(Rates):
         where = dict(zip(joined, values, strict=True))
         return [where.get(key, NO_RATE) for key in keys]
 
+    def point_columns(self) -> tuple[Sequence[str], Sequence[float], Sequence[float], Sequence[float]]:
+        """`points` as four columns, each member's one after the other: no tuple per domain."""
+        every_key: list[str] = []
+        cpu: list[float] = []
+        net: list[float] = []
+        disk: list[float] = []
+        for label, sample, rates, keys in self._parts:
+            own, own_cpu, own_net, own_disk = rates.point_columns()
+            current = sample.keys()
+            if own is current or own == current:  # the rates of this very sample, every domain listed
+                every_key.extend(keys)
+            else:  # some domains without rates, or rates of an earlier sample
+                pool_key = dict(zip(current, keys, strict=True))
+                every_key.extend(pool_key.get(key) or _qualified(label, key) for key in own)
+            cpu.extend(own_cpu)
+            net.extend(own_net)
+            disk.extend(own_disk)
+        return every_key, cpu, net, disk
+
     def points(self) -> Iterator[tuple[str, float, float, float]]:
         for label, sample, rates, keys in self._parts:
             pool_key = dict(zip(sample.keys(), keys, strict=True))  # the rates may be of an earlier sample

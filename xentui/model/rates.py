@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import compress, repeat
 from operator import add, mul, sub, truediv
 
 from xentui.model.columns import DomainColumns
@@ -369,6 +369,23 @@ class Rates(Mapping[str, DomainRates]):
             return column
         where = current.positions()
         return [NO_RATE if (i := where.get(key)) is None else column[i] for key in keys]
+
+    def point_columns(self) -> tuple[Sequence[str], Sequence[float], Sequence[float], Sequence[float]]:
+        """`points` as four columns (keys, CPU %, network bytes/s, disk bytes/s), in C-level passes: what the
+        history records at every refresh. Possibly the rates' own columns: read them, do not change them."""
+        if self._current is None:
+            return [], [], [], []
+        columns, unlisted = self._columns, self._unlisted
+        keys, cpu = self._current.keys(), columns["cpu_pct"]
+        net = list(map(add, columns["net_rx_bytes_s"], columns["net_tx_bytes_s"]))
+        disk = list(map(add, columns["vbd_rd_bytes_s"], columns["vbd_wr_bytes_s"]))
+        if not unlisted:
+            return keys, cpu, net, disk
+        kept = [True] * len(keys)
+        for i in unlisted:
+            kept[i] = False
+        return (list(compress(keys, kept)), list(compress(cpu, kept)), list(compress(net, kept)),
+                list(compress(disk, kept)))
 
     def points(self) -> Iterator[tuple[str, float, float, float]]:
         """(key, CPU %, network bytes/s both ways, disk bytes/s both ways) of each domain with rates."""
