@@ -64,8 +64,10 @@ class LibvirtBackend(StatsMixin, ActionsMixin, MigrationMixin, ConsoleMixin, Bac
         ``migrate_params``: more typed parameters for migrateToURI3 (e.g. ``{"bandwidth": 100}``, MiB/s)."""
         if libvirt is None:
             raise BackendUnavailable(
-                "the libvirt backend needs libvirt-python: pip install 'xentui[libvirt]' "
-                "(it builds against libvirt-dev and pkg-config)"
+                "the libvirt backend needs libvirt-python, which is not installed. Either "
+                "pip install 'xentui[libvirt]': it has no wheels and compiles, so it needs libvirt's headers "
+                "(libvirt-dev; libvirt-devel on Fedora), pkg-config, a C compiler and python3-dev; or install the "
+                "distribution's python3-libvirt and run xentui from a venv made with --system-site-packages"
             )
         self.uri = uri
         self.read_only = read_only
