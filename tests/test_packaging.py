@@ -1,4 +1,4 @@
-"""What the sdist and the wheel carry: every test or none, the licence, the themes.
+"""What the sdist and the wheel carry: every test or none, the licence, the themes; and the test command's pins.
 
 The sdist is built from a copy of the working tree (as `python -m build` does, without build isolation: the
 setuptools of this venv, so offline), then the wheel from the unpacked sdist, as pip would build it.
@@ -12,10 +12,12 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parent.parent
 # what a checkout holds that is no part of the source: .gitignore's entries, and git's own directory
@@ -78,6 +80,7 @@ def test_the_sdist_carries_the_licence_and_no_build_litter(built):
     assert "LICENSE" in built.sdist_files
     assert "GNU GENERAL PUBLIC LICENSE" in (built.unpacked / "LICENSE").read_text()
     assert "Version 2, June 1991" in (built.unpacked / "LICENSE").read_text()
+    assert "constraints/tests.txt" in built.sdist_files  # the README's test command reads it
     litter = {name for name in built.sdist_files
               if name.endswith(".pyc") or "__pycache__" in name or name.startswith((".venv/", ".git/", "build/"))}
     assert not litter
@@ -112,3 +115,25 @@ def test_the_tests_of_the_sdist_collect_without_errors(built):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert re.search(r"\d+ tests collected", result.stdout), result.stdout[-3000:]
+
+
+def dependency(name: str) -> Requirement:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return next(r for r in map(Requirement, project["dependencies"]) if r.name == name)
+
+
+def pins(path: Path) -> dict[str, str]:
+    found = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, version = line.split("==")
+            found[name.strip()] = version.strip()
+    return found
+
+
+def test_the_package_asks_a_range_of_textual_and_the_tests_pin_one_inside_it():
+    textual = dependency("textual")
+    assert not any(spec.operator in ("==", "===") for spec in textual.specifier), textual
+    pinned = pins(ROOT / "constraints" / "tests.txt")
+    assert pinned["textual"] in textual.specifier
