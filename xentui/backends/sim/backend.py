@@ -19,6 +19,7 @@ from xentui.backends.base import (
 from xentui.backends.savefile import check_save_path, discard, finish, partial_path
 from xentui.backends.sim.cluster import SimCluster
 from xentui.backends.sim.console import SimConsole
+from xentui.backends.sim.devices import SimDevices
 from xentui.backends.sim.domain import MIB, SimDomain, SimVbd, SimVif, Status, VcpuSplit
 from xentui.backends.sim.guest import kernel_sysrq_lines
 from xentui.backends.sim.migration import SimMigration
@@ -40,7 +41,7 @@ SAVE_MAGIC = b"xentui-sim saved domain v1\n"
 SAVE_BANDWIDTH_KIB_S = 512 * MIB
 
 
-class SimBackend(SimMigration, Backend):
+class SimBackend(SimMigration, SimDevices, Backend):
     """One host of a `SimCluster`, seen through the backend interface (migration: `SimMigration`)."""
 
     name = "sim"
@@ -55,7 +56,7 @@ class SimBackend(SimMigration, Backend):
         self.save_dir = save_dir
 
     @classmethod
-    def create(cls, *, seed: int = 0, domains: int = 12, clock: Clock | None = None) -> SimBackend:
+    def seeded(cls, *, seed: int = 0, domains: int = 12, clock: Clock | None = None) -> SimBackend:
         return cls(SimCluster(seed=seed, domains=domains, clock=clock))
 
     @property
@@ -252,7 +253,8 @@ class SimBackend(SimMigration, Backend):
                 "vifs": [{"devid": v.devid, "mac": v.mac, "bridge": v.bridge, "rx_rate": v.rx_rate,
                           "tx_rate": v.tx_rate} for v in dom.vifs],
                 "vbds": [{"devid": v.devid, "device": v.device, "backend": v.backend.value, "path": v.path,
-                          "rd_rate": v.rd_rate, "wr_rate": v.wr_rate, "sectors_per_req": v.sectors_per_req}
+                          "rd_rate": v.rd_rate, "wr_rate": v.wr_rate, "sectors_per_req": v.sectors_per_req,
+                          "readonly": v.readonly, "format": v.format}
                          for v in dom.vbds],
                 "from_host": self.host.hostname,
             }

@@ -50,6 +50,8 @@ class SimVbd:
     rd_rate: float  # requests/s at full activity
     wr_rate: float
     sectors_per_req: int
+    readonly: bool = False
+    format: str = "raw"
 
 
 VCPU_SKEW = 0.05  # an idle domain's vCPUs differ by up to this fraction of their time; a busy one's do not

@@ -215,6 +215,17 @@ class SimShell:
         elif path == "/proc/uptime":
             up = self.dom.uptime(self.clock.monotonic())
             out.append(f"{up:.2f} {up * max(1, self.dom.vcpus_online) * 0.8:.2f}")
+        elif path == "/proc/partitions":  # what blkfront made of each vbd (8 GiB each: the simulator has no sizes)
+            out += ["major minor  #blocks  name", ""]
+            out += [f"{v.devid >> 8:4d} {v.devid & 0xFF:7d} {8 * 1024 * 1024:10d} {v.device}" for v in self.dom.vbds]
+        elif path == "/proc/net/dev":  # netfront's eth0, eth1, ... one per vif, and lo
+            out += ["Inter-|   Receive                                                |  Transmit",
+                    " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop "
+                    "fifo colls carrier compressed",
+                    "    lo:       0       0    0    0    0     0          0         0        0       0    0    0 "
+                    "   0     0       0          0"]
+            out += [f"  eth{i}:       0       0    0    0    0     0          0         0        0       0    0    0 "
+                    "   0     0       0          0" for i, _ in enumerate(self.dom.vifs)]
         elif path == "/proc/loadavg":
             load = self.dom.load.base * self.dom.vcpus_online
             out.append(f"{load:.2f} {load:.2f} {load:.2f} 1/187 4242")
@@ -270,7 +281,8 @@ class SimShell:
 
     def _cmd_help(self, args: list[str]) -> str:
         return ("simulated guest shell: uname [-a|-r], hostname, nproc, free [-m|-g], uptime, dmesg, echo, seq N,\n"
-                "cat /proc/meminfo|/proc/cpuinfo|/proc/uptime|/proc/loadavg, whoami, clear\n"
+                "cat /proc/meminfo|/proc/cpuinfo|/proc/uptime|/proc/loadavg|/proc/partitions|/proc/net/dev,\n"
+                "whoami, clear\n"
                 "pipes: ... | grep [-i] [-v] [-c] [-n] [-E|-F] PATTERN, head|tail [-n N], wc [-l|-w|-c], less, more\n")
 
     # filters: commands that read their standard input (or files) ---------------------------
