@@ -43,6 +43,8 @@ GRACE = 0.5
 """Seconds a refresh waits for members still sampling before it shows the others' figures."""
 FIRST_GRACE = 5.0
 """The first refresh waits longer: a first frame with every host that answers in time."""
+ABSORB_BATCH = 8
+"""Members whose samples are taken in (their rates worked out) in one turn of the event loop."""
 MAX_BACKOFF = 60.0
 """The longest wait before a down host is asked again."""
 
@@ -225,18 +227,26 @@ class PoolBackend(Backend):
     async def sample(self) -> Sample:
         loop = asyncio.get_running_loop()
         now = loop.time()
+        started = False
         for member in self._members:
             if member.task is None and now >= member.retry_at:
+                if started:
+                    # One member's start per turn of the event loop: a member that samples without waiting (a
+                    # simulated host) runs at once, and a key pressed meanwhile waits for one member, not all.
+                    await asyncio.sleep(0)
                 member.task = asyncio.ensure_future(member.backend.sample())
-                member.started = now
+                member.started = loop.time()
+                started = True
         pending = [member.task for member in self._members if member.task is not None]
         if pending:
             grace = FIRST_GRACE if not self._sampled_once else GRACE
             await asyncio.wait(pending, timeout=min(grace, self.timeout))
         self._sampled_once = True
         now = loop.time()
-        for member in self._members:
+        for count, member in enumerate(self._members, start=1):
             self._absorb(member, now)
+            if count % ABSORB_BATCH == 0:
+                await asyncio.sleep(0)  # the rates of a few members per turn of the event loop, as above
         return self._pooled(now)
 
     def _absorb(self, member: _Member, now: float) -> None:
