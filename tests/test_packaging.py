@@ -137,3 +137,11 @@ def test_the_package_asks_a_range_of_textual_and_the_tests_pin_one_inside_it():
     assert not any(spec.operator in ("==", "===") for spec in textual.specifier), textual
     pinned = pins(ROOT / "constraints" / "tests.txt")
     assert pinned["textual"] in textual.specifier
+
+
+def test_the_test_command_is_one_in_the_readme_and_ci_and_uses_the_constraints():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    command = next(line for line in readme.splitlines() if line.startswith("python3 -m venv") and "pytest" in line)
+    assert "-c constraints/tests.txt" in command
+    assert f'bash -c "{command}"' in ci, "the README's test command and .ci/run's differ"
