@@ -170,14 +170,15 @@ class _SampledState:
     disk: list[float]
     ring_full: list[tuple[int, ...]]
 
-    def record(self, i: int) -> Domain:
+    def record(self, i: int, host: str = "") -> Domain:
         (name, uuid, dtype, xen_maxmem_kib, maxmem_kib, vcpus_max, vifs, vbds, weight, cap, ssid, target_kib, split,
          _) = self.statics[i]
         domid = self.ids[i]
         return Domain(domid, name, uuid, dtype, self.flags[i], self.cpu_ns[i], self.mem_kib[i], xen_maxmem_kib,
                       VcpuTimes(split, self.cpu[i], self.uneven[i]), vcpus_max,
                       VifRecords(vifs, domid, self.net[i], self.drops[i]),
-                      VbdRecords(vbds, self.disk[i], self.ring_full[i]), weight, cap, ssid, target_kib, maxmem_kib)
+                      VbdRecords(vbds, self.disk[i], self.ring_full[i]), weight, cap, ssid, target_kib, maxmem_kib,
+                      host=host)
 
 
 @dataclass(slots=True)
@@ -226,9 +227,25 @@ def _sums(values: Iterable[int], bounds: tuple[list[int], list[int]]) -> list[in
     return list(map(sub, map(running.__getitem__, ends), map(running.__getitem__, starts)))
 
 
+class _SampledDomains(LazyDomains):
+    """A sampled host's domains, each record made from the state's columns when first read."""
+
+    __slots__ = ("_state",)
+
+    def __init__(self, state: _SampledState) -> None:
+        super().__init__(len(state.ids), state.record)
+        self._state = state
+
+    def with_host(self, host: str) -> LazyDomains:
+        """The same records with `Domain.host` set (a pool's), each made directly when first read: not a
+        record and then its copy under the host."""
+        record = self._state.record
+        return LazyDomains(len(self), lambda i: record(i, host))
+
+
 def SampledDomains(state: _SampledState) -> LazyDomains:  # noqa: N802 - the name it had as a class
     """A sampled host's domains, each record made from the state's columns when first read."""
-    return LazyDomains(len(state.ids), state.record)
+    return _SampledDomains(state)
 
 
 def _flag_table() -> dict[tuple[str, bool, bool], DomainFlag]:
