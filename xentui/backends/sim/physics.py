@@ -105,7 +105,7 @@ def integrate(host: SimHost, start: float, end: float) -> None:
             wanted = (1.0 if level > 1.0 else 0.0 if level < 0.0 else level) * d.vcpus_online
             demands.append(min(wanted, d.cap / 100) if d.cap else wanted)
         granted = _credit_share(demands, weights, host.nr_cpus)
-        free = host.free_kib
+        free = -1.0  # what the host has free (never below 0), worked out when a balloon first moves in this step
         for dom, wanted, cpus in zip(domains, demands, granted, strict=True):
             set_field(dom, "last_demand", wanted)
             if dom.status != active or dom.paused:
@@ -119,6 +119,8 @@ def integrate(host: SimHost, start: float, end: float) -> None:
             # The balloon moves toward its target, limited by what the host has free.
             gap = dom.target_kib - dom.mem_kib
             if gap:
+                if free < 0:
+                    free = host.free_kib
                 moved = gap if abs(gap) < MIB / balloon_factor else gap * balloon_factor
                 if moved > 0:
                     moved = min(moved, free)
