@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import math
 import random
+from collections import deque
 from dataclasses import dataclass
+from itertools import repeat
 from typing import TYPE_CHECKING
 
 from xentui.backends.sim.domain import MIB, Status
@@ -80,13 +82,15 @@ def integrate(host: SimHost, start: float, end: float) -> None:
     # stay one step, not two (half the simulation's cost at a thousand domains).
     steps = max(1, round(span / STEP_S))
     dt = span / steps
-    domains = list(host.domains.values())
+    # Only a domain that is active and not paused wants CPU and moves its counters; the others want 0.0 (which
+    # changes no sum nor share of the credit scheduler, so they are left out of both).
+    active = Status.ACTIVE
+    domains = [d for d in host.domains.values() if d.status == active and not d.paused]
     weights = [d.weight for d in domains]
     balloon_factor = 1 - math.exp(-dt / BALLOON_TAU_S)
-    active = Status.ACTIVE
-    set_field = object.__setattr__  # a plain set: not a static field
     sin = math.sin
     jitter = _JITTER
+    demands: list[float] = []
     # Written out flat, with no call per domain: this runs for every domain at every step.
     for step in range(steps):
         t = start + dt * (step + 0.5)
@@ -95,9 +99,6 @@ def integrate(host: SimHost, start: float, end: float) -> None:
         # CPUs each domain wants right now, after its cap (LoadProfile.at, inline)
         demands = []
         for d in domains:
-            if d.status != active or d.paused:
-                demands.append(0.0)
-                continue
             load = d.load
             cycle = (t / load.period_s + load.phase) % 1.0
             wave = (2 * cycle - 1) if load.sawtooth else sin(TWO_PI * cycle)
@@ -106,10 +107,7 @@ def integrate(host: SimHost, start: float, end: float) -> None:
             demands.append(min(wanted, d.cap / 100) if d.cap else wanted)
         granted = _credit_share(demands, weights, host.nr_cpus)
         free = -1.0  # what the host has free (never below 0), worked out when a balloon first moves in this step
-        for dom, wanted, cpus in zip(domains, demands, granted, strict=True):
-            set_field(dom, "last_demand", wanted)
-            if dom.status != active or dom.paused:
-                continue
+        for dom, cpus in zip(domains, granted, strict=True):
             ns = cpus * dt * 1e9
             activity = cpus / (dom.vcpus_online or 1)
             cpu = dom.cpu  # the per-vCPU times follow from these two (VcpuSplit)
@@ -140,6 +138,13 @@ def integrate(host: SimHost, start: float, end: float) -> None:
                     for index, vbd in enumerate(dom.vbds):
                         if _hash_unit(salt + vbd.devid, tick) < 0.05:  # out-of-requests: the ring was full
                             dom.vbd_ring_full = _bumped(dom.vbd_ring_full, index)
+    # What each wanted at the last step decides 'r' or 'b' (a plain set: not a static field)
+    set_field = object.__setattr__
+    if len(domains) != len(host.domains):
+        for dom in host.domains.values():
+            if dom.status != active or dom.paused:
+                set_field(dom, "last_demand", 0.0)
+    deque(map(set_field, domains, repeat("last_demand"), demands), maxlen=0)
 
 
 def _credit_share(demands: list[float], weights: list[int], cpus: float) -> list[float]:
