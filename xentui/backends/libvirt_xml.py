@@ -8,6 +8,7 @@ Every element is optional: a document that lacks one yields the default, never a
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,8 +21,13 @@ __all__ = [
     "DomainConfig",
     "HostCaps",
     "InterfaceConfig",
+    "device_xml",
+    "disk_bus",
     "disk_devid",
+    "disk_xml",
     "host_from",
+    "interface_type",
+    "interface_xml",
     "parse_capabilities",
     "parse_domain_xml",
     "parse_version",
@@ -43,6 +49,7 @@ class InterfaceConfig:
     mac: str = ""
     bridge: str | None = None  # the bridge, or the network name for type='network'
     kind: str = ""  # bridge, network, user, ...
+    model: str | None = None  # <model type=...>: virtio, e1000, netfront; None when not said
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +59,10 @@ class DiskConfig:
     path: str = ""  # a file, a block device, pool/volume, or a network source
     device: str = "disk"  # disk, cdrom, floppy, lun
     backend: VbdBackend = VbdBackend.UNKNOWN
+    driver: str = ""  # <driver name=...>: qemu, phy, tap...; "" when not said
+    format: str = ""  # <driver type=...>: raw, qcow2...; "" when not said
+    readonly: bool = False  # <readonly/>
+    shareable: bool = False  # <shareable/>: meant to be written by several guests at once (a cluster disk)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +213,7 @@ def parse_domain_xml(xml: str) -> DomainConfig:
             mac=_attr(nic.get("mac"), "address").lower(),
             bridge=(source.get("@bridge") or source.get("@network") or None) if source else None,
             kind=_attr(nic, "type"),
+            model=_attr(nic.get("model"), "type") or None,
         ))
     disks = []
     for index, disk in enumerate(devices.get("disk") or []):
@@ -215,6 +227,10 @@ def parse_domain_xml(xml: str) -> DomainConfig:
             path=_disk_path(disk),
             device=_attr(disk, "device") or "disk",
             backend=_DISK_BACKENDS.get(driver, VbdBackend.UNKNOWN),
+            driver=driver,
+            format=_attr(disk.get("driver"), "type").lower(),
+            readonly="readonly" in disk,
+            shareable="shareable" in disk,
         ))
     balloon_node = devices.get("memballoon")
     balloon = None if balloon_node is None else _attr(balloon_node, "model") != "none"
@@ -303,3 +319,75 @@ def host_from(
         cpu_vendor=_VENDORS.get(vendor.lower(), vendor),
         cpu_features=caps.cpu_features,
     )
+
+
+# --- the device XML given to attachDeviceFlags / detachDeviceFlags ----------------------------------
+# Built with ElementTree, never by formatting strings: a path or a bridge is operator input, and ElementTree
+# escapes quotes, '<' and '&' in every attribute it writes.
+
+_BUSES = (("xvd", "xen"), ("vd", "virtio"), ("sd", "scsi"), ("hd", "ide"))
+# libvirt's names for the image formats (xl says vhd; libvirt and QEMU say vpc)
+_LIBVIRT_FORMATS = {"vhd": "vpc"}
+
+
+def disk_bus(vdev: str) -> str:
+    """The bus a guest disk name implies: vd -> virtio, sd -> scsi, hd -> ide, xvd -> xen."""
+    for prefix, bus in _BUSES:
+        if vdev.startswith(prefix):
+            return bus
+    raise ValueError(f"no bus for disk name {vdev!r}")
+
+
+def disk_xml(path: str, vdev: str, *, block: bool, readonly: bool = False, fmt: str = "raw",
+             driver: str | None = "qemu") -> str:
+    """A ``<disk>`` for a file (``block`` False) or a block device, named ``vdev`` in the guest on the bus its
+    prefix implies. ``driver``: the ``<driver name=...>`` (qemu for the QEMU driver; None leaves it to libvirt)."""
+    disk = ET.Element("disk", {"type": "block" if block else "file", "device": "disk"})
+    attrs = {"type": _LIBVIRT_FORMATS.get(fmt, fmt)}
+    if driver:
+        attrs = {"name": driver, **attrs}
+    ET.SubElement(disk, "driver", attrs)
+    ET.SubElement(disk, "source", {"dev" if block else "file": path})
+    ET.SubElement(disk, "target", {"dev": vdev, "bus": disk_bus(vdev)})
+    if readonly:
+        ET.SubElement(disk, "readonly")
+    return ET.tostring(disk, encoding="unicode")
+
+
+def interface_xml(kind: str, source: str, *, mac: str | None = None, model: str | None = None) -> str:
+    """An ``<interface>`` on a host bridge (``kind`` 'bridge') or a libvirt network (``kind`` 'network')."""
+    if kind not in ("bridge", "network"):
+        raise ValueError(f"interface kind {kind!r}")
+    nic = ET.Element("interface", {"type": kind})
+    if mac:
+        ET.SubElement(nic, "mac", {"address": mac})
+    ET.SubElement(nic, "source", {kind: source})
+    if model:
+        ET.SubElement(nic, "model", {"type": model})
+    return ET.tostring(nic, encoding="unicode")
+
+
+def interface_type(xml: str) -> str:
+    """The type of a host interface (``virInterface.XMLDesc``): ethernet, bridge, bond, vlan; "" if unreadable."""
+    try:
+        return ET.fromstring(xml).get("type") or ""
+    except ET.ParseError:
+        return ""
+
+
+def device_xml(domain_xml: str, kind: str, key: str) -> str | None:
+    """The whole ``<disk>`` whose target is ``key`` (kind 'disk'), or the ``<interface>`` whose MAC is ``key``
+    (kind 'interface'), as the domain XML has it: what detachDeviceFlags matches best (virsh detach-disk and
+    detach-interface pass the same). None when the domain has no such device."""
+    root = ET.fromstring(domain_xml)
+    for node in root.findall(f"./devices/{kind}"):
+        if kind == "disk":
+            target = node.find("target")
+            found = target is not None and target.get("dev") == key
+        else:
+            mac = node.find("mac")
+            found = mac is not None and (mac.get("address") or "").lower() == key.lower()
+        if found:
+            node.tail = None
+            return ET.tostring(node, encoding="unicode")
+    return None
