@@ -24,7 +24,8 @@ that changes it.
 The backend is one class composed of a mixin per concern, each in its own module:
 ``connection`` (the connection, libvirt's event loop thread, the domain events, errors),
 ``stats`` (sample, host_info), ``actions`` (memory, vCPUs, scheduler, pause, life cycle, sysrq,
-save, restore), ``migration`` (preflight, migrate) and ``console`` (open_console, `LibvirtConsole`).
+save, restore), ``devices`` (a running guest's disks and NICs, the host's bridges, starting a defined domain,
+the driver's snapshots), ``migration`` (preflight, migrate) and ``console`` (open_console, `LibvirtConsole`).
 """
 
 from __future__ import annotations
@@ -38,13 +39,14 @@ from xentui.backends.base import Action, Backend, BackendError, BackendUnavailab
 from xentui.backends.libvirt.actions import ActionsMixin
 from xentui.backends.libvirt.connection import _BACKOFF_INITIAL_S, _BACKOFF_MAX_S, _Connection, _start_events, libvirt
 from xentui.backends.libvirt.console import ConsoleMixin, LibvirtConsole
+from xentui.backends.libvirt.devices import DevicesMixin
 from xentui.backends.libvirt.migration import MigrationMixin
 from xentui.backends.libvirt.stats import KnownDomain, StatsMixin
 
 __all__ = ["LibvirtBackend", "LibvirtConsole"]
 
 
-class LibvirtBackend(StatsMixin, ActionsMixin, MigrationMixin, ConsoleMixin, Backend):
+class LibvirtBackend(StatsMixin, ActionsMixin, DevicesMixin, MigrationMixin, ConsoleMixin, Backend):
     """A libvirt host, local or remote, by URI (None: libvirt's default, as virsh without -c)."""
 
     name = "libvirt"
