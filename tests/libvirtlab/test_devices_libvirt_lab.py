@@ -13,6 +13,7 @@ through `LibvirtBackend` only; each change is checked from inside the guest, on 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 import shutil
@@ -223,25 +224,36 @@ async def test_nic_refusals_change_nothing(backend, guest):
 
 
 @contextlib.contextmanager
-def defined(lab: Lab, *, kernel: bool = True) -> Iterator[LabGuest]:
-    """A persistent domain defined (not started) on the lab's libvirtd; destroyed and undefined at the end."""
+def defined(lab: Lab, *, kernel: bool = True, qcow2: bool = False) -> Iterator[LabGuest]:
+    """A persistent domain defined (not started) on the lab's libvirtd; destroyed and undefined at the end.
+    ``qcow2``: its disk a qcow2 image (qemu-img), which libvirt's internal snapshots need."""
     name = f"xentui-def-{secrets.token_hex(4)}"
     for image_name in ("vmlinuz", "initrd.gz"):
         if kernel or image_name != "vmlinuz":
             shutil.copy(GUEST_DIR / image_name, lab.session / f"{name}-{image_name}")
-    with (lab.session / f"{name}.img").open("wb") as disk:
-        disk.truncate(8 * 1024 * 1024)
+    if qcow2:
+        disk_path = lab.session / f"{name}.qcow2"
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk_path), "16M"], check=True)
+        xml = guest_xml(name, lab.session, disk=False).replace(
+            "<devices>",
+            f"<devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+            f"<source file='{disk_path}'/><target dev='vda' bus='virtio'/></disk>", 1)
+    else:
+        with (lab.session / f"{name}.img").open("wb") as disk:
+            disk.truncate(8 * 1024 * 1024)
+        xml = guest_xml(name, lab.session)
     log = SERIAL_LOGS / f"{name}-serial.log"
     log.unlink(missing_ok=True)
     conn = libvirt.open(LAB_URI)
-    dom = conn.defineXML(guest_xml(name, lab.session))
+    dom = conn.defineXML(xml)
     try:
         yield LabGuest(name, dom.UUIDString(), log)
     finally:
         with contextlib.suppress(libvirt.libvirtError):
             dom.destroy()
         with contextlib.suppress(libvirt.libvirtError):
-            dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+            dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                              | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
         conn.close()
         log.unlink(missing_ok=True)
 
@@ -299,3 +311,40 @@ async def test_a_domain_libvirt_cannot_start_says_libvirts_reason(backend, lab):
         print(f"\nlibvirt's refusal, as the operator reads it: {caught.value}")
         assert broken.name in {config.ref for config in await backend.guest_configs()}
 
+
+
+# --- the driver's own snapshots (no interface in Backend yet: the mixin's methods) ---------------------
+
+
+async def test_a_libvirt_snapshot_of_a_running_guest_with_a_qcow2_disk(backend, lab, guest):
+    if shutil.which("qemu-img") is None:
+        pytest.skip("qemu-img (qemu-utils) is not installed: it makes the qcow2 disk internal snapshots need")
+    with defined(lab, qcow2=True) as new:
+        await backend.create(new.name)
+        new.wait_log(READY, timeout=120)
+        assert await backend.snapshots(new.name) == []
+        assert await backend.snapshot_create(new.name, "before-upgrade") == "before-upgrade"
+        assert await backend.snapshot_create(new.name, "after") == "after"
+        assert await backend.snapshots(new.name) == ["before-upgrade", "after"]
+        listed = (await asyncio.to_thread(
+            subprocess.run, ["qemu-img", "snapshot", "-U", "-l", str(lab.session / f"{new.name}.qcow2")],
+            capture_output=True, text=True, check=True)).stdout
+        print(f"\nqemu-img snapshot -l of the guest's disk:\n{listed}")
+        assert "before-upgrade" in listed and "after" in listed
+        conn = libvirt.open(LAB_URI)
+        try:
+            assert conn.lookupByName(new.name).state()[0] == libvirt.VIR_DOMAIN_RUNNING  # running again
+        finally:
+            conn.close()
+        with pytest.raises(InvalidArgument, match="has no snapshot 'nope'"):
+            await backend.snapshot_delete(new.name, "nope")
+        with pytest.raises(InvalidArgument, match="not a snapshot name"):
+            await backend.snapshot_create(new.name, "a/b")
+        await backend.snapshot_delete(new.name, "before-upgrade")
+        assert await backend.snapshots(new.name) == ["after"]
+        await backend.snapshot_delete(new.name, "after")
+        assert await backend.snapshots(new.name) == []
+    # a raw disk cannot hold an internal snapshot: libvirt's refusal, in its words
+    with pytest.raises(BackendError) as caught:
+        await backend.snapshot_create(guest.name, "raw")
+    print(f"libvirt's refusal for a raw disk: {caught.value}")
