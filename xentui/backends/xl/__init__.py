@@ -12,8 +12,9 @@ Actions are ``xl`` subprocesses with argument lists and the domain's id, never i
 stderr becomes the message. Checks that xl would make only after doing half the work are made
 first, as the simulated host does, so bad input changes nothing.
 
-Three modules: this one reads (statistics into the model, the host, the console), `acting` does what the
-operator asks, `migration` moves a domain to another host. All of it reaches dom0 through `self.host`.
+Four modules: this one reads (statistics into the model, the host, the console), `acting` does what the
+operator asks, `devices` lists, attaches and detaches a guest's disks and NICs and starts guests from their
+config files, `migration` moves a domain to another host. All of it reaches dom0 through `self.host`.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from xentui.backends.xenstat import (
 from xentui.backends.xentop_parser import XentopRow
 from xentui.backends.xentop_stream import XentopStream
 from xentui.backends.xl.acting import _SCHEDULERS, ActingMixin, _Known
+from xentui.backends.xl.devices import DevicesMixin
 from xentui.backends.xl.migration import (
     MigrateProgressReader,
     MigrationMixin,
@@ -98,7 +100,7 @@ def _flags(raw: XenstatDomain) -> DomainFlag:
     return flags
 
 
-class XlBackend(ActingMixin, MigrationMixin, Backend):
+class XlBackend(ActingMixin, DevicesMixin, MigrationMixin, Backend):
     """dom0 through ``xl`` and libxenstat. `check_environment` says early and clearly what is missing."""
 
     name = "xl"
