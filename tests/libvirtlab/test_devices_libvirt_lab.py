@@ -24,6 +24,7 @@ import pytest
 import pytest_asyncio
 
 from xentui.backends.devices import DiskSpec
+from xentui.backends.libvirt_xml import device_xml
 from xentui.errors import BackendError, InvalidArgument
 
 from .conftest import GUEST_DIR, LAB_URI, READY, SERIAL_LOGS, Lab, LabGuest, guest_xml
@@ -94,7 +95,7 @@ def bridge_ports(name: str) -> list[str]:
 
 
 async def test_a_file_disk_attached_is_read_in_the_guest_then_detached(backend, guest, lab):
-    path = image(lab, f"{guest.name}-extra.img", marker=MARKER)
+    path = image(lab, f"{guest.name} it's a \"disk\" & <x>.img", marker=MARKER)  # escaped in the XML sent
     before = await backend.disks(guest.name)
     assert [(d.vdev, d.format, d.readonly) for d in before] == [("vda", "raw", False)]
     console = await backend.open_console(guest.name)
@@ -300,6 +301,19 @@ async def test_create_starts_a_defined_domain_paused_then_running(backend, lab, 
             assert path in inactive and path in dom.XMLDesc(0)
             await backend.disk_detach(new.name, "vdb")
             assert path not in dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE) and path not in dom.XMLDesc(0)
+
+            # vdb left in the definition only (another client detached it from the running guest alone): a new
+            # vdb is refused, since the definition's would come back at the next start
+            await backend.disk_attach(new.name, DiskSpec(path, "vdb"))
+            dom.detachDeviceFlags(device_xml(dom.XMLDesc(0), "disk", "vdb"), libvirt.VIR_DOMAIN_AFFECT_LIVE)
+
+            async def live_gone():
+                return path not in dom.XMLDesc(0)
+
+            await eventually(live_gone, within=30)
+            with pytest.raises(InvalidArgument, match="its definition has one"):
+                await backend.disk_attach(new.name, DiskSpec(image(lab, f"{new.name}-other.img"), "vdb"))
+            assert [d.vdev for d in await backend.disks(new.name)] == ["vda"]
         finally:
             conn.close()
 
