@@ -19,6 +19,7 @@ from xentui.backends.base import Action, Backend
 from xentui.backends.pool import PoolBackend
 from xentui.backends.readonly import ReadOnlyBackend
 from xentui.model import Domain, DomainState, Host, Sample
+from xentui.model.rates import Rates
 from xentui.textsafe import name_list, printable
 from xentui.ui.lines import HOST_KEY
 from xentui.ui.messages import ActionLogged
@@ -34,6 +35,13 @@ if TYPE_CHECKING:
     from xentui.ui.modals import SaveRequest
 
 
+def _devices() -> ModuleType:
+    """The device and create dialogs, imported when the first one opens."""
+    from xentui.ui import devices
+
+    return devices
+
+
 def _modals() -> ModuleType:
     """The action dialogs, imported when the first one opens: the first frame does not wait for them."""
     from xentui.ui import modals
@@ -47,6 +55,7 @@ class ActionsMixin:
 
     backend: Backend
     sample: Sample | None
+    rates: Rates | None
     save_dir: Path
     runner: ActionRunner
     main: MainScreen
@@ -58,6 +67,7 @@ class ActionsMixin:
     exit: Callable[..., None]
     run_worker: Callable[..., object]
     _start_poll: Callable[[], None]
+    action_console: Callable[[], Awaitable[None]]
 
     def notify(self, message: str, *, title: str = "", severity: str = "information",
                timeout: float | None = None, markup: bool = False) -> None:
@@ -447,6 +457,107 @@ class ActionsMixin:
             return key[len(HOST_KEY):]
         domain = self.table.selected
         return domain.host if domain is not None else self.sample.hosts[0].label
+
+    # disks, NICs, create ----------------------------------------------------------------------------
+
+    def _change_refused(self, action: Action, backend: Backend) -> str | None:
+        return self.runner.refusal(action, backend)
+
+    def action_disks(self) -> None:
+        """A: the selected guest's disks, listed even --read-only; attach and detach where allowed."""
+        domain = self._selected()
+        if domain is None:
+            return
+        backend = self._on(domain)
+        devices = _devices()
+
+        def chosen(request: object) -> None:
+            if isinstance(request, devices.DiskAttach):
+                spec = request.spec
+                if self._unavailable(Action.DISK_ATTACH, [domain]):
+                    return
+                self.start_action(domain, Action.DISK_ATTACH.value, lambda: backend.disk_attach(domain.name, spec),
+                                  {"path": spec.path, "vdev": spec.vdev, "readonly": spec.readonly,
+                                   "format": spec.format},
+                                  done=f"attached {printable(spec.path)} to {printable(domain.name)} as {spec.vdev}")
+            elif isinstance(request, devices.DiskDetach):
+                vdev = request.disk.vdev
+                if self._unavailable(Action.DISK_DETACH, [domain]):
+                    return
+                self.start_action(domain, Action.DISK_DETACH.value, lambda: backend.disk_detach(domain.name, vdev),
+                                  {"vdev": vdev, "path": request.disk.path},
+                                  done=f"detached {vdev} from {printable(domain.name)}")
+
+        refused = self._change_refused(Action.DISK_ATTACH, backend)
+        self.push_screen(devices.DisksScreen(domain, lambda: backend.disks(domain.name), refused,
+                                             devices.disk_rates(domain, self.rates)), chosen)
+
+    def action_nics(self) -> None:
+        """I: the selected guest's network interfaces; attach one to a bridge, detach one."""
+        domain = self._selected()
+        if domain is None:
+            return
+        backend = self._on(domain)
+        devices = _devices()
+
+        def chosen(request: object) -> None:
+            if isinstance(request, devices.NicAttach):
+                bridge, mac = request.bridge, request.mac
+                if self._unavailable(Action.NIC_ATTACH, [domain]):
+                    return
+                self.start_action(domain, Action.NIC_ATTACH.value, lambda: backend.nic_attach(domain.name, bridge, mac),
+                                  {"bridge": bridge, "mac": mac},
+                                  done=f"attached a NIC on {printable(bridge)} to {printable(domain.name)}")
+            elif isinstance(request, devices.NicDetach):
+                nic = request.nic
+                if self._unavailable(Action.NIC_DETACH, [domain]):
+                    return
+                self.start_action(domain, Action.NIC_DETACH.value,
+                                  lambda: backend.nic_detach(domain.name, str(nic.devid)),
+                                  {"devid": nic.devid, "mac": nic.mac},
+                                  done=f"detached NIC {nic.devid} ({nic.mac}) from {printable(domain.name)}")
+
+        refused = self._change_refused(Action.NIC_ATTACH, backend)
+        self.push_screen(devices.NicsScreen(domain, lambda: backend.nics(domain.name), backend.bridges, refused),
+                         chosen)
+
+    console_after_create: tuple[str, str] | None = None
+    """(name, host) of a guest just created with "open its console": opened once a poll shows it."""
+
+    def action_create(self) -> None:
+        """Ctrl+N: start a guest from the host's configs (in a pool, the selected domain's or host line's)."""
+        host = self._selected_pool_host()
+        backend = self.backend if host is None else self.backend.for_host(host)
+        where = f" on {host}" if host else (f" on {self.hostname()}" if self.hostname() else "")
+        devices = _devices()
+
+        def chosen(request: object) -> None:
+            if not isinstance(request, devices.CreateRequest) or self._unavailable(Action.CREATE, backend=backend):
+                return
+
+            async def create() -> None:
+                name = await backend.create(request.ref, paused=request.paused)
+                if request.console:
+                    self.console_after_create = (name, host or "")
+
+            self.start_action(f"config {request.label}{where}", Action.CREATE.value, create,
+                              {"config": request.ref, "paused": request.paused, **({"host": host} if host else {})},
+                              done=f"started {printable(request.label)}{where}" + (" paused" if request.paused else ""))
+
+        self.push_screen(devices.CreateScreen(where, backend.guest_configs,
+                                              self._change_refused(Action.CREATE, backend)), chosen)
+
+    def open_console_after_create(self) -> None:
+        """After a poll: the console of the guest just created, once the table has it."""
+        if self.console_after_create is None or self.sample is None:
+            return
+        name, host = self.console_after_create
+        for domain in self.sample.domains:
+            if domain.name == name and domain.host == host:
+                self.console_after_create = None
+                if self.table.select(domain.key):
+                    self.run_worker(self.action_console(), group="console-after-create", exit_on_error=False)
+                return
 
     # quitting ---------------------------------------------------------------------------------------
 

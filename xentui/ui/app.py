@@ -358,6 +358,7 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
         self.main.show_sample(message.sample, message.rates)
         self._focus_backend()
         self._show_header()
+        self.open_console_after_create()
         if self.screen is not self.main:  # a screen on top may follow the figures (details)
             self.screen.post_message(SampleShown(message.sample, message.rates))
 

@@ -1,0 +1,402 @@
+"""A running guest's disks and NICs (list, attach, detach) and starting a guest from the host's configs.
+
+Each dialog lists what the backend says, in a worker (over ssh, a listing takes a round trip), checks what the
+operator typed (`xentui.validate`, and against the guest's own devices) and returns a request; the app runs it
+through the action runner (audited, one action per domain at a time). The backend checks the rest (the path on
+the host, the other guests' disks, the host's bridges) before anything changes."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, Checkbox, Input, Label, OptionList
+from textual.widgets.option_list import Option
+
+from xentui.backends.base import BackendError, InvalidArgument
+from xentui.backends.devices import (
+    DISK_FORMATS,
+    AttachedDisk,
+    AttachedNic,
+    DiskSpec,
+    GuestConfig,
+    check_disk_attach,
+    free_vdevs,
+    vdev_prefix,
+)
+from xentui.model import Domain
+from xentui.textsafe import printable
+from xentui.ui.dialogs import NAME_INPUT, PATH_INPUT, SHORT_INPUT, ConfirmScreen, FormScreen, _facts
+from xentui.ui.widgets import PickList, TickBox
+from xentui.units import human_kib
+from xentui.validate import check_bridge_name, check_host_path, check_mac, check_vdev
+
+
+@dataclass(frozen=True)
+class DiskAttach:
+    spec: DiskSpec
+
+
+@dataclass(frozen=True)
+class DiskDetach:
+    disk: AttachedDisk
+
+
+@dataclass(frozen=True)
+class NicAttach:
+    bridge: str
+    mac: str | None
+
+
+@dataclass(frozen=True)
+class NicDetach:
+    nic: AttachedNic
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    ref: str
+    label: str
+    paused: bool
+    console: bool
+
+
+ItemT = TypeVar("ItemT")
+
+
+class _ListingScreen(FormScreen, Generic[ItemT]):
+    """A form under a list the backend gives (in a worker): the list, or why it cannot be read."""
+
+    DEFAULT_CSS = """
+    _ListingScreen OptionList { max-height: 8; }
+    _ListingScreen .row { height: auto; }
+    _ListingScreen .row Input { width: 1fr; }
+    """
+    AUTO_FOCUS = "Input"
+    what = "devices"
+
+    def __init__(self, refused: str | None) -> None:
+        super().__init__()
+        self.refused = refused  # why changes are refused here (--read-only, the backend cannot): shown, not hidden
+        self.items: list[ItemT] | None = None  # None: still being listed
+
+    def listing(self) -> Label:
+        return Label(Text(f"Reading the {self.what}…"), id="listing")
+
+    def refusal_line(self) -> Label:
+        text = Text(f"Changes refused: {printable(self.refused)}") if self.refused else Text("")
+        return Label(text, classes="problem" if self.refused else "facts", id="refused")
+
+    def on_mount(self) -> None:
+        if self.refused:
+            for button_id in ("#ok", "#detach"):
+                for button in self.query(button_id):
+                    button.disabled = True
+        self.list_items()
+
+    async def fetch(self) -> list[ItemT]:
+        raise NotImplementedError
+
+    def option(self, item: ItemT) -> Text:
+        raise NotImplementedError
+
+    def listed(self) -> None:
+        """The items are in: a subclass fills its suggestions."""
+
+    @work(exclusive=True, group="device-list")
+    async def list_items(self) -> None:
+        listing = self.query_one("#listing", Label)
+        try:
+            items = await self.fetch()
+        except Exception as error:  # BackendError (a host that does not answer) or a backend bug: said
+            self.items = []
+            listing.update(Text(f"Cannot list the {self.what}: {printable(str(error))}"))
+            listing.add_class("problem")
+            self.listed()
+            return
+        self.items = items
+        if not items:
+            listing.update(Text(f"No {self.what}."))
+        else:
+            picker = PickList(*[Option(self.option(item), id=str(i)) for i, item in enumerate(items)], id="items")
+            await self.query_one(Vertical).mount(picker, after=listing)
+            await listing.remove()
+        self.listed()
+
+    def highlighted(self) -> ItemT | None:
+        pickers = self.query("#items")
+        if not pickers or self.items is None:
+            return None
+        index = pickers.first(OptionList).highlighted
+        return None if index is None else self.items[index]
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "detach":
+            self.detach()
+        else:
+            super().on_button_pressed(event)
+
+    def detach(self) -> None:
+        raise NotImplementedError
+
+    def ask_then(self, question: str, result: object) -> None:
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.dismiss(result)
+
+        self.app.push_screen(ConfirmScreen(question), answered)
+
+
+class DisksScreen(_ListingScreen[AttachedDisk]):
+    """A guest's disks; attach one (a path or an LV on the host, a free vdev suggested), detach the one picked."""
+
+    what = "disks"
+
+    def __init__(self, domain: Domain, fetch: Callable[[], Awaitable[list[AttachedDisk]]], refused: str | None,
+                 io_rates: dict[str, float] | None = None) -> None:
+        super().__init__(refused)
+        self.domain, self._fetch = domain, fetch
+        self.io_rates = io_rates or {}  # vdev -> requests/s at the last refresh: a disk in use, for the warning
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(Text(f"Disks of {printable(self.domain.name)}"), classes="title")
+            yield self.listing()
+            yield Label("Attach a disk: its path on the host (a file, an LV, a device)")
+            yield Input(placeholder="/var/lib/xen/images/data.img or /dev/vg0/data", id="path",
+                        max_length=PATH_INPUT)
+            with Horizontal(classes="row"):
+                yield Input(placeholder="vdev, e.g. xvdb", id="vdev", max_length=SHORT_INPUT)
+                yield Input(value="raw", placeholder="format", id="format", max_length=SHORT_INPUT)
+                yield TickBox("read-only", id="readonly")
+            yield self.refusal_line()
+            yield Label("", classes="problem")
+            yield Horizontal(Button("Cancel", id="cancel"), Button("Detach picked", id="detach", variant="warning"),
+                             Button("Attach", id="ok", variant="primary"), classes="buttons")
+
+    async def fetch(self) -> list[AttachedDisk]:
+        return await self._fetch()
+
+    def option(self, disk: AttachedDisk) -> Text:
+        kind = "cdrom" if disk.cdrom else disk.format
+        return Text(f"{disk.vdev:<6} {disk.backend:<6} {disk.mode}  {kind:<6} {printable(disk.path) or '(empty)'}")
+
+    def listed(self) -> None:
+        vdev = self.query_one("#vdev", Input)
+        if not vdev.value and self.items is not None:
+            default = "vd" if self.domain.type.value == "kvm" else "xvd"
+            free = free_vdevs((d.vdev for d in self.items), vdev_prefix(self.items, default), 1)
+            vdev.value = free[0] if free else ""
+
+    def submit(self) -> None:
+        if self.refused:
+            self.show_error(f"refused: {self.refused}")
+            return
+        if self.items is None:
+            self.show_error("still reading the guest's disks")
+            return
+        form = self.query_one("#format", Input).value.strip().lower() or "raw"
+        try:
+            path = check_host_path(self.query_one("#path", Input).value)
+            vdev = check_vdev(self.query_one("#vdev", Input).value)
+            if form not in DISK_FORMATS:
+                raise InvalidArgument(f"{form!r} is not a disk format: use one of {', '.join(DISK_FORMATS)}")
+            spec = check_disk_attach(self.domain.name, DiskSpec(path, vdev, self.query_one("#readonly", Checkbox).value,
+                                                                form), self.items, {})
+        except InvalidArgument as error:
+            self.show_error(str(error))
+            return
+        self.dismiss(DiskAttach(spec))
+
+    def detach(self) -> None:
+        disk = self.highlighted()
+        if disk is None:
+            self.show_error("pick the disk to detach in the list")
+            return
+        warnings = []
+        if disk.vdev in ("xvda", "vda", "sda", "hda") or (self.items and disk is self.items[0]):
+            warnings.append("it is the guest's first disk, most likely its root filesystem: the guest may hang")
+        rate = self.io_rates.get(disk.vdev)
+        if rate:
+            warnings.append(f"it did {rate:.0f} requests/s at the last refresh: it is in use")
+        warning = (" Careful: " + "; ".join(warnings) + ".") if warnings else ""
+        self.ask_then(
+            f"Detach {disk.vdev} ({printable(disk.path) or 'empty'}) from {printable(self.domain.name)}? If the guest "
+            f"still has it mounted or in use, what it was writing is lost: unmount it in the guest first.{warning}",
+            DiskDetach(disk))
+
+
+class NicsScreen(_ListingScreen[AttachedNic]):
+    """A guest's NICs; attach one to a bridge the host has (MAC optional), detach the one picked."""
+
+    what = "NICs"
+
+    def __init__(self, domain: Domain, fetch: Callable[[], Awaitable[list[AttachedNic]]],
+                 bridges: Callable[[], Awaitable[list[str]]], refused: str | None) -> None:
+        super().__init__(refused)
+        self.domain, self._fetch, self._bridges = domain, fetch, bridges
+        self.bridges: list[str] | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(Text(f"Network interfaces of {printable(self.domain.name)}"), classes="title")
+            yield self.listing()
+            yield Label("Attach a NIC: the bridge, and a MAC (empty: one is made)", id="bridges")
+            with Horizontal(classes="row"):
+                yield Input(placeholder="bridge, e.g. xenbr0", id="bridge", max_length=NAME_INPUT)
+                yield Input(placeholder="MAC (optional)", id="mac", max_length=SHORT_INPUT)
+            yield self.refusal_line()
+            yield Label("", classes="problem")
+            yield Horizontal(Button("Cancel", id="cancel"), Button("Detach picked", id="detach", variant="warning"),
+                             Button("Attach", id="ok", variant="primary"), classes="buttons")
+
+    async def fetch(self) -> list[AttachedNic]:
+        nics = await self._fetch()
+        try:
+            self.bridges = await self._bridges()
+        except BackendError:
+            self.bridges = None
+        return nics
+
+    def option(self, nic: AttachedNic) -> Text:
+        return Text(f"{nic.devid:<3} {nic.mac:<17}  {printable(nic.bridge or '-'):<10} {printable(nic.ifname)}")
+
+    def listed(self) -> None:
+        if self.bridges:
+            self.query_one("#bridges", Label).update(Text(
+                f"Attach a NIC: the bridge (this host's: {printable(', '.join(self.bridges))}), and a MAC "
+                "(empty: one is made)"))
+            bridge = self.query_one("#bridge", Input)
+            if not bridge.value:
+                bridge.value = self.bridges[0]
+
+    def submit(self) -> None:
+        if self.refused:
+            self.show_error(f"refused: {self.refused}")
+            return
+        try:
+            bridge = check_bridge_name(self.query_one("#bridge", Input).value)
+            mac = check_mac(self.query_one("#mac", Input).value)
+        except InvalidArgument as error:
+            self.show_error(str(error))
+            return
+        if self.bridges is not None and bridge not in self.bridges:
+            self.show_error(f"there is no bridge {bridge!r} on this host (its bridges: "
+                            f"{', '.join(self.bridges) or 'none'})")
+            return
+        if mac is not None and any(n.mac.lower() == mac for n in self.items or ()):
+            self.show_error(f"{mac} is already one of {self.domain.name}'s NICs")
+            return
+        self.dismiss(NicAttach(bridge, mac))
+
+    def detach(self) -> None:
+        nic = self.highlighted()
+        if nic is None:
+            self.show_error("pick the NIC to detach in the list")
+            return
+        self.ask_then(f"Detach NIC {nic.devid} ({nic.mac}, on {printable(nic.bridge or '?')}) from "
+                      f"{printable(self.domain.name)}? The guest loses that link at once.", NicDetach(nic))
+
+
+class CreateScreen(_ListingScreen[GuestConfig]):
+    """The host's guest configs, with what each says; start one (paused, straight into its console), or a
+    config path typed in."""
+
+    DEFAULT_CSS = "CreateScreen OptionList { max-height: 10; }"
+    AUTO_FOCUS = "#ok"  # the list takes the focus once it is there
+    what = "guest configs"
+
+    def __init__(self, where: str, fetch: Callable[[], Awaitable[list[GuestConfig]]], refused: str | None) -> None:
+        super().__init__(refused)
+        self.where, self._fetch = where, fetch
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(Text(f"Start a guest{printable(self.where)}"), classes="title")
+            yield self.listing()
+            yield Label("", id="about", classes="facts")
+            yield Input(placeholder="or a config file's path on the host", id="path", max_length=PATH_INPUT)
+            with Horizontal(classes="row"):
+                yield TickBox("start it paused", id="paused")
+                yield TickBox("open its console", id="console")
+            yield self.refusal_line()
+            yield Label("", classes="problem")
+            yield self.buttons("Start")
+
+    async def fetch(self) -> list[GuestConfig]:
+        return await self._fetch()
+
+    def option(self, config: GuestConfig) -> Text:
+        if config.problem:
+            return Text(f"✗ {printable(config.ref)}: cannot be read")
+        memory = human_kib(config.memory_kib) if config.memory_kib else "?"
+        if config.maxmem_kib and config.maxmem_kib != config.memory_kib:
+            memory += f"/{human_kib(config.maxmem_kib)}"
+        state = "  runs now" if config.running else ""
+        return Text(f"{printable(config.label)[:28]:<28} {config.type or '?':<4} {memory:<11} "
+                    f"{config.vcpus or '?'} vCPU{state}")
+
+    def listed(self) -> None:
+        pickers = self.query("#items")
+        if pickers:
+            pickers.first(OptionList).focus()
+            self.about(self.highlighted())
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        self.about(self.highlighted())
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.submit()
+
+    def about(self, config: GuestConfig | None) -> None:
+        label = self.query_one("#about", Label)
+        if config is None:
+            label.update("")
+        elif config.problem:
+            label.update(Text(printable(config.problem)))
+        else:
+            label.update(_facts(("file", printable(config.ref)),
+                                ("disks", printable(", ".join(config.disks)) or "none"),
+                                ("NICs", printable(", ".join(config.nics)) or "none")))
+
+    def submit(self) -> None:
+        if self.refused:
+            self.show_error(f"refused: {self.refused}")
+            return
+        typed = self.query_one("#path", Input).value
+        try:
+            if typed.strip():
+                ref = check_host_path(typed, what="a guest config")
+                label = ref
+            else:
+                config = self.highlighted()
+                if config is None:
+                    raise InvalidArgument("still reading the configs" if self.items is None
+                                          else "pick a config in the list, or type a config file's path")
+                if config.problem:
+                    raise InvalidArgument(f"{config.ref} cannot be started: {config.problem}")
+                if config.running:
+                    raise InvalidArgument(f"a domain named {config.name} exists on this host already: the toolstack "
+                                          "would refuse a second one")
+                ref, label = config.ref, config.label
+        except InvalidArgument as error:
+            self.show_error(str(error))
+            return
+        self.dismiss(CreateRequest(ref, label, self.query_one("#paused", Checkbox).value,
+                                   self.query_one("#console", Checkbox).value))
+
+
+def disk_rates(domain: Domain, rates: object) -> dict[str, float]:
+    """vdev -> requests/s of this domain's disks at the last refresh (for the detach warning)."""
+    try:
+        vbds = rates[domain.key].vbds  # type: ignore[index]
+    except (KeyError, TypeError, AttributeError):
+        return {}
+    names = {vbd.devid: vbd.device for vbd in domain.vbds}
+    return {names[devid]: r.rd_reqs_s + r.wr_reqs_s for devid, r in vbds.items() if devid in names}
+
