@@ -76,6 +76,8 @@ class _ListingScreen(FormScreen, Generic[ItemT]):
     _ListingScreen OptionList { max-height: 8; }
     _ListingScreen .row { height: auto; }
     _ListingScreen .row Input { width: 1fr; }
+    _ListingScreen .row Input#format { width: 12; }
+    _ListingScreen Label { width: 100%; }
     """
     AUTO_FOCUS = "Input"
     what = "devices"
@@ -88,9 +90,9 @@ class _ListingScreen(FormScreen, Generic[ItemT]):
     def listing(self) -> Label:
         return Label(Text(f"Reading the {self.what}…"), id="listing")
 
-    def refusal_line(self) -> Label:
-        text = Text(f"Changes refused: {printable(self.refused)}") if self.refused else Text("")
-        return Label(text, classes="problem" if self.refused else "facts", id="refused")
+    def refusal_lines(self) -> ComposeResult:
+        if self.refused:
+            yield Label(Text(f"Changes refused: {printable(self.refused)}"), classes="problem", id="refused")
 
     def on_mount(self) -> None:
         if self.refused:
@@ -174,7 +176,7 @@ class DisksScreen(_ListingScreen[AttachedDisk]):
                 yield Input(placeholder="vdev, e.g. xvdb", id="vdev", max_length=SHORT_INPUT)
                 yield Input(value="raw", placeholder="format", id="format", max_length=SHORT_INPUT)
                 yield TickBox("read-only", id="readonly")
-            yield self.refusal_line()
+            yield from self.refusal_lines()
             yield Label("", classes="problem")
             yield Horizontal(Button("Cancel", id="cancel"), Button("Detach picked", id="detach", variant="warning"),
                              Button("Attach", id="ok", variant="primary"), classes="buttons")
@@ -184,7 +186,7 @@ class DisksScreen(_ListingScreen[AttachedDisk]):
 
     def option(self, disk: AttachedDisk) -> Text:
         kind = "cdrom" if disk.cdrom else disk.format
-        return Text(f"{disk.vdev:<6} {disk.backend:<6} {disk.mode}  {kind:<6} {printable(disk.path) or '(empty)'}")
+        return Text(f"{disk.vdev:<6} {disk.backend:<6} {disk.mode}  {kind:<6} {_tail(printable(disk.path), 40)}")
 
     def listed(self) -> None:
         vdev = self.query_one("#vdev", Input)
@@ -250,7 +252,7 @@ class NicsScreen(_ListingScreen[AttachedNic]):
             with Horizontal(classes="row"):
                 yield Input(placeholder="bridge, e.g. xenbr0", id="bridge", max_length=NAME_INPUT)
                 yield Input(placeholder="MAC (optional)", id="mac", max_length=SHORT_INPUT)
-            yield self.refusal_line()
+            yield from self.refusal_lines()
             yield Label("", classes="problem")
             yield Horizontal(Button("Cancel", id="cancel"), Button("Detach picked", id="detach", variant="warning"),
                              Button("Attach", id="ok", variant="primary"), classes="buttons")
@@ -307,7 +309,10 @@ class CreateScreen(_ListingScreen[GuestConfig]):
     """The host's guest configs, with what each says; start one (paused, straight into its console), or a
     config path typed in."""
 
-    DEFAULT_CSS = "CreateScreen OptionList { max-height: 10; }"
+    DEFAULT_CSS = """
+    CreateScreen OptionList { max-height: 10; }
+    CreateScreen .row TickBox { margin-right: 1; }
+    """
     AUTO_FOCUS = "#ok"  # the list takes the focus once it is there
     what = "guest configs"
 
@@ -321,15 +326,17 @@ class CreateScreen(_ListingScreen[GuestConfig]):
             yield self.listing()
             yield Label("", id="about", classes="facts")
             yield Input(placeholder="or a config file's path on the host", id="path", max_length=PATH_INPUT)
-            with Horizontal(classes="row"):
-                yield TickBox("start it paused", id="paused")
-                yield TickBox("open its console", id="console")
-            yield self.refusal_line()
+            yield from self.refusal_lines()
             yield Label("", classes="problem")
-            yield self.buttons("Start")
+            with Horizontal(classes="row buttons"):  # one row: an 80x24 terminal has no room for two
+                yield TickBox("start paused", id="paused")
+                yield TickBox("open console", id="console")
+                yield Button("Cancel", id="cancel")
+                yield Button("Start", id="ok", variant="primary")
 
     async def fetch(self) -> list[GuestConfig]:
-        return await self._fetch()
+        """By name, the ones that cannot be read last."""
+        return sorted(await self._fetch(), key=lambda c: (c.problem is not None, c.label.lower(), c.ref))
 
     def option(self, config: GuestConfig) -> Text:
         if config.problem:
@@ -389,6 +396,13 @@ class CreateScreen(_ListingScreen[GuestConfig]):
             return
         self.dismiss(CreateRequest(ref, label, self.query_one("#paused", Checkbox).value,
                                    self.query_one("#console", Checkbox).value))
+
+
+def _tail(path: str, width: int) -> str:
+    """A path cut to ``width`` from the left: its end (the file's name) is what tells two disks apart."""
+    if not path:
+        return "(empty)"
+    return path if len(path) <= width else "…" + path[-(width - 1):]
 
 
 def disk_rates(domain: Domain, rates: object) -> dict[str, float]:
