@@ -74,6 +74,7 @@ def uri(images: Path) -> str:
                nics=[("52:54:00:00:00:03", "br0")], os_type="xen", memory_kib=524288, vcpus=(2, 4)),
         domain(HOSTILE, state=5),
         "<network><name>lan</name><bridge name='virbr9'/></network>",
+        "<network><name>production-network-a</name><bridge name='virbr8'/></network>",
         "<interface type='bridge' name='br0'><start mode='onboot'/><bridge stp='off'>"
         "<interface type='ethernet' name='eth0'><mac address='00:11:22:33:44:55'/></interface></bridge></interface>",
         "<interface type='ethernet' name='eth9'><start mode='onboot'/><mac address='00:11:22:33:44:56'/></interface>",
@@ -177,7 +178,7 @@ async def test_disks_nics_and_bridges(backend, images):
         (0, "52:54:00:00:00:01", "br0", "bridge", "virtio")
     ]
     # the host's bridges (not its ethernet eth9), a network's bridge, then the libvirt networks by name
-    assert await backend.bridges() == ["br0", "virbr9", "lan"]
+    assert await backend.bridges() == ["br0", "virbr8", "virbr9", "lan", "production-network-a"]
     with pytest.raises(DomainNotFound):
         await backend.disks("nobody")
 
@@ -246,7 +247,8 @@ async def test_disk_refusals(backend, images, recorded):
 @pytest.mark.asyncio
 async def test_nic_refusals(backend, recorded):
     refusals = [
-        ("br9", None, r"there is no bridge 'br9' on this host \(its bridges: br0, virbr9, lan\)"),
+        ("br9", None, r"there is no bridge 'br9' on this host "
+                      r"\(its bridges: br0, virbr8, virbr9, lan, production-network-a\)"),
         ("eth9", None, "there is no bridge 'eth9'"),  # an interface, not a bridge
         ("br0", "52:54:00:00:00:0g", "not a MAC address"),
         ("br0", "52-54-00-00-00-09", "not a MAC address"),
@@ -255,6 +257,7 @@ async def test_nic_refusals(backend, recorded):
         ("br0", "52:54:00:00:00:02", "already the MAC of a NIC of db"),
         ("br0", "52:54:00:00:00:03", "already the MAC of a NIC of spare"),  # a stopped guest's counts too
         ("br0'/><x a='", None, "not a bridge name"),
+        ("production-network-b", None, "not a bridge name"),  # too long for an interface, and no such network
     ]
     for bridge, mac, message in refusals:
         with pytest.raises(InvalidArgument, match=message):
@@ -287,7 +290,8 @@ async def test_nic_attach_on_a_bridge_or_a_network(backend, recorded):
     await backend.nic_attach("web", "br0", "52:54:00:AB:CD:EF")
     await backend.nic_attach("web", "lan")
     await backend.nic_attach("web", "virbr9", "")
-    (_, _, bridge_xml, flags), (_, _, network_xml, _), (_, _, virbr_xml, _) = recorded.calls
+    await backend.nic_attach("web", "production-network-a")  # a network's name may be longer than 15
+    (_, _, bridge_xml, flags), (_, _, network_xml, _), (_, _, virbr_xml, _), (_, _, long_xml, _) = recorded.calls
     assert flags == LIVE_AND_CONFIG
     bridge = ET.fromstring(bridge_xml)
     assert bridge.get("type") == "bridge" and bridge.find("source").attrib == {"bridge": "br0"}
@@ -296,6 +300,7 @@ async def test_nic_attach_on_a_bridge_or_a_network(backend, recorded):
     assert network.get("type") == "network" and network.find("source").attrib == {"network": "lan"}
     assert network.find("mac") is None  # libvirt makes one
     assert ET.fromstring(virbr_xml).find("source").attrib == {"bridge": "virbr9"}
+    assert ET.fromstring(long_xml).find("source").attrib == {"network": "production-network-a"}
 
 
 @pytest.mark.asyncio

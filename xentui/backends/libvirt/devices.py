@@ -254,17 +254,19 @@ class DevicesMixin(ConnectionMixin):
         one (52:54:00:... on QEMU). The model is virtio on QEMU/KVM, the driver's default elsewhere. Also written to
         the definition of a persistent domain (see the module's docstring). Refused before anything changes: a
         bridge the host does not have, a malformed MAC, a MAC another NIC of any guest on this host has."""
-        name = check_bridge_name(bridge)
+        name = bridge.strip()
         wanted = check_mac(mac) if mac is not None else None
         what = f"attach a NIC on {name} to {domain}"
         self._writable(what, Action.NIC_ATTACH)
 
         def run(current: _Connection) -> None:
+            networks = self._networks(current)
+            if name not in networks:  # a libvirt network's name may be longer than an interface's (15)
+                check_bridge_name(name)
             dom = self._lookup(current, domain)
             if not dom.isActive():
                 raise InvalidArgument(f"{what}: {domain} is not running; a NIC is hot-plugged into a running guest")
             host_bridges = self._host_bridges(current)
-            networks = self._networks(current)
             macs: dict[str, str] = {}
             for other in current.conn.listAllDomains(0):
                 for nic in parse_domain_xml(other.XMLDesc(0)).interfaces:
