@@ -142,3 +142,66 @@ async def test_read_only_lists_devices_and_configs_and_refuses_every_change(sim)
         with pytest.raises(ReadOnlyError, match="--read-only"):
             await call
     assert [d.vdev for d in await sim.disks("mail-relay")] == ["xvda"] and "web-standby" not in sim.host.domains
+
+
+async def test_a_snapshot_pauses_the_guest_takes_each_disk_and_unpauses_it(sim):
+    sources = await sim.snapshot_sources("db-primary")
+    assert [(s.vdev, s.kind, s.reflink) for s in sources] == [("xvda", "file", True), ("xvdb", "file", True)]
+    result = await sim.snapshot_create("web-frontend-01", "pre-upgrade", cow_bytes=2 << 30)
+    assert [(s.name, s.origin, s.path) for s in result.taken] == [
+        ("web-frontend-01-xvda-pre-upgrade", "xvda", "/dev/vg0/web-frontend-01-xvda-pre-upgrade")]
+    assert 0 < result.paused_s < 1 and not sim.host.domains["web-frontend-01"].paused
+    assert [s.name for s in await sim.snapshots("web-frontend-01")] == ["web-frontend-01-xvda-pre-upgrade"]
+    free = (await sim.snapshot_sources("web-frontend-01"))[0].group_free_bytes
+    assert free == (24 << 30) - (2 << 30)  # the copy-on-write space is vg0's
+    await sim.snapshot_delete("web-frontend-01", "web-frontend-01-xvda-pre-upgrade")
+    assert await sim.snapshots("web-frontend-01") == []
+
+
+async def test_a_guest_paused_before_its_snapshot_stays_paused(sim):
+    sim.host.domains["backup-old"].paused = True
+    result = await sim.snapshot_create("backup-old", "nightly")
+    assert result.taken and sim.host.domains["backup-old"].paused
+
+
+@pytest.mark.parametrize(("tag", "cow", "message"), [
+    ("pre; reboot", 1 << 30, "not a volume name"), ("a/b", 1 << 30, "not a snapshot tag"),
+    ("snap", 30 << 30, r"need 30G of copy-on-write space in vg0, which has 24G free"),
+    ("snap", 0, "more than zero"),
+    ("", 1 << 30, "not a snapshot tag"),
+])
+async def test_a_snapshot_that_cannot_be_taken_is_refused_before_the_guest_pauses(sim, tag, cow, message):
+    dom = sim.host.domains["web-frontend-01"]
+    paused = []
+    dom_class_setattr = type(dom).__setattr__
+
+    def watch(self, name, value):
+        if self is dom and name == "paused" and value:
+            paused.append(True)
+        dom_class_setattr(self, name, value)
+
+    type(dom).__setattr__ = watch
+    try:
+        with pytest.raises(InvalidArgument, match=message):
+            await sim.snapshot_create("web-frontend-01", tag, cow_bytes=cow)
+    finally:
+        type(dom).__setattr__ = dom_class_setattr
+    assert paused == [] and await sim.snapshots("web-frontend-01") == []
+
+
+async def test_a_snapshot_that_fails_half_way_still_unpauses_the_guest(sim, monkeypatch):
+    from xentui.backends.base import BackendError
+
+    async def broken(seconds):
+        raise BackendError("lvcreate: Insufficient free space")
+
+    monkeypatch.setattr(sim.clock, "sleep", broken)
+    with pytest.raises(BackendError, match=r"Insufficient free space \(the guest was paused .* and runs again\)"):
+        await sim.snapshot_create("web-frontend-01", "snap")
+    assert not sim.host.domains["web-frontend-01"].paused
+
+
+async def test_a_snapshot_tag_used_already_is_refused(sim):
+    await sim.snapshot_create("web-frontend-01", "a")
+    with pytest.raises(InvalidArgument, match="exists already"):
+        await sim.snapshot_create("web-frontend-01", "a")

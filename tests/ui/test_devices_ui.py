@@ -204,3 +204,38 @@ async def test_read_only_lists_disks_but_refuses_to_attach(tmp_path):
         await pilot.pause()
         assert isinstance(app.screen, DisksScreen)
         assert [d.vdev for d in await sim.disks("web-frontend-01")] == ["xvda"]
+
+
+async def test_snapshot_from_the_screen_says_the_plan_then_the_paused_time_and_removes_it(env):
+    app, sim, clock, audit = env
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app, clock)
+        choose(app, "web-frontend-01")
+        await pilot.press("P")
+        await listed(pilot, app)
+        assert "LV, 24G free in vg0" in str(app.screen.query_one("#sources", Label).render())
+        app.screen.query_one("#cow", Input).value = "40G"
+        app.screen.submit()
+        await pilot.pause()
+        assert "which has 24G free" in problem(app)
+        app.screen.query_one("#cow", Input).value = "2G"
+        app.screen.query_one("#tag", Input).value = "before-upgrade"
+        app.screen.submit()
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen) and "2.0G copy-on-write in vg0" in app.screen.question
+        await pilot.press("y")
+        await done(pilot, app)
+        entry = audit.read()[-1]
+        assert (entry["action"], entry["result"]) == ("snapshot", "ok")
+        assert "web-frontend-01-xvda-before-upgrade" in entry["message"] and "paused 0.15 s" in entry["message"]
+        assert not sim.host.domains["web-frontend-01"].paused
+
+        await pilot.press("P")
+        await listed(pilot, app)
+        assert "web-frontend-01-xvda-before-upgrade" in options(app)[0]
+        app.screen.detach()
+        await pilot.pause()
+        await pilot.press("y")
+        await done(pilot, app)
+        assert await sim.snapshots("web-frontend-01") == []
+        assert audit.read()[-1]["action"] == "snapshot-remove"

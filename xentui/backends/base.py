@@ -13,7 +13,15 @@ from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xentui.backends.devices import AttachedDisk, AttachedNic, DiskSpec, GuestConfig
+from xentui.backends.devices import (
+    AttachedDisk,
+    AttachedNic,
+    DiskSpec,
+    GuestConfig,
+    Snapshot,
+    SnapshotResult,
+    SnapshotSource,
+)
 from xentui.backends.host import LocalHost
 from xentui.backends.savefile import SavedImage, SaveTarget, save_target, saved_images
 from xentui.console.channel import ConsoleChannel
@@ -48,6 +56,9 @@ __all__ = [
     "ReadOnlyError",
     "SaveTarget",
     "SavedImage",
+    "Snapshot",
+    "SnapshotResult",
+    "SnapshotSource",
     "Unsupported",
 ]
 
@@ -73,6 +84,7 @@ class Action(enum.StrEnum):
     DISK_DETACH = "block-detach"
     NIC_ATTACH = "network-attach"
     NIC_DETACH = "network-detach"
+    SNAPSHOT = "snapshot"
 
 
 # how a refusal names an action, where its id is not the word an operator would use
@@ -267,6 +279,26 @@ class Backend(abc.ABC):
         """Start a guest from ``ref`` (a `GuestConfig.ref`: xl's config path, libvirt's domain name); returns
         its name. A config the toolstack refuses: InvalidArgument with the toolstack's own reason."""
         raise self.refusal(Action.CREATE)
+
+    # --- snapshots: LVM's while the guest is paused (xl, sim), the driver's own (libvirt)
+
+    async def snapshot_sources(self, domain: str) -> list[SnapshotSource]:
+        """The guest's disks as a snapshot would take them: LV, file, or why not; sizes and free space."""
+        raise Unsupported(f"snapshots: {self.capabilities.why_not(Action.SNAPSHOT) or self.name + ' cannot'}")
+
+    async def snapshots(self, domain: str) -> list[Snapshot]:
+        """The snapshots taken of the guest's disks, oldest first."""
+        raise Unsupported(f"snapshots: {self.capabilities.why_not(Action.SNAPSHOT) or self.name + ' cannot'}")
+
+    async def snapshot_create(self, domain: str, tag: str, *, cow_bytes: int = 1 << 30) -> SnapshotResult:
+        """Pause the guest, snapshot each of its disks (an LV: ``lvcreate -s`` of ``cow_bytes``, named
+        LV-TAG; a file: a copy, PATH.TAG), unpause it whatever happened. Refused before it pauses
+        (`check_snapshot_plan`): no disk to take, a bad tag, not enough free space in a volume group."""
+        raise self.refusal(Action.SNAPSHOT)
+
+    async def snapshot_delete(self, domain: str, name: str) -> None:
+        """Remove one of the guest's snapshots (`Snapshot.name`)."""
+        raise self.refusal(Action.SNAPSHOT)
 
     @abc.abstractmethod
     async def open_console(self, domain: str) -> ConsoleChannel: ...

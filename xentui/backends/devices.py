@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os.path
 import string
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from xentui.errors import InvalidArgument
-from xentui.validate import check_vdev, quoted
+from xentui.errors import BackendError, InvalidArgument
+from xentui.units import human_kib
+from xentui.validate import check_lv_name, check_vdev, quoted
 
 DISK_FORMATS = ("raw", "qcow2", "qcow", "vhd", "qed")
 """The image formats xl's disk spec takes (``format=``); libvirt's QEMU driver takes raw and qcow2 of these."""
@@ -166,3 +169,113 @@ def find_nic(domain: str, nic: str, nics: Sequence[AttachedNic]) -> AttachedNic:
             return candidate
     have = ", ".join(f"{n.devid} ({n.mac})" for n in nics) or "none"
     raise InvalidArgument(f"{domain} has no NIC {quoted(nic)} (its NICs: {have})")
+
+
+# --- snapshots while paused ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotSource:
+    """One of a guest's disks as a snapshot would take it."""
+
+    vdev: str
+    path: str
+    kind: str
+    """``lv``: an LVM snapshot (``lvcreate -s``, copy-on-write, instant); ``file``: a copy made while the guest is
+    paused (instant where the filesystem shares blocks, a reflink); ``libvirt``: the driver's own snapshot;
+    ``none``: it cannot be (`reason` says why)."""
+    size_bytes: int | None = None
+    group: str | None = None  # the LV's volume group
+    group_free_bytes: int | None = None
+    reflink: bool | None = None  # a file copy shares its blocks: no time, no space at first
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A snapshot of one of a guest's disks (or, on libvirt, of the whole domain)."""
+
+    name: str  # what `snapshot_delete` takes: the LV's name, the copy's path, libvirt's snapshot name
+    origin: str  # the disk it was taken of ("" for a whole-domain snapshot)
+    path: str = ""
+    size_bytes: int | None = None
+    created: float | None = None  # wall clock
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotResult:
+    taken: tuple[Snapshot, ...]
+    paused_s: float
+    """How long the guest was paused for it: what its users felt."""
+
+
+def snapshot_name(origin: str, tag: str) -> str:
+    """The LV name of a snapshot of ``origin`` (an LV path or name) tagged ``tag``, checked by lvm's rules."""
+    return check_lv_name(f"{os.path.basename(origin)}-{tag.strip()}")
+
+
+def check_snapshot_plan(sources: Sequence[SnapshotSource], cow_bytes: int, tag: str) -> list[SnapshotSource]:
+    """The disks a snapshot takes (LV and file ones), refused before anything pauses: none to take, a tag lvm
+    would refuse, or copy-on-write space the volume groups do not have free (each LV snapshot takes ``cow_bytes``
+    of its group). Returns the sources to take."""
+    taking = [s for s in sources if s.kind in ("lv", "file")]
+    if not taking:
+        reasons = "; ".join(f"{s.vdev}: {s.reason}" for s in sources if s.reason) or "it has no disks"
+        raise InvalidArgument(f"nothing to snapshot: {reasons}")
+    if not tag.strip() or "/" in tag:
+        raise InvalidArgument(f"{quoted(tag)} is not a snapshot tag: letters, digits and + _ . - only")
+    for source in taking:
+        if source.kind == "lv":
+            snapshot_name(source.path, tag)
+        else:
+            check_lv_name(tag)  # the same rule for a copy's suffix: no blank, no shell character
+    if cow_bytes <= 0:
+        raise InvalidArgument("a snapshot's copy-on-write size must be more than zero, e.g. 1G")
+    needed: dict[str, int] = {}
+    free: dict[str, int | None] = {}
+    for source in taking:
+        if source.kind == "lv" and source.group:
+            needed[source.group] = needed.get(source.group, 0) + cow_bytes
+            free[source.group] = source.group_free_bytes
+    for group, bytes_needed in needed.items():
+        have = free[group]
+        if have is not None and bytes_needed > have:
+            raise InvalidArgument(
+                f"the snapshots need {human_kib(bytes_needed // 1024)} of copy-on-write space in {group}, which has "
+                f"{human_kib(have // 1024)} free: a smaller size, or free space in {group} first"
+            )
+    return taking
+
+
+T = TypeVar("T")
+
+
+async def while_paused(
+    pause: Callable[[], Awaitable[object]],
+    unpause: Callable[[], Awaitable[object]],
+    work: Callable[[], Awaitable[T]],
+    *,
+    already_paused: bool,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[T, float]:
+    """Run ``work`` with the guest paused, and unpause it afterwards whatever happened (a guest the operator had
+    paused stays paused). Returns work's result and how long the guest was paused, in seconds. When ``work``
+    fails the guest is unpaused first, then the error goes on, with the paused time in its message."""
+    if not already_paused:
+        await pause()
+    started = clock()
+    try:
+        result = await work()
+    except BaseException as error:
+        paused = clock() - started
+        if not already_paused:
+            await unpause()
+        if isinstance(error, BackendError):
+            after = "stays paused, as it was" if already_paused else "runs again"
+            error.message = f"{error.message} (the guest was paused {paused:.2f} s for it, and {after})"
+            error.args = (error.message,)
+        raise
+    paused = clock() - started
+    if not already_paused:
+        await unpause()
+    return result, paused

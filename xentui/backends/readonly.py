@@ -23,6 +23,8 @@ from xentui.backends.base import (
     ReadOnlyError,
     SavedImage,
     SaveTarget,
+    Snapshot,
+    SnapshotSource,
     Unsupported,
 )
 from xentui.model import Host, Sample
@@ -113,6 +115,12 @@ class ReadOnlyBackend(Backend):
 
     async def guest_configs(self) -> list[GuestConfig]:
         return await self.inner.guest_configs()
+
+    async def snapshot_sources(self, domain: str) -> list[SnapshotSource]:
+        return await self.inner.snapshot_sources(domain)
+
+    async def snapshots(self, domain: str) -> list[Snapshot]:
+        return await self.inner.snapshots(domain)
 
     async def set_poll_interval(self, seconds: float) -> None:
         await self.inner.set_poll_interval(seconds)

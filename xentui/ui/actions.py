@@ -166,7 +166,7 @@ class ActionsMixin:
         return self.runner.audit
 
     def start_action(self, domain: Domain | str, action: str, call: Callable[[], Awaitable[object]],
-                     arguments: dict | None = None, *, done: str | None = None) -> None:
+                     arguments: dict | None = None, *, done: str | Callable[[object], str] | None = None) -> None:
         self.runner.start(domain, action, call, arguments, done=done)
 
     # memory, vCPUs, scheduler -------------------------------------------------------------------
@@ -520,6 +520,37 @@ class ActionsMixin:
         refused = self._change_refused(Action.NIC_ATTACH, backend)
         self.push_screen(devices.NicsScreen(domain, lambda: backend.nics(domain.name), backend.bridges, refused),
                          chosen)
+
+    def action_snapshot(self) -> None:
+        """P: snapshot the selected guest's disks while it is paused (LVM, or a copy), or remove a snapshot."""
+        domain = self._selected()
+        if domain is None:
+            return
+        backend = self._on(domain)
+        devices = _devices()
+
+        def said(result: object) -> str:
+            taken = getattr(result, "taken", ())
+            return (f"snapshot of {printable(domain.name)}: {', '.join(printable(s.name) for s in taken)}; "
+                    f"the guest was paused {getattr(result, 'paused_s', 0.0):.2f} s")
+
+        def chosen(request: object) -> None:
+            if self._unavailable(Action.SNAPSHOT, [domain]):
+                return
+            if isinstance(request, devices.SnapshotTake):
+                tag, cow = request.tag, request.cow_bytes
+                self.start_action(domain, Action.SNAPSHOT.value,
+                                  lambda: backend.snapshot_create(domain.name, tag, cow_bytes=cow),
+                                  {"tag": tag, "cow_bytes": cow}, done=said)
+            elif isinstance(request, devices.SnapshotRemove):
+                name = request.snapshot.name
+                self.start_action(domain, "snapshot-remove", lambda: backend.snapshot_delete(domain.name, name),
+                                  {"snapshot": name}, done=f"removed snapshot {printable(name)}")
+
+        self.push_screen(devices.SnapshotScreen(domain, lambda: backend.snapshot_sources(domain.name),
+                                                lambda: backend.snapshots(domain.name),
+                                                self._change_refused(Action.SNAPSHOT, backend),
+                                                self.wall_clock()), chosen)
 
     console_after_create: tuple[str, str] | None = None
     """(name, host) of a guest just created with "open its console": opened once a poll shows it."""

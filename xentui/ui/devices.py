@@ -7,6 +7,7 @@ the host, the other guests' disks, the host's bridges) before anything changes."
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -25,7 +26,10 @@ from xentui.backends.devices import (
     AttachedNic,
     DiskSpec,
     GuestConfig,
+    Snapshot,
+    SnapshotSource,
     check_disk_attach,
+    check_snapshot_plan,
     free_vdevs,
     vdev_prefix,
 )
@@ -34,7 +38,7 @@ from xentui.textsafe import printable
 from xentui.ui.dialogs import NAME_INPUT, PATH_INPUT, SHORT_INPUT, ConfirmScreen, FormScreen, _facts
 from xentui.ui.widgets import PickList, TickBox
 from xentui.units import human_kib
-from xentui.validate import check_bridge_name, check_host_path, check_mac, check_vdev
+from xentui.validate import check_bridge_name, check_host_path, check_mac, check_vdev, parse_memory
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,17 @@ class NicAttach:
 @dataclass(frozen=True)
 class NicDetach:
     nic: AttachedNic
+
+
+@dataclass(frozen=True)
+class SnapshotTake:
+    tag: str
+    cow_bytes: int
+
+
+@dataclass(frozen=True)
+class SnapshotRemove:
+    snapshot: Snapshot
 
 
 @dataclass(frozen=True)
@@ -303,6 +318,93 @@ class NicsScreen(_ListingScreen[AttachedNic]):
             return
         self.ask_then(f"Detach NIC {nic.devid} ({nic.mac}, on {printable(nic.bridge or '?')}) from "
                       f"{printable(self.domain.name)}? The guest loses that link at once.", NicDetach(nic))
+
+
+COPY_BYTES_S = 200 << 20
+"""A plain copy's pace, for the pause it will cost said before: a cautious figure for a dom0's local disk."""
+
+
+class SnapshotScreen(_ListingScreen[Snapshot]):
+    """Snapshot a guest's disks while it is paused (the LVM recipe: pause, lvcreate -s each LV, unpause; a file
+    copied meanwhile), with what each disk will cost said first; its snapshots, to remove one."""
+
+    what = "snapshots"
+
+    def __init__(self, domain: Domain, sources: Callable[[], Awaitable[list[SnapshotSource]]],
+                 fetch: Callable[[], Awaitable[list[Snapshot]]], refused: str | None, now: float) -> None:
+        super().__init__(refused)
+        self.domain, self._sources, self._fetch = domain, sources, fetch
+        self.sources: list[SnapshotSource] | None = None
+        self.tag = time.strftime("snap-%Y%m%d-%H%M", time.localtime(now))
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(Text(f"Snapshot {printable(self.domain.name)} while it is paused"), classes="title")
+            yield Label(Text("Reading its disks…"), id="sources", classes="facts")
+            yield self.listing()
+            with Horizontal(classes="row"):
+                yield Input(value=self.tag, placeholder="tag", id="tag", max_length=NAME_INPUT)
+                yield Input(value="1G", placeholder="copy-on-write size per LV", id="cow", max_length=SHORT_INPUT)
+            yield from self.refusal_lines()
+            yield Label("", classes="problem")
+            yield Horizontal(Button("Cancel", id="cancel"), Button("Remove picked", id="detach", variant="warning"),
+                             Button("Take", id="ok", variant="primary"), classes="buttons")
+
+    async def fetch(self) -> list[Snapshot]:
+        self.sources = await self._sources()
+        self.query_one("#sources", Label).update(Text("\n".join(_source_line(s) for s in self.sources) or "no disks"))
+        return await self._fetch()
+
+    def option(self, snapshot: Snapshot) -> Text:
+        size = human_kib(snapshot.size_bytes // 1024) if snapshot.size_bytes else "?"
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(snapshot.created)) if snapshot.created else ""
+        return Text(f"{snapshot.origin or '-':<6} {when:<16} {size:>6}  {_tail(printable(snapshot.name), 40)}")
+
+    def submit(self) -> None:
+        if self.refused:
+            self.show_error(f"refused: {self.refused}")
+            return
+        if self.sources is None:
+            self.show_error("still reading the guest's disks")
+            return
+        tag = self.query_one("#tag", Input).value.strip()
+        try:
+            cow_bytes = parse_memory(self.query_one("#cow", Input).value) * 1024
+            taking = check_snapshot_plan(self.sources, cow_bytes, tag)
+        except InvalidArgument as error:
+            self.show_error(str(error))
+            return
+        slow = sum((s.size_bytes or 0) for s in taking if s.kind == "file" and not s.reflink)
+        pause = f"about {slow / COPY_BYTES_S:.0f} s (a full copy of {human_kib(slow // 1024)})" if slow else \
+            "well under a second"
+        plan = "; ".join(
+            f"{s.vdev}: " + (f"an LVM snapshot, {human_kib(cow_bytes // 1024)} copy-on-write in {s.group}"
+                             if s.kind == "lv" else "a copy" + (" sharing its blocks" if s.reflink else ""))
+            for s in taking)
+        self.ask_then(f"Pause {printable(self.domain.name)}, take {plan}, then unpause it? It stays paused for "
+                      f"{pause}.", SnapshotTake(tag, cow_bytes))
+
+    def detach(self) -> None:
+        snapshot = self.highlighted()
+        if snapshot is None:
+            self.show_error("pick the snapshot to remove in the list")
+            return
+        self.ask_then(f"Remove the snapshot {printable(snapshot.name)} of {printable(self.domain.name)}? What it "
+                      "kept is gone.", SnapshotRemove(snapshot))
+
+
+def _source_line(source: SnapshotSource) -> str:
+    size = human_kib(source.size_bytes // 1024) if source.size_bytes else "?"
+    if source.kind == "lv":
+        free = human_kib(source.group_free_bytes // 1024) if source.group_free_bytes is not None else "?"
+        how = f"LV, {free} free in {source.group}"
+    elif source.kind == "file":
+        how = "file, copied sharing its blocks" if source.reflink else "file, copied whole while paused"
+    elif source.kind == "libvirt":
+        how = "libvirt's own snapshot"
+    else:
+        how = f"not taken: {source.reason}"
+    return f"{source.vdev:<6} {size:>6}  {how}  {_tail(printable(source.path), 30)}"
 
 
 class CreateScreen(_ListingScreen[GuestConfig]):

@@ -79,6 +79,8 @@ SCREEN_ACTIONS: tuple[ScreenAction, ...] = (
                  "the guest's disks: attach one, detach one (A)"),
     ScreenAction("nics", "nics", "NICs", "I", "domain: network interfaces",
                  "the guest's NICs: attach one to a bridge, detach one (I)"),
+    ScreenAction("snapshot", "snapshot", "Snapshot", "P", "domain: snapshot while paused",
+                 "pause, snapshot each disk (LVM, or a copy), unpause; list and remove snapshots (P)"),
     ScreenAction("create", "create", "Create", "ctrl+n", "host: create a guest",
                  "start a guest from one of the host's configs, or a config path (Ctrl+N)", Action.CREATE),
     ScreenAction("shutdown", "shutdown", "Shutdown", "h", "domain: shutdown", "ask the guest to power off (h)",

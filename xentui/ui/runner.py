@@ -88,8 +88,9 @@ class ActionRunner:
         self._host.entry_logged()
 
     def start(self, domain: Domain | str, action: str, call: Callable[[], Awaitable[object]],
-              arguments: dict | None = None, *, done: str | None = None) -> None:
-        """Run one backend call on one domain in the background, then log, notify and poll."""
+              arguments: dict | None = None, *, done: str | Callable[[object], str] | None = None) -> None:
+        """Run one backend call on one domain in the background, then log, notify and poll. ``done``: what
+        success says, or a function of the call's result that says it (how long a snapshot paused the guest)."""
         arguments = arguments or {}
         name = busy_name(domain)
         if name in self.busy:
@@ -102,10 +103,13 @@ class ActionRunner:
                               exit_on_error=False)
 
     async def _perform(self, domain: Domain | str, raw_name: str, action: str,
-                       call: Callable[[], Awaitable[object]], arguments: dict, done: str | None) -> None:
+                       call: Callable[[], Awaitable[object]], arguments: dict,
+                       done: str | Callable[[object], str] | None) -> None:
         name = printable(raw_name)
         try:
-            await call()
+            result = await call()
+            if callable(done):
+                done = done(result)
         except BackendError as error:
             self.record(domain, action, arguments, "failed", str(error))
             self._host.notify(str(error), severity="error", title=f"{action} {name} failed", timeout=10)

@@ -14,10 +14,16 @@ from xentui.backends.devices import (
     AttachedNic,
     DiskSpec,
     GuestConfig,
+    Snapshot,
+    SnapshotResult,
+    SnapshotSource,
     check_disk_attach,
     check_nic_attach,
+    check_snapshot_plan,
     find_disk,
     find_nic,
+    snapshot_name,
+    while_paused,
 )
 from xentui.backends.sim.domain import GIB, MIB, SimDomain, SimVbd, SimVif
 from xentui.backends.sim.physics import LoadProfile
@@ -67,6 +73,14 @@ _SPARE_CONFIGS = (
     _Config("/etc/xen/broken.cfg", "broken", problem='/etc/xen/broken.cfg:6: config parsing error near `"512"\': '
             "syntax error, unexpected STRING, expecting $end or ';' or NEWLINE"),
 )
+
+DISK_BYTES = 8 << 30  # every simulated disk (its /proc/partitions says so too)
+VG_FREE_BYTES = 24 << 30  # vg0's free space on a simulated host before any snapshot
+LVCREATE_S = 0.15  # simulated seconds an lvcreate -s takes (while the guest is paused)
+SLOW_COPY_BYTES_S = 400 << 20  # a copy where the filesystem cannot share blocks
+
+# a host's snapshots: (domain, snapshot), oldest first
+_SNAPSHOTS: weakref.WeakKeyDictionary[SimCluster, dict[str, list[tuple[str, Snapshot]]]] = weakref.WeakKeyDictionary()
 
 # a host's configs: one per domain it has had (shut down, its config stays), and the spare ones
 _CONFIGS: weakref.WeakKeyDictionary[SimCluster, dict[str, dict[str, _Config]]] = weakref.WeakKeyDictionary()
@@ -230,3 +244,77 @@ class SimDevices:
         dom.paused = paused
         self.host.domains[dom.name] = dom
         return dom.name
+
+    # snapshots while paused ------------------------------------------------------------------
+
+    def _snapshots(self) -> list[tuple[str, Snapshot]]:
+        return _SNAPSHOTS.setdefault(self.cluster, {}).setdefault(self.host.hostname, [])
+
+    def _vg_free(self) -> int:
+        return VG_FREE_BYTES - sum(s.size_bytes or 0 for _, s in self._snapshots() if s.path.startswith("/dev/vg0/"))
+
+    async def snapshot_sources(self, domain: str) -> list[SnapshotSource]:
+        dom = self._domain(domain, action="snapshot", allow_dom0=False, need_active=False)
+        sources = []
+        for vbd in dom.vbds:
+            if vbd.path.startswith("/dev/vg0/"):
+                sources.append(SnapshotSource(vbd.device, vbd.path, "lv", DISK_BYTES, "vg0", self._vg_free()))
+            elif vbd.path.endswith(".iso") or vbd.readonly:
+                sources.append(SnapshotSource(vbd.device, vbd.path, "none", DISK_BYTES,
+                                              reason="read-only: it cannot change, nothing to keep"))
+            else:  # shared storage here is XFS with reflink: a copy shares the blocks
+                sources.append(SnapshotSource(vbd.device, vbd.path, "file", DISK_BYTES,
+                                              reflink=vbd.path.startswith("/srv/shared/")))
+        return sources
+
+    async def snapshots(self, domain: str) -> list[Snapshot]:
+        self._domain(domain, action="snapshot", allow_dom0=False, need_active=False)
+        return [snapshot for owner, snapshot in self._snapshots() if owner == domain]
+
+    async def snapshot_create(self, domain: str, tag: str, *, cow_bytes: int = 1 << 30) -> SnapshotResult:
+        dom = self._domain(domain, action="snapshot", allow_dom0=False)
+        taking = check_snapshot_plan(await self.snapshot_sources(domain), cow_bytes, tag)
+        existing = {s.name for _, s in self._snapshots()} | self._files()
+        planned = []
+        for source in taking:
+            if source.kind == "lv":
+                name = snapshot_name(source.path, tag)
+                planned.append((source, name, f"/dev/vg0/{name}", cow_bytes))
+            else:
+                path = f"{source.path}.{tag.strip()}"
+                planned.append((source, path, path, source.size_bytes or DISK_BYTES))
+        for _, name, path, _ in planned:
+            if name in existing or path in existing:
+                raise InvalidArgument(f"snapshot: {path} exists already: choose another tag")
+
+        async def take() -> tuple[Snapshot, ...]:
+            taken = []
+            for source, name, path, size in planned:
+                if source.kind == "lv":
+                    await self.clock.sleep(LVCREATE_S)
+                elif not source.reflink:
+                    await self.clock.sleep(size / SLOW_COPY_BYTES_S)
+                snapshot = Snapshot(name, source.vdev, path, size, self.clock.wall())
+                self._snapshots().append((dom.name, snapshot))
+                taken.append(snapshot)
+            return tuple(taken)
+
+        async def pause() -> None:
+            dom.paused = True
+
+        async def unpause() -> None:
+            dom.paused = False
+
+        taken, paused_s = await while_paused(pause, unpause, take, already_paused=dom.paused,
+                                             clock=self.clock.monotonic)
+        self._kernel(dom, self.clock.monotonic(), f"xen: paused {paused_s:.2f} s for a snapshot")
+        return SnapshotResult(taken, paused_s)
+
+    async def snapshot_delete(self, domain: str, name: str) -> None:
+        self._domain(domain, action="snapshot", allow_dom0=False, need_active=False)
+        snapshots = self._snapshots()
+        for index, (owner, snapshot) in enumerate(snapshots):
+            if owner == domain and name in (snapshot.name, snapshot.path):
+                del snapshots[index]
+                return
+        raise InvalidArgument(f"{domain} has no snapshot {quoted(name)}")
