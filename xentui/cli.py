@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     screen.add_argument("--require-audit", action="store_true",
                         help="refuse actions while the audit log cannot be written (default: act, and say so)")
     screen.add_argument("--theme", default=None, metavar="NAME",
-                        help="xentui-dark (default), xentui-light, xentui-plain (the default with NO_COLOR)")
+                        help="xentui-dark (default), xentui-light, xentui-plain (default if NO_COLOR is not empty)")
 
     batch = parser.add_argument_group("batch mode (like xentop -b)")
     batch.add_argument("-b", "--batch", action="store_true", help="print to stdout instead of the screen")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from textual import events
 from textual.widgets import Input, Static
@@ -424,7 +426,14 @@ async def test_q_quits():
 async def test_no_color_picks_the_plain_theme(monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
     app, _ = make_app(theme=None)
-    assert app.theme == "xentui-plain"
+    assert app.theme == "xentui-plain" and app.no_color
+
+
+async def test_an_empty_no_color_is_not_set_as_the_convention_says(monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "")
+    app, _ = make_app(theme=None)
+    assert app.theme == "xentui-dark" and not app.no_color
+    assert os.environ["NO_COLOR"] == ""  # left as it was for what xentui starts
 
 
 async def test_cursor_keys_scroll_to_keep_the_selection_visible_on_a_big_host():

@@ -154,7 +154,15 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
     ]
 
     def __init__(self, backend: Backend, options: StartOptions | None = None) -> None:
-        super().__init__()
+        # NO_COLOR's convention: only a non-empty value counts. Textual counts an empty one too; it does not see it.
+        empty_no_color = os.environ.get("NO_COLOR") == ""
+        if empty_no_color:
+            del os.environ["NO_COLOR"]
+        try:
+            super().__init__()
+        finally:
+            if empty_no_color:
+                os.environ["NO_COLOR"] = ""  # as it was, for whatever xentui starts
         terminal_input.install()
         options = options or StartOptions()
         self.backend = backend
@@ -184,7 +192,7 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
         for theme in load_themes():
             self.register_theme(theme)
             self.xentui_themes.append(theme.name)
-        wanted = options.theme or (PLAIN_THEME if "NO_COLOR" in os.environ else DEFAULT_THEME)
+        wanted = options.theme or (PLAIN_THEME if self.no_color else DEFAULT_THEME)
         self.theme = wanted
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
