@@ -97,6 +97,24 @@ async def test_filter_by_name_and_clear():
         assert len(names(app)) == 13
 
 
+async def test_filter_by_state_and_id_and_say_when_nothing_matches():
+    app, clock = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, clock)
+        await pilot.press("slash", *"state:paused")
+        assert names(app) == ["backup-old"]
+        await pilot.press("enter")
+        await poll(pilot, app, clock)
+        assert names(app) == ["backup-old"]
+        await pilot.press("slash", *"id:9999", "enter")
+        await poll(pilot, app, clock)
+        assert names(app) == []
+        assert "filter 'id:9999': nothing matches" in str(app.query_one("#host").render())
+        await pilot.press("slash", *"state:asleep", "enter")
+        await poll(pilot, app, clock)
+        assert "no state 'asleep'" in str(app.query_one("#host").render())
+
+
 async def test_a_refresh_repaints_only_the_rows_that_can_change_and_blanks_rows_left_behind():
     """A short table on a tall terminal: a refresh repaints the title row and the domain rows, not the blank rows
     under them; rows a filter or a gone domain left behind are blanked (read from what the compositor draws)."""

@@ -26,6 +26,7 @@ from xentui.backends.base import Backend, BackendError
 from xentui.backends.readonly import ReadOnlyBackend
 from xentui.history import History
 from xentui.model import Rates, Sample, compute_rates
+from xentui.model.filters import DomainFilter
 from xentui.textsafe import printable
 from xentui.themefiles import load_theme_specs
 from xentui.ui import terminal_input
@@ -431,7 +432,9 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
         parts = [f"sort {column.xentop_title if view.cumulative else column.title}"
                  f"{' reversed' if view.sort_reverse else ''}"]
         if view.filter_text:
-            parts.append(f"filter {view.filter_text!r}")
+            problem = DomainFilter.parse(view.filter_text).problem
+            nothing = ": " + problem if problem else (": nothing matches" if not self.table.shown_keys else "")
+            parts.append(f"filter {view.filter_text!r}{nothing}")
         if view.cumulative:
             parts.append("cumulative")
         if isinstance(self.backend, ReadOnlyBackend):

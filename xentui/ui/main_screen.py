@@ -66,7 +66,8 @@ class MainScreen(Screen[None]):
         yield DomainTable(self._view, id="domains")
         # The filter field is there from the start (hidden) so that '/' focuses it at once: over ssh,
         # "/guest2" arrives in one read and every letter after '/' must land in it, not run as a key.
-        yield FilterField(placeholder="filter by name (Enter keeps it, Escape clears)", id="filter")
+        yield FilterField(placeholder="filter: a name, state, id or uuid; host:, state:, id: (Enter keeps, Escape "
+                                      "clears)", id="filter")
         yield Footer()
 
     def on_mount(self) -> None:

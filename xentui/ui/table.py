@@ -23,6 +23,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from xentui.model import Domain, DomainState, Rates, Sample
+from xentui.model.filters import DomainFilter
 from xentui.textsafe import printable
 from xentui.ui.columns import BY_ID, COLUMNS, HOST_COLUMN, Column
 from xentui.ui.lines import (
@@ -188,14 +189,9 @@ class DomainTable(ScrollView, can_focus=True):
         keys = sample.keys()
         positions: Sequence[int] = range(len(names))  # of the domains shown, in the sample
         if options.filter_text:
-            needle = options.filter_text.casefold()
             shown, folded = self._printable, self._casefolded
-            hosts_matched = {i for i, status in enumerate(sample.hosts)
-                             if needle in status.label.casefold() or needle in status.group.casefold()}
-            host_of = self._host_of_positions(sample) if hosts_matched else ()
-            positions = [i for i, name in enumerate(names)
-                         if needle in folded[name] or needle in shown[name].casefold()
-                         or (hosts_matched and host_of[i] in hosts_matched)]
+            positions = DomainFilter.parse(options.filter_text).positions(
+                sample, [folded[name] for name in names], [shown[name].casefold() for name in names])
             names = [names[i] for i in positions]
             keys = [keys[i] for i in positions]
         order = [positions[i] for i in self._order(positions, keys, names, sample)]
