@@ -345,6 +345,7 @@ async def test_disk_attach_argv_target_last_in_a_word_of_its_own():
     ("guest2", DiskSpec("relative.img", "xvdd"), {}, "not an absolute path"),
     ("guest2", DiskSpec("/x", "xvdd", format="iso"), {"/x": FILE}, "not a disk format"),
     ("Domain-0", DiskSpec("/x", "xvdd"), {"/x": FILE}, "control domain"),
+    ("guest2", DiskSpec("/x", "vdb"), {"/x": FILE}, "virtio's naming, which Xen does not have: use xvdb"),
 ])
 async def test_disk_attach_refusals_run_no_xl_change(domain, spec, files, said):
     host = RecordedHost(files=files)

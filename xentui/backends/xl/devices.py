@@ -44,7 +44,7 @@ from xentui.backends.xl_device_parsers import (
 from xentui.backends.xl_parsers import parse_xl_list
 from xentui.backends.xl_tool import error_summary
 from xentui.textsafe import printable
-from xentui.validate import check_bridge_name, check_host_path, check_mac
+from xentui.validate import check_bridge_name, check_host_path, check_mac, check_vdev
 
 _ATTACH_LIMIT = 120.0  # the hotplug scripts are shell; under emulation an attach took 7 to 10 s
 _DETACH_LIMIT = 120.0  # xl waits for the guest to let go of the device (libxl gives it 10 s, then forces)
@@ -119,6 +119,10 @@ class DevicesMixin:
 
     async def disk_attach(self, domain: str, spec: DiskSpec) -> None:
         path = check_host_path(spec.path)
+        vdev = check_vdev(spec.vdev)
+        if vdev.startswith("vd"):  # xl: "Invalid or unsupported virtual disk identifier vdb"
+            raise InvalidArgument(f"{vdev} is virtio's naming, which Xen does not have: use xvd{vdev[2:]} (or "
+                                  f"sd{vdev[2:]}, hd{vdev[2:]} for an HVM guest's emulated disk)")
         name, domid = await self._domid(domain, "attaching a disk", allow_dom0=False)
         everyone, found = await asyncio.gather(self._devices(), self.host.stat([path], follow_links=True))
         what = found[path]
