@@ -77,6 +77,9 @@ def uri(images: Path) -> str:
         "<network><name>production-network-a</name><bridge name='virbr8'/></network>",
         "<interface type='bridge' name='br0'><start mode='onboot'/><bridge stp='off'>"
         "<interface type='ethernet' name='eth0'><mac address='00:11:22:33:44:55'/></interface></bridge></interface>",
+        "<pool type='dir'><name>images</name><target><path>/srv/xentui-pool</path></target>"
+        "<volume type='file'><name>data.img</name><key>/srv/xentui-pool/data.img</key>"
+        "<capacity unit='MiB'>16</capacity><target><path>/srv/xentui-pool/data.img</path></target></volume></pool>",
         "<interface type='ethernet' name='eth9'><start mode='onboot'/><mac address='00:11:22:33:44:56'/></interface>",
         "</node>",
     ])
@@ -329,6 +332,25 @@ async def test_the_test_driver_cannot_hot_plug_and_that_is_learnt(backend, image
     assert "virDomainAttachDeviceFlags" in backend.capabilities.why_not(Action.DISK_ATTACH)
     with pytest.raises(Unsupported, match="virDomainAttachDeviceFlags"):  # refused at once now
         await backend.disk_attach("web", DiskSpec(f"{images}/free2.img", "vdc"))
+
+
+@pytest.mark.asyncio
+async def test_a_remote_hosts_paths_are_asked_of_its_storage_pools(backend, recorded):
+    """A remote URI: this machine's files say nothing about that host's. A path in a pool's directory is what the
+    pool has (refreshed first); a path in no pool's directory is left to libvirtd."""
+    await backend.disks("web")  # connected
+    backend._current.local = False  # the test driver's host, as a remote one
+    with pytest.raises(InvalidArgument, match=r"/srv/xentui-pool/none.img does not exist on .*: libvirt's storage "
+                                              r"pool 'images' of /srv/xentui-pool has no such volume"):
+        await backend.disk_attach("web", DiskSpec("/srv/xentui-pool/none.img", "vdb"))
+    assert recorded.calls == []
+    await backend.disk_attach("web", DiskSpec("/srv/xentui-pool/data.img", "vdb"))
+    await backend.disk_attach("web", DiskSpec("/elsewhere/x.img", "vdc"))
+    await backend.disk_attach("web", DiskSpec("/dev/vg0/data", "vdd"))
+    kinds = [(ET.fromstring(xml).get("type"), ET.fromstring(xml).find("source").attrib) for _, _, xml, _ in
+             recorded.calls]
+    assert kinds == [("file", {"file": "/srv/xentui-pool/data.img"}), ("file", {"file": "/elsewhere/x.img"}),
+                     ("block", {"dev": "/dev/vg0/data"})]
 
 
 # --- the driver's own snapshots (the mixin's; no interface in Backend yet) --------------------------

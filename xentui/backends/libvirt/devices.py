@@ -81,6 +81,37 @@ def _local_bridges() -> list[str]:
         return []
 
 
+def _volume(current: _Connection, path: str) -> Any:
+    try:
+        return current.conn.storageVolLookupByPath(path)
+    except libvirt.libvirtError as error:
+        if _code(error) == libvirt.VIR_ERR_NO_STORAGE_VOL:
+            return None
+        if _code(error) in (libvirt.VIR_ERR_NO_SUPPORT, getattr(libvirt, "VIR_ERR_OPERATION_UNSUPPORTED", 84)):
+            return None  # no storage driver on that host
+        raise
+
+
+def _pools_holding(current: _Connection, path: str) -> list[Any]:
+    """The active storage pools whose directory is ``path``'s directory."""
+    import xml.etree.ElementTree as ET
+
+    directory = os.path.normpath(os.path.dirname(path))
+    try:
+        pools = current.conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE)
+    except libvirt.libvirtError:
+        return []
+    holding = []
+    for pool in pools:
+        try:
+            target = ET.fromstring(pool.XMLDesc(0)).findtext("target/path") or ""
+        except (libvirt.libvirtError, ET.ParseError):
+            continue
+        if target and os.path.normpath(target) == directory:
+            holding.append(pool)
+    return holding
+
+
 def _is_block(path: str) -> bool | None:
     """Whether ``path`` is a block device on this machine; None when it is missing. Raises InvalidArgument for
     what is neither a file nor a block device."""
@@ -158,9 +189,10 @@ class DevicesMixin(ConnectionMixin):
         """Hot-plug ``spec`` into the running guest, and into its definition when the domain is persistent (it
         survives the guest's restart, as ``virsh attach-disk --persistent``). The bus follows the vdev (vd:
         virtio, sd: scsi, hd: ide, xvd: xen). Refused before anything changes: a path missing on the host (a
-        local URI: looked up here; a remote one: libvirtd's storage pools are asked, and a path in none is left
-        to libvirtd, whose refusal comes back), a vdev the guest (or its definition) has, a path another
-        running guest has read-write."""
+        local URI: looked up here; a remote one: libvirtd's storage pools are asked, a path in a pool's directory
+        that the pool does not have is refused, and a path in no pool's directory is left to libvirtd, whose
+        refusal comes back), a vdev the guest (or its definition) has, a path another running guest has
+        read-write."""
         what = f"attach {spec.vdev or 'a disk'} to {domain}"
         self._writable(what, Action.DISK_ATTACH)
         path = check_host_path(spec.path)
@@ -207,9 +239,16 @@ class DevicesMixin(ConnectionMixin):
                 raise InvalidArgument(f"{path} does not exist on this host: create the image first "
                                       "(qemu-img create, truncate -s) or check the path")
             return block
-        try:
-            volume = current.conn.storageVolLookupByPath(path)
-        except libvirt.libvirtError:  # in no pool: libvirtd opens it, and says so if it cannot
+        volume = _volume(current, path)
+        if volume is None:
+            for pool in _pools_holding(current, path):  # a pool of that directory: it knows whether the file is there
+                with contextlib.suppress(libvirt.libvirtError):
+                    pool.refresh(0)
+                volume = _volume(current, path)
+                if volume is None:
+                    raise InvalidArgument(f"{path} does not exist on {current.hostname}: libvirt's storage pool "
+                                          f"{quoted(pool.name())} of {os.path.dirname(path)} has no such volume")
+        if volume is None:  # in no pool: libvirtd opens it, and says so if it cannot
             return path.startswith("/dev/")
         return volume.info()[0] == libvirt.VIR_STORAGE_VOL_BLOCK
 
@@ -369,12 +408,15 @@ class DevicesMixin(ConnectionMixin):
     # --- the driver's own snapshots (no interface in `Backend` yet) -----------------------------------
 
     async def snapshots(self, domain: str) -> list[str]:
-        """The names of the domain's libvirt snapshots, oldest first."""
+        """The names of the domain's libvirt snapshots, oldest first (by creation time, then parent first)."""
 
         def run(current: _Connection) -> list[str]:
             dom = self._lookup(current, domain)
-            found = dom.listAllSnapshots(0)
-            return [snap.getName() for snap in sorted(found, key=lambda snap: _snapshot_time(snap))]
+            try:  # parents before children: the order within one second of creation time
+                found = dom.listAllSnapshots(libvirt.VIR_DOMAIN_SNAPSHOT_LIST_TOPOLOGICAL)
+            except libvirt.libvirtError:
+                found = dom.listAllSnapshots(0)
+            return [snap.getName() for snap in sorted(found, key=_snapshot_time)]
 
         return await self._run(f"snapshots of {domain}", run)
 
