@@ -232,6 +232,8 @@ class RecordedHost(HostAccess):
         self.calls: list[tuple[str, ...]] = []
         self.files = files or {}
         self.fail = fail or {}
+        self.heads: dict[str, bytes] = {}
+        self.listed = capture("xenlab-xl-list.txt")
 
     def has(self, program):
         return True
@@ -241,6 +243,9 @@ class RecordedHost(HostAccess):
         words = tuple(argv[1:3]) if argv[0] == XL else ("sh",)
         if argv[0] == XL and argv[1] in self.fail:
             return ToolResult(1, "", self.fail[argv[1]])
+        if argv[0] == XL and argv[1] == "create":  # two domains appear: ours and one started meanwhile
+            self.listed += ("aaa-other                                    7   128     1     -b----       0.1\n"
+                            "zzz-ours                                     8   128     1     -b----       0.1\n")
         if argv[0] == "sh" and "bridge" in argv[2]:
             return ToolResult(0, "/sys/class/net/xenbr0\n", "")
         if argv[0] == "sh":
@@ -251,7 +256,7 @@ class RecordedHost(HostAccess):
                    ("network-list", "1"): capture("xenlab-xl-network-list.txt"),
                    ("network-list", "2"): capture("xenlab-xl-network-list.txt").replace("vif/1/", "vif/2/"),
                    ("list", "-l"): capture("xenlab-xl-list-l-hotplugged.json.txt"),
-                   ("list",): capture("xenlab-xl-list.txt")}
+                   ("list",): self.listed}
         key = words if words in answers else words[:1]
         return ToolResult(0, answers.get(key, ""), "")
 
@@ -259,6 +264,9 @@ class RecordedHost(HostAccess):
         raise AssertionError("nothing long-running here")
 
     async def read_head(self, path, size):
+        self.calls.append(("read_head", path))
+        if path in self.heads:
+            return self.heads[path][:size]
         raise OSError("not recorded")
 
     async def read_links(self, paths):
@@ -422,9 +430,22 @@ async def test_create_checks_the_path_first_and_passes_paused():
         with pytest.raises(InvalidArgument, match=said):
             await backend.create(path)
     assert changes(host) == []
-    with pytest.raises(BackendError, match="no new domain"):  # the recorded xl list does not change
-        await backend.create("/etc/xen/g.cfg", paused=True)
+    host.heads["/etc/xen/g.cfg"] = b'name = "zzz-ours"\n'
+    assert await backend.create("/etc/xen/g.cfg", paused=True) == "zzz-ours"
     assert changes(host) == [(XL, "create", "-p", "/etc/xen/g.cfg")]
+
+
+@pytest.mark.asyncio
+async def test_create_when_xl_says_yes_but_nothing_runs():
+    host = RecordedHost(files={"/etc/xen/g.cfg": FILE})
+    backend = backend_on(host)
+
+    async def quiet(argv, **options):
+        host.calls.append(tuple(argv))
+        return ToolResult(0, capture("xenlab-xl-list.txt") if argv[1:] == ["list"] else "", "")
+    host.run = quiet  # type: ignore[method-assign]
+    with pytest.raises(BackendError, match="no new domain"):
+        await backend.create("/etc/xen/g.cfg")
 
 
 @pytest.mark.asyncio

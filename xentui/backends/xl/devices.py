@@ -50,6 +50,7 @@ _ATTACH_LIMIT = 120.0  # the hotplug scripts are shell; under emulation an attac
 _DETACH_LIMIT = 120.0  # xl waits for the guest to let go of the device (libxl gives it 10 s, then forces)
 _CREATE_LIMIT = 300.0  # building the domain and running every disk's and vif's hotplug script
 
+_CONFIG_HEAD = 256 * 1024 + 1  # a config bigger than this is not one (`guest_config_from_file` says so)
 _DOMAIN_PREFIX = re.compile(r"^Domain \d+:")
 _CLEANUP = ("Non-existant domain", "Unable to destroy guest", "Destruction of domain failed")
 _KINDS = {stat.S_IFDIR: "a directory", stat.S_IFCHR: "a character device", stat.S_IFIFO: "a pipe",
@@ -215,6 +216,10 @@ class DevicesMixin:
         if found.kind != stat.S_IFREG:
             raise InvalidArgument(f"create: {path} is {_KINDS.get(found.kind, 'not a file')}, not a config file")
         before = {entry.domid for entry in parse_xl_list(await self._xl_text("list", what="xl list"))}
+        try:  # the name it asks for, to tell its domain from one another operator started meanwhile
+            named = guest_config_from_file(path, await self.host.read_head(path, _CONFIG_HEAD)).name
+        except OSError:
+            named = None  # xl reads it itself, and says why it cannot
         flags = ["-p"] if paused else []
         await self._change("create", *flags, path, what=f"create {printable(path)}", limit=_CREATE_LIMIT,
                            refused=InvalidArgument)
@@ -224,5 +229,5 @@ class DevicesMixin:
         if not new:
             raise BackendError(f"create {printable(path)}: xl said it worked but no new domain is there (it may "
                                "have stopped at once: see /var/log/xen/)")
-        return new[0]
+        return named if named in new else new[0]
 
