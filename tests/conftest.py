@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from xentui.backends.sim import SimBackend, SimCluster
 from xentui.clock import ManualClock
+
+# The operator's own config file is never read by the tests, and its path (the help screen shows it) is the same
+# on every machine. A test of the config file sets XDG_CONFIG_HOME itself.
+os.environ["XDG_CONFIG_HOME"] = "/nonexistent/xentui-tests/config"
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import os
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from xentui.ui.console_dock import ConsoleDockMixin
 from xentui.ui.main_screen import FilterField, MainScreen
 from xentui.ui.messages import SampleShown
 from xentui.ui.palette import XentuiCommands
-from xentui.ui.registry import bindings
+from xentui.ui.registry import ACTIONS_BY_ID, bindings
 from xentui.ui.runner import ActionRunner
 from xentui.ui.table import DomainTable, ViewOptions
 
@@ -574,21 +575,35 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
         self.push_screen(_screens().DetailsScreen(key, self.history, self.sample, self.rates))
 
     def action_help(self) -> None:
-        self.push_screen(_screens().HelpScreen(list(self.key_help())))
+        from xentui.config import config_path
 
-    def key_help(self) -> Iterable[tuple[str, str]]:
+        self.push_screen(_screens().HelpScreen(self.key_help(), config_path()))
+
+    def key_help(self) -> list[tuple[str, list[tuple[str, str]]]]:
+        """Every key, grouped, with what it does: the bindings themselves (the registry's actions with their
+        palette line), so the help cannot drift from the keys."""
+        groups: dict[str, list[tuple[str, str]]] = {name: [] for name in HELP_GROUPS}
         seen: set[tuple[str, str]] = set()
         for binding in [*self.BINDINGS, *DomainTable.BINDINGS]:
             assert isinstance(binding, Binding)
             if binding.action == "activate":  # listed below as "Enter": Textual would show it as a symbol
                 continue
             keys = ", ".join(_spelt_out(self.get_key_display(Binding(key, ""))) for key in binding.key.split(","))
-            if (keys, binding.description) not in seen:  # Escape: two bindings, by what has the focus
-                seen.add((keys, binding.description))
-                yield keys, binding.description
-        yield "Enter", "details of the selected domain (Escape goes back)"
-        yield "Ctrl+P", "command palette: every command, by name"
-        yield "mouse", "click a header to sort by it (again to reverse); double-click a domain for details"
+            action = ACTIONS_BY_ID.get(binding.id or "")
+            if action is not None:
+                group = "Console" if action.group == "console" else "Domain actions"
+                description = _without_key(action.help) or binding.description
+            else:
+                group, description = BINDING_HELP.get(binding.id or "", ("Moving around", binding.description))
+            if (keys, description) not in seen:  # Escape: two bindings, by what has the focus
+                seen.add((keys, description))
+                groups[group].append((keys, description))
+        groups["Moving around"].append(("Enter", "details of the selected domain (Escape goes back)"))
+        groups["Console"].append(("Shift+PgUp, Shift+PgDn", "scroll the console's history"))
+        groups["Views"].append(("Ctrl+P", "command palette: every command, by name"))
+        groups["Sort and filter"].append(
+            ("mouse", "click a header to sort by it (again to reverse); double-click a domain for details"))
+        return [(name, rows) for name, rows in groups.items() if rows]
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """None: Textual's (a Screenshot that fails without a reason, a Theme picker of Textual's themes...)
@@ -596,9 +611,48 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
         return ()
 
 
+HELP_GROUPS = ("Views", "Sort and filter", "Domain actions", "Console", "Moving around")
+
+# The help's group and words for the app's own bindings (the registry's actions have theirs: their palette line)
+BINDING_HELP = {
+    "help": ("Views", "this help: every key, and where the config file is"),
+    "delay": ("Views", "seconds between refreshes, fractions allowed (xentop's D)"),
+    "networks": ("Views", "a line per NIC under each domain (xentop's N)"),
+    "vbds": ("Views", "a line per disk under each domain (xentop's B)"),
+    "vcpus": ("Views", "a line per vCPU under each domain (xentop's V)"),
+    "repeat-header": ("Views", "repeat the column titles between domains (xentop's R)"),
+    "cumulative": ("Views", "cumulative counters since each domain started, instead of rates"),
+    "dom0-first": ("Views", "Domain-0 always on the first line"),
+    "group-hosts": ("Views", "a pool: a line per host over its domains, or one list with a HOST column"),
+    "refresh-now": ("Views", "refresh now"),
+    "quit": ("Views", "quit; while an action runs it asks what becomes of it (xentop's Q)"),
+    "quit-ctrl-c": ("Views", "quit, as q"),
+    "quit-ctrl-q": ("Views", "quit, as q"),
+    "sort-next": ("Sort and filter", "sort by the next column (xentop's S)"),
+    "sort-menu": ("Sort and filter", "pick the column to sort by"),
+    "sort-reverse": ("Sort and filter", "reverse the order"),
+    "filter": ("Sort and filter", "filter: a name, a state, an id or a UUID's start; or host:, state:, id:, uuid: "
+                                  "terms"),
+    "filter-keep": ("Sort and filter", "in the filter: keep it and go back to the table"),
+    "filter-escape": ("Sort and filter", "clear the filter"),
+    "clear-filter": ("Sort and filter", "clear the filter"),
+}
+
+
+def _without_key(text: str) -> str:
+    """A palette line without its trailing "(key)": the help shows the key beside it."""
+    return re.sub(r"\s*\((?:Ctrl\+)?[\w+-]{1,6}\)", "", text)
+
+
+_SPELT = {"⏎": "Enter", "esc": "Escape", "space": "Space", "pgup": "PgUp", "pgdn": "PgDn", "home": "Home",
+          "end": "End"}
+
+
 def _spelt_out(display: str) -> str:
-    """'^s' as 'Ctrl+S' for the help: the caret form is easily misread as a plain s."""
-    return f"Ctrl+{display[1:].upper()}" if display.startswith("^") and len(display) > 1 else display
+    """'^s' as 'Ctrl+S' for the help: the caret form is easily misread as a plain s; Enter, not a symbol."""
+    if display.startswith("^") and len(display) > 1:
+        return f"Ctrl+{display[1:].upper()}"
+    return _SPELT.get(display, display)
 
 
 def _screens() -> ModuleType:

@@ -60,7 +60,8 @@ SCREEN_ACTIONS: tuple[ScreenAction, ...] = (
                  Action.VCPU_SET),
     ScreenAction("sched", "sched", "Weight/cap", "w", "domain: scheduler weight/cap", "credit weight and cap (w)",
                  Action.SCHED),
-    ScreenAction("pause", "pause_toggle", "Pause", "p", footer=True),  # pauses, or unpauses if all are paused
+    ScreenAction("pause", "pause_toggle", "Pause", "p", help="pause the selected or marked domains; unpause them "
+                 "when all are paused (p)", footer=True),  # pauses, or unpauses if all are paused
     ScreenAction("pause-only", "pause", "Pause", None, "domain: pause", "pause the selected or marked domains",
                  Action.PAUSE),
     ScreenAction("unpause", "unpause", "Unpause", None, "domain: unpause", "unpause the selected or marked domains",
@@ -99,7 +100,8 @@ SCREEN_ACTIONS: tuple[ScreenAction, ...] = (
                  "the guest's serial console under the table (t); Ctrl-] leaves", Action.CONSOLE, footer=True,
                  group="console"),
     # priority, like '/': the keys queued behind Ctrl-] (a 'q' typed at once) must reach the table, not the guest
-    ScreenAction("console-leave", "leave_console", "Leave console", "ctrl+right_square_bracket", priority=True,
+    ScreenAction("console-leave", "leave_console", "Leave console", "ctrl+right_square_bracket",
+                 help="back to the table, the console kept open (as xl console's Ctrl-])", priority=True,
                  group="console"),
     ScreenAction("console-maximise", "console_maximise", "Maximise console", "f", "console: maximise",
                  "the console takes the whole screen, or gives it back (f)", group="console"),
@@ -108,6 +110,9 @@ SCREEN_ACTIONS: tuple[ScreenAction, ...] = (
     ScreenAction("console-save-log", "console_save_log", "Save console log", "L", "console: save log",
                  "write the console's scrollback to a file (L)", group="console"),
 )
+
+
+ACTIONS_BY_ID = {action.id: action for action in SCREEN_ACTIONS}
 
 
 def bindings(group: Group) -> list[Binding]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import ClassVar
 
 from rich.table import Table
@@ -209,19 +210,33 @@ class HelpScreen(ModalScreen[None]):
         width: 86; max-width: 100%; height: auto; max-height: 90%;
         background: $panel; border: round $primary; padding: 0 1;
     }
+    HelpScreen .group { margin-top: 1; }
     """
 
-    def __init__(self, rows: list[tuple[str, str]]) -> None:
+    def __init__(self, groups: list[tuple[str, list[tuple[str, str]]]], config: Path | None = None) -> None:
         super().__init__()
-        self.rows = rows
+        self.groups = groups
+        self.config = config
+
+    @property
+    def rows(self) -> list[tuple[str, str]]:
+        """(keys, what they do) of every group."""
+        return [row for _, rows in self.groups for row in rows]
 
     def compose(self) -> ComposeResult:
-        table = _plain_table("key", "what it does")
-        for key, description in self.rows:
-            table.add_row(Text(key, style="bold"), Text(description))
         with VerticalScroll():
             yield Static(Text("xentui keys (Escape closes)", style="bold"))
-            yield Static(table)
+            if self.config is not None:
+                yield Static(Text(f"Config file: {printable(str(self.config))}"))
+            for name, rows in self.groups:
+                table = _plain_table("", "")
+                table.show_header = False
+                table.columns[0].justify = "left"
+                table.columns[0].min_width = 22  # every group's descriptions start in one column
+                for key, description in rows:
+                    table.add_row(Text(key, style="bold"), Text(description))
+                yield Static(Text(name, style="bold underline"), classes="group")
+                yield Static(table)
 
     def action_dismiss(self) -> None:  # type: ignore[override]
         self.dismiss()
