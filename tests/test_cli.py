@@ -31,7 +31,7 @@ def test_a_host_ssh_cannot_reach_is_said_in_ssh_words_and_leaves_nothing_behind(
     env = {**os.environ, "TMPDIR": str(tmp_path / ("x" * 60)), "XDG_RUNTIME_DIR": ""}
     before = set(Path("/tmp").glob("xentui-ssh-*"))
     result = run("--host", "root@127.0.0.1", "--ssh-option", "Port=1", "-b", "-i", "1", env=env)
-    assert result.returncode == 2 and result.stdout == ""
+    assert result.returncode == 3 and result.stdout == ""  # nothing to watch: exit 3
     assert result.stderr.startswith("xentui: cannot reach root@127.0.0.1 with ssh: ") and "port 1" in result.stderr
     assert set(Path("/tmp").glob("xentui-ssh-*")) == before
 

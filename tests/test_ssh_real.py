@@ -296,7 +296,7 @@ async def test_in_a_pool_that_host_is_down_with_the_reason_and_the_other_keeps_r
 def test_xentui_host_with_a_name_that_does_not_resolve_says_so_before_the_screen(askpass):
     done = subprocess.run([sys.executable, "-m", "xentui", "--host", f"root@{NO_SUCH_HOST}", "-b", "-i", "1"],
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and done.stdout == "", done.stderr
+    assert done.returncode == 3 and done.stdout == "", done.stderr  # nothing to watch
     assert done.stderr.startswith(f"xentui: cannot reach root@{NO_SUCH_HOST}: the host name {NO_SUCH_HOST} cannot "
                                   "be resolved ("), done.stderr
     assert "Traceback" not in done.stderr and not askpass.exists()

@@ -21,6 +21,15 @@ from xentui.backends.registry import BACKENDS as REGISTERED
 from xentui.backends.registry import BackendOptions, picking_options
 from xentui.backends.sim import MAX_DOMAINS, MAX_HOSTS
 from xentui.batch import BatchFormat, BatchOptions, run_batch
+from xentui.cli_docs import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    bash_completion,
+    exit_codes_text,
+    man_page,
+)
 from xentui.textsafe import printable
 from xentui.themefiles import load_theme_specs
 from xentui.validate import MAX_DELAY_S, MIN_DELAY_S, check_libvirt_uri, parse_seconds
@@ -106,8 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="xentui",
         description="A terminal dashboard for Xen and libvirt hosts: xentop's live table, one you can act from.",
+        epilog=f"config file: {_shown_config_path()}\n\n{exit_codes_text()}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-V", "--version", action="version", version=f"xentui {__version__}")
+    parser.add_argument("--man-page", action="store_true", help="print xentui's man page (roff), made from these "
+                        "options, and exit: xentui --man-page > /usr/local/share/man/man1/xentui.1")
+    parser.add_argument("--completion", choices=("bash", "zsh"), default=None,
+                        help="print the shell completion script and exit (zsh: run bashcompinit first)")
     source = parser.add_argument_group(
         "what to watch", "--backend, --demo, -c and --replay each pick a backend: give one of them, or none (auto)")
     source.add_argument("--backend", choices=("auto", *REGISTERED), default="auto",
@@ -277,6 +292,12 @@ def _silence_stdout() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.man_page:
+        print(man_page(parser, __version__, _shown_config_path()), end="")
+        return EXIT_OK
+    if args.completion:
+        print(bash_completion(parser), end="")
+        return EXIT_OK
     themes = load_theme_specs()
     if args.theme is not None and args.theme not in themes:
         parser.error(f"no theme {args.theme!r}: {', '.join(sorted(themes))}")
@@ -286,9 +307,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(error))  # a usage error: the usage line, the reason, status 2
     try:
         backend = make_backend(args)
-    except BackendError as error:
+    except InvalidArgument as error:  # a URI, a config file, a log that cannot be used: the operator's to fix
         print(f"xentui: {printable(str(error))}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except BackendError as error:  # no hypervisor here, a host that does not answer, a daemon down
+        print(f"xentui: {printable(str(error))}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     backend.warm_up()  # a connection opens while the rest starts
     if not args.batch:
         # textual loads only when the screen is wanted: batch mode starts fast and stays small
@@ -308,9 +332,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         pass
     except BackendError as error:
         print(f"xentui: {printable(str(error))}", file=sys.stderr)
-        return 1
+        return EXIT_FAILURE
     try:
         sys.stdout.flush()
     except BrokenPipeError:
         _silence_stdout()
-    return 0
+    return EXIT_OK

@@ -25,7 +25,6 @@ from pathlib import Path
 from xentui.backends.base import (
     Action,
     Backend,
-    BackendUnavailable,
     Capabilities,
     ConsoleChannel,
     InvalidArgument,
@@ -112,7 +111,7 @@ def _read_log(path: Path) -> str:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as error:
-        raise BackendUnavailable(f"cannot read {shown}: {error.strerror}") from error
+        raise InvalidArgument(f"cannot read {shown}: {error.strerror}") from error
     found = os.fstat(fd)
     if not stat.S_ISREG(found.st_mode):
         os.close(fd)
