@@ -65,3 +65,9 @@ def test_exit_codes_tell_a_usage_error_from_nothing_to_watch(tmp_path):
                       "-b", "-i", "1")
     assert unreachable.returncode == EXIT_UNAVAILABLE, unreachable.stderr
     assert "exit status:" in run("--help").stdout
+
+
+def test_a_libvirt_daemon_that_does_not_answer_is_nothing_to_watch():
+    pytest.importorskip("libvirt", reason="libvirt-python is not installed (tests/libvirtlab/setup.sh installs it)")
+    refused = run("-c", "qemu+tcp://127.0.0.1:1/system", "-b", "-i", "1")
+    assert refused.returncode == EXIT_UNAVAILABLE and "cannot connect to libvirt" in refused.stderr

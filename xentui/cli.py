@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from xentui import __version__
-from xentui.backends.base import Backend, BackendError, InvalidArgument
+from xentui.backends.base import Backend, BackendError, BackendUnavailable, InvalidArgument
 from xentui.backends.readonly import ReadOnlyBackend
 from xentui.backends.registry import BACKENDS as REGISTERED
 from xentui.backends.registry import BackendOptions, picking_options
@@ -330,6 +330,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(_run_batch_until_signal(backend, _batch_options(args)))
     except KeyboardInterrupt:
         pass
+    except BackendUnavailable as error:  # the first connection, or a daemon that went away: nothing to watch
+        print(f"xentui: {printable(str(error))}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except BackendError as error:
         print(f"xentui: {printable(str(error))}", file=sys.stderr)
         return EXIT_FAILURE
