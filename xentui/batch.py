@@ -95,6 +95,8 @@ class BatchFormat(StrEnum):
     XENTOP = "xentop"
     CSV = "csv"
     JSON = "json"
+    OPENMETRICS = "openmetrics"
+    PROMETHEUS = "prometheus"  # the classic text format: node_exporter's textfile collector reads this one
 
 
 @dataclass
@@ -572,11 +574,29 @@ class CsvFormatter:
         return buffer.getvalue()
 
 
-def make_formatter(options: BatchOptions) -> XentopFormatter | CsvFormatter | JsonFormatter:
-    formatters: dict[BatchFormat, type[XentopFormatter | CsvFormatter | JsonFormatter]] = {
+class OpenMetricsFormatter:
+    """Each iteration: the whole exposition, ending with ``# EOF`` (`xentui.metrics`). Counters, not rates: a
+    scraper makes its own rates."""
+
+    def __init__(self, options: BatchOptions) -> None:
+        self.options = options
+
+    def format(self, sample: Sample, rates: Mapping[str, DomainRates]) -> str:
+        from xentui.metrics import exposition  # prometheus_client loads only for this format
+
+        return exposition(sample, openmetrics=self.options.format == BatchFormat.OPENMETRICS)
+
+
+Formatter = XentopFormatter | CsvFormatter | JsonFormatter | OpenMetricsFormatter
+
+
+def make_formatter(options: BatchOptions) -> Formatter:
+    formatters: dict[BatchFormat, type[Formatter]] = {
         BatchFormat.XENTOP: XentopFormatter,
         BatchFormat.CSV: CsvFormatter,
         BatchFormat.JSON: JsonFormatter,
+        BatchFormat.OPENMETRICS: OpenMetricsFormatter,
+        BatchFormat.PROMETHEUS: OpenMetricsFormatter,
     }
     return formatters[BatchFormat(options.format)](options)
 

@@ -111,6 +111,15 @@ class _Parser(argparse.ArgumentParser):
         super().error(printable(message))
 
 
+def _listen(text: str) -> tuple[str, int]:
+    from xentui.metrics import parse_listen
+
+    try:
+        return parse_listen(text)
+    except InvalidArgument as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="xentui",
@@ -190,8 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("-i", "--iterations", type=_int_in(1, None), default=None, metavar="N",
                        help="stop after N iterations (default: run until interrupted)")
     batch.add_argument("--format", choices=[f.value for f in BatchFormat], default=BatchFormat.XENTOP.value,
-                       help="xentop: exactly xentop -b's layout; csv; json: one object per line")
+                       help="xentop: exactly xentop -b's layout; csv; json: one object per line; openmetrics; "
+                            "prometheus: Prometheus' text format (node_exporter's textfile collector)")
     batch.add_argument("-f", "--full-name", action="store_true", help="do not cut names to 10 characters")
+    batch.add_argument("--listen", default=None, metavar="ADDR:PORT", type=_listen,
+                       help="serve the metrics over HTTP at ADDR:PORT while sampling every -d seconds (OpenMetrics, "
+                            "or Prometheus' text to a scraper that does not ask for it); `xentui export --listen "
+                            "ADDR:PORT` is -b --format openmetrics --listen ADDR:PORT")
     return parser
 
 
@@ -282,6 +296,33 @@ async def _run_batch_until_signal(backend: Backend, options: BatchOptions) -> No
         await backend.close()
 
 
+def _export(backend: Backend, args: argparse.Namespace) -> int:
+    """The exporter: until Ctrl-C or SIGTERM. One that cannot listen (the port taken) is a usage error."""
+    from xentui.metrics import serve
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        try:
+            await serve(backend, args.listen, args.delay)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            await backend.close()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+    except InvalidArgument as error:
+        print(f"xentui: {printable(str(error))}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
 def _silence_stdout() -> None:
     """After a closed pipe, point stdout at /dev/null so the interpreter's final flush does not complain."""
     with contextlib.suppress(OSError, ValueError):
@@ -291,7 +332,15 @@ def _silence_stdout() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    exporting = bool(argv) and argv[0] == "export"
+    if exporting:  # `xentui export --listen ADDR:PORT [options]`: the long-running exporter
+        argv = ["-b", "--format", "openmetrics", *argv[1:]]
     args = parser.parse_args(argv)
+    if exporting and args.listen is None:
+        parser.error("export needs --listen ADDR:PORT (e.g. 127.0.0.1:9731)")
+    if args.listen is not None and args.format not in ("openmetrics", "prometheus"):
+        parser.error("--listen serves metrics: use it with --format openmetrics (or xentui export)")
     if args.man_page:
         print(man_page(parser, __version__, _shown_config_path()), end="")
         return EXIT_OK
@@ -326,6 +375,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                audit=AuditLog(args.audit_log), require_audit=args.require_audit)
         return run_app(backend, options)
     gc.enable()  # the screen turns it back on after its first frame; batch mode has none
+    if args.listen is not None:
+        return _export(backend, args)
     try:
         asyncio.run(_run_batch_until_signal(backend, _batch_options(args)))
     except KeyboardInterrupt:
