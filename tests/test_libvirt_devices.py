@@ -353,6 +353,24 @@ async def test_a_remote_hosts_paths_are_asked_of_its_storage_pools(backend, reco
                      ("block", {"dev": "/dev/vg0/data"})]
 
 
+@pytest.mark.asyncio
+async def test_on_qemu_the_driver_is_named_and_buses_it_cannot_hot_plug_are_refused(backend, images, recorded):
+    await backend.disks("web")  # connected
+    backend._current.driver = "QEMU"  # the test driver's host, as a remote QEMU one (its bridges from libvirt)
+    backend._current.local = False
+    with pytest.raises(InvalidArgument, match=r"hdb: QEMU cannot hot-plug an IDE disk .*name it vd\* \(virtio, "
+                                              r"e.g. vdb\) or sd\* \(SCSI\)"):
+        await backend.disk_attach("web", DiskSpec(f"{images}/free.img", "hdb"))
+    with pytest.raises(InvalidArgument, match=r"xvdb: xvd\* is a Xen PV disk, and this is a QEMU host"):
+        await backend.disk_attach("web", DiskSpec(f"{images}/free.img", "xvdb"))
+    assert recorded.calls == []
+    await backend.disk_attach("web", DiskSpec(f"{images}/free.img", "sdb"))
+    await backend.nic_attach("web", "br0")
+    disk, nic = (ET.fromstring(xml) for _, _, xml, _ in recorded.calls)
+    assert disk.find("driver").attrib == {"name": "qemu", "type": "raw"} and disk.find("target").get("bus") == "scsi"
+    assert nic.find("model").get("type") == "virtio"
+
+
 # --- the driver's own snapshots (the mixin's; no interface in Backend yet) --------------------------
 
 

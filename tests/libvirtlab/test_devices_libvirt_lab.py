@@ -163,6 +163,10 @@ async def test_disk_refusals_change_nothing(backend, guest, lab):
         await backend.disk_attach(guest.name, DiskSpec(image(lab, "x.img"), "vdb1"))
     with pytest.raises(InvalidArgument, match="not an absolute path"):
         await backend.disk_attach(guest.name, DiskSpec("x.img", "vdb"))
+    with pytest.raises(InvalidArgument, match="QEMU cannot hot-plug an IDE disk"):
+        await backend.disk_attach(guest.name, DiskSpec(image(lab, "x.img"), "hdb"))
+    with pytest.raises(InvalidArgument, match="Xen PV disk"):
+        await backend.disk_attach(guest.name, DiskSpec(image(lab, "x.img"), "xvdb"))
     with pytest.raises(InvalidArgument, match="has no disk 'vdq'"):
         await backend.disk_detach(guest.name, "vdq")
     assert [d.vdev for d in await backend.disks(guest.name)] == ["vda"]

@@ -31,12 +31,14 @@ from xentui.backends.devices import (
     check_nic_attach,
     find_disk,
     find_nic,
+    free_vdevs,
 )
 from xentui.backends.libvirt.connection import ConnectionMixin, _code, _Connection, _message, libvirt
 from xentui.backends.libvirt_xml import (
     DiskConfig,
     DomainConfig,
     device_xml,
+    disk_bus,
     disk_xml,
     interface_type,
     interface_xml,
@@ -46,6 +48,10 @@ from xentui.validate import check_bridge_name, check_host_path, check_mac, quote
 
 _SYS_NET = Path("/sys/class/net")
 _FORMATS_BACK = {"vpc": "vhd"}  # libvirt's format names as xl's (the names `DiskSpec.format` takes)
+_QEMU_NO_HOTPLUG = {
+    "ide": "QEMU cannot hot-plug an IDE disk (hd*) into a running guest",
+    "xen": "xvd* is a Xen PV disk, and this is a QEMU host",
+}
 _DETACH_WAIT_S = 10.0  # how long the guest has to let go of an unplugged device before we say it has not
 _DETACH_POLL_S = 0.2
 
@@ -209,6 +215,11 @@ class DevicesMixin(ConnectionMixin):
                 if other.UUIDString() != uuid
             }
             checked = check_disk_attach(domain, DiskSpec(path, spec.vdev, spec.readonly, spec.format), own, others)
+            if current.driver == "QEMU":  # what QEMU would refuse late, with "device_add: ... hotplugging"
+                bus = disk_bus(checked.vdev)
+                if bus in _QEMU_NO_HOTPLUG:
+                    raise InvalidArgument(f"{checked.vdev}: {_QEMU_NO_HOTPLUG[bus]}; name it vd* (virtio, e.g. "
+                                          f"{free_vdevs((d.vdev for d in own), 'vd', 1)[0]}) or sd* (SCSI)")
             block = self._disk_kind(current, checked.path)
             flags = libvirt.VIR_DOMAIN_AFFECT_LIVE
             if dom.isPersistent():
