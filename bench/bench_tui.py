@@ -1,7 +1,7 @@
 """The interactive screen's speed, measured as an operator would feel it, in a real pseudo-terminal.
 
 Run: .venv/bin/python bench/bench_tui.py [--domains 1000] [--window 60] [--size 160x50]
- or: .venv/bin/python bench/bench_tui.py --sim-hosts 50 --domains 200 --delay 2 [--window 30]   (the pool)
+ or: .venv/bin/python bench/bench_tui.py --sim-hosts 50 --domains 200 --delay 2 [--window 30] [--mem-sort]   (the pool)
 
 Prints, for xentui on the simulated host refreshing every second:
 - first full frame (the table with its domains) and, in the same run, an empty Textual app's first frame;
@@ -17,7 +17,8 @@ xentui on the pool: first frame (the pool's: its header line "hosts: N up" and i
 idle CPU over the window, peak RSS, key-to-screen and quit time, with the ratio pool / one host; then the
 cost of one more host: the pool's refresh in-process (every member's sample and the rates, as
 bench_pool.py) for pools of 1, 10, 25 and N hosts and for the same domains on N/5 hosts, per refresh, per
-domain and per added host, beside the table's layout of that sample sorted by CPU% and by MEM.
+domain and per added host, beside the table's layout of that sample sorted by CPU% and by MEM. With
+--mem-sort, also the pool's idle CPU sorted by MEM (a sort by a record's figure reads every record).
 """
 
 from __future__ import annotations
@@ -218,6 +219,33 @@ def measure_session(domains: int, window: float, size: tuple[int, int], *, argv:
     return figures
 
 
+def idle_sorted(argv: list[str], ready: tuple[bytes, ...], sort: tuple[tuple[bytes, str], ...], window: float,
+                size: tuple[int, int]) -> tuple[float, float]:
+    """Idle CPU (% of one core) and peak RSS (MiB) over ``window`` once ``sort``'s keys have sorted the table (each
+    key until its text is drawn): a sort by a figure of the records (MEM) reads every domain's record at each
+    refresh, where a sort by a rate (CPU%) reads one column."""
+    term = Terminal(argv, *size)
+    try:
+        for needle in ready:
+            term.wait_for(needle)
+        for key, needle in sort:
+            mark = len(term.seen)
+            term.send(key)
+            term.wait_for(needle.encode(), limit=10, since=mark)
+        process = psutil.Process(term.proc.pid)
+        term.pump(2)
+        cpu_before = sum(process.cpu_times()[:2])
+        peak = process.memory_info().rss
+        start = time.perf_counter()
+        while time.perf_counter() - start < window:
+            term.pump(0.5)
+            peak = max(peak, process.memory_info().rss)
+        elapsed = time.perf_counter() - start
+        return (sum(process.cpu_times()[:2]) - cpu_before) / elapsed * 100, peak / 2**20
+    finally:
+        term.close()
+
+
 async def refresh_parts(domains: int, size: tuple[int, int], rounds: int = 15) -> dict[str, float]:
     """Median seconds of each step of a refresh, in-process: sample, rates, history, table, header, lines."""
     from xentui.backends.sim import SimBackend, SimCluster
@@ -381,6 +409,11 @@ def pool_main(args: argparse.Namespace, size: tuple[int, int]) -> None:
         print(f"{label:28}{cells}{ratio:>11.2f}x   {target}".rstrip())
     print(f"  (key to screen: {len(POOL_KEYS)} keys, s s i c i i i i i i o: the next sort column twice, reverse, "
           f"cumulative, reverse six times, the sort menu; the bare app redraws a line per key)")
+    if args.mem_sort:
+        argv, ready, _keys = programs[names[2]]
+        idle, rss = idle_sorted(argv, ready, SORT_KEYS[:2], args.window, size)
+        print(f"{'the pool sorted by MEM:':28}idle CPU over {args.window:g} s {idle:.2f} % of one core "
+              f"({idle / pool['idle_cpu_pct']:.2f}x sorted by CPU%), peak RSS {rss:.1f} MiB")
 
     counts = tuple(sorted({1, 10, 25, hosts}))
     costs = asyncio.run(pool_refresh_costs(domains, counts))
@@ -425,9 +458,13 @@ def main() -> None:
                         help="measure a simulated pool of N hosts of --domains each, beside one host and a bare app")
     parser.add_argument("--delay", type=float, default=None, metavar="SEC",
                         help="with --sim-hosts: each host's refresh delay (default 2)")
+    parser.add_argument("--mem-sort", action="store_true",
+                        help="with --sim-hosts: also the pool's idle CPU sorted by MEM (every record read)")
     args = parser.parse_args()
     if args.delay is not None and args.sim_hosts is None:
         parser.error("--delay goes with --sim-hosts (the single-host bench refreshes every second)")
+    if args.mem_sort and args.sim_hosts is None:
+        parser.error("--mem-sort goes with --sim-hosts")
     columns, rows = (int(part) for part in args.size.split("x"))
     size = (columns, rows)
     # An installed wheel comes with its bytecode compiled; an editable checkout under
