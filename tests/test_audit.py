@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import xentui.audit as audit_module
 from xentui.audit import AuditLog, default_audit_path
 
 # 2024-05-01T12:34:56.789Z
@@ -98,7 +99,10 @@ def test_a_symlink_or_a_fifo_at_the_log_path_is_refused_and_said(tmp_path):
 # --- record -------------------------------------------------------------------------------------
 
 
-def test_record_writes_one_line_with_every_field(tmp_path):
+def test_record_writes_one_line_with_every_field(tmp_path, monkeypatch):
+    monkeypatch.delenv("SSH_CONNECTION", raising=False)
+    monkeypatch.delenv("SSH_CLIENT", raising=False)
+    monkeypatch.setattr(audit_module, "_terminal", lambda: None)
     path = tmp_path / "audit.log"
     log = make_log(path)
     written = record(log, action="mem-set", arguments={"kib": 524288}, result="failed", message="out of memory")
@@ -267,3 +271,58 @@ def test_two_logs_appending_to_one_file_alternate_cleanly(tmp_path):
     assert [entry["user"] for entry in entries] == ["alice", "bob"] * 10
     assert [entry["domain"] for entry in entries] == [f"{who}{index}" for index in range(10) for who in "ab"]
     assert first.read() == second.read() == entries
+
+
+# --- where the operator is, syslog, logrotate --------------------------------------------------------
+
+
+def test_the_ssh_client_and_the_terminal_are_in_each_entry(tmp_path, monkeypatch):
+    monkeypatch.setenv("SSH_CONNECTION", "203.0.113.7 52114 198.51.100.2 22")
+    monkeypatch.setattr(audit_module, "_terminal", lambda: "/dev/pts/3")
+    entry = record(make_log(tmp_path / "audit.log"))
+    assert entry["ssh_client"] == "203.0.113.7 port 52114" and entry["terminal"] == "/dev/pts/3"
+    assert list(entry)[:5] == ["time", "user", "invoked_by", "ssh_client", "terminal"]
+
+
+def test_without_ssh_or_a_terminal_those_fields_are_left_out(tmp_path, monkeypatch):
+    monkeypatch.delenv("SSH_CONNECTION", raising=False)
+    monkeypatch.delenv("SSH_CLIENT", raising=False)
+    monkeypatch.setattr(audit_module, "_terminal", lambda: None)
+    entry = record(make_log(tmp_path / "audit.log"))
+    assert "ssh_client" not in entry and "terminal" not in entry
+
+
+def test_each_line_goes_to_syslog_too(tmp_path):
+    import socket
+
+    address = str(tmp_path / "log.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(address)
+        server.settimeout(5)
+        log = make_log(tmp_path / "audit.log", syslog=address)
+        ok = record(log, action="pause")
+        failed = record(log, action="destroy", result="failed", message="xl: no such domain")
+        first, second = server.recv(65536).decode(), server.recv(65536).decode()
+    assert first.startswith(f"<86>xentui[{os.getpid()}]: ")  # authpriv.info
+    assert json.loads(first.split("]: ", 1)[1]) == ok
+    assert second.startswith("<84>xentui[") and '"result": "failed"' in second  # authpriv.warning
+    assert failed["message"] == "xl: no such domain"
+    assert log.syslog is not None and log.syslog.last_error is None
+
+
+def test_syslog_that_is_not_there_is_said_and_the_file_still_written(tmp_path):
+    log = make_log(tmp_path / "audit.log", syslog=str(tmp_path / "no-such.sock"))
+    record(log)
+    assert log.syslog is not None and "cannot send the audit line to syslog" in log.syslog.last_error
+    assert len(log.read()) == 1 and log.last_error is None
+
+
+def test_a_log_rotated_by_logrotate_goes_on_in_the_new_file(tmp_path):
+    """logrotate renames the log (and creates a new one, or not): each entry opens the path again."""
+    path = tmp_path / "audit.log"
+    log = make_log(path)
+    record(log, action="pause")
+    path.rename(tmp_path / "audit.log.1")
+    record(log, action="unpause")
+    assert [e["action"] for e in AuditLog(tmp_path / "audit.log.1").read()] == ["pause"]
+    assert [e["action"] for e in log.read()] == ["unpause"]

@@ -13,7 +13,9 @@ import getpass
 import json
 import os
 import pwd
+import socket
 import stat
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -63,6 +65,48 @@ def _invoking_user() -> str:
         return _local_user()
 
 
+def _ssh_client() -> str | None:
+    """Where the operator's ssh session comes from (``SSH_CONNECTION``'s client address and port), if any."""
+    fields = (os.environ.get("SSH_CONNECTION") or os.environ.get("SSH_CLIENT") or "").split()
+    return f"{fields[0]} port {fields[1]}" if len(fields) >= 2 else None
+
+
+def _terminal() -> str | None:
+    """The terminal xentui runs on (``/dev/pts/3``), if it runs on one."""
+    for stream in (sys.stdin, sys.stdout, sys.stderr):
+        try:
+            return os.ttyname(stream.fileno())
+        except (OSError, ValueError, AttributeError):
+            continue
+    return None
+
+
+class _Syslog:
+    """The audit lines sent to syslog too (``--audit-syslog``), so the trail leaves the host's disk: authpriv,
+    ident xentui; info for what worked, warning for what failed or was refused. One datagram per line to the
+    local syslog socket (what the standard library's ``syslog`` and journald's /dev/log take); a syslog that is
+    not there is said (``last_error``), never raised, and never blocks an action."""
+
+    AUTHPRIV = 10
+    INFO, WARNING = 6, 4
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.last_error: str | None = None
+
+    def send(self, line: str, result: str) -> None:
+        priority = self.AUTHPRIV * 8 + (self.INFO if result == "ok" else self.WARNING)
+        data = f"<{priority}>xentui[{os.getpid()}]: {line}".encode("ascii", "replace")
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
+                sender.setblocking(False)  # a syslog that does not read cannot hang the screen
+                sender.sendto(data, self.address)
+        except OSError as error:
+            self.last_error = f"cannot send the audit line to syslog at {self.address}: {error.strerror or error}"
+        else:
+            self.last_error = None
+
+
 def _timestamp(seconds: float) -> str:
     """ISO-8601 UTC with milliseconds and a 'Z': ``2024-05-01T12:34:56.789Z``."""
     moment = datetime.fromtimestamp(seconds, tz=UTC)
@@ -84,9 +128,13 @@ class AuditLog:
     """Appends one JSON line per attempted action to ``path``; see the module docstring."""
 
     def __init__(
-        self, path: Path | None = None, *, clock: Callable[[], float] = time.time, user: str | None = None
+        self, path: Path | None = None, *, clock: Callable[[], float] = time.time, user: str | None = None,
+        syslog: str | None = None,
     ) -> None:
         self.path: Path = Path(path) if path is not None else default_audit_path()
+        self.syslog = _Syslog(syslog) if syslog else None
+        self.ssh_client = _ssh_client()
+        self.terminal = _terminal()
         self._clock = clock
         self.user: str = user if user is not None else _effective_user()
         self.invoked_by: str = user if user is not None else _invoking_user()
@@ -117,6 +165,8 @@ class AuditLog:
             "time": _timestamp(self._clock()),
             "user": self.user,
             "invoked_by": self.invoked_by,
+            **({"ssh_client": self.ssh_client} if self.ssh_client else {}),
+            **({"terminal": self.terminal} if self.terminal else {}),
             "backend": backend,
             "host": host,
             "domain": domain,
@@ -135,6 +185,8 @@ class AuditLog:
             self.last_error = f"cannot write the audit log {self.path}: {reason}"
         else:
             self.last_error = None
+        if self.syslog is not None:
+            self.syslog.send(line, result)
         return json.loads(line)
 
     def _append(self, data: bytes) -> None:

@@ -189,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where save writes images and restore looks (default: $XDG_STATE_HOME/xentui/saves)")
     screen.add_argument("--audit-log", type=Path, default=None, metavar="PATH",
                         help="every action attempted, one JSON line each (default: $XDG_STATE_HOME/xentui/audit.log)")
+    screen.add_argument("--audit-syslog", nargs="?", const="/dev/log", default=None, metavar="SOCKET",
+                        help="send each audit line to syslog too (authpriv, ident xentui; default socket /dev/log)")
     screen.add_argument("--require-audit", action="store_true",
                         help="refuse actions while the audit log cannot be written (default: act, and say so)")
     screen.add_argument("--theme", default=None, metavar="NAME",
@@ -372,7 +374,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         view = ViewOptions(networks=args.networks, vbds=args.vbds, vcpus=args.vcpus,
                            repeat_header=args.repeat_header, dom0_first=args.dom0_first)
         options = StartOptions(delay=args.delay, theme=args.theme, view=view, tune_gc=True, save_dir=args.save_dir,
-                               audit=AuditLog(args.audit_log), require_audit=args.require_audit)
+                               audit=AuditLog(args.audit_log, syslog=args.audit_syslog),
+                               require_audit=args.require_audit)
         return run_app(backend, options)
     gc.enable()  # the screen turns it back on after its first frame; batch mode has none
     if args.listen is not None:

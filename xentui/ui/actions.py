@@ -143,10 +143,18 @@ class ActionsMixin:
         host = self._host()
         return host.hostname if host else ""
 
+    _syslog_said: str | None = None
+
     def entry_logged(self) -> None:
         if self.screen is not self.main:  # the action log, when it is open, shows the line
             self.screen.post_message(ActionLogged())
         self.show_audit_health()
+        syslog = self.audit.syslog if self.audit is not None else None
+        error = syslog.last_error if syslog is not None else None
+        if error is not None and error != self._syslog_said:
+            self.notify(f"{error}: the audit lines still go to {self.audit.path}", severity="warning",  # type: ignore[union-attr]
+                        title="audit to syslog", timeout=10)
+        self._syslog_said = error
 
     def poll_now(self) -> None:
         self._start_poll()
