@@ -75,6 +75,7 @@ def uri(images: Path) -> str:
         domain(HOSTILE, state=5),
         "<network><name>lan</name><bridge name='virbr9'/></network>",
         "<network><name>production-network-a</name><bridge name='virbr8'/></network>",
+        "<network><name>br0</name><bridge name='virbr7'/></network>",  # a network named as a bridge: the bridge wins
         "<interface type='bridge' name='br0'><start mode='onboot'/><bridge stp='off'>"
         "<interface type='ethernet' name='eth0'><mac address='00:11:22:33:44:55'/></interface></bridge></interface>",
         "<pool type='dir'><name>images</name><target><path>/srv/xentui-pool</path></target>"
@@ -181,7 +182,7 @@ async def test_disks_nics_and_bridges(backend, images):
         (0, "52:54:00:00:00:01", "br0", "bridge", "virtio")
     ]
     # the host's bridges (not its ethernet eth9), a network's bridge, then the libvirt networks by name
-    assert await backend.bridges() == ["br0", "virbr8", "virbr9", "lan", "production-network-a"]
+    assert await backend.bridges() == ["br0", "virbr7", "virbr8", "virbr9", "lan", "production-network-a"]
     with pytest.raises(DomainNotFound):
         await backend.disks("nobody")
 
@@ -251,7 +252,7 @@ async def test_disk_refusals(backend, images, recorded):
 async def test_nic_refusals(backend, recorded):
     refusals = [
         ("br9", None, r"there is no bridge 'br9' on this host "
-                      r"\(its bridges: br0, virbr8, virbr9, lan, production-network-a\)"),
+                      r"\(its bridges: br0, virbr7, virbr8, virbr9, lan, production-network-a\)"),
         ("eth9", None, "there is no bridge 'eth9'"),  # an interface, not a bridge
         ("br0", "52:54:00:00:00:0g", "not a MAC address"),
         ("br0", "52-54-00-00-00-09", "not a MAC address"),

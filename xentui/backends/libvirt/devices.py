@@ -163,7 +163,8 @@ class DevicesMixin(ConnectionMixin):
         return await self._run("the host's bridges", self._bridges_now)
 
     def _bridges_now(self, current: _Connection) -> list[str]:
-        return [*self._host_bridges(current), *self._networks(current)]
+        bridges = self._host_bridges(current)
+        return [*bridges, *(name for name in self._networks(current) if name not in bridges)]
 
     @staticmethod
     def _host_bridges(current: _Connection) -> list[str]:
@@ -322,7 +323,8 @@ class DevicesMixin(ConnectionMixin):
                 for nic in parse_domain_xml(other.XMLDesc(0)).interfaces:
                     if nic.mac:
                         macs.setdefault(nic.mac.lower(), other.name())
-            check_nic_attach(domain, name, wanted, [*host_bridges, *networks], macs)
+            offered = [*host_bridges, *(network for network in networks if network not in host_bridges)]
+            check_nic_attach(domain, name, wanted, offered, macs)
             kind = "bridge" if name in host_bridges else "network"
             model = "virtio" if current.driver == "QEMU" else None
             flags = libvirt.VIR_DOMAIN_AFFECT_LIVE
