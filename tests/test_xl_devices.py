@@ -233,6 +233,7 @@ class RecordedHost(HostAccess):
         self.files = files or {}
         self.fail = fail or {}
         self.heads: dict[str, bytes] = {}
+        self.links = {"/srv/link.img": "/var/lib/xentui-lab/guest1-disk.img"}
         self.listed = capture("xenlab-xl-list.txt")
 
     def has(self, program):
@@ -246,6 +247,8 @@ class RecordedHost(HostAccess):
         if argv[0] == XL and argv[1] == "create":  # two domains appear: ours and one started meanwhile
             self.listed += ("aaa-other                                    7   128     1     -b----       0.1\n"
                             "zzz-ours                                     8   128     1     -b----       0.1\n")
+        if argv[0] == "realpath":
+            return ToolResult(0, "".join(self.links.get(p, p) + "\0" for p in argv[4:]), "")
         if argv[0] == "sh" and "bridge" in argv[2]:
             return ToolResult(0, "/sys/class/net/xenbr0\n", "")
         if argv[0] == "sh":
@@ -338,6 +341,24 @@ async def test_disk_attach_argv_target_last_in_a_word_of_its_own():
     host = RecordedHost(files={path: FILE})
     await backend_on(host).disk_attach("guest2", DiskSpec(path, " xvdd ", readonly=True, format="qcow2"))
     assert changes(host) == [(XL, "block-attach", "2", "format=qcow2", "vdev=xvdd", "access=ro", f"target={path}")]
+    realpath = next(c for c in host.calls if c[0] == "realpath")  # the paths resolved in one call
+    assert realpath == ("realpath", "-z", "-m", "--", "/srv/images/a,b c=d.img", "/var/lib/xentui-lab/guest1-disk.img",
+                        "/var/lib/xentui-lab/probe-ro.img")
+
+
+@pytest.mark.asyncio
+async def test_a_host_that_cannot_resolve_paths_compares_them_as_written():
+    host = RecordedHost(files={"/srv/link.img": FILE})
+    host.links = {"/srv/link.img": "/var/lib/xentui-lab/guest1-disk.img"}
+    real_run = host.run
+
+    async def no_realpath(argv, **options):
+        if argv[0] == "realpath":
+            return ToolResult(1, "", "realpath: unrecognized option '-z'")
+        return await real_run(argv, **options)
+    host.run = no_realpath  # type: ignore[method-assign]
+    await backend_on(host).disk_attach("guest2", DiskSpec("/srv/link.img", "xvdd"))
+    assert changes(host)[0][-1] == "target=/srv/link.img"
 
 
 @pytest.mark.asyncio
@@ -354,6 +375,8 @@ async def test_disk_attach_argv_target_last_in_a_word_of_its_own():
     ("guest2", DiskSpec("/x", "xvdd", format="iso"), {"/x": FILE}, "not a disk format"),
     ("Domain-0", DiskSpec("/x", "xvdd"), {"/x": FILE}, "control domain"),
     ("guest2", DiskSpec("/x", "vdb"), {"/x": FILE}, "virtio's naming, which Xen does not have: use xvdb"),
+    ("guest2", DiskSpec("/srv/link.img", "xvdd"), {"/srv/link.img": FILE},
+     "/var/lib/xentui-lab/guest1-disk.img is attached read-write to guest1"),
 ])
 async def test_disk_attach_refusals_run_no_xl_change(domain, spec, files, said):
     host = RecordedHost(files=files)

@@ -35,6 +35,7 @@ pytestmark = pytest.mark.xenlab
 
 GUEST_IMAGE = "/var/lib/xentui-lab/guest"
 DISK = "/var/lib/xentui-lab/xentui-dev-disk.img"
+LINK = "/var/lib/xentui-lab/xentui-dev-link.img"  # a symbolic link to guest1's disk
 
 
 def lab_host(xenlab) -> SshHost:
@@ -306,6 +307,8 @@ REFUSALS = [
     ("held read-write by another guest",
      lambda b, g: b.disk_attach(g, DiskSpec("/var/lib/xentui-lab/guest1-disk.img", "xvdc", readonly=True)),
      "attached read-write to guest1"),
+    ("a link to a disk another guest writes", lambda b, g: b.disk_attach(g, DiskSpec(LINK, "xvdc")),
+     "guest1-disk.img is attached read-write to guest1"),
     ("a relative path", lambda b, g: b.disk_attach(g, DiskSpec("disk.img", "xvdc")), "not an absolute path"),
     ("no such bridge", lambda b, g: b.nic_attach(g, "xenbr9"), r"no bridge 'xenbr9' on this host \(its bridges: "
                                                                  "xenbr0\\)"),
@@ -329,6 +332,7 @@ def test_refusals_on_the_real_host_change_nothing(xenlab, guest):
     name = guest["name"]
     ready(xenlab, name)
     xenlab.ssh(["sh", "-c", 'printf \'name = "bad"\\nmemory = 128\\nvcpus = 1 +\\n\' > /etc/xen/xentui-dev-bad.cfg'])
+    xenlab.ssh(["ln", "-sfn", "guest1-disk.img", LINK])
     try:
         before = host_state(xenlab, [name, "guest1", "guest2"])
 
@@ -353,7 +357,7 @@ def test_refusals_on_the_real_host_change_nothing(xenlab, guest):
         assert bad.name is None and bad.problem and "line 3" in bad.problem
         assert host_state(xenlab, [name, "guest1", "guest2"]) == before
     finally:
-        xenlab.ssh(["rm", "-f", "/etc/xen/xentui-dev-bad.cfg"], check=False)
+        xenlab.ssh(["rm", "-f", "/etc/xen/xentui-dev-bad.cfg", LINK], check=False)
 
 
 # --- the same calls in dom0, with LocalHost ----------------------------------------------------------

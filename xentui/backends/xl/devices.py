@@ -16,6 +16,7 @@ import asyncio
 import re
 import stat
 from collections.abc import Callable
+from dataclasses import replace
 
 from xentui.backends.base import BackendError, InvalidArgument
 from xentui.backends.devices import (
@@ -135,13 +136,36 @@ class DevicesMixin:
             raise InvalidArgument(f"{path} is {_KINDS.get(what.kind, 'not a file')}: a disk is an image file or a "
                                   "block device")
         own = attached_disks(parse_xl_block_list(listed), next((e.disks for e in everyone if e.domid == domid), []))
-        others = {each.name: each.disks for each in everyone if each.domid != domid}
-        spec = check_disk_attach(name, DiskSpec(path, spec.vdev, spec.readonly, spec.format), own, others)
+        # compared where they lead: a link to another guest's disk, or /dev/vg0/lv beside /dev/mapper/vg0-lv, is
+        # that disk
+        real = await self._real_paths([path, *(d.path for e in everyone for d in e.disks), *(d.path for d in own)])
+        own = [replace(d, path=real.get(d.path, d.path)) for d in own]
+        others = {each.name: [replace(d, path=real.get(d.path, d.path)) for d in each.disks]
+                  for each in everyone if each.domid != domid}
+        checked = check_disk_attach(name, DiskSpec(real.get(path, path), vdev, spec.readonly, spec.format), own,
+                                    others)
+        spec = replace(checked, path=path)  # xl gets the path as typed
         # one component a word; target last, in a word of its own: xl takes the rest of it as the path, commas and
         # all, and the path went through no shell
         await self._change("block-attach", str(domid), f"format={spec.format}", f"vdev={spec.vdev}",
                            f"access={'ro' if spec.readonly else 'rw'}", f"target={spec.path}",
                            what=f"block-attach {name} {spec.vdev}", limit=_ATTACH_LIMIT)
+
+    async def _real_paths(self, paths: list[str]) -> dict[str, str]:
+        """Where each path leads on the host (``realpath -m``: links followed, missing parts kept), in one call;
+        {} when the host cannot say (the paths are then compared as written)."""
+        wanted = sorted({p for p in paths if p.startswith("/")})
+        if not wanted:
+            return {}
+        try:
+            result = await self.host.run(["realpath", "-z", "-m", "--", *wanted], what="realpath", limit=30.0,
+                                         check=False)
+        except BackendError:
+            return {}
+        answers = result.stdout.split("\0")
+        if result.returncode != 0 or len(answers) != len(wanted) + 1:
+            return {}
+        return dict(zip(wanted, answers, strict=False))
 
     async def disk_detach(self, domain: str, vdev: str) -> None:
         name, domid = await self._domid(domain, "detaching a disk", allow_dom0=False)
