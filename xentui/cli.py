@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import logging
 import math
 import os
 import signal
@@ -193,6 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="send each audit line to syslog too (authpriv, ident xentui; default socket /dev/log)")
     screen.add_argument("--require-audit", action="store_true",
                         help="refuse actions while the audit log cannot be written (default: act, and say so)")
+    screen.add_argument("--log-file", type=Path, default=None, metavar="PATH",
+                        help="write what went wrong (failed polls, actions, hosts down and back) to PATH, for "
+                             "reading after the fact; reopened when logrotate moves it")
+    screen.add_argument("--debug", action="store_true",
+                        help="log more: each sample's cost, each command run on a host (to --log-file, default "
+                             "$XDG_STATE_HOME/xentui/xentui.log)")
     screen.add_argument("--theme", default=None, metavar="NAME",
                         help="xentui-dark (default), xentui-light, xentui-plain (default if NO_COLOR is not empty)")
 
@@ -349,6 +356,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.completion:
         print(bash_completion(parser), end="")
         return EXIT_OK
+    try:
+        from xentui.logfile import setup
+
+        log_path = setup(args.log_file, debug=args.debug)
+    except OSError as error:
+        parser.error(f"--log-file {printable(str(args.log_file))}: {error.strerror or error}")
+    if log_path is not None:
+        logging.getLogger("xentui").info("xentui %s started: %s", __version__, " ".join(map(printable, argv)))
     themes = load_theme_specs()
     if args.theme is not None and args.theme not in themes:
         parser.error(f"no theme {args.theme!r}: {', '.join(sorted(themes))}")
@@ -362,6 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"xentui: {printable(str(error))}", file=sys.stderr)
         return EXIT_USAGE
     except BackendError as error:  # no hypervisor here, a host that does not answer, a daemon down
+        logging.getLogger("xentui").error("%s", error)
         print(f"xentui: {printable(str(error))}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     backend.warm_up()  # a connection opens while the rest starts
@@ -385,9 +401,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     except BackendUnavailable as error:  # the first connection, or a daemon that went away: nothing to watch
+        logging.getLogger("xentui").error("%s", error)
         print(f"xentui: {printable(str(error))}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     except BackendError as error:
+        logging.getLogger("xentui").error("%s", error)
         print(f"xentui: {printable(str(error))}", file=sys.stderr)
         return EXIT_FAILURE
     try:

@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import re
+import shlex
 
 from xentui.errors import BackendError, BackendUnavailable
 from xentui.textsafe import printable
+
+LOG = logging.getLogger("xentui.run")
 
 __all__ = ["ToolResult", "error_summary", "run_tool"]
 
@@ -84,6 +88,7 @@ async def run_tool(argv: list[str], *, limit: float = 60.0, check: bool = True,
     ``on_timeout`` replaces the message when the tool is stopped after ``limit`` seconds.
     """
     label = what or " ".join(argv[:2])
+    LOG.debug("run: %s", shlex.join(argv))
     env = {**os.environ, "LC_ALL": "C", "LANG": "C"}
     try:
         process = await asyncio.create_subprocess_exec(

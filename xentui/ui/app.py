@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import os
 import re
 import time
@@ -306,11 +307,16 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
 
     @work(group="poll", exit_on_error=False)
     async def _poll(self) -> None:
+        started = time.perf_counter()
         try:
             sample = await self.backend.sample()
+            if LOG.isEnabledFor(logging.DEBUG):
+                LOG.debug("%s: sample of %d domains in %.3f s", self.backend.name, len(sample.domains),
+                          time.perf_counter() - started)
         except BackendError as error:
             self.post_message(PollFailed(str(error)))
         except Exception as error:  # a backend bug must not take the screen down
+            LOG.exception("%s: sample raised", self.backend.name)
             self.post_message(PollFailed(f"{type(error).__name__}: {error}"))
         else:
             finished = self.backend.finished
@@ -363,6 +369,8 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
             self.main.show_banner(f"Stale: no new figures from {self.backend.name} for {stale_for:.0f} s "
                                   f"(the last at {when}). The table shows that sample; still trying.")
         elif self.last_error is not None or first:
+            if self.last_error is not None:
+                LOG.info("%s: sampling again (after: %s)", self.backend.name, self.last_error)
             self.last_error = None
             self.main.show_banner(None)  # an error, staleness, or the wait for the first sample: over
         self.main.show_sample(message.sample, message.rates)
@@ -411,6 +419,8 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
         if not self.main.showing:
             return
         self._settle_gc_soon()
+        if message.error != self.last_error:
+            LOG.warning("%s: sample failed: %s", self.backend.name, message.error)
         self.last_error = message.error
         self.polls_done += 1
         stale = " The table shows the last good sample." if self.sample is not None else ""
@@ -646,6 +656,9 @@ def _without_key(text: str) -> str:
 
 _SPELT = {"⏎": "Enter", "esc": "Escape", "space": "Space", "pgup": "PgUp", "pgdn": "PgDn", "home": "Home",
           "end": "End"}
+
+
+LOG = logging.getLogger("xentui.ui")
 
 
 def _spelt_out(display: str) -> str:

@@ -7,6 +7,7 @@ nothing of keys or dialogs, and the app knows nothing of how an action is run, l
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -14,6 +15,8 @@ from xentui.audit import AuditLog
 from xentui.backends.base import Action, Backend, BackendError
 from xentui.model import Domain
 from xentui.textsafe import printable
+
+LOG = logging.getLogger("xentui.actions")
 
 LogEntry = tuple[float, str, str, str, str | None]  # time, domain, action, result, message
 
@@ -111,13 +114,16 @@ class ActionRunner:
             if callable(done):
                 done = done(result)
         except BackendError as error:
+            LOG.warning("%s %s failed: %s", action, raw_name, error)
             self.record(domain, action, arguments, "failed", str(error))
             self._host.notify(str(error), severity="error", title=f"{action} {name} failed", timeout=10)
         except Exception as error:  # a backend bug must not take the screen down
+            LOG.exception("%s %s raised", action, raw_name)
             message = f"{type(error).__name__}: {error}"
             self.record(domain, action, arguments, "failed", message)
             self._host.notify(message, severity="error", title=f"{action} {name} failed", timeout=10)
         else:
+            LOG.info("%s %s: %s", action, raw_name, done or "done")
             self.record(domain, action, arguments, "ok", done)
             self._host.notify(done or f"{action} {name}: done", title=action)
         finally:
