@@ -372,22 +372,23 @@ async def test_on_qemu_the_driver_is_named_and_buses_it_cannot_hot_plug_are_refu
     assert nic.find("model").get("type") == "virtio"
 
 
-# --- the driver's own snapshots (the mixin's; no interface in Backend yet) --------------------------
+# --- the driver's own snapshots ----------------------------------------------------------------------------
 
 
 @pytest.mark.asyncio
 async def test_snapshots_made_listed_and_deleted(backend):
     assert await backend.snapshots("web") == []
-    assert await backend.snapshot_create("web", " first ") == "first"
-    assert await backend.snapshot_create("web", HOSTILE) == HOSTILE  # escaped in the snapshot's XML
-    assert sorted(await backend.snapshots("web")) == sorted(["first", HOSTILE])
+    first = await backend.snapshot_create("web", " first ")
+    assert [s.name for s in first.taken] == ["first"] and first.paused_s >= 0
+    assert [s.name for s in (await backend.snapshot_create("web", HOSTILE)).taken] == [HOSTILE]  # escaped in XML
+    assert sorted(s.name for s in await backend.snapshots("web")) == sorted(["first", HOSTILE])
     for bad in ("", "a/b", "a\nb"):
         with pytest.raises(InvalidArgument, match="not a snapshot name"):
             await backend.snapshot_create("web", bad)
     with pytest.raises(InvalidArgument, match="web has no snapshot 'nope'"):
         await backend.snapshot_delete("web", "nope")
     await backend.snapshot_delete("web", HOSTILE)
-    assert await backend.snapshots("web") == ["first"]
+    assert [s.name for s in await backend.snapshots("web")] == ["first"]
 
 
 # --- capabilities and read-only -----------------------------------------------------------------

@@ -331,7 +331,7 @@ async def test_a_domain_libvirt_cannot_start_says_libvirts_reason(backend, lab):
 
 
 
-# --- the driver's own snapshots (no interface in Backend yet: the mixin's methods) ---------------------
+# --- the driver's own snapshots --------------------------------------------------------------------------
 
 
 async def test_a_libvirt_snapshot_of_a_running_guest_with_a_qcow2_disk(backend, lab, guest):
@@ -341,9 +341,12 @@ async def test_a_libvirt_snapshot_of_a_running_guest_with_a_qcow2_disk(backend, 
         await backend.create(new.name)
         new.wait_log(READY, timeout=120)
         assert await backend.snapshots(new.name) == []
-        assert await backend.snapshot_create(new.name, "before-upgrade") == "before-upgrade"
-        assert await backend.snapshot_create(new.name, "after") == "after"
-        assert await backend.snapshots(new.name) == ["before-upgrade", "after"]
+        assert [s.kind for s in await backend.snapshot_sources(new.name)] == ["libvirt"]
+        taken = await backend.snapshot_create(new.name, "before-upgrade")
+        assert [s.name for s in taken.taken] == ["before-upgrade"] and taken.paused_s > 0
+        print(f"\nthe guest was paused {taken.paused_s:.2f} s for its snapshot")
+        assert [s.name for s in (await backend.snapshot_create(new.name, "after")).taken] == ["after"]
+        assert [s.name for s in await backend.snapshots(new.name)] == ["before-upgrade", "after"]
         listed = (await asyncio.to_thread(
             subprocess.run, ["qemu-img", "snapshot", "-U", "-l", str(lab.session / f"{new.name}.qcow2")],
             capture_output=True, text=True, check=True)).stdout
@@ -359,10 +362,10 @@ async def test_a_libvirt_snapshot_of_a_running_guest_with_a_qcow2_disk(backend, 
         with pytest.raises(InvalidArgument, match="not a snapshot name"):
             await backend.snapshot_create(new.name, "a/b")
         await backend.snapshot_delete(new.name, "before-upgrade")
-        assert await backend.snapshots(new.name) == ["after"]
+        assert [s.name for s in await backend.snapshots(new.name)] == ["after"]
         await backend.snapshot_delete(new.name, "after")
         assert await backend.snapshots(new.name) == []
-    # a raw disk cannot hold an internal snapshot: libvirt's refusal, in its words
-    with pytest.raises(BackendError) as caught:
+    # a raw disk cannot hold an internal snapshot: refused before QEMU stops the guest, saying why
+    with pytest.raises(BackendError, match="vda: a raw image: libvirt's internal snapshots need qcow2") as caught:
         await backend.snapshot_create(guest.name, "raw")
-    print(f"libvirt's refusal for a raw disk: {caught.value}")
+    print(f"the refusal for a raw disk: {caught.value}")

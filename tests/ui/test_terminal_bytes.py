@@ -155,7 +155,7 @@ def test_the_screen_writes_nothing_but_its_own_drawing_whatever_the_names_files_
     with Terminal([*XENTUI, "--backend", "xl", "--xl-stats", "xentop", "-d", "1", "--save-dir", str(saves),
                    "--audit-log", str(tmp_path / "audit.log")], _environment(tmp_path / "bin")) as terminal:
         terminal.wait_for("PWNED-NAME")  # the table, with the names made printable
-        terminal.press("/", then="filter by name")
+        terminal.press("/", then="filter: a name")
         terminal.press("evil\r")
         terminal.press("p", then="STDERR-TITLE")  # xl pause failed; its message in a notification
         terminal.press("\x1b")
@@ -182,7 +182,7 @@ def test_the_screen_over_libvirt_writes_nothing_but_its_own_drawing(tmp_path):
     with Terminal([*XENTUI, "-c", f"test://{node}", "-d", "1", "--save-dir", str(tmp_path / "saves"),
                    "--audit-log", str(tmp_path / "audit.log")], _environment()) as terminal:
         terminal.wait_for("C1-TI")  # cut to the NAME column
-        terminal.press("/", then="filter by name")
+        terminal.press("/", then="filter: a name")
         terminal.press("x[a\r")
         terminal.press("p", then="paused")  # libvirt's test driver pauses it; the toast names it
         terminal.press("t", then="console")  # the test driver has no console: libvirt's reason, with the name

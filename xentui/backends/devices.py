@@ -218,17 +218,23 @@ def check_snapshot_plan(sources: Sequence[SnapshotSource], cow_bytes: int, tag: 
     """The disks a snapshot takes (LV and file ones), refused before anything pauses: none to take, a tag lvm
     would refuse, or copy-on-write space the volume groups do not have free (each LV snapshot takes ``cow_bytes``
     of its group). Returns the sources to take."""
-    taking = [s for s in sources if s.kind in ("lv", "file")]
+    taking = [s for s in sources if s.kind in ("lv", "file", "libvirt")]
     if not taking:
         reasons = "; ".join(f"{s.vdev}: {s.reason}" for s in sources if s.reason) or "it has no disks"
         raise InvalidArgument(f"nothing to snapshot: {reasons}")
     if not tag.strip() or "/" in tag:
         raise InvalidArgument(f"{quoted(tag)} is not a snapshot tag: letters, digits and + _ . - only")
+    if any(s.kind == "libvirt" for s in taking):  # one snapshot of the whole domain: every disk must allow it
+        blocking = [s for s in sources if s.kind == "none" and s.reason and "qcow2" in s.reason]
+        if blocking:
+            raise InvalidArgument("libvirt cannot snapshot this domain: " + "; ".join(
+                f"{s.vdev}: {s.reason}" for s in blocking))
     for source in taking:
         if source.kind == "lv":
             snapshot_name(source.path, tag)
-        else:
+        elif source.kind == "file":
             check_lv_name(tag)  # the same rule for a copy's suffix: no blank, no shell character
+        # libvirt's own: any name without '/' or a control character (escaped in the snapshot's XML)
     if cow_bytes <= 0:
         raise InvalidArgument("a snapshot's copy-on-write size must be more than zero, e.g. 1G")
     needed: dict[str, int] = {}

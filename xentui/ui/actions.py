@@ -521,7 +521,7 @@ class ActionsMixin:
                 if self._unavailable(Action.NIC_DETACH, [domain]):
                     return
                 self.start_action(domain, Action.NIC_DETACH.value,
-                                  lambda: backend.nic_detach(domain.name, str(nic.devid)),
+                                  lambda: backend.nic_detach(domain.name, nic.mac or str(nic.devid)),
                                   {"devid": nic.devid, "mac": nic.mac},
                                   done=f"detached NIC {nic.devid} ({nic.mac}) from {printable(domain.name)}")
 

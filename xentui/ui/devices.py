@@ -375,12 +375,21 @@ class SnapshotScreen(_ListingScreen[Snapshot]):
             self.show_error(str(error))
             return
         slow = sum((s.size_bytes or 0) for s in taking if s.kind == "file" and not s.reflink)
-        pause = f"about {slow / COPY_BYTES_S:.0f} s (a full copy of {human_kib(slow // 1024)})" if slow else \
-            "well under a second"
-        plan = "; ".join(
-            f"{s.vdev}: " + (f"an LVM snapshot, {human_kib(cow_bytes // 1024)} copy-on-write in {s.group}"
-                             if s.kind == "lv" else "a copy" + (" sharing its blocks" if s.reflink else ""))
-            for s in taking)
+        if any(s.kind == "libvirt" for s in taking):
+            pause = "as long as QEMU takes to write its memory and disks' state (seconds)"
+        elif slow:
+            pause = f"about {slow / COPY_BYTES_S:.0f} s (a full copy of {human_kib(slow // 1024)})"
+        else:
+            pause = "well under a second"
+
+        def how(source: SnapshotSource) -> str:
+            if source.kind == "lv":
+                return f"an LVM snapshot, {human_kib(cow_bytes // 1024)} copy-on-write in {source.group}"
+            if source.kind == "libvirt":
+                return "libvirt's own snapshot"
+            return "a copy" + (" sharing its blocks" if source.reflink else "")
+
+        plan = "; ".join(f"{s.vdev}: {how(s)}" for s in taking)
         self.ask_then(f"Pause {printable(self.domain.name)}, take {plan}, then unpause it? It stays paused for "
                       f"{pause}.", SnapshotTake(tag, cow_bytes))
 

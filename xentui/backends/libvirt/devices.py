@@ -27,8 +27,12 @@ from xentui.backends.devices import (
     AttachedNic,
     DiskSpec,
     GuestConfig,
+    Snapshot,
+    SnapshotResult,
+    SnapshotSource,
     check_disk_attach,
     check_nic_attach,
+    check_snapshot_plan,
     find_disk,
     find_nic,
     free_vdevs,
@@ -420,42 +424,71 @@ class DevicesMixin(ConnectionMixin):
 
     # --- the driver's own snapshots (no interface in `Backend` yet) -----------------------------------
 
-    async def snapshots(self, domain: str) -> list[str]:
-        """The names of the domain's libvirt snapshots, oldest first (by creation time, then parent first)."""
+    async def snapshot_sources(self, domain: str) -> list[SnapshotSource]:
+        """Each disk as libvirt's own (internal) snapshot takes it: a qcow2 image is taken; a raw one cannot
+        be (libvirt refuses the whole snapshot: 'internal snapshot ... unsupported for storage type raw'); a
+        CD-ROM or read-only disk has nothing to keep."""
 
-        def run(current: _Connection) -> list[str]:
+        def run(current: _Connection) -> list[SnapshotSource]:
+            config = parse_domain_xml(self._lookup(current, domain).XMLDesc(0))
+            qemu = current.conn.getType() == "QEMU"  # its internal snapshots live in the qcow2 images
+            sources = []
+            for disk in config.disks:
+                if disk.device == "cdrom" or disk.readonly or not disk.path:
+                    sources.append(SnapshotSource(disk.target, disk.path, "none", reason="read-only: nothing to "
+                                                  "keep"))
+                elif disk.format == "qcow2" or not qemu:
+                    sources.append(SnapshotSource(disk.target, disk.path, "libvirt"))
+                else:
+                    sources.append(SnapshotSource(
+                        disk.target, disk.path, "none",
+                        reason=f"a {disk.format or 'raw'} image: libvirt's internal snapshots need qcow2"))
+            return sources
+
+        return await self._run(f"the disks of {domain}", run)
+
+    async def snapshots(self, domain: str) -> list[Snapshot]:
+        """The domain's libvirt snapshots, oldest first (by creation time, then parent first)."""
+
+        def run(current: _Connection) -> list[Snapshot]:
             dom = self._lookup(current, domain)
             try:  # parents before children: the order within one second of creation time
                 found = dom.listAllSnapshots(libvirt.VIR_DOMAIN_SNAPSHOT_LIST_TOPOLOGICAL)
             except libvirt.libvirtError:
                 found = dom.listAllSnapshots(0)
-            return [snap.getName() for snap in sorted(found, key=_snapshot_time)]
+            return [Snapshot(str(snap.getName()), "", created=float(_snapshot_time(snap)) or None)
+                    for snap in sorted(found, key=_snapshot_time)]
 
         return await self._run(f"snapshots of {domain}", run)
 
-    async def snapshot_create(self, domain: str, name: str) -> str:
-        """Take a libvirt snapshot named ``name`` of the domain (the driver's default kind: on QEMU with qcow2
-        disks, internal with the memory of a running guest); its name."""
-        name = name.strip()
+    async def snapshot_create(self, domain: str, tag: str, *, cow_bytes: int = 1 << 30) -> SnapshotResult:
+        """Take a libvirt snapshot named ``tag`` of the domain (the driver's default kind: on QEMU with qcow2
+        disks, internal, with the memory of a running guest). QEMU stops the guest while it writes the
+        snapshot: the time of the call is the time it was paused. ``cow_bytes`` is LVM's, not used here."""
+        name = tag.strip()
         if not name or any(ord(c) < 32 for c in name) or "/" in name:
             raise InvalidArgument(f"{quoted(name)} is not a snapshot name: no '/', no control characters")
         what = f"snapshot {domain} as {name}"
-        self._writable(what)
+        self._writable(what, Action.SNAPSHOT)
+        # refused before QEMU stops the guest: a raw disk (libvirt would refuse the whole snapshot), a bad tag
+        check_snapshot_plan(await self.snapshot_sources(domain), cow_bytes, name)
 
-        def run(current: _Connection) -> str:
+        def run(current: _Connection) -> SnapshotResult:
             import xml.etree.ElementTree as ET
 
             dom = self._lookup(current, domain)
             root = ET.Element("domainsnapshot")
             ET.SubElement(root, "name").text = name
+            started = time.monotonic()
             snap = dom.snapshotCreateXML(ET.tostring(root, encoding="unicode"), 0)
-            return str(snap.getName())
+            paused = time.monotonic() - started
+            return SnapshotResult((Snapshot(str(snap.getName()), "", created=time.time()),), paused)
 
-        return await self._run(what, run)
+        return await self._run(what, run, Action.SNAPSHOT)
 
     async def snapshot_delete(self, domain: str, name: str) -> None:
         what = f"delete snapshot {name} of {domain}"
-        self._writable(what)
+        self._writable(what, Action.SNAPSHOT)
 
         def run(current: _Connection) -> None:
             dom = self._lookup(current, domain)
@@ -467,7 +500,7 @@ class DevicesMixin(ConnectionMixin):
                 raise
             snap.delete(0)
 
-        await self._run(what, run)
+        await self._run(what, run, Action.SNAPSHOT)
 
 
 def _describe_disk(disk: DiskConfig) -> str:
