@@ -332,6 +332,20 @@ def _export(backend: Backend, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _settings_as_defaults(parser: argparse.ArgumentParser, settings: object) -> None:
+    """The config file's [settings] as the options' defaults: what is typed on the command line wins."""
+    defaults: dict[str, object] = {}
+    for key in ("delay", "theme", "networks", "vbds", "vcpus", "dom0_first"):
+        value = getattr(settings, key)
+        if value not in (None, False):
+            defaults[key] = float(value) if key == "delay" else value  # type: ignore[arg-type]
+    for key, option in (("save_dir", "save_dir"), ("audit_log", "audit_log")):
+        value = getattr(settings, key)
+        if value:
+            defaults[option] = Path(value).expanduser()
+    parser.set_defaults(**defaults)
+
+
 def _silence_stdout() -> None:
     """After a closed pipe, point stdout at /dev/null so the interpreter's final flush does not complain."""
     with contextlib.suppress(OSError, ValueError):
@@ -341,6 +355,10 @@ def _silence_stdout() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    from xentui.config import load_settings
+
+    settings, config_problems = load_settings()
+    _settings_as_defaults(parser, settings)  # the command line wins over the config file
     argv = list(sys.argv[1:] if argv is None else argv)
     exporting = bool(argv) and argv[0] == "export"
     if exporting:  # `xentui export --listen ADDR:PORT [options]`: the long-running exporter
@@ -364,7 +382,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--log-file {printable(str(args.log_file))}: {error.strerror or error}")
     if log_path is not None:
         logging.getLogger("xentui").info("xentui %s started: %s", __version__, " ".join(map(printable, argv)))
-    themes = load_theme_specs()
+    from xentui.config import config_dir
+
+    themes = load_theme_specs(user_dir=config_dir() / "themes")
     if args.theme is not None and args.theme not in themes:
         parser.error(f"no theme {args.theme!r}: {', '.join(sorted(themes))}")
     try:
@@ -388,10 +408,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from xentui.ui.table import ViewOptions
 
         view = ViewOptions(networks=args.networks, vbds=args.vbds, vcpus=args.vcpus,
-                           repeat_header=args.repeat_header, dom0_first=args.dom0_first)
+                           repeat_header=args.repeat_header, dom0_first=args.dom0_first,
+                           sort_column=settings.sort or "cpu_pct", sort_reverse=settings.reverse,
+                           order=settings.columns or (), name_width=settings.name_width)
+        if settings.columns:
+            from xentui.config import COLUMN_IDS
+
+            view.hidden = set(COLUMN_IDS) - set(settings.columns)
         options = StartOptions(delay=args.delay, theme=args.theme, view=view, tune_gc=True, save_dir=args.save_dir,
                                audit=AuditLog(args.audit_log, syslog=args.audit_syslog),
-                               require_audit=args.require_audit)
+                               require_audit=args.require_audit, keymap=settings.keymap,
+                               config_problems=config_problems)
         return run_app(backend, options)
     gc.enable()  # the screen turns it back on after its first frame; batch mode has none
     if args.listen is not None:

@@ -5,20 +5,27 @@ Read here as plain data so any layer can list them; the TUI turns them into Text
 
 from __future__ import annotations
 
+import contextlib
 import tomllib
 from importlib import resources
 from importlib.resources.abc import Traversable
+from pathlib import Path
 
 
 def theme_dir() -> Traversable:
     return resources.files("xentui.themes")
 
 
-def load_theme_specs(errors: dict[str, str] | None = None) -> dict[str, dict]:
-    """Every ``*.toml`` theme by its ``name``. A broken file (not TOML, not UTF-8, no name) is skipped, and
-    what is wrong with it goes into ``errors`` (file name -> reason) for the caller to say."""
+def load_theme_specs(errors: dict[str, str] | None = None, user_dir: Path | None = None) -> dict[str, dict]:
+    """Every ``*.toml`` theme by its ``name``: the shipped ones, then the operator's from ``user_dir`` (``themes/``
+    beside the config file; one of the same name replaces the shipped one). A broken file (not TOML, not UTF-8,
+    no name) is skipped, and what is wrong with it goes into ``errors`` (file -> reason) for the caller to say."""
     specs: dict[str, dict] = {}
-    for entry in sorted(theme_dir().iterdir(), key=lambda item: item.name):
+    entries: list[Traversable | Path] = sorted(theme_dir().iterdir(), key=lambda item: item.name)
+    if user_dir is not None:
+        with contextlib.suppress(OSError):  # no such directory (the usual case), or unreadable: no user themes
+            entries += sorted(user_dir.iterdir(), key=lambda item: item.name)
+    for entry in entries:
         if not entry.name.endswith(".toml"):
             continue
         try:
@@ -28,7 +35,8 @@ def load_theme_specs(errors: dict[str, str] | None = None) -> dict[str, dict]:
                 raise ValueError("its name is not a word")
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, ValueError) as error:
             if errors is not None:
-                errors[entry.name] = f"no name in it ({error})" if isinstance(error, KeyError) else str(error)
+                shown = str(entry) if isinstance(entry, Path) else entry.name
+                errors[shown] = f"no name in it ({error})" if isinstance(error, KeyError) else str(error)
             continue
         specs[name] = spec
     return specs

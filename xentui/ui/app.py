@@ -10,7 +10,7 @@ import os
 import re
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -72,11 +72,21 @@ def default_console_log_dir() -> Path:
     return state_dir() / "console-logs"
 
 
-def load_themes() -> list[Theme]:
+def load_themes(problems: list[str] | None = None) -> list[Theme]:
+    """The shipped themes and the operator's (``themes/`` beside the config file); a broken one is said in
+    ``problems`` by its file's name, and left out."""
+    from xentui.config import config_dir
+
+    errors: dict[str, str] = {}
     themes = []
-    for spec in load_theme_specs().values():
+    for name, spec in load_theme_specs(errors, config_dir() / "themes").items():
         fields = {key: value for key, value in spec.items() if key != "variables"}
-        themes.append(Theme(**fields, variables=dict(spec.get("variables", {}))))
+        try:
+            themes.append(Theme(**fields, variables=dict(spec.get("variables", {}))))
+        except (TypeError, ValueError) as error:  # a key Textual's Theme does not take, a colour it cannot read
+            errors[f"theme {name!r}"] = str(error)
+    if problems is not None:
+        problems.extend(f"{where}: not loaded: {why}" for where, why in errors.items())
     return themes
 
 
@@ -92,6 +102,8 @@ class StartOptions:
     console_log_dir: Path | None = None  # where L puts console logs: default in the XDG state dir
     audit: AuditLog | None = None
     require_audit: bool = False  # refuse actions while the audit log cannot be written (--require-audit)
+    keymap: dict[str, str] = field(default_factory=dict)  # the config file's [keymap]: binding id -> keys
+    config_problems: list[str] = field(default_factory=list)  # what is wrong in the config file, said at start
 
 
 # Columns whose figures come from each device: sorting by one needs every domain's devices read.
@@ -192,11 +204,18 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
         self.runner = ActionRunner(self, audit=options.audit, require_audit=options.require_audit)
         self._console_serial = 0
         self.xentui_themes: list[str] = []
-        for theme in load_themes():
+        theme_problems: list[str] = []
+        for theme in load_themes(theme_problems):
             self.register_theme(theme)
             self.xentui_themes.append(theme.name)
         wanted = options.theme or (PLAIN_THEME if self.no_color else DEFAULT_THEME)
+        if wanted not in self.available_themes:  # the config file's theme, unknown: said, not raised
+            options.config_problems.append(f"theme {wanted!r}: no such theme ({', '.join(self.xentui_themes)})")
+            wanted = PLAIN_THEME if self.no_color else DEFAULT_THEME
         self.theme = wanted
+        self.config_problems = [*options.config_problems, *theme_problems]
+        self.keymap_problems = self._apply_keymap(options.keymap)
+        self.config_problems += self.keymap_problems
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # Priority keys (the palette's Ctrl+P, '/') must reach a guest typing in its console, and '/' must
@@ -251,8 +270,45 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
     def table(self) -> DomainTable:
         return self._main.table
 
+    def _apply_keymap(self, keymap: dict[str, str]) -> list[str]:
+        """The operator's keys by binding id (the config file's [keymap]); an unknown id, or a key another binding
+        of the table's screen has already, is refused and said, and that binding keeps its own key."""
+        if not keymap:
+            return []
+        keymap = {binding_id: _key_names(keys) for binding_id, keys in keymap.items()}
+        problems = []
+        bindings = [b for b in [*self.BINDINGS, *DomainTable.BINDINGS] if isinstance(b, Binding)]
+        known = {b.id: b for b in bindings if b.id}
+        taken: dict[str, str] = {}  # the keys of the bindings the keymap leaves alone, then of those it moves
+        for binding in bindings:
+            if binding.id not in keymap:
+                for key in binding.key.split(","):
+                    taken.setdefault(key.strip(), binding.id or binding.action)
+        accepted: dict[str, str] = {}
+        for binding_id, keys in keymap.items():
+            if binding_id not in known:
+                problems.append(f"keymap: no binding {binding_id!r} (the ids are in the help, ?)")
+                continue
+            clash = [f"{key.strip()} is {taken[key.strip()]}'s" for key in keys.split(",")
+                     if taken.get(key.strip()) not in (None, binding_id)]
+            if clash:
+                problems.append(f"keymap: {binding_id} = {keys!r} refused: {'; '.join(clash)}")
+                continue
+            accepted[binding_id] = keys
+            for key in keys.split(","):
+                taken[key.strip()] = binding_id
+        if accepted:
+            self.set_keymap(accepted)
+        self.user_keys = accepted
+        return problems
+
+    user_keys: dict[str, str] = {}  # noqa: RUF012 - replaced, never changed in place
+    """The keymap in force: binding id -> keys (the help shows these)."""
+
     def on_main_screen_ready(self) -> None:
         self.table.focus()
+        for problem in self.config_problems:
+            self.notify(problem, severity="warning", title="config file", timeout=20)
         if self.audit is not None:  # a log that cannot be written is said before the first action, not after
             self.audit.check()
             self.show_audit_health()
@@ -463,6 +519,37 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
         self.refresh(repaint=True)
         self._start_poll()
 
+    def action_columns(self) -> None:
+        """The column chooser: which columns, in what order."""
+        from xentui.ui.settings import ColumnsScreen
+
+        def chosen(value: tuple[tuple[str, ...], set[str]] | None) -> None:
+            if value is not None:
+                self.view.order, self.view.hidden = value
+                self._relayout()
+
+        self.push_screen(ColumnsScreen(self.view), chosen)
+
+    def action_save_settings(self) -> None:
+        """Write the screen's settings into the config file's [settings], after showing them."""
+        from xentui.config import config_path, save_settings
+        from xentui.ui.settings import SaveSettingsScreen, current_settings
+
+        path = config_path()
+        settings = current_settings(self.theme, self.delay, self.view, path)
+
+        def answered(yes: object) -> None:
+            if not yes:
+                return
+            try:
+                save_settings(settings, path)
+            except OSError as error:
+                self.notify(f"cannot write {path}: {error.strerror or error}", severity="error", title="settings")
+            else:
+                self.notify(f"settings written to {path}", title="settings")
+
+        self.push_screen(SaveSettingsScreen(settings, path), answered)
+
     def action_toggle_networks(self) -> None:
         self.view.networks = not self.view.networks
         self._relayout()
@@ -598,7 +685,8 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
             assert isinstance(binding, Binding)
             if binding.action == "activate":  # listed below as "Enter": Textual would show it as a symbol
                 continue
-            keys = ", ".join(_spelt_out(self.get_key_display(Binding(key, ""))) for key in binding.key.split(","))
+            bound = self.user_keys.get(binding.id or "", binding.key)
+            keys = ", ".join(_spelt_out(self.get_key_display(Binding(key.strip(), ""))) for key in bound.split(","))
             action = ACTIONS_BY_ID.get(binding.id or "")
             if action is not None:
                 group = "Console" if action.group == "console" else "Domain actions"
@@ -659,6 +747,17 @@ _SPELT = {"⏎": "Enter", "esc": "Escape", "space": "Space", "pgup": "PgUp", "pg
 
 
 LOG = logging.getLogger("xentui.ui")
+
+
+def _key_names(keys: str) -> str:
+    """A keymap's keys as Textual names them: ``Ctrl+X`` is ``ctrl+x``, ``F5`` is ``f5``; a letter keeps its case
+    (``E`` and ``e`` are two keys)."""
+    names = []
+    for key in keys.split(","):
+        *modifiers, last = key.strip().split("+")
+        names.append("+".join([*(m.lower() for m in modifiers), last if len(last) == 1 and not modifiers
+                               else last.lower()]))
+    return ",".join(names)
 
 
 def _spelt_out(display: str) -> str:

@@ -78,6 +78,8 @@ class ViewOptions:
     cumulative: bool = False
     dom0_first: bool = False
     hidden: set[str] = field(default_factory=set)
+    order: tuple[str, ...] = ()  # the columns after NAME, by id, in this order (the rest after it); (): the default
+    name_width: int | None = None  # NAME at most this wide; None: as its share of the screen allows
     grouped: bool = True  # a pool's domains under a line per host; off: one list across the pool
     folded: set[str] = field(default_factory=set)  # pool hosts whose domains are hidden under their line
 

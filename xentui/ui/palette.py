@@ -42,6 +42,9 @@ class XentuiCommands(Provider):
             ("sort: next column", app.action_sort_next, "as xentop's s"),
             ("sort: reverse", app.action_sort_reverse, "flip the order (i)"),
             ("sort: pick a column", app.action_sort_menu, "choose from every column (o)"),
+            ("view: columns", app.action_columns, "which columns the table shows, and in what order"),
+            ("settings: write to the config file", app.action_save_settings,
+             "theme, delay, sort, columns, views into [settings] of the config file, after showing them"),
             ("help: keys", app.action_help, "every key (?)"),
             ("app: quit", app.action_quit, "leave xentui (q)"),
         ]

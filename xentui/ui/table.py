@@ -213,7 +213,7 @@ class DomainTable(ScrollView, can_focus=True):
         self._line_of_key = dict(zip(ordered_keys, domain_lines, strict=True))
         self._ordered_keys = ordered_keys
         self._name_width = max(NAME_MIN_WIDTH, max(map(self._name_widths.__getitem__, names), default=0))
-        self._columns = [c for c in COLUMNS[1:] if c.id not in options.hidden]
+        self._columns = [c for c in ordered_columns(options.order) if c.id not in options.hidden]
         if len(sample.hosts) > 1 and not options.grouped:  # one list across the pool: which host, beside NAME
             self._columns.insert(0, HOST_COLUMN)
         self._settle_cursor()
@@ -379,6 +379,8 @@ class DomainTable(ScrollView, can_focus=True):
         """The NAME column as drawn: its full width, unless the screen is too narrow for that."""
         share = 0.4 if self.size.width >= 120 else 0.3
         cap = max(NAME_MIN_WIDTH + 6, int(self.size.width * share))
+        if self.options.name_width is not None:
+            cap = min(cap, max(NAME_MIN_WIDTH, self.options.name_width))
         return min(self._name_width, cap)
 
     # drawing ------------------------------------------------------------------------------
@@ -660,3 +662,12 @@ class DomainTable(ScrollView, can_focus=True):
         self.rebuild()
         self.select(host_key(label))
 
+
+def ordered_columns(order: Sequence[str]) -> list[Column]:
+    """The columns after NAME: those ``order`` names, in its order, then the others in the default order."""
+    rest = COLUMNS[1:]
+    if not order:
+        return list(rest)
+    by_id = {column.id: column for column in rest}
+    first = [by_id[column_id] for column_id in order if column_id in by_id]
+    return first + [column for column in rest if column.id not in order]
