@@ -149,6 +149,23 @@ class Vbd:
     error: bool = False  # the statistics could not be read (xentop prints '-')
 
 
+@dataclass(slots=True, frozen=True)
+class DeviceModel:
+    """An HVM guest's device model, the process in dom0 that emulates its hardware (QEMU; ``qemu-dm`` of old):
+    what the guest costs dom0, beside what Xen counts for it. Cumulative, like every counter here."""
+
+    pid: int
+    program: str  # its argv[0], e.g. /usr/libexec/xen-qemu-system-i386
+    cpu_ns: int  # user + system time so far
+    rss_kib: int  # resident memory now
+
+    def cpu_pct(self, before: DeviceModel | None, seconds: float) -> float | None:
+        """% of one CPU since BEFORE (the same process SECONDS earlier); None when not comparable."""
+        if before is None or before.pid != self.pid or seconds <= 0 or self.cpu_ns < before.cpu_ns:
+            return None
+        return (self.cpu_ns - before.cpu_ns) / (seconds * 1e9) * 100
+
+
 LIBXL_MAXMEM_CONSTANT_KIB = 1024
 """What libxl adds to a memory target (or to maxmem, at mem-max) when it sets Xen's limit of a domain."""
 
@@ -178,6 +195,8 @@ class Domain:
     # Fields the backend could not read this time (UNKNOWN_* names): shown as unknown, never as 0.
     unknown: frozenset[str] = frozenset()
     host: str = ""  # the pool host it is on (its name in the pool); "" when xentui watches one host
+    device_model: DeviceModel | None = None  # an HVM guest's, where the backend finds it (xl: in dom0)
+    pv_drivers: bool | None = None  # an HVM guest's PV drivers are up; None: not known (or not HVM)
 
     @property
     def mem_ceiling_kib(self) -> int | None:

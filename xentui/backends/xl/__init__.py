@@ -51,6 +51,7 @@ from xentui.backends.xenstat import (
 from xentui.backends.xentop_parser import XentopRow
 from xentui.backends.xentop_stream import XentopStream
 from xentui.backends.xl.acting import _SCHEDULERS, ActingMixin, _Known
+from xentui.backends.xl.devicemodel import read_hvm_facts
 from xentui.backends.xl.devices import DevicesMixin
 from xentui.backends.xl.migration import (
     MigrateProgressReader,
@@ -284,9 +285,14 @@ class XlBackend(ActingMixin, DevicesMixin, MigrationMixin, Backend):
                 self._config_domids = domids
             facts = await self._read_host()
             networks = self._networks
-            bridges = await self._bridges([(raw.id, net.id) for raw in node.domains
-                                           for net in raw.networks or networks.get(raw.id, ())], changed=changed)
+            hvm = [raw.id for raw in node.domains
+                   if (config := self._configs.get(raw.id)) is not None and config.type is DomainType.HVM]
+            bridges, hvm_facts = await asyncio.gather(  # the device models beside the bridges: one round trip
+                self._bridges([(raw.id, net.id) for raw in node.domains
+                               for net in raw.networks or networks.get(raw.id, ())], changed=changed),
+                read_hvm_facts(self.host, hvm))
             domains = [self._domain(raw, bridges) for raw in node.domains]
+            hvm_facts.fill(domains)
             host = Host(
                 hostname=facts["hostname"], hypervisor="Xen", version=facts["xen_version"] or node.xen_version,
                 nr_cpus=node.num_cpus, cpu_mhz=node.cpu_hz // 1_000_000, total_kib=node.tot_mem // KIB,
