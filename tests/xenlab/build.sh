@@ -31,9 +31,11 @@ XEN_PKGS="xen-utils-4.17 xen-utils-common xenstore-utils libxenmisc4.17"
 # libvirt with its Xen (libxl) driver, for the libvirt backend against xen:///system (libvirt-daemon pulls in the
 # QEMU driver, which loads but finds no QEMU); python3-libvirt is linked into /root/venv (see the overlay).
 LIBVIRT_PKGS="libvirt-daemon libvirt-daemon-driver-xen libvirt-clients python3-libvirt"
+# LVM for guests' disks on logical volumes and their snapshots (a volume group on a loop device, see dom0/init).
+LVM_PKGS="lvm2"
 # Modules dom0 loads (their dependencies are added): Xen backends, the bridge, loop, the NIC QEMU gives it, and
 # 9p over virtio for the storage two lab instances share (a directory of this machine, see lab.py).
-DOM0_MODULES="xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs xen-blkback xen-netback bridge loop tun virtio_net virtio_pci virtio_blk 9p 9pnet_virtio"
+DOM0_MODULES="xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs xen-blkback xen-netback bridge loop tun virtio_net virtio_pci virtio_blk 9p 9pnet_virtio dm_mod dm_snapshot"
 # Python packages for dom0's /root/venv: xentui's runtime dependencies (read from pyproject.toml) + these.
 EXTRA_WHEELS="setuptools>=68 wheel pytest pytest-asyncio"
 
@@ -78,7 +80,7 @@ print(" ".join(tomllib.load(open(sys.argv[1], "rb"))["project"]["dependencies"])
 EOF
 )
 hash_files() { cat "$@" | sha256sum | cut -d' ' -f1; }
-BASE_STAMP=$(echo "v1 $SUITE $MIRROR $SECURITY_MIRROR $BASE_PKGS $XEN_PKGS $LIBVIRT_PKGS $XVERSION" | sha256sum | cut -d' ' -f1)
+BASE_STAMP=$(echo "v1 $SUITE $MIRROR $SECURITY_MIRROR $BASE_PKGS $XEN_PKGS $LIBVIRT_PKGS $LVM_PKGS $XVERSION" | sha256sum | cut -d' ' -f1)
 WHEEL_STAMP=$(echo "v1 $PYDEPS $EXTRA_WHEELS $(python3 -V)" | sha256sum | cut -d' ' -f1)
 STAMP=$( {
     echo "$BASE_STAMP $WHEEL_STAMP $KPKG=$KVERSION xen=$XVERSION $DOM0_MODULES"
@@ -145,6 +147,8 @@ EOF
     mount --bind /dev/pts "$B/dev/pts"
     chroot "$B" apt-get update -qq > "$WORK/apt.log" 2>&1 || { cat "$WORK/apt.log"; exit 1; }
     chroot "$B" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $XEN_PKGS \
+        >> "$WORK/apt.log" 2>&1 || { tail -30 "$WORK/apt.log"; exit 1; }
+    chroot "$B" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $LVM_PKGS \
         >> "$WORK/apt.log" 2>&1 || { tail -30 "$WORK/apt.log"; exit 1; }
     phase "xen tools in dom0 root" "$t"
 
@@ -225,6 +229,10 @@ sed "s|^\( *\)<include filename='x86_qemu64.xml'/>|&\n\1<include filename='x86_x
     "$OUT/base/$CPU_MAP/index.xml" > "$O/$CPU_MAP/index.xml"
 grep -q "x86_xenlab.xml" "$O/$CPU_MAP/index.xml" || { log "cannot add x86_xenlab.xml to libvirt's cpu_map"; exit 1; }
 cp "$CACHE/guest/vmlinuz" "$CACHE/guest/initrd.gz" "$O/var/lib/xentui-lab/guest/"
+# LVM without udev (dom0 has none): lvm makes the /dev/VG/LV and /dev/mapper nodes itself, waits for no udev
+# event, and starts no dmeventd to monitor snapshots. lvm reads lvmlocal.conf after lvm.conf.
+mkdir -p "$O/etc/lvm"
+install -m 0644 "$HERE/dom0/lvmlocal.conf" "$O/etc/lvm/lvmlocal.conf"
 
 # ssh: the lab key (host -> dom0 root) and dom0's own key (dom0 -> localhost, and to the other lab's dom0 on the
 # private link 10.98.0.0/24, for xl migrate: every instance boots this same root, so the same key gets in)
