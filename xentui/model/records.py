@@ -275,6 +275,7 @@ class Host:
     scheduler: str = "credit"
     cpu_vendor: str = ""
     cpu_features: frozenset[str] = frozenset()
+    managed_by: str | None = None  # another toolstack owns the domains ("xapi"): xentui only watches
 
     @property
     def used_kib(self) -> int:

@@ -49,6 +49,8 @@ class HostHeader(Widget):
         line1.append(f" - {clock}   {host.hypervisor} {printable(host.version)}   ")
         line1.append(printable(host.hostname), style="bold")
         line1.append(f"   [{backend}]  every {delay:g}s  {view}")
+        if host.managed_by:
+            line1.append(f"  managed by {printable(host.managed_by)}: read-only", style="bold")
         states = ", ".join(f"{counts[state]} {state.value}" for state in DomainState)
         line2 = Text(f"{_count(len(sample.domains), 'domain')}: {states}")
         line3 = Text(

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from operator import attrgetter
 from pathlib import Path
@@ -35,7 +35,9 @@ from xentui.backends.base import (
     Capabilities,
     ConsoleChannel,
     InvalidArgument,
+    MigrateProgress,
 )
+from xentui.backends.devices import DiskSpec, SnapshotResult
 from xentui.backends.host import HostAccess, LocalHost, NetCounters
 from xentui.backends.xen_vdev import vdev_name, vdev_number
 from xentui.backends.xenstat import (
@@ -59,6 +61,7 @@ from xentui.backends.xl.migration import (
     _migrate_failure,
     migrate_progress_from_line,
 )
+from xentui.backends.xl.snapshots import SnapshotsMixin
 from xentui.backends.xl_parsers import (
     XlDomainConfig,
     XlHostInfo,
@@ -101,7 +104,112 @@ def _flags(raw: XenstatDomain) -> DomainFlag:
     return flags
 
 
-class XlBackend(ActingMixin, DevicesMixin, MigrationMixin, Backend):
+XAPI_REASON = ("this host is managed by xapi (XCP-ng/XenServer): xl actions behind its back corrupt its view; "
+               "use xe or Xen Orchestra")
+_XAPI_CHECK = ("test -e /etc/xensource-inventory && echo xentui-xapi-inventory; "
+               "pgrep -x xapi >/dev/null 2>&1 && echo xentui-xapi-process; true")
+_XAPI_SIGNS = {"xentui-xapi-inventory", "xentui-xapi-process"}
+"""One cheap look, once: xapi's inventory file (every XCP-ng/XenServer host has it), or a xapi process."""
+_NOT_YET = "not yet"
+
+
+class _XapiGate:
+    """Part of `XlBackend`, first in its bases: on a host xapi manages, every action it does is refused before
+    it reaches xl (the capabilities say the same, so the screen greys them); monitoring and the console go on."""
+
+    _managed: str | None
+    refusal: Callable[[Action], object]
+
+    async def managed_by(self) -> str | None:  # XlBackend's
+        raise NotImplementedError
+
+    async def _gate(self, action: Action) -> None:
+        if await self.managed_by() is not None:
+            raise self.refusal(action)  # type: ignore[misc]
+
+    async def mem_set(self, domain: str, kib: int) -> None:
+        await self._gate(Action.MEM_SET)
+        await super().mem_set(domain, kib)  # type: ignore[misc]
+
+    async def mem_max(self, domain: str, kib: int) -> None:
+        await self._gate(Action.MEM_MAX)
+        await super().mem_max(domain, kib)  # type: ignore[misc]
+
+    async def vcpu_set(self, domain: str, count: int, *, allow_overcommit: bool = False) -> None:
+        await self._gate(Action.VCPU_SET)
+        await super().vcpu_set(domain, count, allow_overcommit=allow_overcommit)  # type: ignore[misc]
+
+    async def set_sched(self, domain: str, *, weight: int | None = None, cap: int | None = None) -> None:
+        await self._gate(Action.SCHED)
+        await super().set_sched(domain, weight=weight, cap=cap)  # type: ignore[misc]
+
+    async def pause(self, domain: str) -> None:
+        await self._gate(Action.PAUSE)
+        await super().pause(domain)  # type: ignore[misc]
+
+    async def unpause(self, domain: str) -> None:
+        await self._gate(Action.UNPAUSE)
+        await super().unpause(domain)  # type: ignore[misc]
+
+    async def sysrq(self, domain: str, key: str) -> None:
+        await self._gate(Action.SYSRQ)
+        await super().sysrq(domain, key)  # type: ignore[misc]
+
+    async def shutdown(self, domain: str) -> None:
+        await self._gate(Action.SHUTDOWN)
+        await super().shutdown(domain)  # type: ignore[misc]
+
+    async def reboot(self, domain: str) -> None:
+        await self._gate(Action.REBOOT)
+        await super().reboot(domain)  # type: ignore[misc]
+
+    async def destroy(self, domain: str) -> None:
+        await self._gate(Action.DESTROY)
+        await super().destroy(domain)  # type: ignore[misc]
+
+    async def save(self, domain: str, path: Path, *, keep_running: bool = False, overwrite: bool = False) -> None:
+        await self._gate(Action.SAVE)
+        await super().save(domain, path, keep_running=keep_running, overwrite=overwrite)  # type: ignore[misc]
+
+    async def restore(self, path: Path, *, paused: bool = False) -> str:
+        await self._gate(Action.RESTORE)
+        return await super().restore(path, paused=paused)  # type: ignore[misc]
+
+    async def migrate(self, domain: str, target: str, *, live: bool = True) -> AsyncIterator[MigrateProgress]:
+        await self._gate(Action.MIGRATE)
+        async for event in super().migrate(domain, target, live=live):  # type: ignore[misc]
+            yield event
+
+    async def disk_attach(self, domain: str, spec: DiskSpec) -> None:
+        await self._gate(Action.DISK_ATTACH)
+        await super().disk_attach(domain, spec)  # type: ignore[misc]
+
+    async def disk_detach(self, domain: str, vdev: str) -> None:
+        await self._gate(Action.DISK_DETACH)
+        await super().disk_detach(domain, vdev)  # type: ignore[misc]
+
+    async def nic_attach(self, domain: str, bridge: str, mac: str | None = None) -> None:
+        await self._gate(Action.NIC_ATTACH)
+        await super().nic_attach(domain, bridge, mac)  # type: ignore[misc]
+
+    async def nic_detach(self, domain: str, nic: str) -> None:
+        await self._gate(Action.NIC_DETACH)
+        await super().nic_detach(domain, nic)  # type: ignore[misc]
+
+    async def create(self, ref: str, *, paused: bool = False) -> str:
+        await self._gate(Action.CREATE)
+        return await super().create(ref, paused=paused)  # type: ignore[misc]
+
+    async def snapshot_create(self, domain: str, tag: str, *, cow_bytes: int = 1 << 30) -> SnapshotResult:
+        await self._gate(Action.SNAPSHOT)
+        return await super().snapshot_create(domain, tag, cow_bytes=cow_bytes)  # type: ignore[misc]
+
+    async def snapshot_delete(self, domain: str, name: str) -> None:
+        await self._gate(Action.SNAPSHOT)
+        await super().snapshot_delete(domain, name)  # type: ignore[misc]
+
+
+class XlBackend(_XapiGate, ActingMixin, DevicesMixin, SnapshotsMixin, MigrationMixin, Backend):
     """dom0 through ``xl`` and libxenstat. `check_environment` says early and clearly what is missing."""
 
     name = "xl"
@@ -156,6 +264,7 @@ class XlBackend(ActingMixin, DevicesMixin, MigrationMixin, Backend):
         self._networks: dict[int, list[XenstatNetwork]] = {}  # the vifs of each domain, by domid, from dom0's side
         self._lock = asyncio.Lock()  # one sample at a time
         self.stats_source = "xentop" if stats == "xentop" else "xenstat"
+        self._managed: str | None = _NOT_YET  # what manages the host's domains besides xl ("xapi"), once looked
 
     def check_environment(self) -> None:
         """What xl needs, checked before the screen opens: xl on PATH and root."""
@@ -169,9 +278,23 @@ class XlBackend(ActingMixin, DevicesMixin, MigrationMixin, Backend):
 
     # --- capabilities -------------------------------------------------------------------
 
+    async def managed_by(self) -> str | None:
+        """"xapi" on an XCP-ng/XenServer host (its inventory file, or a xapi process), else None: looked at once,
+        through the host, the first time it is asked (the first sample does). A look that fails says None."""
+        if self._managed == _NOT_YET:
+            try:
+                said = (await self.host.run(["sh", "-c", _XAPI_CHECK], what="looking for xapi", limit=30.0)).stdout
+            except BackendError:
+                said = ""
+            self._managed = "xapi" if _XAPI_SIGNS & set(said.split()) else None
+        return self._managed
+
     @property
     def capabilities(self) -> Capabilities:
         unsupported: dict[Action, str] = {}
+        if self._managed not in (None, _NOT_YET):  # a console only watches and types: xapi's view stays whole
+            return Capabilities({action: XAPI_REASON for action in Action
+                                 if action not in (Action.CONSOLE, Action.CONSOLE_WRITE)})
         scheduler = self._host_facts["xen_scheduler"] if self._host_facts else None
         if scheduler is not None and scheduler not in _SCHEDULERS:
             unsupported[Action.SCHED] = f"the host runs the {scheduler} scheduler; only credit and credit2 have weights"
@@ -284,6 +407,7 @@ class XlBackend(ActingMixin, DevicesMixin, MigrationMixin, Backend):
                 await self._read_configs()
                 self._config_domids = domids
             facts = await self._read_host()
+            managed_by = await self.managed_by()
             networks = self._networks
             hvm = [raw.id for raw in node.domains
                    if (config := self._configs.get(raw.id)) is not None and config.type is DomainType.HVM]
@@ -298,6 +422,7 @@ class XlBackend(ActingMixin, DevicesMixin, MigrationMixin, Backend):
                 nr_cpus=node.num_cpus, cpu_mhz=node.cpu_hz // 1_000_000, total_kib=node.tot_mem // KIB,
                 free_kib=node.free_mem // KIB, scheduler=facts["xen_scheduler"] or "credit",
                 cpu_features=frozenset((facts["hw_caps"] or "").split(":")),
+                managed_by=managed_by,
             )
             self._last = {d.name: _Known(d, self._configs.get(d.id)) for d in domains}
             self._last_host = host
