@@ -164,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     replay = parser.add_argument_group("replay a recorded `xentop -b` log")
     replay.add_argument("--replay", type=Path, default=None, metavar="FILE",
-                        help="play the log as if live (same as --backend replay)")
+                        help="play the log as if live (same as --backend replay): `xentop -b` output, or xentui's "
+                             "JSON Lines (--record, -b --format json)")
     replay.add_argument("--replay-interval", type=_delay, default=3.0, metavar="SEC",
                         help=f"the -d the log was recorded with, {MIN_DELAY_S:g}..{MAX_DELAY_S:g} "
                              "(default 3, xentop's own)")
@@ -194,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="send each audit line to syslog too (authpriv, ident xentui; default socket /dev/log)")
     screen.add_argument("--require-audit", action="store_true",
                         help="refuse actions while the audit log cannot be written (default: act, and say so)")
+    screen.add_argument("--record", type=Path, default=None, metavar="FILE",
+                        help="append every sample the screen shows to FILE (JSON Lines, every vif, vbd and vCPU), "
+                             "for --replay FILE after the incident")
     screen.add_argument("--log-file", type=Path, default=None, metavar="PATH",
                         help="write what went wrong (failed polls, actions, hosts down and back) to PATH, for "
                              "reading after the fact; reopened when logrotate moves it")
@@ -277,6 +281,9 @@ def make_backend(args: argparse.Namespace) -> Backend:
             print(f"xentui: {printable(note)}", file=sys.stderr)
         if args.iterations is None:
             args.iterations = backend.iterations  # type: ignore[attr-defined]
+        from xentui.audit import default_audit_path
+
+        backend.load_actions(args.audit_log or default_audit_path())  # type: ignore[attr-defined]
     if args.read_only:
         backend = ReadOnlyBackend(backend)
     return backend
@@ -418,7 +425,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = StartOptions(delay=args.delay, theme=args.theme, view=view, tune_gc=True, save_dir=args.save_dir,
                                audit=AuditLog(args.audit_log, syslog=args.audit_syslog),
                                require_audit=args.require_audit, keymap=settings.keymap,
-                               config_problems=config_problems)
+                               config_problems=config_problems, record=args.record)
         return run_app(backend, options)
     gc.enable()  # the screen turns it back on after its first frame; batch mode has none
     if args.listen is not None:

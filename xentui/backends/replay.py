@@ -15,11 +15,14 @@ After the last iteration the replay does not pretend to go on: see `ReplayBacken
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import json
 import math
 import os
 import stat
 import time
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 
 from xentui.backends.base import (
@@ -106,7 +109,8 @@ MAX_LINE_BYTES = 64 * 1024
 
 def _read_log(path: Path) -> str:
     """The log's text, from a regular file of bounded size: /dev/zero, a FIFO or a directory is refused with the
-    reason, never read until memory runs out or the screen hangs."""
+    reason, never read until memory runs out or the screen hangs. A JSON Lines recording (``--record``, or
+    ``-b --format json``) keeps its long lines; a `xentop -b` log loses the lines no xentop prints."""
     shown = printable(str(path))
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -121,8 +125,82 @@ def _read_log(path: Path) -> str:
             raise InvalidArgument(f"{shown} is {found.st_size >> 20} MiB: more than the {MAX_LOG_BYTES >> 20} MiB "
                                   "a replay reads (cut it with head or split)")
         data = file.read(MAX_LOG_BYTES + 1)
+    if data.lstrip()[:1] == b"{":
+        return data.decode("utf-8", errors="replace")
     lines = [line for line in data.split(b"\n") if len(line) <= MAX_LINE_BYTES]
     return b"\n".join(lines).decode("utf-8", errors="replace")
+
+
+def _json_samples(text: str) -> list[Sample]:
+    """The samples of a JSON Lines recording, one object per line (xentui's batch JSON schema): the recorded
+    times, the domains with every device the record carries. A line that is not such an object (a recording cut
+    short mid-line) is left out."""
+    samples = []
+    first: float | None = None
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            wall = datetime.fromisoformat(record["time"].replace("Z", "+00:00")).timestamp()
+            host = record["host"]
+            domains = [_json_domain(entry) for entry in record["domains"]]
+            shown_host = Host(
+                hostname=str(host["hostname"]), hypervisor=str(host.get("hypervisor") or "Xen"),
+                version=str(host.get("version") or "unknown"), nr_cpus=int(host.get("nr_cpus") or 0),
+                cpu_mhz=int(host.get("cpu_mhz") or 0), total_kib=int(host["total_kib"]),
+                free_kib=int(host["free_kib"]))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+        first = wall if first is None else first
+        samples.append(Sample(monotonic=wall - first, wall=wall, host=shown_host, domains=domains))
+    return samples
+
+
+def _json_domain(entry: dict) -> Domain:
+    def number(key: str) -> int:
+        value = entry.get(key)
+        return int(value) if isinstance(value, int | float) else 0
+
+    cpu_ns = round(float(entry.get("cpu_s") or 0) * NS)
+    vcpus = [Vcpu(int(v["index"]), bool(v["online"]), round(float(v["cpu_s"] or 0) * NS))
+             for v in entry.get("vcpu_s", [])]
+    if not vcpus:
+        online, total = number("vcpus"), max(number("vcpus_max"), number("vcpus"))
+        vcpus = [Vcpu(i, i < online, cpu_ns // max(1, online) if i < online else 0) for i in range(total)]
+    vifs = [Vif(int(v["devid"]), str(v.get("ifname") or ""), str(v.get("mac") or ""), v.get("bridge"),
+                int(v["rx_bytes"]), int(v["rx_packets"]), int(v["rx_errors"]), int(v["rx_drops"]),
+                int(v["tx_bytes"]), int(v["tx_packets"]), int(v["tx_errors"]), int(v["tx_drops"]))
+            for v in entry.get("vifs", [])]
+    if not vifs and number("nets"):
+        vifs = [Vif(i, f"vif{entry.get('id', 0)}.{i}") for i in range(number("nets"))]
+        vifs[0].rx_bytes, vifs[0].tx_bytes = number("net_rx_kib") * 1024, number("net_tx_kib") * 1024
+    vbds = []
+    for v in entry.get("vbd_devices", []):
+        try:
+            kind = VbdBackend(v.get("backend") or "unknown")
+        except ValueError:
+            kind = VbdBackend.UNKNOWN
+        vbds.append(Vbd(int(v["devid"]), str(v.get("device") or ""), kind, str(v.get("path") or ""), v["oo"] or 0,
+                        v["rd"] or 0, v["wr"] or 0, v["rsect"] or 0, v["wsect"] or 0, error=v["oo"] is None))
+    if not vbds and number("vbds"):
+        vbds = [Vbd(i, f"vbd{i}") for i in range(number("vbds"))]
+        vbds[0].oo_reqs, vbds[0].rd_reqs, vbds[0].wr_reqs = number("vbd_oo"), number("vbd_rd"), number("vbd_wr")
+        vbds[0].rd_sectors, vbds[0].wr_sectors = number("vbd_rsect"), number("vbd_wsect")
+    try:
+        dtype = DomainType(entry.get("type") or "unknown")
+    except ValueError:
+        dtype = DomainType.UNKNOWN
+    maxmem = entry.get("xen_maxmem_kib")
+    return Domain(
+        id=number("id"), name=str(entry["name"]), uuid=str(entry.get("uuid") or ""), type=dtype,
+        flags=parse_flags(str(entry.get("flags") or "")), cpu_ns=cpu_ns, mem_kib=number("mem_kib"),
+        maxmem_kib=int(maxmem) if isinstance(maxmem, int) else None, vcpus=vcpus,
+        vcpus_max=max(number("vcpus_max"), len(vcpus)), vifs=vifs, vbds=vbds,
+        sched_weight=entry.get("sched_weight"), sched_cap=entry.get("sched_cap"), ssid=number("ssid"),
+        static_maxmem_kib=entry.get("maxmem_kib") if isinstance(entry.get("maxmem_kib"), int) else None,
+        unknown=frozenset(str(name) for name in entry.get("unknown", [])), host=str(entry.get("host") or ""),
+    )
 
 
 def _clock(wall: float, *, with_date: bool) -> str:
@@ -137,9 +215,15 @@ class ReplayBackend(Backend):
         if interval <= 0:
             raise InvalidArgument("the recorded interval must be more than 0 seconds")
         self.path = Path(path)
-        self.log = parse_xentop_log(text)
-        if not self.log.iterations:
+        recorded = _json_samples(text) if text.lstrip()[:1] == "{" else None
+        self.log = parse_xentop_log("" if recorded is not None else text)
+        if recorded is not None and not recorded:
+            raise InvalidArgument(f"{path} holds no sample of xentui's JSON Lines (--record, -b --format json)")
+        if recorded is None and not self.log.iterations:
             raise InvalidArgument(f"{path} holds no `xentop -b` domain lines")
+        if recorded is not None and len(recorded) > 1:  # the recorded pace, from the recorded times
+            steps = sorted(b.wall - a.wall for a, b in itertools.pairwise(recorded))
+            interval = max(steps[len(steps) // 2], 0.001)
         self.interval = interval
         self.loop = loop
         self.position = 0
@@ -147,9 +231,9 @@ class ReplayBackend(Backend):
         self._domids: dict[str, int] = {}
         self._host = Host(
             hostname=f"replay of {self.path.name}", hypervisor="Xen", version="unknown", nr_cpus=0, cpu_mhz=0,
-            total_kib=_host_total_kib(self.log), free_kib=0,
+            total_kib=_host_total_kib(self.log) if recorded is None else recorded[0].host.total_kib, free_kib=0,
         )
-        self.samples = self._build_samples()
+        self.samples = recorded if recorded is not None else self._build_samples()
 
     @property
     def iterations(self) -> int:
@@ -224,6 +308,66 @@ class ReplayBackend(Backend):
 
     # the interface --------------------------------------------------------------------------------
 
+    # playing: pause, step, seek (the screen's replay keys) -------------------------------------------------
+
+    paused: bool = False
+    """While paused, `sample` gives the iteration shown again (the same monotonic time: no new rate)."""
+
+    _jumped = False  # a step or seek since the last sample: its rates come with it (see `step`)
+
+    def step(self, delta: int) -> None:
+        """Move the iteration shown by ``delta`` (clamped to the recording): paused, the next sample is that
+        iteration; playing, it plays on from there. A step back from the end plays on again."""
+        self.position = max(1, min(len(self.samples), self.position + delta))
+        self.finished = None
+        self._jumped = True
+
+    def _jumped_to(self, index: int) -> Sample:
+        """Iteration ``index`` out of the recorded order, with its own rates (from the iteration before it)."""
+        from xentui.model.rates import compute_rates
+
+        current = self.samples[index]
+        before = self.samples[index - 1] if index > 0 else None
+        rates = compute_rates(before, dataclasses.replace(current, rates=None))
+        return dataclasses.replace(current, rates=rates)
+
+    @property
+    def shown(self) -> int:
+        """The iteration last given, counting from 1 (0 before the first)."""
+        return self.position
+
+    def position_text(self) -> str:
+        """For the header (which shows the iteration's time): "replay 14/120", and "paused" while it is."""
+        return f"replay {self.position}/{len(self.samples)}{' paused' if self.paused else ''}"
+
+    def events_between(self, start: float, end: float) -> list[str]:
+        """The actions of the audit trail taken between two recorded times (start, end], as the operator reads
+        them: "03:12:05 alice: destroy web-1 (ok)". None without an audit log."""
+        return [text for wall, text in self.actions if start < wall <= end]
+
+    actions: list[tuple[float, str]] = []  # noqa: RUF012 - replaced by load_actions, never changed in place
+
+    def load_actions(self, path: Path) -> int:
+        """The audit trail's entries (``--audit-log``, or the default one) to mark on the timeline; how many."""
+        from xentui.audit import AuditLog
+
+        try:
+            entries = AuditLog(path).read()
+        except OSError:
+            return 0
+        actions = []
+        for entry in entries:
+            try:
+                wall = datetime.fromisoformat(str(entry["time"]).replace("Z", "+00:00")).timestamp()
+            except (KeyError, ValueError):
+                continue
+            who = entry.get("invoked_by") or entry.get("user") or "?"
+            text = (f"{time.strftime('%H:%M:%S', time.localtime(wall))} {who}: {entry.get('action')} "
+                    f"{entry.get('domain') or ''} ({entry.get('result')})")
+            actions.append((wall, printable(" ".join(text.split()))))
+        self.actions = sorted(actions)
+        return len(actions)
+
     async def sample(self) -> Sample:
         """The next recorded iteration.
 
@@ -232,12 +376,18 @@ class ReplayBackend(Backend):
         time), so it makes no new rate and no history point. A caller that sees `finished` set
         keeps what it shows and stops asking. With ``loop`` the first iteration follows the last.
         """
+        if self.paused and self.position > 0:
+            if self._jumped:
+                self._jumped = False
+                return self._jumped_to(self.position - 1)
+            return self.samples[self.position - 1]
         if self.position >= len(self.samples):
             if not self.loop:
                 self.finished = self._ended()
                 return self.samples[-1]
             self.position = 0
-        sample = self.samples[self.position]
+        sample = self._jumped_to(self.position) if self._jumped else self.samples[self.position]
+        self._jumped = False
         self.position += 1
         return sample
 

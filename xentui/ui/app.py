@@ -9,7 +9,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -104,6 +104,7 @@ class StartOptions:
     require_audit: bool = False  # refuse actions while the audit log cannot be written (--require-audit)
     keymap: dict[str, str] = field(default_factory=dict)  # the config file's [keymap]: binding id -> keys
     config_problems: list[str] = field(default_factory=list)  # what is wrong in the config file, said at start
+    record: Path | None = None  # --record: every sample appended as a JSON line, for --replay later
 
 
 # Columns whose figures come from each device: sorting by one needs every domain's devices read.
@@ -161,6 +162,13 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
         Binding("escape", "escape_filter", "Clear filter", id="filter-escape", show=False, priority=True),
         Binding("escape", "clear_filter", "Clear filter", id="clear-filter", show=False),
         Binding("ctrl+l", "refresh_now", "Refresh now", id="refresh-now", show=False),
+        # a replay only (check_action): pause, step, seek
+        Binding("full_stop", "replay_pause", "Replay: pause or play", id="replay-pause", show=False),
+        Binding("left_square_bracket", "replay_step(-1)", "Replay: one iteration back", id="replay-back",
+                show=False),
+        Binding("right_square_bracket", "replay_step(1)", "Replay: one iteration on", id="replay-on", show=False),
+        Binding("left_curly_bracket", "replay_step(-10)", "Replay: ten back", id="replay-back-10", show=False),
+        Binding("right_curly_bracket", "replay_step(10)", "Replay: ten on", id="replay-on-10", show=False),
         Binding("q,Q", "quit", "Quit", id="quit"),
         # Not priority bindings: in a console they belong to the guest (^C, ^Q); Ctrl-] leaves first.
         Binding("ctrl+c", "quit", "Quit", id="quit-ctrl-c", show=False),
@@ -214,6 +222,7 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
             wanted = PLAIN_THEME if self.no_color else DEFAULT_THEME
         self.theme = wanted
         self.config_problems = [*options.config_problems, *theme_problems]
+        self.recorder = Recorder(options.record) if options.record is not None else None
         self.keymap_problems = self._apply_keymap(options.keymap)
         self.config_problems += self.keymap_problems
 
@@ -229,7 +238,39 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
             return isinstance(self.focused, FilterField)
         if action == "leave_console":
             return console_focused
+        if action.startswith("replay_"):
+            return self.replay is not None
         return True
+
+    @property
+    def replay(self) -> object | None:
+        """The replay backend, when a recording is being played (its keys work only then)."""
+        backend = getattr(self.backend, "inner", self.backend)
+        return backend if hasattr(backend, "step") and hasattr(backend, "position_text") else None
+
+    def action_replay_pause(self) -> None:
+        """Pause the replay on the iteration shown, or play on."""
+        replay = self.replay
+        if replay is not None:
+            replay.paused = not replay.paused  # type: ignore[attr-defined]
+            self._show_header()
+            if not replay.paused:  # type: ignore[attr-defined]
+                self._resume_replay()
+
+    def action_replay_step(self, delta: int) -> None:
+        """One iteration (or ten) back or on; the replay pauses there."""
+        replay = self.replay
+        if replay is None:
+            return
+        replay.paused = True  # type: ignore[attr-defined]
+        replay.step(delta)  # type: ignore[attr-defined]
+        self._resume_replay()
+
+    def _resume_replay(self) -> None:
+        if self.finished is not None:  # stepped back from the end: it plays (or shows) again
+            self.finished = None
+            self.main.show_banner(None)
+        self.action_refresh_now()
 
     def _console_focused(self) -> bool:
         return type(self.focused).__name__ == "TerminalView"  # without importing pyte for it
@@ -335,6 +376,8 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
         """Quitting, or a crash: the backend's children (the xentop stream, a console, an xl still running)
         are ended within a bounded time, never left behind."""
         self.backend.watch_changes(None)
+        if self.recorder is not None:  # the samples already handed to it are written out
+            await asyncio.to_thread(self.recorder.close)
         with contextlib.suppress(Exception):  # leaving anyway: a backend that cannot close must not keep us
             await asyncio.wait_for(self.backend.close(), BACKEND_CLOSE_LIMIT)
 
@@ -382,7 +425,9 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
                 self.post_message(SamplesEnded(finished))
                 return
             previous = self.sample
-            if previous is not None and sample.monotonic <= previous.monotonic:
+            if sample.rates is not None:  # the backend's own (a pool's; a replay stepped back and forth)
+                rates = sample.rates
+            elif previous is not None and sample.monotonic <= previous.monotonic:
                 rates = self.rates  # no time has passed: the last rates still hold
             else:
                 rates = compute_rates(previous, sample)
@@ -430,11 +475,25 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
             self.last_error = None
             self.main.show_banner(None)  # an error, staleness, or the wait for the first sample: over
         self.main.show_sample(message.sample, message.rates)
+        replay = self.replay
+        if replay is not None and not first:  # the actions of the audit trail, as the recording passes them
+            for event in replay.events_between(self._replayed_wall, message.sample.wall):  # type: ignore[attr-defined]
+                self.notify(event, title="action at the time", timeout=8)
+        self._replayed_wall = message.sample.wall
+        if self.recorder is not None:
+            self.recorder.append(message.sample, message.rates, self._record_failed)
         self._focus_backend()
         self._show_header()
         self.open_console_after_create()
         if self.screen is not self.main:  # a screen on top may follow the figures (details)
             self.screen.post_message(SampleShown(message.sample, message.rates))
+
+    _replayed_wall = 0.0
+
+    def _record_failed(self, error: str) -> None:
+        """From the recorder's thread: said once per new reason, on the screen and in the log."""
+        LOG.warning("%s", error)
+        self.call_from_thread(self.notify, error, severity="error", title="--record", timeout=15)
 
     def _focus_backend(self) -> None:
         """Tell the backend which domains are looked at: those on screen or a scroll away in the last
@@ -504,6 +563,9 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
             parts.append(f"filter {view.filter_text!r}{nothing}")
         if view.cumulative:
             parts.append("cumulative")
+        replay = self.replay
+        if replay is not None:
+            parts.append(replay.position_text())  # type: ignore[attr-defined]
         if isinstance(self.backend, ReadOnlyBackend):
             parts.append("READ-ONLY")
         self.main.header.show(self.sample, self.rates, backend=self.backend.name, delay=self.delay,
@@ -733,6 +795,11 @@ BINDING_HELP = {
                                   "terms"),
     "filter-keep": ("Sort and filter", "in the filter: keep it and go back to the table"),
     "filter-escape": ("Sort and filter", "clear the filter"),
+    "replay-pause": ("Views", "a replay: pause on the iteration shown, or play on"),
+    "replay-back": ("Views", "a replay: one iteration back (it pauses there)"),
+    "replay-on": ("Views", "a replay: one iteration on (it pauses there)"),
+    "replay-back-10": ("Views", "a replay: ten iterations back"),
+    "replay-on-10": ("Views", "a replay: ten iterations on"),
     "clear-filter": ("Sort and filter", "clear the filter"),
 }
 
@@ -747,6 +814,44 @@ _SPELT = {"⏎": "Enter", "esc": "Escape", "space": "Space", "pgup": "PgUp", "pg
 
 
 LOG = logging.getLogger("xentui.ui")
+
+
+class Recorder:
+    """``--record FILE``: each sample the screen shows, appended to FILE as one line of the batch JSON schema
+    (every vif, vbd and vCPU), so ``--replay FILE`` plays the incident back later. Written in its own thread, in
+    order, opened for each line (a log rotated meanwhile goes on in the new file); a failure is said once."""
+
+    def __init__(self, path: Path) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from xentui.batch import BatchFormat, BatchOptions, JsonFormatter
+
+        self.path = path
+        self._formatter = JsonFormatter(BatchOptions(format=BatchFormat.JSON, networks=True, vbds=True, vcpus=True))
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xentui-record")
+        self._said: str | None = None
+
+    def append(self, sample: Sample, rates: Rates, failed: Callable[[str], None]) -> None:
+        self._thread.submit(self._write, sample, rates, failed)
+
+    def _write(self, sample: Sample, rates: Rates, failed: Callable[[str], None]) -> None:
+        line = self._formatter.format(sample, rates).encode()
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
+        except OSError as error:
+            reason = f"cannot record to {self.path}: {error.strerror or error}"
+            if reason != self._said:
+                self._said = reason
+                failed(reason)
+        else:
+            self._said = None
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)
 
 
 def _key_names(keys: str) -> str:
