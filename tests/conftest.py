@@ -10,6 +10,8 @@ from xentui.clock import ManualClock
 # The operator's own config file is never read by the tests, and its path (the help screen shows it) is the same
 # on every machine. A test of the config file sets XDG_CONFIG_HOME itself.
 os.environ["XDG_CONFIG_HOME"] = "/nonexistent/xentui-tests/config"
+# Unicode drawing whatever the machine's locale (CI may run with none): the ASCII test unsets it itself.
+os.environ["XENTUI_ASCII"] = "0"
 
 
 @pytest.fixture

@@ -186,6 +186,11 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
         finally:
             if empty_no_color:
                 os.environ["NO_COLOR"] = ""  # as it was, for whatever xentui starts
+        from xentui.ui import ascii as ascii_module
+
+        self.ascii = ascii_module.wanted()
+        if self.ascii:  # a terminal that is not UTF-8: every line drawn through the ASCII filter
+            self._filters.append(ascii_module.AsciiFilter())
         terminal_input.install()
         options = options or StartOptions()
         self.backend = backend

@@ -472,7 +472,9 @@ class DomainTable(ScrollView, can_focus=True):
         header = base + self._style("header")
         sorted_style = base + self._style("header-sorted")
         options = self.options
-        arrow = "▲" if (BY_ID[options.sort_column].descending == options.sort_reverse) else "▼"
+        ascending = BY_ID[options.sort_column].descending == options.sort_reverse
+        # in ASCII "vCPU%" would read as a column of its own: + and - instead
+        arrow = ("+" if ascending else "-") if getattr(self.app, "ascii", False) else ("▲" if ascending else "▼")
         by_name = options.sort_column == "name"
         titles = []
         for column in self._columns:
