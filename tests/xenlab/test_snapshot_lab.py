@@ -162,3 +162,44 @@ def test_a_file_disk_copied_while_paused(xenlab, guestlv):
     run(xenlab, delete)
     assert xenlab.ssh(["test", "-e", FILE + ".lab4"], check=False).returncode == 1
     assert xenlab.ssh(["test", "-e", FILE], check=False).returncode == 0
+
+
+async def _until(pilot, what: str, check, within: float) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, f"{what}: not within {within:g} s"
+        await pilot.pause(0.2)
+
+
+@pytest.mark.asyncio
+async def test_the_screen_takes_a_snapshot_of_guestlv(xenlab, guestlv):
+    """The app on this machine (the xl backend over ssh): guestlv's row, `P`, the dialog says its disk is an LV
+    and the VG's free space; tag and size typed, Take, yes; the action log says how long the guest was paused,
+    lvs shows the snapshot, the guest runs."""
+    from xentui.ui.app import StartOptions, XentuiApp
+
+    backend = XlBackend(host=lab_host(xenlab), delay=2.0)
+    app = XentuiApp(backend, StartOptions(delay=2.0, theme="xentui-dark"))
+    async with app.run_test(size=(160, 50)) as pilot:
+        await _until(pilot, "guestlv in the table", lambda: app.sample is not None and any(
+            d.name == "guestlv" for d in app.sample.domains), 180)
+        app.table.select(next(d for d in app.sample.domains if d.name == "guestlv").key)
+        await pilot.press("P")
+        screen = app.screen
+        assert type(screen).__name__ == "SnapshotScreen"
+        await _until(pilot, "the disks read", lambda: screen.sources is not None, 60)
+        sources = str(screen.query_one("#sources").render())
+        print(f"\nthe dialog's disks: {sources}")
+        assert "LV," in sources and "free in xenlab" in sources and "guestlv-disk" in sources
+        screen.query_one("#tag").value = "labui"
+        screen.query_one("#cow").value = "8M"
+        await pilot.click("#ok")
+        await _until(pilot, "the question", lambda: type(app.screen).__name__ == "ConfirmScreen", 10)
+        await pilot.press("y")
+        await _until(pilot, "the snapshot", lambda: any(entry[2] == "snapshot" for entry in app.runner.log), 120)
+        entry = next(entry for entry in app.runner.log if entry[2] == "snapshot")
+        print(f"the action log: {entry}")
+        assert entry[3] == "ok" and "guestlv-disk-labui" in entry[4] and "the guest was paused" in entry[4]
+    await backend.close()
+    assert lvs(xenlab)["guestlv-disk-labui"]["origin"] == "guestlv-disk"
+    assert running(xenlab, "guestlv")
