@@ -13,7 +13,7 @@ from xentui.errors import Unsupported
 from xentui.model import DomainFlag
 
 from .dom0_calls import xl_list
-from .test_devices_lab import console, run
+from .test_devices_lab import console, lab_host, run
 
 pytestmark = pytest.mark.xenlab
 
@@ -61,3 +61,29 @@ def test_without_the_inventory_the_host_is_xls_again(xenlab):
 
     assert xenlab.ssh(["test", "-e", INVENTORY], check=False).returncode == 1
     assert run(xenlab, call) == (None, None)
+
+
+@pytest.mark.asyncio
+async def test_the_header_says_it_and_p_is_refused_on_the_screen(xenlab, xapi_host):
+    """The app on this machine (the xl backend over ssh): the header says "managed by xapi: read-only", and `p`
+    on guest2 is refused with the reason; guest2 stays running."""
+    from xentui.ui.app import StartOptions, XentuiApp
+
+    backend = XlBackend(host=lab_host(xenlab), delay=2.0)
+    app = XentuiApp(backend, StartOptions(delay=2.0, theme="xentui-dark"))
+    async with app.run_test(size=(160, 50)) as pilot:
+        for _ in range(900):
+            if app.sample is not None:
+                break
+            await pilot.pause(0.2)
+        header = str(app.query_one("HostHeader").render())
+        print(f"\n{header}")
+        assert "managed by xapi: read-only" in header
+        app.table.select(next(d for d in app.sample.domains if d.name == "guest2").key)
+        await pilot.press("p")
+        await pilot.pause(1.0)
+        said = [n.message for n in app._notifications]
+        print(said)
+        assert any("managed by xapi" in message for message in said), said
+    await backend.close()
+    assert DomainFlag.PAUSED not in xl_list(xenlab)["guest2"].flags
