@@ -18,6 +18,7 @@ from textual.widgets.option_list import Option
 from xentui.errors import InvalidArgument
 from xentui.history import History
 from xentui.model import Domain, DomainRates, Sample
+from xentui.model.records import DeviceModel
 from xentui.textsafe import printable
 from xentui.ui.columns import COLUMNS
 from xentui.ui.messages import SampleShown
@@ -67,6 +68,7 @@ class DetailsScreen(Screen[None]):
         self.history = history
         self.domain: Domain | None = None
         self._first = (sample, rates or {})
+        self._device_model_seen: tuple[float, DeviceModel] | None = None  # for its CPU % since the last sample
 
     def on_mount(self) -> None:
         sample, rates = self._first
@@ -106,7 +108,7 @@ class DetailsScreen(Screen[None]):
         self.query_one("#title", Static).update(
             Text(f"{printable(domain.name)}  (id {domain.id}, {domain.type.value}, {domain.state.value})")
         )
-        self.query_one("#config", Static).update(self._config(domain, sample))
+        self.query_one("#config", Static).update(self._config(domain, sample, self._device_model_text(domain, sample)))
         series = self.history.get(domain.key)
         for name, values, text in (
             ("cpu", series.cpu_pct if series else [], "CPU {}%"),
@@ -129,8 +131,21 @@ class DetailsScreen(Screen[None]):
         self.query_one("#vifs", Static).update(self._vifs(domain, rate))
         self.query_one("#vbds", Static).update(self._vbds(domain, rate))
 
+    def _device_model_text(self, domain: Domain, sample: Sample) -> str | None:
+        """'qemu pid N, CPU x %, RSS y' for an HVM guest whose device model the backend found (its CPU % over
+        the last two samples this screen saw)."""
+        model = domain.device_model
+        if model is None:
+            self._device_model_seen = None
+            return None
+        seen, self._device_model_seen = self._device_model_seen, (sample.monotonic, model)
+        pct = model.cpu_pct(seen[1], sample.monotonic - seen[0]) if seen else None
+        name = printable(model.program.rsplit("/", 1)[-1]) or "qemu"
+        cpu = "-" if pct is None else f"{pct:.1f}"
+        return f"{name} pid {model.pid}, CPU {cpu} %, RSS {human_kib(model.rss_kib)}"
+
     @staticmethod
-    def _config(domain: Domain, sample: Sample) -> Table:
+    def _config(domain: Domain, sample: Sample, device_model: str | None = None) -> Table:
         table = _plain_table("", "")
         target = "-" if domain.target_kib is None else _size_text(domain.target_kib)
         rows = [
@@ -147,6 +162,10 @@ class DetailsScreen(Screen[None]):
             ("ssid", str(domain.ssid)),
             ("host", printable(sample.host.hostname)),
         ]
+        if domain.pv_drivers is not None:
+            rows.append(("PV drivers", "yes" if domain.pv_drivers else "no"))
+        if device_model is not None:
+            rows.append(("device model", device_model))
         for label, value in rows:
             table.add_row(Text(label, style="bold"), Text(value))
         return table

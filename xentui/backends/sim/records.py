@@ -10,7 +10,8 @@ from operator import attrgetter, ge, itemgetter, mul, not_, or_, sub
 from typing import TYPE_CHECKING, TypeVar, overload
 
 from xentui.backends.sim.domain import _STATIC_AT, SimDomain, SimVbd, SimVif, Status, VcpuSplit
-from xentui.model import Domain, DomainColumns, DomainFlag, LazyDomains, Vbd, Vcpu, Vif
+from xentui.model import Domain, DomainColumns, DomainFlag, DomainType, LazyDomains, Vbd, Vcpu, Vif
+from xentui.model.records import DeviceModel
 
 if TYPE_CHECKING:
     from xentui.backends.sim.cluster import SimHost
@@ -150,7 +151,7 @@ def sample_host(host: SimHost) -> tuple[LazyDomains, DomainColumns]:
     )
     state = _SampledState(statics, ids, flags, cpu_ns, list(map(int, map(attrgetter("mem_kib"), doms))), cpu,
                           list(map(itemgetter(1), cpus)), net, list(map(attrgetter("vif_drops"), doms)), disk,
-                          ring_full)
+                          ring_full, doms)
     return SampledDomains(state), columns
 
 
@@ -169,6 +170,7 @@ class _SampledState:
     drops: list[tuple[int, ...]]
     disk: list[float]
     ring_full: list[tuple[int, ...]]
+    domains: list[SimDomain]  # for an HVM guest's device model and PV drivers, read when its record is made
 
     def record(self, i: int, host: str = "") -> Domain:
         (name, uuid, dtype, xen_maxmem_kib, maxmem_kib, vcpus_max, vifs, vbds, weight, cap, ssid, target_kib, split,
@@ -178,7 +180,16 @@ class _SampledState:
                       VcpuTimes(split, self.cpu[i], self.uneven[i]), vcpus_max,
                       VifRecords(vifs, domid, self.net[i], self.drops[i]),
                       VbdRecords(vbds, self.disk[i], self.ring_full[i]), weight, cap, ssid, target_kib, maxmem_kib,
-                      host=host)
+                      host=host, **(self._hvm(i) if dtype is DomainType.HVM else {}))
+
+    def _hvm(self, i: int) -> dict[str, object]:
+        """A simulated HVM guest's device model (as the xl backend finds one in dom0: a QEMU process whose CPU
+        grows with the guest's CPU and I/O, about 40 MiB resident) and whether its PV drivers are up."""
+        dom = self.domains[i]
+        cpu_ns = int(self.cpu_ns[i] * 0.03 + (self.net[i] + self.disk[i]) * 2e7)
+        model = DeviceModel(pid=1000 + dom.salt % 60_000, program="/usr/libexec/xen-qemu-system-i386",
+                            cpu_ns=cpu_ns, rss_kib=36_864 + (dom.salt >> 8) % 16_384)
+        return {"device_model": model, "pv_drivers": dom.pv_drivers}
 
 
 @dataclass(slots=True)
