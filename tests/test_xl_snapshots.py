@@ -294,3 +294,14 @@ def test_migrate_is_refused_on_a_xapi_host():
     with pytest.raises(Unsupported, match="managed by xapi"):
         asyncio.run(main())
     assert host.calls == []
+
+
+def test_the_header_says_who_manages_the_host():
+    from xentui.model import Host, Sample
+    from xentui.ui.header import HostHeader
+
+    for managed, shown in (("xapi", True), (None, False)):
+        host = Host("xcp-1", "Xen", "4.17.7", 4, 2600, 8 << 20, 4 << 20, managed_by=managed)
+        header = HostHeader()
+        header.show(Sample(monotonic=0.0, wall=0.0, host=host, domains=[]), {}, backend="xl", delay=3.0, view="")
+        assert ("managed by xapi: read-only" in str(header.render())) is shown
