@@ -36,8 +36,9 @@ def scrape(port: int) -> dict[str, float]:
 
 
 def test_the_exporter_in_dom0_serves_a_growing_cpu_counter_of_a_running_guest(xenlab):
-    xenlab.ssh("pkill -f 'xentui export' || true; cd /tmp && nohup /root/venv/bin/xentui export --listen "
-               f"127.0.0.1:{PORT} --backend xl -d 1 > /tmp/exporter.log 2>&1 < /dev/null &")
+    stop = "kill $(cat /tmp/exporter.pid 2>/dev/null) 2>/dev/null; rm -f /tmp/exporter.pid; true"
+    xenlab.ssh(f"{stop}; cd /tmp && nohup /root/venv/bin/xentui export --listen 127.0.0.1:{PORT} --backend xl "
+               "-d 1 > /tmp/exporter.log 2>&1 < /dev/null & echo $! > /tmp/exporter.pid")
     local = free_port()
     command = xenlab.lab.ssh_command([])
     at = command.index("root@127.0.0.1")
@@ -66,4 +67,4 @@ def test_the_exporter_in_dom0_serves_a_growing_cpu_counter_of_a_running_guest(xe
     finally:
         tunnel.terminate()
         tunnel.wait(timeout=10)
-        xenlab.ssh("pkill -f 'xentui export' || true")
+        xenlab.ssh(stop)
