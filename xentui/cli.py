@@ -11,7 +11,7 @@ import math
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -297,45 +297,39 @@ def _batch_options(args: argparse.Namespace) -> BatchOptions:
     )
 
 
-async def _run_batch_until_signal(backend: Backend, options: BatchOptions) -> None:
-    """Run batch mode; SIGTERM ends it like Ctrl-C: what was printed stays printed."""
+async def _until_signal(backend: Backend, work: Awaitable[object]) -> None:
+    """Run ``work`` until it ends or SIGTERM comes (which ends it like Ctrl-C: what was printed stays printed),
+    then close the backend."""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGTERM, task.cancel)
     try:
-        await run_batch(backend, options, sys.stdout)
+        await work
     except asyncio.CancelledError:
         pass
     finally:
         await backend.close()
 
 
+def _failed(error: BaseException, status: int) -> int:
+    """Say why xentui stops, on stderr and in the log; its exit status."""
+    logging.getLogger("xentui").error("%s", error)
+    print(f"xentui: {printable(str(error))}", file=sys.stderr)
+    return status
+
+
 def _export(backend: Backend, args: argparse.Namespace) -> int:
     """The exporter: until Ctrl-C or SIGTERM. One that cannot listen (the port taken) is a usage error."""
     from xentui.metrics import serve
 
-    async def run() -> None:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGTERM, task.cancel)
-        try:
-            await serve(backend, args.listen, args.delay)
-        except asyncio.CancelledError:
-            pass
-        finally:
-            await backend.close()
-
     try:
-        asyncio.run(run())
+        asyncio.run(_until_signal(backend, serve(backend, args.listen, args.delay)))
     except KeyboardInterrupt:
         pass
     except InvalidArgument as error:
-        print(f"xentui: {printable(str(error))}", file=sys.stderr)
-        return EXIT_USAGE
+        return _failed(error, EXIT_USAGE)
     return EXIT_OK
 
 
@@ -401,12 +395,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         backend = make_backend(args)
     except InvalidArgument as error:  # a URI, a config file, a log that cannot be used: the operator's to fix
-        print(f"xentui: {printable(str(error))}", file=sys.stderr)
-        return EXIT_USAGE
+        return _failed(error, EXIT_USAGE)
     except BackendError as error:  # no hypervisor here, a host that does not answer, a daemon down
-        logging.getLogger("xentui").error("%s", error)
-        print(f"xentui: {printable(str(error))}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
+        return _failed(error, EXIT_UNAVAILABLE)
     backend.warm_up()  # a connection opens while the rest starts
     if not args.batch:
         # textual loads only when the screen is wanted: batch mode starts fast and stays small
@@ -431,17 +422,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.listen is not None:
         return _export(backend, args)
     try:
-        asyncio.run(_run_batch_until_signal(backend, _batch_options(args)))
+        asyncio.run(_until_signal(backend, run_batch(backend, _batch_options(args), sys.stdout)))
     except KeyboardInterrupt:
         pass
     except BackendUnavailable as error:  # the first connection, or a daemon that went away: nothing to watch
-        logging.getLogger("xentui").error("%s", error)
-        print(f"xentui: {printable(str(error))}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
+        return _failed(error, EXIT_UNAVAILABLE)
     except BackendError as error:
-        logging.getLogger("xentui").error("%s", error)
-        print(f"xentui: {printable(str(error))}", file=sys.stderr)
-        return EXIT_FAILURE
+        return _failed(error, EXIT_FAILURE)
     try:
         sys.stdout.flush()
     except BrokenPipeError:
