@@ -25,9 +25,10 @@ SUITE=bookworm
 MIRROR="${XENTUI_LAB_MIRROR:-http://deb.debian.org/debian}"
 SECURITY_MIRROR="${XENTUI_LAB_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
 # dom0 userland. xen-utils-4.17 and friends come from bookworm-security in a second step so that they match
-# the hypervisor's version (debootstrap only reads the one suite).
+# the hypervisor's version (debootstrap only reads the one suite). qemu-system-xen is the device model of HVM guests
+# (/usr/libexec/xen-qemu-system-i386, with seabios; hvmloader comes with xen-utils-4.17): tests/xenlab/test_hvm_lab.py.
 BASE_PKGS="python3,python3-venv,kmod,iproute2,iputils-ping,procps,openssh-server,openssh-client,bridge-utils,tmux,util-linux,less"
-XEN_PKGS="xen-utils-4.17 xen-utils-common xenstore-utils libxenmisc4.17"
+XEN_PKGS="xen-utils-4.17 xen-utils-common xenstore-utils libxenmisc4.17 qemu-system-xen"
 # libvirt with its Xen (libxl) driver, for the libvirt backend against xen:///system (libvirt-daemon pulls in the
 # QEMU driver, which loads but finds no QEMU); python3-libvirt is linked into /root/venv (see the overlay).
 LIBVIRT_PKGS="libvirt-daemon libvirt-daemon-driver-xen libvirt-clients python3-libvirt"
