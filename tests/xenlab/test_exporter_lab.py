@@ -30,15 +30,17 @@ def scrape(port: int) -> dict[str, float]:
     for family in text_string_to_metric_families(text):
         if family.name == "xentui_domain_cpu_seconds":
             cpu.update({s.labels["domain"]: s.value for s in family.samples if s.name.endswith("_total")})
-        if family.name == "xentui_up":
-            assert family.samples[0].value == 1.0
+        if family.name == "xentui_up" and family.samples[0].value != 1.0:
+            return {}  # not sampled yet (or the last sample failed): no figures to trust
     return cpu
 
 
 def test_the_exporter_in_dom0_serves_a_growing_cpu_counter_of_a_running_guest(xenlab):
-    stop = "kill $(cat /tmp/exporter.pid 2>/dev/null) 2>/dev/null; rm -f /tmp/exporter.pid; true"
-    xenlab.ssh(f"{stop}; cd /tmp && nohup /root/venv/bin/xentui export --listen 127.0.0.1:{PORT} --backend xl "
-               "-d 1 > /tmp/exporter.log 2>&1 < /dev/null & echo $! > /tmp/exporter.pid")
+    # the exporter in the foreground of its own ssh session, on a terminal: ending that ssh hangs it up
+    serve = (f"cd /tmp && exec /root/venv/bin/xentui export --listen 127.0.0.1:{PORT} --backend xl -d 1 "
+             "2>/tmp/exporter.log")
+    exporter = subprocess.Popen(xenlab.lab.ssh_command(["sh", "-c", serve], tty=True), stdin=subprocess.PIPE,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     local = free_port()
     command = xenlab.lab.ssh_command([])
     at = command.index("root@127.0.0.1")
@@ -67,4 +69,5 @@ def test_the_exporter_in_dom0_serves_a_growing_cpu_counter_of_a_running_guest(xe
     finally:
         tunnel.terminate()
         tunnel.wait(timeout=10)
-        xenlab.ssh(stop)
+        exporter.terminate()
+        exporter.wait(timeout=10)
