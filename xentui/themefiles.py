@@ -21,11 +21,12 @@ def load_theme_specs(errors: dict[str, str] | None = None, user_dir: Path | None
     beside the config file; one of the same name replaces the shipped one). A broken file (not TOML, not UTF-8,
     no name) is skipped, and what is wrong with it goes into ``errors`` (file -> reason) for the caller to say."""
     specs: dict[str, dict] = {}
-    entries: list[Traversable | Path] = sorted(theme_dir().iterdir(), key=lambda item: item.name)
+    entries: list[tuple[str, Traversable | Path]] = [
+        (entry.name, entry) for entry in sorted(theme_dir().iterdir(), key=lambda item: item.name)]
     if user_dir is not None:
         with contextlib.suppress(OSError):  # no such directory (the usual case), or unreadable: no user themes
-            entries += sorted(user_dir.iterdir(), key=lambda item: item.name)
-    for entry in entries:
+            entries += [(str(entry), entry) for entry in sorted(user_dir.iterdir(), key=lambda item: item.name)]
+    for shown, entry in entries:  # shown: a shipped theme by its file's name, the operator's by its path
         if not entry.name.endswith(".toml"):
             continue
         try:
@@ -35,7 +36,6 @@ def load_theme_specs(errors: dict[str, str] | None = None, user_dir: Path | None
                 raise ValueError("its name is not a word")
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, ValueError) as error:
             if errors is not None:
-                shown = str(entry) if isinstance(entry, Path) else entry.name
                 errors[shown] = f"no name in it ({error})" if isinstance(error, KeyError) else str(error)
             continue
         specs[name] = spec

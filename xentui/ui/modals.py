@@ -221,7 +221,11 @@ class SaveScreen(FormScreen):
         if "\0" in text:  # before expanduser: ~ with a NUL would raise from the user database
             self.show_error("the path has a NUL character in it")
             return
-        path = Path(text).expanduser()
+        try:
+            path = Path(text).expanduser()
+        except RuntimeError:  # ~name of no user here (Python cannot tell whose home it is)
+            self.show_error(f"{printable(text.split('/', 1)[0])}: no such user here, so no home directory")
+            return
         if not path.is_absolute():  # relative to the save directory, where restore looks: never to xentui's cwd
             path = self.path.parent / path
         self.check(path, self.query_one("#keep", Checkbox).value)
