@@ -20,6 +20,7 @@ config files, `migration` moves a domain to another host. All of it reaches dom0
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import AsyncIterator, Callable
@@ -177,8 +178,11 @@ class _XapiGate:
 
     async def migrate(self, domain: str, target: str, *, live: bool = True) -> AsyncIterator[MigrateProgress]:
         await self._gate(Action.MIGRATE)
-        async for event in super().migrate(domain, target, live=live):  # type: ignore[misc]
-            yield event
+        # aclosing: a Stop closes this generator, and that must close the migration's own at once (it ends
+        # the xl migrate on the host), not whenever the garbage collector gets to it
+        async with contextlib.aclosing(super().migrate(domain, target, live=live)) as events:  # type: ignore[misc]
+            async for event in events:
+                yield event
 
     async def disk_attach(self, domain: str, spec: DiskSpec) -> None:
         await self._gate(Action.DISK_ATTACH)
