@@ -17,8 +17,8 @@ def with_columns(sample: Sample) -> Sample:
         rows.append((d.key, d.name, d.id, d.flags, d.cpu_ns, d.net_rx_bytes, d.net_tx_bytes,
                      sum(v.rd_reqs for v in readable), sum(v.wr_reqs for v in readable),
                      sum(v.oo_reqs for v in readable), sum(v.rd_sectors for v in readable),
-                     sum(v.wr_sectors for v in readable), layout))
-    columns = list(zip(*rows, strict=True)) if rows else [()] * 13
+                     sum(v.wr_sectors for v in readable), layout, d.mem_kib))
+    columns = list(zip(*rows, strict=True)) if rows else [()] * 14
     return dataclasses.replace(sample, columns=DomainColumns(*columns))
 
 

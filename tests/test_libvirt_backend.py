@@ -115,6 +115,7 @@ async def test_the_refresh_reads_columns_that_give_the_records_rates(backend):
     assert list(second.columns.keys) == [domain.key for domain in second.domains]
     assert list(second.columns.cpu_ns) == [domain.cpu_ns for domain in second.domains]
     assert list(second.columns.net_rx_bytes) == [domain.net_rx_bytes for domain in second.domains]
+    assert list(second.columns.mem_kib) == [domain.mem_kib for domain in second.domains]
     assert_same_rates(compute_rates(first, second),
                       compute_rates(without_columns(first), without_columns(second)), second.keys())
 

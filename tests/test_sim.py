@@ -628,7 +628,7 @@ async def test_the_simulators_counter_columns_agree_with_its_records_through_eve
             current = await backend.sample()
             expected = with_columns(current).columns
             for name in ("keys", "names", "ids", "flags", "cpu_ns", "net_rx_bytes", "net_tx_bytes", "vbd_rd_reqs",
-                         "vbd_wr_reqs", "vbd_oo_reqs", "vbd_rd_sectors", "vbd_wr_sectors"):
+                         "vbd_wr_reqs", "vbd_oo_reqs", "vbd_rd_sectors", "vbd_wr_sectors", "mem_kib"):
                 assert list(getattr(current.columns, name)) == list(getattr(expected, name)), name
             from_columns = compute_rates(previous[backend], current)
             from_records = compute_rates(without_columns(previous[backend]), without_columns(current))

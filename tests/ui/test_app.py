@@ -9,6 +9,7 @@ from textual import events
 from textual.binding import Binding
 from textual.widgets import Input, Static
 
+from tests.rates_paths import without_columns
 from xentui.backends.base import BackendError
 from xentui.backends.sim import SimBackend, SimCluster
 from xentui.ui.app import StartOptions, XentuiApp, _spelt_out
@@ -594,12 +595,14 @@ async def test_the_collector_is_settled_once_soon_after_the_first_poll_good_or_n
 
 @pytest.mark.parametrize(("column", "cumulative", "records"), [
     ("cpu_pct", False, False), ("cpu_pct", True, False), ("nettx", False, False), ("nets", False, True),
-    ("vbds", False, True), ("mem", False, True),
+    ("vbds", False, True), ("mem", False, False), ("mem_pct", True, False), ("cpu_s", True, False),
+    ("maxmem", False, True),
 ])
 async def test_a_refresh_makes_records_for_the_rows_drawn_whatever_the_sort(column, cumulative, records, monkeypatch):
     """Scale: a refresh of 400 domains makes records, per-domain rates and vCPU, vif and vbd records for the rows
     drawn (and dom0's record for the header). A sort by a rate reads the rates' column; a sort by a
-    record's figure (NETS, MEM) makes each record, but still no more rates or device records."""
+    record's figure the columns lack (NETS, MAXMEM) makes each record, but still no more rates or device records;
+    MEM and CPU(s) are in the columns and make none."""
     from xentui.backends import sim as simulator
     from xentui.model import DomainRates
 
@@ -630,6 +633,35 @@ async def test_a_refresh_makes_records_for_the_rows_drawn_whatever_the_sort(colu
         rows = app.table.size.height
         assert made["records"] >= 401 if records else made["records"] <= rows + 2, made
         assert made["rates"] <= rows and made["sub-records"] <= 3 * rows, made
+
+
+@pytest.mark.parametrize(("column", "cumulative", "reverse"), [
+    ("mem", False, False), ("mem", True, True), ("mem_pct", False, False), ("cpu_s", True, False),
+    ("cpu_s", False, True),
+])
+async def test_a_sort_by_a_figure_of_the_columns_orders_as_the_records_do(column, cumulative, reverse):
+    """One model: sorted by MEM or CPU(s) from the sample's columns, the table lists the domains in the order
+    their records give, ties in name order, as it does for the same sample without columns."""
+    backend, clock = make_sim(domains=60)
+    app, _ = make_app(backend)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(pilot, app, clock)
+        table = app.table
+        table.options.sort_column, table.options.cumulative = column, cumulative
+        table.options.sort_reverse = reverse
+        await poll(pilot, app, clock)
+        await pilot.pause()
+        sample = app.sample
+        assert sample.columns is not None
+        from_columns = table.shown_keys
+        figure = "cpu_ns" if column == "cpu_s" else "mem_kib"
+        by_name = sorted(sample.domains, key=lambda d: d.name.casefold())
+        expected = sorted(by_name, key=lambda d: getattr(d, figure), reverse=not reverse)
+        assert from_columns == [d.key for d in expected]
+        assert len({getattr(d, figure) for d in sample.domains}) >= 5  # the order says something (ties too)
+        table._sample = without_columns(sample)
+        table.rebuild()
+        assert table.shown_keys == from_columns
 
 
 async def test_down_and_enter_typed_together_open_the_domain_the_cursor_moved_to():

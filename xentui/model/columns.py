@@ -35,6 +35,7 @@ class DomainColumns:
     vbd_rd_sectors: Sequence[int]
     vbd_wr_sectors: Sequence[int]
     layouts: Sequence[object]  # which devices each domain has; compared with `is` first, then `==`
+    mem_kib: Sequence[int]  # `Domain.mem_kib`: a sort by MEM reads it, not every record
 
 
 class LazyDomains(Sequence[Domain]):

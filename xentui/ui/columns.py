@@ -62,6 +62,16 @@ def _rate_text(attr: str, fmt: Callable[[float], str]) -> Text:
     return text
 
 
+def _figure(attr: str) -> Key:
+    """A key that is a figure of the record which `DomainColumns` also carries: the table sorts by that column
+    where the sample has one, and makes no record for it."""
+    def key(domain: Domain, rates: DomainRates | None, host: Host) -> float:
+        return getattr(domain, attr)
+
+    key.column_attr = attr  # type: ignore[attr-defined]
+    return key
+
+
 def _vbd_total(attr: str) -> Key:
     def key(domain: Domain, rates: DomainRates | None, host: Host) -> float:
         totals = domain.vbd_totals()
@@ -147,15 +157,14 @@ COLUMNS: tuple[Column, ...] = (
             **_same(_or_unknown(UNKNOWN_CPU, _rate_text("cpu_pct", lambda v: f"{v:.1f}")), _rate("cpu_pct")),
             help="% of one physical CPU over the last interval (400 = four CPUs busy)"),
     _xentop("cpu_s", "CPU(s)", 8,
-            **_same(_or_unknown(UNKNOWN_CPU, lambda d, r, h: str(d.cpu_ns // 1_000_000_000)),
-                    lambda d, r, h: d.cpu_ns),
+            **_same(_or_unknown(UNKNOWN_CPU, lambda d, r, h: str(d.cpu_ns // 1_000_000_000)), _figure("cpu_ns")),
             help="CPU seconds used since the domain started"),
     _xentop("mem", "MEM", 6, text=_or_unknown(UNKNOWN_MEM, lambda d, r, h: human_kib(d.mem_kib)),
-            xentop_text=_or_unknown(UNKNOWN_MEM, lambda d, r, h: str(d.mem_kib)), key=lambda d, r, h: d.mem_kib,
-            xentop_key=lambda d, r, h: d.mem_kib, help="current memory"),
+            xentop_text=_or_unknown(UNKNOWN_MEM, lambda d, r, h: str(d.mem_kib)), key=_figure("mem_kib"),
+            xentop_key=_figure("mem_kib"), help="current memory"),
     _xentop("mem_pct", "MEM%", 5,
             **_same(_or_unknown(UNKNOWN_MEM, lambda d, r, h: percent_text(d.mem_kib, h.total_kib)),
-                    lambda d, r, h: d.mem_kib),
+                    _figure("mem_kib")),
             help="of host memory"),
     _xentop("maxmem", "MAXMEM", 8, text=_or_unknown(UNKNOWN_MAXMEM, _maxmem_text),
             xentop_text=_or_unknown(UNKNOWN_MAXMEM, _maxmem_xentop_text),

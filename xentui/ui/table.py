@@ -316,8 +316,12 @@ class DomainTable(ScrollView, can_focus=True):
             return sorted(by_name, key=list(map(self._casefolded.__getitem__, names)).__getitem__, reverse=True)
         key_of = column.xentop_key if options.cumulative else column.key
         attr = getattr(key_of, "rate_attr", None)
+        figure = getattr(key_of, "column_attr", None)
         if attr is not None:
             values = self._rates.column(attr, keys)  # a domain without rates yet sorts as below zero
+        elif figure is not None and sample.columns is not None:  # the record's figure, as a column: no records
+            column_values = getattr(sample.columns, figure)
+            values = [column_values[i] for i in positions]
         else:  # a figure of the record: rates are not read, and records are made for every domain shown
             domains, host_of = sample.domains, sample.host_of
             values = [key_of(domains[i], None, host_of(domains[i])) for i in positions]

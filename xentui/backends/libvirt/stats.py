@@ -410,6 +410,7 @@ def _columns(reads: list[_Read]) -> DomainColumns:
         cpu_ns=column("cpu_ns"), net_rx_bytes=column("net_rx"), net_tx_bytes=column("net_tx"),
         vbd_rd_reqs=column("vbd_rd"), vbd_wr_reqs=column("vbd_wr"), vbd_oo_reqs=column("vbd_oo"),
         vbd_rd_sectors=column("vbd_rsect"), vbd_wr_sectors=column("vbd_wsect"), layouts=column("layout"),
+        mem_kib=column("mem_kib"),
     )
 
 

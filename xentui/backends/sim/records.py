@@ -136,6 +136,7 @@ def sample_host(host: SimHost) -> tuple[LazyDomains, DomainColumns]:
     vbd_disk = list(map(disk.__getitem__, devices.vbd_owner))
     reads = list(map(mul, devices.rd_rate, vbd_disk))
     writes = list(map(mul, devices.wr_rate, vbd_disk))
+    mem_kib = list(map(int, map(attrgetter("mem_kib"), doms)))
     columns = DomainColumns(
         keys=list(map(itemgetter(_STATIC_AT["uuid"]), statics)),  # a simulated domain always has a uuid
         names=list(map(itemgetter(_STATIC_AT["name"]), statics)), ids=ids, flags=flags,
@@ -147,9 +148,9 @@ def sample_host(host: SimHost) -> tuple[LazyDomains, DomainColumns]:
         vbd_oo_reqs=list(map(sum, ring_full)),
         vbd_rd_sectors=devices.vbd_sums(map(int, map(mul, reads, devices.sectors_per_req))),
         vbd_wr_sectors=devices.vbd_sums(map(int, map(mul, writes, devices.sectors_per_req))),
-        layouts=list(map(itemgetter(_STATIC_AT["layout"]), statics)),
+        layouts=list(map(itemgetter(_STATIC_AT["layout"]), statics)), mem_kib=mem_kib,
     )
-    state = _SampledState(statics, ids, flags, cpu_ns, list(map(int, map(attrgetter("mem_kib"), doms))), cpu,
+    state = _SampledState(statics, ids, flags, cpu_ns, mem_kib, cpu,
                           list(map(itemgetter(1), cpus)), net, list(map(attrgetter("vif_drops"), doms)), disk,
                           ring_full, doms)
     return SampledDomains(state), columns
