@@ -168,6 +168,68 @@ async def test_out_of_focus_the_per_device_calls_are_not_made_and_their_figures_
     assert_same_rates(rates, compute_rates(without_columns(out_of_focus), without_columns(back)), back.keys())
 
 
+async def test_each_refresh_makes_the_same_calls_per_domain_and_per_device_and_no_more(backend, monkeypatch):
+    """The test driver's records carry the state only: a refresh asks each domain for its id, info() and vcpus(),
+    and each named device for its counters, refresh after refresh; what is kept (XML, uuid, name, scheduler) is
+    not asked again."""
+    first = await backend.sample()
+    asked = calls_to(monkeypatch, "ID", "info", "vcpus", "interfaceStats", "blockStats", "XMLDesc", "UUIDString",
+                     "name", "schedulerType", "schedulerParameters", "state", "isActive", "memoryStats")
+    refreshes = 3
+    for _ in range(refreshes):
+        await backend.sample()
+    domains = len(first.domains)
+    vifs = sum(1 for d in first.domains for vif in d.vifs if vif.ifname != "-" or vif.mac)
+    vbds = sum(1 for d in first.domains for vbd in d.vbds if vbd.device)
+    assert vifs and vbds
+    expected = {"ID": domains, "info": domains, "vcpus": domains, "interfaceStats": vifs, "blockStats": vbds}
+    assert {name: asked.count(name) for name in set(asked)} == {name: n * refreshes for name, n in expected.items()}
+
+
+async def test_the_layouts_stay_the_same_objects_while_nothing_changes(backend):
+    """`compute_rates` compares each domain's layout with `is` first: a refresh that finds every device as it was
+    hands over the very layout of the refresh before, not an equal copy."""
+    first = await backend.sample()
+    second = await backend.sample()
+    assert first.columns is not None and second.columns is not None
+    assert list(first.columns.keys) == list(second.columns.keys)
+    assert all(old is new for old, new in zip(first.columns.layouts, second.columns.layouts, strict=True))
+
+
+async def test_a_device_that_cannot_be_read_is_marked_and_leaves_the_others_counted(backend, monkeypatch):
+    """blockStats refused for one of db-primary's disks, and a negative counter from one of web-frontend-01's
+    vifs: those devices are unreadable (the figure unknown, never zero in a rate), the others still count, the
+    layouts change; read again, both come back."""
+    before = await backend.sample()
+    keys = {d.name: d.key for d in before.domains}
+    block_stats, interface_stats = libvirt.virDomain.blockStats, libvirt.virDomain.interfaceStats
+    broken_disk = ("db-primary", before.domain(keys["db-primary"]).vbds[1].device)
+    broken_vif = ("web-frontend-01", before.domain(keys["web-frontend-01"]).vifs[0].ifname)  # others' have its name
+    monkeypatch.setattr(libvirt.virDomain, "blockStats",  # the test driver refuses a path it does not know
+                        lambda dom, path: block_stats(dom, "no-such-disk" if (dom.name(), path) == broken_disk
+                                                      else path))
+    monkeypatch.setattr(libvirt.virDomain, "interfaceStats",
+                        lambda dom, device: (-1, *interface_stats(dom, device)[1:])
+                        if (dom.name(), device) == broken_vif else interface_stats(dom, device))
+    broken = await backend.sample()
+    db, web = broken.domain(keys["db-primary"]), broken.domain(keys["web-frontend-01"])
+    assert [vbd.error for vbd in db.vbds] == [False, True] and db.unknown == {"vbd"}
+    assert broken.columns is not None and before.columns is not None
+    at = list(broken.columns.keys).index(db.key)
+    assert (db.vbds[1].rd_reqs, broken.columns.vbd_rd_reqs[at]) == (0, db.vbds[0].rd_reqs)
+    assert web.vifs[0].error and web.vifs[0].rx_bytes == 0 and web.unknown == {"net"}
+    assert not any(d.unknown for d in broken.domains if d.key not in (db.key, web.key))
+    changed = {key for key, old, new in zip(broken.columns.keys, before.columns.layouts, broken.columns.layouts,
+                                            strict=True) if old != new}
+    assert changed == {db.key, web.key}
+    monkeypatch.undo()
+    again = await backend.sample()
+    assert again.domain(db.key) and not again.domain(db.key).unknown and not again.domain(web.key).unknown
+    assert again.columns is not None and list(again.columns.layouts) == list(before.columns.layouts)
+    assert_same_rates(compute_rates(broken, again), compute_rates(without_columns(broken), without_columns(again)),
+                      again.keys())
+
+
 async def test_the_default_uri_is_libvirts(monkeypatch):
     monkeypatch.setenv("LIBVIRT_DEFAULT_URI", "test:///default")
     backend = LibvirtBackend(None)

@@ -7,10 +7,10 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from operator import attrgetter
-from typing import Any, NamedTuple, TypeVar
+from operator import attrgetter, itemgetter
+from typing import Any, NamedTuple
 
 from xentui.backends.base import Action
 from xentui.backends.libvirt.connection import (
@@ -43,7 +43,6 @@ from xentui.model import (
 )
 
 log = logging.getLogger(__package__)  # the package's logger: records keep the name they had before the split
-T = TypeVar("T")
 
 # virDomainState -> xentop's flags
 _STATE_FLAGS = {
@@ -56,6 +55,7 @@ _STATE_FLAGS = {
     6: DomainFlag.SHUTDOWN | DomainFlag.CRASHED,
     7: DomainFlag.PAUSED,  # suspended to RAM by the guest
 }
+_NO_FLAG = DomainFlag.NONE
 _PAUSED = 3
 _VCPU_OFFLINE = 0
 
@@ -122,23 +122,29 @@ class StatsMixin(ConnectionMixin):
                 current.bulk = False
         return [(dom, {}) for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)]
 
-    def _read_all(self, current: _Connection, records: list[tuple[Any, dict[str, Any]]]) -> list[_Read]:
+    def _read_all(self, current: _Connection, records: list[tuple[Any, dict[str, Any]]]) -> list[ReadTuple]:
         """Each domain's figures from its stats record, the per-domain calls filling what it lacks."""
         with self._lock:
             dirty, self._dirty = self._dirty, set()
             for uuid in dirty:
                 self._configs.pop(uuid, None)
-        reads = []
+        reads: list[ReadTuple] = []
+        running: dict[int, KnownDomain] = {}
+        read_one = self._read
         for dom, stats in records:
             try:
-                reads.append(self._read(current, dom, stats))
+                read = read_one(current, dom, stats)
             except libvirt.libvirtError as error:
                 if _code(error) != libvirt.VIR_ERR_NO_DOMAIN:
                     raise  # else it went away between the listing and now
-        current.running = {read.known.domid: read.known for read in reads}
-        present = {read.known.uuid for read in reads}
+                continue
+            reads.append(read)
+            known = read[_KNOWN]
+            running[known.domid] = known
+        current.running = running
+        present = {known.uuid for known in running.values()}
         with self._lock:
-            for uuid in [uuid for uuid in self._configs if uuid not in present]:
+            for uuid in self._configs.keys() - present:  # the ones gone, found in one pass in C
                 del self._configs[uuid]
         return reads
 
@@ -182,15 +188,7 @@ class StatsMixin(ConnectionMixin):
         if _code(error) == libvirt.VIR_ERR_NO_DOMAIN or self._lost(current, error):
             raise error
 
-    def _per_domain(self, current: _Connection, call: Callable[..., T], *args: Any) -> T | None:
-        """A call for what the stats record lacks; None when the driver refuses it."""
-        try:
-            return call(*args)
-        except libvirt.libvirtError as error:
-            self._refused(current, error)
-            return None
-
-    def _read(self, current: _Connection, dom: Any, stats: dict[str, Any]) -> _Read:
+    def _read(self, current: _Connection, dom: Any, stats: dict[str, Any]) -> ReadTuple:
         """One domain's figures, worked out once here for both the columns and its record.
 
         Runs for every domain at every refresh: a domain is told apart by its domid alone (one call), as a
@@ -204,14 +202,16 @@ class StatsMixin(ConnectionMixin):
         get = stats.get
         state, cpu_ns = get("state.state"), get("cpu.time")
         mem_kib, maxmem_kib = get("balloon.current"), get("balloon.maximum") or config.max_memory_kib
-        listed = info = None
+        listed = info = info_vcpus = None
         need_info = state is None or cpu_ns is None or mem_kib is None or maxmem_kib is None
         focus = self._focus
         looked_at = focus is None or known.uuid in focus
         if get("vcpu.current") is None:
             if looked_at and current.vcpus_call:
                 try:
-                    listed = dom.vcpus() or None
+                    answer = dom.vcpus()
+                    # each vCPU's (number, state, cpu time, cpu): its pinning map (a flag per host CPU) is not kept
+                    listed = answer[0] if answer else None
                 except libvirt.libvirtError as error:
                     self._refused(current, error)
                     if _code(error) in _unsupported_codes():  # e.g. the libxl driver: no virNodeGetCPUMap
@@ -222,7 +222,7 @@ class StatsMixin(ConnectionMixin):
                 info = dom.info() or None
             except libvirt.libvirtError as error:
                 self._refused(current, error)
-        unknown: set[str] = set()
+        unknown: tuple[str, ...] = ()  # the markers: mostly none, so no set is made per domain
         if info:
             if state is None:
                 state = info[0]
@@ -232,90 +232,145 @@ class StatsMixin(ConnectionMixin):
                 mem_kib = info[2]
             if maxmem_kib is None:
                 maxmem_kib = info[1]
+            info_vcpus = info[3]  # all its record needs of info() (the list itself is not kept)
         if cpu_ns is None:
-            unknown.add(UNKNOWN_CPU)
+            unknown += (UNKNOWN_CPU,)
         if mem_kib is None:
             mem_kib = config.current_memory_kib
             if mem_kib is None:
-                unknown.add(UNKNOWN_MEM)
+                unknown += (UNKNOWN_MEM,)
         if maxmem_kib is None:
-            unknown.add(UNKNOWN_MAXMEM)
+            unknown += (UNKNOWN_MAXMEM,)
         # the per-device figures: from the record, else by a call per device for a domain looked at, else unread
+        # (the calls in a loop here, each in its try: a wrapper call per device cost more than the loop)
         if get("net.count") is not None:
-            vifs, vif_flags, rx, tx = _vif_figures(
-                _from_record(stats, "net", known, _NET_COUNTERS, known.nic_targets), unknown)
+            vifs = _from_record(stats, "net", known, _NET_COUNTERS, known.nic_targets)
         elif looked_at:
-            vifs, vif_flags, rx, tx = _vif_figures(
-                [self._per_domain(current, dom.interfaceStats, device) if device else None
-                 for device in known.nic_devices], unknown)
+            vifs = []
+            for device in known.nic_devices:
+                counters = None
+                if device:
+                    try:
+                        counters = dom.interfaceStats(device)
+                    except libvirt.libvirtError as error:
+                        self._refused(current, error)
+                vifs.append(counters)
         else:
+            vifs = None
+        if vifs is None:
             vifs, vif_flags, rx, tx = known.unread_vifs, known.unread_flags[0], 0, 0
             if vifs:
-                unknown.add(UNKNOWN_NET)
-        if get("block.count") is not None:
-            vbds, readable_flags, (oo, rd, wr, rsect, wsect) = _vbd_figures(
-                _from_record(stats, "block", known, _BLOCK_COUNTERS, known.disk_targets), unknown)
-        elif looked_at:
-            vbds, readable_flags, (oo, rd, wr, rsect, wsect) = _vbd_figures(
-                [self._per_domain(current, dom.blockStats, target) if target else None
-                 for target in known.disk_targets], unknown)
+                unknown += (UNKNOWN_NET,)
         else:
+            vif_flags, rx, tx = _vif_figures(vifs, known.all_vifs_read)
+            if vif_flags is not known.all_vifs_read:
+                unknown += (UNKNOWN_NET,)
+        if get("block.count") is not None:
+            vbds = _from_record(stats, "block", known, _BLOCK_COUNTERS, known.disk_targets)
+        elif looked_at:
+            vbds = []
+            for device in known.disk_targets:
+                counters = None
+                if device:
+                    try:
+                        counters = dom.blockStats(device)
+                    except libvirt.libvirtError as error:
+                        self._refused(current, error)
+                vbds.append(counters)
+        else:
+            vbds = None
+        if vbds is None:
             vbds, readable_flags, (oo, rd, wr, rsect, wsect) = known.unread_vbds, known.unread_flags[1], _NO_TOTALS
             if vbds:
-                unknown.add(UNKNOWN_VBD)
+                unknown += (UNKNOWN_VBD,)
+        else:
+            readable_flags, (oo, rd, wr, rsect, wsect) = _vbd_figures(vbds, known.all_vbds_read)
+            if readable_flags is not known.all_vbds_read:
+                unknown += (UNKNOWN_VBD,)
         layout = known.layout
         if layout[2] != readable_flags or layout[3] != vif_flags:  # the same object while nothing changes
             layout = known.layout = (config.interfaces, config.disks, readable_flags, vif_flags)
-        return tuple.__new__(_Read, (
-            known, _STATE_FLAGS.get(state, DomainFlag.NONE), int(cpu_ns or 0), int(mem_kib or 0), maxmem_kib,
-            rx, tx, rd, wr, oo, rsect, wsect, layout, stats, listed, info, vifs, vbds, unknown))
+        return (known, _STATE_FLAGS.get(state, _NO_FLAG), int(cpu_ns or 0), int(mem_kib or 0), maxmem_kib,
+                rx, tx, rd, wr, oo, rsect, wsect, layout, stats, listed, info_vcpus, vifs, vbds, unknown)
 
 
 _NET_COUNTERS = ("rx.bytes", "rx.pkts", "rx.errs", "rx.drop", "tx.bytes", "tx.pkts", "tx.errs", "tx.drop")
 _NO_TOTALS = (0, 0, 0, 0, 0)
+_UNREAD_VBD = (_NO_TOTALS, True, None)  # a vbd with no counters: zeros, unreadable, no path from the record
 
 
-def _vif_figures(nets: list[tuple | None], unknown: set[str]) -> tuple[list, list[bool], int, int]:
-    """Each vif's eight counters (zeros where unreadable, and marked so), which are readable, and the readable
-    ones' received and sent bytes."""
+def _vif_figures(vifs: list, all_read: list[bool]) -> tuple[list[bool], int, int]:
+    """Which vifs are readable, and the readable ones' received and sent bytes, from each vif's eight counters
+    (None: none read); an unreadable vif's counters are made zeros where not read, in ``vifs`` itself. The flags
+    are ``all_read`` itself while every vif is readable (no list per domain), else a copy with those False.
+
+    Readable: ``None not in counters and min(counters) >= 0``, with the scan for None (slow: ints compared with
+    None) made only where min() meets one."""
     rx = tx = 0
-    vifs = []
-    flags = []
-    for counters in nets:
-        readable = counters is not None and None not in counters and min(counters) >= 0
-        if readable:
-            rx += counters[0]
-            tx += counters[4]
-        else:
-            unknown.add(UNKNOWN_NET)
-            counters = [value if value is not None and value >= 0 else 0 for value in counters or (None,) * 8]
-        vifs.append(counters)
-        flags.append(readable)
-    return vifs, flags, rx, tx
+    flags = all_read
+    for index, counters in enumerate(vifs):
+        if counters is not None:
+            try:
+                if min(counters) >= 0:
+                    rx += counters[0]
+                    tx += counters[4]
+                    continue
+            except TypeError:
+                if None not in counters:
+                    raise
+        if flags is all_read:
+            flags = all_read.copy()
+        flags[index] = False
+        vifs[index] = [value if value is not None and value >= 0 else 0 for value in counters or (None,) * 8]
+    return flags, rx, tx
 
 
-def _vbd_figures(blocks: list[tuple | None], unknown: set[str]) -> tuple[list, list[bool], tuple[int, ...]]:
-    """Each vbd's (oo, rd, wr, rd sectors, wr sectors), whether unreadable and its path in the record; which are
-    readable; the readable ones' totals in that order."""
+def _vbd_figures(vbds: list, all_read: list[bool]) -> tuple[list[bool], tuple[int, int, int, int, int]]:
+    """Which vbds are readable (``all_read`` itself while every one is, as for the vifs) and the readable ones'
+    (oo, rd, wr, rd sectors, wr sectors) totals, from each vbd's counters (as `_vbd_entry` takes them)."""
     oo = rd = wr = rsect = wsect = 0
-    vbds = []
-    flags = []
-    for counters in blocks:
-        rd_reqs, rd_bytes, wr_reqs, wr_bytes, errors, *path = counters or (None,) * 5
-        readable = rd_reqs is not None and wr_reqs is not None and rd_reqs >= 0 and wr_reqs >= 0
-        figures = (max(0, errors or 0), max(0, rd_reqs or 0), max(0, wr_reqs or 0),
-                   max(0, rd_bytes or 0) // SECTOR_BYTES, max(0, wr_bytes or 0) // SECTOR_BYTES)
-        vbds.append((figures, not readable, path[0] if path else None))
-        flags.append(readable)
-        if readable:
-            oo += figures[0]
-            rd += figures[1]
-            wr += figures[2]
-            rsect += figures[3]
-            wsect += figures[4]
-        else:
-            unknown.add(UNKNOWN_VBD)
-    return vbds, flags, (oo, rd, wr, rsect, wsect)
+    flags = all_read
+    for index, counters in enumerate(vbds):
+        if counters:
+            five = counters[:5]  # blockStats' own tuple: no copy
+            try:
+                every_one = min(five) >= 0  # the usual case, where `_vbd_entry`'s max(0, x or 0) is x
+            except TypeError:  # one left out (None): as `_vbd_entry` says
+                every_one = False
+            if every_one:
+                rd_reqs, rd_bytes, wr_reqs, wr_bytes, errors = five
+                oo += errors
+                rd += rd_reqs
+                wr += wr_reqs
+                rsect += rd_bytes // SECTOR_BYTES
+                wsect += wr_bytes // SECTOR_BYTES
+                continue
+            figures, unreadable, _path = _vbd_entry(counters)
+            if not unreadable:
+                oo += figures[0]
+                rd += figures[1]
+                wr += figures[2]
+                rsect += figures[3]
+                wsect += figures[4]
+                continue
+        if flags is all_read:
+            flags = all_read.copy()
+        flags[index] = False
+    return flags, (oo, rd, wr, rsect, wsect)
+
+
+def _vbd_entry(counters: tuple | None) -> tuple[tuple[int, int, int, int, int], bool, str | None]:
+    """A vbd's (oo, rd, wr, rd sectors, wr sectors), whether unreadable, and its path in the record, from its
+    counters in blockStats' order, then the record's path if any (None: no counters)."""
+    if not counters:
+        return _UNREAD_VBD
+    rd_reqs, rd_bytes, wr_reqs, wr_bytes, errors = counters[:5]
+    figures = (max(0, errors or 0), max(0, rd_reqs or 0), max(0, wr_reqs or 0),
+               max(0, rd_bytes or 0) // SECTOR_BYTES, max(0, wr_bytes or 0) // SECTOR_BYTES)
+    readable = rd_reqs is not None and wr_reqs is not None and rd_reqs >= 0 and wr_reqs >= 0
+    return figures, not readable, counters[5] if len(counters) > 5 else None
+
+
 # blockStats' order (rd_req, rd_bytes, wr_req, wr_bytes, errs), then the path the record may give
 _BLOCK_COUNTERS = ("rd.reqs", "rd.bytes", "wr.reqs", "wr.bytes", "errors", "path")
 
@@ -361,24 +416,30 @@ class KnownDomain:
     nic_devices: list[str] = field(init=False)  # what interfaceStats is asked for: the target, else the MAC
     disk_targets: list[str] = field(init=False)
 
-    # the figures of a domain whose devices were not read (out of focus): made once, shared, never changed
+    # the figures of a domain whose devices were not read (out of focus), and the flags of a refresh that read
+    # every device: made once, shared, never changed
     unread_vifs: list = field(init=False)
     unread_vbds: list = field(init=False)
     unread_flags: tuple[list[bool], list[bool]] = field(init=False)
+    all_vifs_read: list[bool] = field(init=False)
+    all_vbds_read: list[bool] = field(init=False)
 
     def __post_init__(self) -> None:
         self.nic_targets = [nic.target for nic in self.config.interfaces]
         self.nic_devices = [nic.target or nic.mac for nic in self.config.interfaces]
         self.disk_targets = [disk.target for disk in self.config.disks]
         self.unread_vifs = [(0,) * 8] * len(self.nic_targets)
-        self.unread_vbds = [(_NO_TOTALS, True, None)] * len(self.disk_targets)
+        self.unread_vbds = [None] * len(self.disk_targets)
         self.unread_flags = ([False] * len(self.nic_targets), [False] * len(self.disk_targets))
+        self.all_vifs_read = [True] * len(self.nic_targets)
+        self.all_vbds_read = [True] * len(self.disk_targets)
 
 
 class _Read(NamedTuple):
     """One domain's figures from one refresh: what the columns need worked out at once, the rest
-    (per-vCPU times, device records) only when its record is made. Made with ``tuple.__new__``: a
-    refresh makes one per domain."""
+    (per-vCPU times, device records) only when its record is made. `StatsMixin._read` makes a plain
+    tuple in this order (a `ReadTuple`: one per domain at every refresh, and a tuple subclass costs about
+    three times as much to make); `_columns` takes its columns by position, `_record` reads it as a `_Read`."""
 
     known: KnownDomain
     flags: DomainFlag
@@ -394,19 +455,25 @@ class _Read(NamedTuple):
     vbd_wsect: int
     layout: tuple
     stats: dict[str, Any]
-    listed: Any  # dom.vcpus(), where the record has no vcpu figures
-    info: Any  # dom.info(), where the record lacks what it gives
+    listed: Any  # dom.vcpus()[0] (each vCPU's number, state, time, cpu), where the record has no vcpu figures
+    info_vcpus: int | None  # dom.info()'s vCPU count, where the record lacks what info() gives
     vifs: list  # each <interface>'s eight counters, in `_NET_COUNTERS` order
-    vbds: list  # each <disk>'s (oo, rd, wr, rd sectors, wr sectors), whether unreadable, its path in the record
-    unknown: set[str]
+    vbds: list  # each <disk>'s counters, as `_vbd_entry` takes them (its figures are worked out for its record)
+    unknown: tuple[str, ...]  # the unknown markers (`_record` makes them a set)
 
 
-def _columns(reads: list[_Read]) -> DomainColumns:
+ReadTuple = tuple  # a `_Read`'s fields as a plain tuple
+_KNOWN = _Read._fields.index("known")
+
+
+def _columns(reads: list[ReadTuple]) -> DomainColumns:
     def column(name: str) -> list:
-        return list(map(attrgetter(name), reads))
+        return list(map(itemgetter(_Read._fields.index(name)), reads))
 
+    knowns = column("known")
     return DomainColumns(
-        keys=column("known.uuid"), names=column("known.name"), ids=column("known.domid"), flags=column("flags"),
+        keys=list(map(attrgetter("uuid"), knowns)), names=list(map(attrgetter("name"), knowns)),
+        ids=list(map(attrgetter("domid"), knowns)), flags=column("flags"),
         cpu_ns=column("cpu_ns"), net_rx_bytes=column("net_rx"), net_tx_bytes=column("net_tx"),
         vbd_rd_reqs=column("vbd_rd"), vbd_wr_reqs=column("vbd_wr"), vbd_oo_reqs=column("vbd_oo"),
         vbd_rd_sectors=column("vbd_rsect"), vbd_wr_sectors=column("vbd_wsect"), layouts=column("layout"),
@@ -414,17 +481,19 @@ def _columns(reads: list[_Read]) -> DomainColumns:
     )
 
 
-def _record(read: _Read) -> Domain:
+def _record(figures: ReadTuple) -> Domain:
     """The domain's record, made from what its refresh read (no libvirt call: this runs on the event loop)."""
+    read = _Read._make(figures)
     known = read.known
     config = known.config
     unknown = set(read.unknown)
-    vcpus, vcpus_max = _vcpus(read.stats, read.listed, read.info, config, unknown)
+    vcpus, vcpus_max = _vcpus(read.stats, read.listed, read.info_vcpus, config, unknown)
     vifs = [Vif(nic.devid, nic.target or "-", nic.mac, nic.bridge, *values, error=not readable)
             for nic, values, readable in zip(config.interfaces, read.vifs, read.layout[3], strict=True)]
     vbds = [Vbd(devid=disk.devid, device=disk.target, backend=disk.backend, path=path or disk.path,
                 oo_reqs=oo, rd_reqs=rd, wr_reqs=wr, rd_sectors=rsect, wr_sectors=wsect, error=error)
-            for disk, ((oo, rd, wr, rsect, wsect), error, path) in zip(config.disks, read.vbds, strict=True)]
+            for disk, ((oo, rd, wr, rsect, wsect), error, path)
+            in zip(config.disks, map(_vbd_entry, read.vbds), strict=True)]
     return Domain(
         id=known.domid, name=known.name, uuid=known.uuid, type=config.type, flags=read.flags, cpu_ns=read.cpu_ns,
         mem_kib=read.mem_kib, maxmem_kib=read.maxmem_kib, vcpus=vcpus, vcpus_max=vcpus_max, vifs=vifs, vbds=vbds,
@@ -432,7 +501,7 @@ def _record(read: _Read) -> Domain:
     )
 
 
-def _vcpus(stats: dict[str, Any], listed: Any, info: Any, config: DomainConfig,
+def _vcpus(stats: dict[str, Any], listed: Any, info_vcpus: int | None, config: DomainConfig,
            unknown: set[str]) -> tuple[list[Vcpu], int]:
     current_count = stats.get("vcpu.current")
     maximum = stats.get("vcpu.maximum") or config.vcpus_max
@@ -443,8 +512,8 @@ def _vcpus(stats: dict[str, Any], listed: Any, info: Any, config: DomainConfig,
             online = state != _VCPU_OFFLINE if state is not None else index < current_count
             vcpus.append(Vcpu(index, online, int(stats.get(f"vcpu.{index}.time") or 0)))
         return vcpus, maximum or current_count
-    if listed:
-        online = {entry[0]: entry for entry in listed[0]}
+    if listed is not None:
+        online = {entry[0]: entry for entry in listed}
         count = max(maximum or 0, max(online, default=-1) + 1)
         vcpus = [
             Vcpu(index, index in online and online[index][1] != _VCPU_OFFLINE,
@@ -452,11 +521,10 @@ def _vcpus(stats: dict[str, Any], listed: Any, info: Any, config: DomainConfig,
             for index in range(count)
         ]
         return vcpus, count
-    nr = info[3] if info else None
-    if nr is None and maximum is None:
+    if info_vcpus is None and maximum is None:
         unknown.add(UNKNOWN_VCPUS)
         return [], 0
     unknown.add(UNKNOWN_VCPU_TIMES)  # how many are online, not how long each ran
-    online_count = nr if nr is not None else config.vcpus_current or 0
+    online_count = info_vcpus if info_vcpus is not None else config.vcpus_current or 0
     count = max(maximum or 0, online_count)
     return [Vcpu(index, index < online_count, 0) for index in range(count)], count
