@@ -414,6 +414,29 @@ async def test_migrate_can_be_stopped_and_the_domain_stays(tmp_path):
         assert await dom(sim, "db-primary") is not None
 
 
+async def test_migrate_by_mouse_checks_then_starts_once_and_stop_keeps_the_dialog_until_it_ends(tmp_path):
+    """Clicks, not keys: Check, then Start (one migration, not two), then Stop while it runs (the migration ends
+    and is audited once as cancelled; the dialog was not closed under it by the form's own Cancel)."""
+    app, sim, clock = slow_migrations_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app, clock)
+        choose(app, "db-primary")
+        await pilot.press("g")
+        screen = app.screen
+        await type_into(pilot, app, "#target", "sim-host-2")
+        await pilot.click("#ok")
+        await wait_for(pilot, lambda: screen.checked_target == "sim-host-2")
+        await pilot.pause(0.3)  # a button takes no second press while it shows the first (0.2 s)
+        await pilot.click("#ok")
+        await wait_for(pilot, lambda: screen.running)
+        assert len([w for w in screen.workers if w.group == "migrate"]) == 1
+        await pilot.click("#cancel")
+        await wait_for(pilot, lambda: app.screen is app.main)
+        await pilot.pause(0.1)
+        assert [(e["action"], e["result"]) for e in app.audit.read()] == [("migrate", "cancelled")]
+        assert await dom(sim, "db-primary") is not None
+
+
 async def test_evacuate_checks_every_domain_shows_the_plan_and_asks_before_moving_any(env):
     app, sim, clock, audit = env
     async with app.run_test(size=(120, 40)) as pilot:

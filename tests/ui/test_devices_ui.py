@@ -239,3 +239,45 @@ async def test_snapshot_from_the_screen_says_the_plan_then_the_paused_time_and_r
         await done(pilot, app)
         assert await sim.snapshots("web-frontend-01") == []
         assert audit.read()[-1]["action"] == "snapshot-remove"
+
+
+async def test_a_click_on_start_creates_the_guest_once(env):
+    """The mouse, as an operator's: the picker's config clicked, then Start. One create, one audit entry (each
+    click on a listing dialog's OK once ran its submit twice: the second dismissed a closed dialog)."""
+    app, sim, clock, audit = env
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app, clock)
+        await pilot.press("ctrl+n")
+        await listed(pilot, app)
+        labels = options(app)
+        app.screen.query_one("#items", OptionList).highlighted = next(
+            i for i, line in enumerate(labels) if line.startswith("web-standby"))
+        await pilot.click("#ok")
+        await done(pilot, app)
+        assert app.screen is app.main
+        assert [(e["action"], e["result"]) for e in audit.read()] == [("create", "ok")]
+        assert "web-standby" in sim.host.domains
+
+
+async def test_a_click_on_detach_asks_once_and_a_click_on_attach_attaches_once(env):
+    app, sim, clock, audit = env
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app, clock)
+        choose(app, "web-frontend-01")
+        await pilot.press("A")
+        await listed(pilot, app)
+        app.screen.query_one("#path", Input).value = SPARE_DISKS[2]
+        await pilot.click("#ok")
+        await done(pilot, app)
+        assert [(e["action"], e["result"]) for e in audit.read()] == [("block-attach", "ok")]
+        await pilot.press("A")
+        await listed(pilot, app)
+        app.screen.query_one("#items", OptionList).highlighted = 1
+        await pilot.click("#detach")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await done(pilot, app)
+        assert app.screen is app.main
+        assert [d.vdev for d in await sim.disks("web-frontend-01")] == ["xvda"]
+        assert [(e["action"], e["result"]) for e in audit.read()] == [("block-attach", "ok"), ("block-detach", "ok")]

@@ -153,10 +153,11 @@ class _ListingScreen(FormScreen, Generic[ItemT]):
         return None if index is None else self.items[index]
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
+        """Detach here; OK and Cancel are the form's (Textual runs its handler after this one by itself: a
+        call to it here as well submitted every click twice)."""
         if event.button.id == "detach":
+            event.prevent_default()
             self.detach()
-        else:
-            super().on_button_pressed(event)
 
     def detach(self) -> None:
         raise NotImplementedError

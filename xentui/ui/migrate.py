@@ -216,6 +216,7 @@ class MigrateScreen(FormScreen):
         self.dismiss(None)
 
     async def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.prevent_default()  # not the form's handler too: it would submit twice, or close a running dialog
         if event.button.id == "cancel":
             await self.action_cancel()
         elif event.button.id == "ok":
@@ -433,6 +434,7 @@ class EvacuateScreen(FormScreen):
         self.dismiss(None)
 
     async def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.prevent_default()  # not the form's handler too: it would submit twice, or close a running dialog
         if event.button.id == "cancel":
             await self.action_cancel()
         elif event.button.id == "ok":
