@@ -166,6 +166,75 @@ def test_create_paused(xenlab, guest):
         xenlab.ssh(["rm", "-f", path], check=False)
 
 
+async def _until(pilot, what: str, check, within: float) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, f"{what}: not within {within:g} s"
+        await pilot.pause(0.2)
+
+
+@pytest.mark.asyncio
+async def test_the_screen_creates_a_guest_from_the_picker_and_its_console_answers(xenlab):
+    """The app on this machine (xl over ssh), as an operator drives it: Ctrl+N, the picker lists dom0's configs
+    with what each says; Down to the test's config, "open console" ticked, Start. The guest runs (``xl list``),
+    the table shows it, its console opens by itself and a command typed into it answers."""
+    from xentui.ui.app import StartOptions, XentuiApp
+    from xentui.ui.console_pane import ConsolePane
+
+    name = f"xscr-{uuid.uuid4().hex[:4]}"
+    path = write_config(xenlab, name, "vif = []")
+    backend = XlBackend(host=lab_host(xenlab), delay=2.0)
+    app = XentuiApp(backend, StartOptions(delay=2.0, theme="xentui-dark"))
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _until(pilot, "the first sample", lambda: app.sample is not None, 180)
+            await pilot.press("ctrl+n")
+            screen = app.screen
+            assert type(screen).__name__ == "CreateScreen"
+            await _until(pilot, "the configs listed", lambda: screen.items is not None, 60)
+            refs = [config.ref for config in screen.items]
+            print(f"\nthe picker: {refs}")
+            assert path in refs and "/etc/xen/guest1.cfg" in refs
+            for _ in range(len(refs)):
+                if screen.highlighted() is not None and screen.highlighted().ref == path:
+                    break
+                await pilot.press("down")
+            assert screen.highlighted().ref == path
+            about = str(screen.query_one("#about").render())
+            print(f"what it says of {name}: {about}")
+            assert path in about and "disks" in about
+            await pilot.click("#console")
+            assert screen.query_one("#console").value
+            await pilot.click("#ok")
+            await _until(pilot, "the create done", lambda: any(entry[2] == "create" for entry in app.runner.log), 120)
+            entry = next(entry for entry in app.runner.log if entry[2] == "create")
+            print(f"the action log: {entry}")
+            assert entry[3] == "ok", entry
+            assert name in xl_list(xenlab)
+            await _until(pilot, f"{name} in the table", lambda: any(d.name == name for d in app.sample.domains), 60)
+            await _until(pilot, f"{name}'s console open", lambda: any(
+                pane.domain_name == name for pane in app.query(ConsolePane)), 30)
+            view = next(pane.view for pane in app.query(ConsolePane) if pane.domain_name == name)
+            await asyncio.to_thread(ready, xenlab, name)
+
+            def answered() -> bool:
+                return any(line.strip() == "42" for line in view.core.screen_text())
+
+            for _attempt in range(3):  # keys typed while the guest's shell starts may be lost: type again
+                for char in "echo $((6*7))":
+                    await pilot.press("space" if char == " " else char)
+                await pilot.press("enter")
+                with contextlib.suppress(AssertionError):
+                    await _until(pilot, "the console's answer", answered, 20)
+                    break
+            print("the console: " + " | ".join(line.rstrip() for line in view.core.screen_text() if line.strip()))
+            assert answered()
+    finally:
+        await backend.close()
+        xenlab.ssh(["xl", "destroy", name], check=False, timeout=120)
+        xenlab.ssh(["rm", "-f", path], check=False)
+
+
 # --- disks ----------------------------------------------------------------------------------------
 
 def test_attach_a_file_disk_see_it_in_the_guest_then_detach_it(xenlab, guest):
