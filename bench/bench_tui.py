@@ -18,7 +18,7 @@ idle CPU over the window, peak RSS, key-to-screen and quit time, with the ratio 
 cost of one more host: the pool's refresh in-process (every member's sample and the rates, as
 bench_pool.py) for pools of 1, 10, 25 and N hosts and for the same domains on N/5 hosts, per refresh, per
 domain and per added host, beside the table's layout of that sample sorted by CPU% and by MEM. With
---mem-sort, also the pool's idle CPU sorted by MEM (a sort by a record's figure reads every record).
+--mem-sort, also the pool's idle CPU sorted by MEM (a figure of the record, which the sample's columns carry).
 """
 
 from __future__ import annotations
@@ -222,8 +222,8 @@ def measure_session(domains: int, window: float, size: tuple[int, int], *, argv:
 def idle_sorted(argv: list[str], ready: tuple[bytes, ...], sort: tuple[tuple[bytes, str], ...], window: float,
                 size: tuple[int, int]) -> tuple[float, float]:
     """Idle CPU (% of one core) and peak RSS (MiB) over ``window`` once ``sort``'s keys have sorted the table (each
-    key until its text is drawn): a sort by a figure of the records (MEM) reads every domain's record at each
-    refresh, where a sort by a rate (CPU%) reads one column."""
+    key until its text is drawn): a sort by a figure of the records (MEM) reads the sample's column of it, as a sort
+    by a rate (CPU%) reads the rates' column; a figure the columns lack (NETS) would make every record."""
     term = Terminal(argv, *size)
     try:
         for needle in ready:
