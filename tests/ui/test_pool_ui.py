@@ -10,9 +10,9 @@ from xentui.audit import AuditLog
 from xentui.backends.pool import PoolBackend
 from xentui.backends.sim import SimBackend, SimCluster
 from xentui.clock import ManualClock
-from xentui.model import DomainState
+from xentui.model import DomainState, Host, HostStatus
 from xentui.ui.app import StartOptions, XentuiApp
-from xentui.ui.lines import HOST_KEY, host_key
+from xentui.ui.lines import HOST_KEY, host_key, host_line_text
 from xentui.ui.migrate import PoolTarget
 
 from .helpers import NEVER, poll, settle, wait_for
@@ -246,3 +246,17 @@ async def test_save_and_restore_go_to_the_host_of_the_selection(tmp_path):
         assert any(d.name == target.name for d in (await members["sim-host-2"].sample()).domains)
         assert all(d.name != target.name for d in (await members["sim-host-1"].sample()).domains)
         assert app.action_log[-1][2:4] == ("restore", "ok") and "on sim-host-2" in app.action_log[-1][1]
+
+
+def test_a_pool_host_managed_by_xapi_says_so_on_its_line():
+    """A pool member whose domains xapi owns (XCP-ng): its line says it, as the one host's header does; the others'
+    lines do not."""
+    def status(managed_by):
+        host = Host(hostname="dom0c", hypervisor="Xen", version="4.17.5", nr_cpus=8, cpu_mhz=2400,
+                    total_kib=16 << 20, free_kib=4 << 20, managed_by=managed_by)
+        return HostStatus("dom0c", "xl", host, domains=3, states={DomainState.RUNNING: 3})
+
+    line = host_line_text(status("xapi"))
+    assert line.startswith("Xen 4.17.5  managed by xapi: read-only  8 CPUs"), line
+    assert "managed by" not in host_line_text(status(None))
+    assert "\x1b" not in host_line_text(status("xapi\x1b[31m"))  # the toolstack's name is shown as text

@@ -140,6 +140,8 @@ def host_line_text(status: HostStatus) -> str:
     parts = [f"{printable(host.hypervisor)} {printable(host.version)}", f"{host.nr_cpus} CPUs",
              f"free {human_kib(host.free_kib)} of {human_kib(host.total_kib)}", f"CPU {status.cpu_pct:.0f}%",
              f"{status.domains} domain{'' if status.domains == 1 else 's'}" + (f" ({states})" if states else "")]
+    if host.managed_by:  # as the one host's header says it: its domains are another toolstack's
+        parts.insert(1, f"managed by {printable(host.managed_by)}: read-only")
     if status.slow_for:
         parts.append(f"slow: no answer for {status.slow_for:.0f} s")
     return group + "  ".join(parts)
