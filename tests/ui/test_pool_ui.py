@@ -248,7 +248,7 @@ async def test_save_and_restore_go_to_the_host_of_the_selection(tmp_path):
         assert app.action_log[-1][2:4] == ("restore", "ok") and "on sim-host-2" in app.action_log[-1][1]
 
 
-def test_a_pool_host_managed_by_xapi_says_so_on_its_line():
+async def test_a_pool_host_managed_by_xapi_says_so_on_its_line():
     """A pool member whose domains xapi owns (XCP-ng): its line says it, as the one host's header does; the others'
     lines do not."""
     def status(managed_by):
