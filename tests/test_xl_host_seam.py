@@ -88,3 +88,48 @@ async def test_a_sample_and_a_console_go_through_the_host_only():
         assert host.calls[-1] == ("open_console", (XL, "console", "-t", "pv", "2"))
     finally:
         await backend.close()
+
+
+class ArrivingConsoleHost(LabHost):
+    """xenconsole finds no tty in xenstore for the first ``missing`` tries (a guest that has just arrived, before
+    xenconsoled has seen it), then the console opens; or another client holds it (busy)."""
+
+    def __init__(self, missing: int, busy: bool = False) -> None:
+        super().__init__()
+        self.missing, self.busy = missing, busy
+
+    async def open_console(self, argv) -> ConsoleChannel:
+        from xentui.errors import BackendError, ConsoleBusy
+
+        self.calls.append(("open_console", tuple(argv)))
+        if self.busy:
+            raise ConsoleBusy("xl console: xenconsole: Could not read tty from store: Device or resource busy, "
+                              "already in use")
+        if self.missing:
+            self.missing -= 1
+            raise BackendError("xl console exited at once (exit status 1): xenconsole: Could not read tty from "
+                               "store: No such file or directory")
+        return "a console"  # type: ignore[return-value]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("missing", "busy", "tries", "opens"), [
+    (0, False, 1, True), (2, False, 3, True), (3, False, 3, False), (0, True, 1, False),
+])
+async def test_a_console_with_no_tty_in_xenstore_yet_is_tried_again_and_a_busy_one_is_not(missing, busy, tries, opens):
+    from xentui.errors import BackendError, ConsoleBusy
+
+    host = ArrivingConsoleHost(missing, busy)
+    backend = XlBackend(xl=XL, xentop=XENTOP, stats="xentop", delay=0.2, host=host)
+    backend.console_tty_tries, backend.console_tty_wait = 3, 0.01
+    try:
+        await backend.sample()
+        if opens:
+            assert await backend.open_console("guest2") == "a console"
+        else:
+            with pytest.raises(ConsoleBusy if busy else BackendError, match="Could not read tty from store"):
+                await backend.open_console("guest2")
+        assert [call for call in host.calls if call[0] == "open_console"] == [
+            ("open_console", (XL, "console", "-t", "pv", "2"))] * tries
+    finally:
+        await backend.close()

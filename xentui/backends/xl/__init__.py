@@ -34,6 +34,7 @@ from xentui.backends.base import (
     BackendError,
     BackendUnavailable,
     Capabilities,
+    ConsoleBusy,
     ConsoleChannel,
     InvalidArgument,
     MigrateProgress,
@@ -506,10 +507,25 @@ class XlBackend(_XapiGate, ActingMixin, DevicesMixin, SnapshotsMixin, MigrationM
 
     # --- console ------------------------------------------------------------------------
 
+    console_tty_tries = 4
+    console_tty_wait = 2.0  # seconds between tries
+
     async def open_console(self, domain: str) -> ConsoleChannel:
-        known = await self._known(domain, action="console")
-        kind = "serial" if known.domain.type is DomainType.HVM else "pv"
-        return await self.host.open_console([self.xl, "console", "-t", kind, str(known.domain.id)])
+        """``xl console``; tried again a few times while xenconsole finds no tty for the domain in xenstore: a
+        guest that has just arrived (a migration, a create) has none until xenconsoled has seen it, which took
+        longer than xenconsole waits on the lab's emulated hosts. Busy (another client holds it) is said at once."""
+        for attempt in range(1, self.console_tty_tries + 1):
+            known = await self._known(domain, action="console")  # the domain may have gone meanwhile
+            kind = "serial" if known.domain.type is DomainType.HVM else "pv"
+            try:
+                return await self.host.open_console([self.xl, "console", "-t", kind, str(known.domain.id)])
+            except ConsoleBusy:
+                raise
+            except BackendError as error:
+                if "could not read tty from store" not in str(error).lower() or attempt == self.console_tty_tries:
+                    raise
+            await asyncio.sleep(self.console_tty_wait)
+        raise AssertionError("unreachable")  # pragma: no cover - the last try returns or raises
 
     async def close(self) -> None:
         if self._stream is not None:
