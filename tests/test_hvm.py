@@ -13,7 +13,7 @@ import pytest
 from xentui.backends.base import BackendError
 from xentui.backends.host import HostAccess, NetCounters
 from xentui.backends.sim import SimBackend
-from xentui.backends.xl import XlBackend
+from xentui.backends.xl import CONSOLE_WHEN_TTY, XlBackend
 from xentui.backends.xl.devicemodel import parse_device_models, read_hvm_facts
 from xentui.backends.xl_tool import ToolResult
 from xentui.console.channel import ConsoleChannel
@@ -164,7 +164,8 @@ async def test_xl_shows_the_hvm_guest_with_its_device_model_and_opens_its_serial
         assert [argv[3:] for argv in scripts] == [("sh", "1")]  # one read, for the one HVM domid
         with pytest.raises(NotImplementedError):
             await backend.open_console("hvm1")
-        assert ("open_console", (XL, "console", "-t", "serial", "1")) in host.calls
+        assert ("open_console", ("sh", "-c", CONSOLE_WHEN_TTY, "sh", "/local/domain/1/serial/0/tty",
+                                 XL, "console", "-t", "serial", "1")) in host.calls
     finally:
         await backend.close()
 

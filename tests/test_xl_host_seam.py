@@ -5,13 +5,15 @@ exist on this machine, so anything that went around the seam would fail."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from xentui.backends.host import HostAccess, NetCounters
-from xentui.backends.xl import XlBackend
+from xentui.backends.xl import CONSOLE_WHEN_TTY, XlBackend
 from xentui.backends.xl_tool import ToolResult
 from xentui.console.channel import ConsoleChannel
 
@@ -85,51 +87,53 @@ async def test_a_sample_and_a_console_go_through_the_host_only():
                                                                            "-f")]
         with pytest.raises(NotImplementedError):
             await backend.open_console("guest2")
-        assert host.calls[-1] == ("open_console", (XL, "console", "-t", "pv", "2"))
+        assert host.calls[-1] == ("open_console", ("sh", "-c", CONSOLE_WHEN_TTY, "sh", "/local/domain/2/console/tty",
+                                                   XL, "console", "-t", "pv", "2"))
     finally:
         await backend.close()
 
 
-class ArrivingConsoleHost(LabHost):
-    """xenconsole finds no tty in xenstore for the first ``missing`` tries (a guest that has just arrived, before
-    xenconsoled has seen it), then the console opens; or another client holds it (busy)."""
 
-    def __init__(self, missing: int, busy: bool = False) -> None:
-        super().__init__()
-        self.missing, self.busy = missing, busy
+def when_tty(tmp_path: Path, appears_after: int | None) -> tuple[str, list[str]]:
+    """The console command's wrapper run here: a fake ``xenstore-read`` that answers empty ``appears_after`` times
+    then a tty (None: no xenstore-read at all), and ``echo`` for xl console. Its output and the reads made."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("sleep", "echo", "wc"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    reads = tmp_path / "reads"
+    if appears_after is not None:
+        script = bin_dir / "xenstore-read"
+        script.write_text(f"""#!/bin/sh
+echo "$1" >> {reads}
+[ "$(wc -l < {reads})" -gt {appears_after} ] && echo /dev/pts/7
+exit 0
+""")
+        script.chmod(0o755)
+    done = subprocess.run(["/bin/sh", "-c", CONSOLE_WHEN_TTY, "sh", "/local/domain/9/console/tty", "echo", "xl",
+                           "console", "-t", "pv", "9"], env={"PATH": str(bin_dir)}, capture_output=True, text=True,
+                          timeout=30, check=True)
+    return done.stdout, reads.read_text().splitlines() if reads.exists() else []
 
-    async def open_console(self, argv) -> ConsoleChannel:
-        from xentui.errors import BackendError, ConsoleBusy
 
-        self.calls.append(("open_console", tuple(argv)))
-        if self.busy:
-            raise ConsoleBusy("xl console: xenconsole: Could not read tty from store: Device or resource busy, "
-                              "already in use")
-        if self.missing:
-            self.missing -= 1
-            raise BackendError("xl console exited at once (exit status 1): xenconsole: Could not read tty from "
-                               "store: No such file or directory")
-        return "a console"  # type: ignore[return-value]
+@pytest.mark.parametrize(("appears_after", "reads"), [(0, 1), (3, 4), (None, 0)])
+def test_the_console_waits_for_its_tty_in_xenstore_then_runs_xl_console(tmp_path, appears_after, reads):
+    """A guest that has just arrived has no tty in xenstore until xenconsoled has seen it, and xenconsole gives up
+    after a few seconds: the console's command waits for it (every 0.5 s) then becomes ``xl console``; a dom0
+    without xenstore-read runs xl console at once."""
+    output, made = when_tty(tmp_path, appears_after)
+    assert output == "xl console -t pv 9\n"
+    assert made == ["/local/domain/9/console/tty"] * reads
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize(("missing", "busy", "tries", "opens"), [
-    (0, False, 1, True), (2, False, 3, True), (3, False, 3, False), (0, True, 1, False),
-])
-async def test_a_console_with_no_tty_in_xenstore_yet_is_tried_again_and_a_busy_one_is_not(missing, busy, tries, opens):
-    from xentui.errors import BackendError, ConsoleBusy
-
-    host = ArrivingConsoleHost(missing, busy)
+async def test_dom0s_console_is_xl_console_alone_with_no_tty_to_wait_for():
+    host = LabHost()
     backend = XlBackend(xl=XL, xentop=XENTOP, stats="xentop", delay=0.2, host=host)
-    backend.console_tty_tries, backend.console_tty_wait = 3, 0.01
     try:
         await backend.sample()
-        if opens:
-            assert await backend.open_console("guest2") == "a console"
-        else:
-            with pytest.raises(ConsoleBusy if busy else BackendError, match="Could not read tty from store"):
-                await backend.open_console("guest2")
-        assert [call for call in host.calls if call[0] == "open_console"] == [
-            ("open_console", (XL, "console", "-t", "pv", "2"))] * tries
+        with pytest.raises(NotImplementedError):
+            await backend.open_console("Domain-0")
+        assert host.calls[-1] == ("open_console", (XL, "console", "-t", "pv", "0"))
     finally:
         await backend.close()
