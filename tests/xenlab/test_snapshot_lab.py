@@ -18,7 +18,7 @@ from xentui.errors import BackendError, InvalidArgument
 from xentui.model import DomainFlag
 
 from .dom0_calls import xl_list
-from .test_devices_lab import lab_host, run
+from .test_devices_lab import _until, lab_host, run
 
 pytestmark = pytest.mark.xenlab
 
@@ -164,13 +164,6 @@ def test_a_file_disk_copied_while_paused(xenlab, guestlv):
     run(xenlab, delete)
     assert xenlab.ssh(["test", "-e", FILE + ".lab4"], check=False).returncode == 1
     assert xenlab.ssh(["test", "-e", FILE], check=False).returncode == 0
-
-
-async def _until(pilot, what: str, check, within: float) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, f"{what}: not within {within:g} s"
-        await pilot.pause(0.2)
 
 
 @pytest.mark.asyncio
