@@ -1,15 +1,20 @@
 """Each backend's refresh beside the raw call it makes, at 1,000 domains, in one run: the figures issue 19 aims at.
 
-Run: .venv/bin/python bench/bench_backends.py [--domains 1000] [--calls 15] [--window 30]
+Run: .venv/bin/python bench/bench_backends.py [--domains 1000] [--calls 15] [--window 30] [--steady]
 
 Prints medians (ms) and ratios:
 - libvirt (the test driver, one disk and one NIC per domain): the raw ``getAllDomainStats()`` on a connection of
   its own, then ``LibvirtBackend.sample()``, and sample / raw (the goal: at most 1.5). The test driver's bulk
-  records carry the state group only, so the same call plus the per-domain calls for the rest, raw, is printed
-  too, and sample / those: what xentui adds to the calls it cannot avoid on that driver;
+  records carry the state group only, so xentui lists the domains' ids instead and makes the per-domain calls;
+  each sample is printed beside those calls, raw, for three kinds of refresh: nothing in focus (batch mode, the
+  exporter: every figure of every domain, per-vCPU times included), the screen while its rows trade places at
+  every refresh (every domain's devices, the selected one's vCPUs), and the screen with steady rows (the devices
+  of 150 domains: those shown at 160x50 and a screen each way);
 - the simulator's ``sample()`` at the same size;
 - ``compute_rates`` on two libvirt samples and on two sim samples, and libvirt / sim (the goal: about 1);
-- the whole program on a pseudo-terminal, sim and libvirt: first frame, idle CPU, peak RSS, and their ratios.
+- the whole program on a pseudo-terminal, sim and libvirt: first frame, idle CPU, peak RSS, and their ratios;
+  with ``--steady``, again sorted by name (the test driver's CPU % is the same for every domain but for noise,
+  so sorted by CPU % its rows churn and the screen reads every domain's devices).
 The xl figures (libxenstat and xentop per iteration) need the Xen lab: bench/bench_xl_lab.py.
 """
 
@@ -17,13 +22,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import random
 import statistics
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_core's timing, bench_tui's pseudo-terminal
@@ -55,16 +62,20 @@ def libvirt_node(domains: int) -> str:
     return "\n".join(parts)
 
 
-def the_calls_it_needs(conn: object, nics: dict[int, str]) -> None:
+def the_calls_it_needs(conn: object, kept: dict[int, object], nics: dict[int, str], devices: int,
+                       vcpus: int) -> None:
     """The libvirt calls a refresh of the test driver needs, bare: its bulk records carry the state group only, so
-    the rest is one ID(), info(), vcpus(), interfaceStats() and blockStats() per domain (virt-top makes these too).
-    ``nics``: each domain's vif by domid, known beforehand as the backend knows it from the XML."""
-    for dom, _stats in conn.getAllDomainStats():  # type: ignore[attr-defined]
-        domid = dom.ID()
-        dom.info()
-        dom.vcpus()
-        dom.interfaceStats(nics[domid])
-        dom.blockStats("xvda")
+    the domains' ids are listed and each kept domain object (``kept``, by id, looked up beforehand) is asked for
+    info(); the first ``devices`` of them for interfaceStats() and blockStats(), the first ``vcpus`` for vcpus()
+    (virt-top makes these too, for every domain). ``nics``: each domain's vif by domid, as the XML names it."""
+    for index, domid in enumerate(conn.listDomainsID()):  # type: ignore[attr-defined]
+        dom = kept[domid]
+        dom.info()  # type: ignore[attr-defined]
+        if index < vcpus:
+            dom.vcpus()  # type: ignore[attr-defined]
+        if index < devices:
+            dom.interfaceStats(nics[domid])  # type: ignore[attr-defined]
+            dom.blockStats("xvda")  # type: ignore[attr-defined]
 
 
 async def median_ms_async(call: Callable[[], Awaitable[object]], calls: int) -> float:
@@ -87,15 +98,23 @@ async def measure(domains: int, calls: int) -> None:
         uri = f"test://{node}"
         raw = libvirt.openReadOnly(uri)
         raw_ms = timed(raw.getAllDomainStats, calls)
-        nics = {dom.ID(): f"vif{int(dom.name()[3:])}.0" for dom in raw.listAllDomains()}
-        calls_ms = timed(lambda: the_calls_it_needs(raw, nics), calls)
+        kept = {dom.ID(): dom for dom in raw.listAllDomains()}
+        nics = {domid: f"vif{int(dom.name()[3:])}.0" for domid, dom in kept.items()}
+        # what each kind of refresh needs: (device reads, vCPU reads)
+        needs = {"all": (domains, domains), "churn": (domains, 1), "steady": (150, 1)}
+        calls_ms = {kind: timed(lambda d=d, v=v: the_calls_it_needs(raw, kept, nics, d, v), calls)
+                    for kind, (d, v) in needs.items()}
         raw.close()
         backend = LibvirtBackend(uri)
         try:
             first = await backend.sample()
-            sample_ms = await median_ms_async(backend.sample, calls)
+            sample_ms = await median_ms_async(backend.sample, calls)  # nothing focused: batch, export
             second = await backend.sample()
-            backend.focus(first.keys()[:150])  # what the screen does at 160x50: the rows shown and a screen each way
+            cursor = first.keys()[:1]
+            backend.focus(None, cursor)  # the screen while rows churn: every domain's devices, one's vCPUs
+            churn_ms = await median_ms_async(backend.sample, calls)
+            # the screen with steady rows at 160x50: the rows shown and a screen each way, the selected one's vCPUs
+            backend.focus(first.keys()[:150], cursor)
             await backend.sample()
             focused_ms = await median_ms_async(backend.sample, calls)
         finally:
@@ -117,23 +136,25 @@ async def measure(domains: int, calls: int) -> None:
     print(f"{domains} domains, median of {calls} calls (ms)")
     print(f"libvirt test driver: raw getAllDomainStats {raw_ms:7.2f}   LibvirtBackend.sample {sample_ms:7.2f}"
           f"   ratio {sample_ms / raw_ms:5.1f} (goal <= 1.5)")
-    print(f"                     the same call and the per-domain calls for what its records lack, raw {calls_ms:7.2f}"
-          f"   sample / those {sample_ms / calls_ms:5.2f}")
-    print(f"                     sample with 150 domains in focus (the screen's: per-device calls for those only)"
-          f" {focused_ms:7.2f}   ratio to raw {focused_ms / raw_ms:5.1f}")
+    print("  the test driver's records carry the state group only: beside each sample, the calls it needs, raw")
+    for label, kind, ms in (("nothing in focus (batch, export)", "all", sample_ms),
+                            ("the screen, rows churning", "churn", churn_ms),
+                            ("the screen, rows steady (150)", "steady", focused_ms)):
+        print(f"  {label:34s} sample {ms:7.2f}   calls {calls_ms[kind]:7.2f}   sample / calls"
+              f" {ms / calls_ms[kind]:5.2f}   sample / getAllDomainStats {ms / raw_ms:5.2f}")
     print(f"sim:                 SimBackend.sample     {sim_ms:7.2f}")
     print(f"rates:               libvirt {lv_rates:7.2f}   sim {sim_rates:7.2f}   ratio {lv_rates / sim_rates:5.1f}"
           " (goal about 1)")
 
 
-def screens(domains: int, window: float, size: tuple[int, int] = (160, 50)) -> None:
+def screens(domains: int, window: float, size: tuple[int, int] = (160, 50), sort: str | None = None) -> None:
     """The whole program on a pseudo-terminal, the simulator's and the libvirt test driver's at the same size:
     first frame (each alone), then idle CPU and peak RSS with both running at once (the machine's drift weighs
-    on both alike)."""
+    on both alike). Both with a config of their own: the default one, or one that sorts by ``sort``."""
     import psutil
     from bench_tui import PYTHON, Terminal, first_frame
 
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, _config_home(Path(scratch), sort):
         node = Path(scratch) / "node.xml"
         node.write_text(libvirt_node(domains))
         programs = {
@@ -168,7 +189,8 @@ def screens(domains: int, window: float, size: tuple[int, int] = (160, 50)) -> N
         finally:
             for term in terms.values():
                 term.close()
-    print(f"the program, {size[0]}x{size[1]}, refresh 1 s, {window:g} s idle with both running:")
+    order = f"sorted by {sort}" if sort else "sorted by CPU% (the default)"
+    print(f"the program, {size[0]}x{size[1]}, refresh 1 s, {order}, {window:g} s idle with both running:")
     for name in programs:
         print(f"  {name:8s} first frame {frames[name]:5.2f} s   idle {idle[name]:5.2f} % of a core"
               f"   peak RSS {peak[name] / 2**20:5.0f} MiB")
@@ -177,15 +199,38 @@ def screens(domains: int, window: float, size: tuple[int, int] = (160, 50)) -> N
           " (goal <= 1.25)")
 
 
+@contextlib.contextmanager
+def _config_home(scratch: Path, sort: str | None) -> Iterator[None]:
+    """XDG_CONFIG_HOME for the programs started meanwhile: no settings of the machine's, ``sort`` if given."""
+    home = scratch / "config"
+    (home / "xentui").mkdir(parents=True)
+    if sort:
+        (home / "xentui" / "config.toml").write_text(f'[settings]\nsort = "{sort}"\n')
+    before = os.environ.get("XDG_CONFIG_HOME")
+    os.environ["XDG_CONFIG_HOME"] = str(home)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["XDG_CONFIG_HOME"]
+        else:
+            os.environ["XDG_CONFIG_HOME"] = before
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--domains", type=int, default=1000)
     parser.add_argument("--calls", type=int, default=15)
     parser.add_argument("--window", type=float, default=30.0, help="seconds of idle measured (0: in-process only)")
+    parser.add_argument("--steady", action="store_true",
+                        help="the programs again, sorted by name: the test driver's CPU%% is the same for every "
+                             "domain but for noise, so sorted by it its rows trade places at every refresh")
     args = parser.parse_args()
     asyncio.run(measure(args.domains, args.calls))
     if args.window > 0:
         screens(args.domains, args.window)
+        if args.steady:
+            screens(args.domains, args.window, sort="name")
 
 
 if __name__ == "__main__":

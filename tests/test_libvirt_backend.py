@@ -120,12 +120,14 @@ async def test_the_refresh_reads_columns_that_give_the_records_rates(backend):
                       compute_rates(without_columns(first), without_columns(second)), second.keys())
 
 
-def calls_to(monkeypatch, *names: str) -> list[str]:
-    """The names of these virDomain methods, each time one is called (the call itself still made)."""
+def calls_to(monkeypatch, *names: str, on: type | None = None) -> list[str]:
+    """The names of these methods of ``on`` (virDomain's unless said), each time one is called (the call itself
+    still made)."""
+    owner = libvirt.virDomain if on is None else on
     asked: list[str] = []
     for name in names:
-        original = getattr(libvirt.virDomain, name)
-        monkeypatch.setattr(libvirt.virDomain, name,
+        original = getattr(owner, name)
+        monkeypatch.setattr(owner, name,
                             lambda self, *args, _name=name, _original=original: (asked.append(_name),
                                                                                    _original(self, *args))[1])
     return asked
@@ -169,10 +171,11 @@ async def test_out_of_focus_the_per_device_calls_are_not_made_and_their_figures_
 
 
 async def test_each_refresh_makes_the_same_calls_per_domain_and_per_device_and_no_more(backend, monkeypatch):
-    """The test driver's records carry the state only: a refresh asks each domain for its id, info() and vcpus(),
-    and each named device for its counters, refresh after refresh; what is kept (XML, uuid, name, scheduler) is
-    not asked again."""
-    first = await backend.sample()
+    """The test driver's records carry the state only: once its domains are listed by id instead, a refresh asks
+    each domain for info() and vcpus(), and each named device for its counters, refresh after refresh; what is
+    kept (the domain object, XML, uuid, name, scheduler) is not asked again."""
+    for _ in range(4):  # the bulk call three times, then the listing (see the test below)
+        first = await backend.sample()
     asked = calls_to(monkeypatch, "ID", "info", "vcpus", "interfaceStats", "blockStats", "XMLDesc", "UUIDString",
                      "name", "schedulerType", "schedulerParameters", "state", "isActive", "memoryStats")
     refreshes = 3
@@ -182,8 +185,117 @@ async def test_each_refresh_makes_the_same_calls_per_domain_and_per_device_and_n
     vifs = sum(1 for d in first.domains for vif in d.vifs if vif.ifname != "-" or vif.mac)
     vbds = sum(1 for d in first.domains for vbd in d.vbds if vbd.device)
     assert vifs and vbds
-    expected = {"ID": domains, "info": domains, "vcpus": domains, "interfaceStats": vifs, "blockStats": vbds}
+    expected = {"info": domains, "vcpus": domains, "interfaceStats": vifs, "blockStats": vbds}
     assert {name: asked.count(name) for name in set(asked)} == {name: n * refreshes for name, n in expected.items()}
+
+
+async def test_per_vcpu_times_are_read_only_for_the_domains_whose_vcpus_are_looked_at(backend, monkeypatch):
+    """The screen asks for the selected domain's vCPUs only: vcpus() for it alone, the devices of all; the others
+    keep their vCPU counts (from info()) and say their per-vCPU times are unknown."""
+    first = await backend.sample()
+    db = next(d for d in first.domains if d.name == "db-primary")
+    asked = calls_to(monkeypatch, "vcpus", "interfaceStats", "info")
+    backend.focus(None, [db.key])
+    sample = await backend.sample()
+    assert asked.count("vcpus") == 1 and asked.count("info") == len(first.domains)
+    assert asked.count("interfaceStats") == sum(len(d.vifs) for d in first.domains if d.vifs)
+    assert sample.domain(db.key).unknown == frozenset()
+    assert all(vcpu.cpu_ns > 0 for vcpu in sample.domain(db.key).vcpus if vcpu.online)
+    for before in first.domains:
+        after = sample.domain(before.key)
+        assert (after.vcpus_online, after.vcpus_total) == (before.vcpus_online, before.vcpus_total)
+        if after.key != db.key and after.vcpus:
+            assert after.unknown == {"vcpu_times"}
+    backend.focus(None)
+    asked.clear()
+    await backend.sample()
+    assert asked.count("vcpus") == len(first.domains)
+
+
+async def test_bulk_records_with_the_state_only_give_way_to_the_listing_and_are_asked_again_later(
+        backend, monkeypatch):
+    """Three refreshes whose records carry nothing but the state (the test driver's), then the domains are listed
+    instead: the same domains and figures, for `LIST_BEFORE_ASKING_AGAIN` refreshes; then the bulk call again."""
+    monkeypatch.setattr(backend, "LIST_BEFORE_ASKING_AGAIN", 4)
+    asked = calls_to(monkeypatch, "getAllDomainStats", "listDomainsID", "lookupByID", "listAllDomains",
+                     on=libvirt.virConnect)
+    samples = [await backend.sample() for _ in range(3 + 4 + 1)]
+    # each domain looked up by its id once, at the first listing: its object is kept while its id is listed
+    assert asked == (["getAllDomainStats"] * 3 + ["listDomainsID"] + ["lookupByID"] * len(samples[0].domains)
+                     + ["listDomainsID"] * 3 + ["getAllDomainStats"])
+    bulk, listed = samples[2], samples[3]
+    assert listed.keys() == bulk.keys()
+    for one in bulk.domains:
+        other = listed.domain(one.key)
+        assert (one.name, one.flags, one.mem_kib, one.maxmem_kib, one.unknown) == \
+            (other.name, other.flags, other.mem_kib, other.maxmem_kib, other.unknown)
+        assert [vcpu.online for vcpu in one.vcpus] == [vcpu.online for vcpu in other.vcpus]
+        assert [vif.mac for vif in one.vifs] == [vif.mac for vif in other.vifs]
+        assert other.cpu_ns >= one.cpu_ns
+    assert_same_rates(compute_rates(bulk, listed), compute_rates(without_columns(bulk), without_columns(listed)),
+                      listed.keys())
+
+
+async def test_a_listed_domain_out_of_focus_reads_as_a_recorded_one_does(backend, monkeypatch):
+    """Listed and out of focus, a domain is read by a shorter path (info() only): its record, columns and layout
+    are those the full path gives from a state-only record, but for the CPU time, which moves on."""
+    asked = calls_to(monkeypatch, "getAllDomainStats", "listDomainsID", on=libvirt.virConnect)
+    backend.focus([], [])
+    samples = [await backend.sample() for _ in range(4)]
+    assert asked[2:] == ["getAllDomainStats", "listDomainsID"]
+    recorded, listed = samples[2], samples[3]
+    assert recorded.columns is not None and listed.columns is not None
+    assert listed.keys() == recorded.keys()
+    for name in ("flags", "mem_kib", "net_rx_bytes", "net_tx_bytes", "vbd_rd_reqs", "vbd_wr_reqs", "vbd_oo_reqs",
+                 "vbd_rd_sectors", "vbd_wr_sectors", "layouts"):
+        assert list(getattr(listed.columns, name)) == list(getattr(recorded.columns, name)), name
+    assert all(new >= old for old, new in zip(recorded.columns.cpu_ns, listed.columns.cpu_ns, strict=True))
+    for one in recorded.domains:
+        other = listed.domain(one.key)
+        assert (one.name, one.id, one.flags, one.mem_kib, one.maxmem_kib, one.unknown, one.vcpus, one.vifs,
+                one.vbds, one.sched_weight) == \
+            (other.name, other.id, other.flags, other.mem_kib, other.maxmem_kib, other.unknown, other.vcpus,
+             other.vifs, other.vbds, other.sched_weight)
+    assert any(d.unknown == {"net", "vbd", "vcpu_times"} for d in listed.domains)
+    assert_same_rates(compute_rates(recorded, listed),
+                      compute_rates(without_columns(recorded), without_columns(listed)), listed.keys())
+
+
+async def test_the_listing_follows_domains_that_go_and_come_back_with_a_new_id(backend, tmp_path, monkeypatch):
+    """While the domains are listed by id, their objects kept: one destroyed leaves the table, one saved and
+    restored comes back under its new id with its figures, looked up once."""
+    for _ in range(4):
+        before = await backend.sample()
+    by_name = {d.name: d for d in before.domains}
+    asked = calls_to(monkeypatch, "listDomainsID", "lookupByID", "getAllDomainStats", on=libvirt.virConnect)
+    await backend.destroy("web-frontend-01")
+    path = tmp_path / "app-0005.save"
+    await backend.save("app-0005", path)
+    assert await backend.restore(path) == "app-0005"
+    after = {d.name: d for d in (await backend.sample()).domains}
+    assert set(by_name) - set(after) == {"web-frontend-01"}
+    restored = after["app-0005"]
+    assert restored.id != by_name["app-0005"].id and restored.key == by_name["app-0005"].key
+    assert restored.unknown == frozenset() and restored.cpu_ns > 0
+    assert (restored.mem_kib, len(restored.vifs), len(restored.vbds)) == \
+        (by_name["app-0005"].mem_kib, len(by_name["app-0005"].vifs), len(by_name["app-0005"].vbds))
+    assert asked == ["listDomainsID", "lookupByID"]
+
+
+async def test_bulk_records_with_more_than_the_state_are_kept(backend, monkeypatch):
+    """A driver whose records carry any other group for any domain (QEMU's, libxl's) keeps the bulk call."""
+    real = libvirt.virConnect.getAllDomainStats
+
+    def richer(conn, *args):
+        records = real(conn, *args)
+        records[-1][1]["balloon.maximum"] = records[-1][1].get("balloon.maximum", 1)  # one domain's, one more key
+        return records
+
+    monkeypatch.setattr(libvirt.virConnect, "getAllDomainStats", richer)
+    asked = calls_to(monkeypatch, "getAllDomainStats", "listDomainsID", on=libvirt.virConnect)
+    for _ in range(6):
+        await backend.sample()
+    assert asked == ["getAllDomainStats"] * 6
 
 
 async def test_the_layouts_stay_the_same_objects_while_nothing_changes(backend):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 
 import pytest
 from textual import events
@@ -144,10 +145,17 @@ async def test_a_refresh_repaints_only_the_rows_that_can_change_and_blanks_rows_
 
 async def test_the_backend_is_told_which_domains_are_looked_at(monkeypatch):
     """The rows on screen and a screenful each way, the selected and the marked domain; every domain while a
-    device column sorts the table or device sub-rows are shown (a backend may then read devices for all)."""
+    device column sorts the table or device sub-rows are shown (a backend may then read devices for all).
+    Per-vCPU times: the selected domain's and an open details screen's, every domain's with vCPU rows shown."""
     backend, clock = make_sim(domains=150)
     focused: list[frozenset[str] | None] = []
-    monkeypatch.setattr(backend, "focus", lambda keys: focused.append(None if keys is None else frozenset(keys)))
+    vcpus_focused: list[frozenset[str] | None] = []
+
+    def focus(keys: Collection[str] | None, vcpu_keys: Collection[str] | None = None) -> None:
+        focused.append(None if keys is None else frozenset(keys))
+        vcpus_focused.append(None if vcpu_keys is None else frozenset(vcpu_keys))
+
+    monkeypatch.setattr(backend, "focus", focus)
     app, _ = make_app(backend)
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot, app, clock)
@@ -159,13 +167,24 @@ async def test_the_backend_is_told_which_domains_are_looked_at(monkeypatch):
         await poll(pilot, app, clock)
         now = table.shown_keys
         assert table.cursor_key == now[-1] and now[-1] in focused[-1] and now[0] in focused[-1]  # just seen
+        assert vcpus_focused[-1] == {now[-1]}
+        await app.push_screen(DetailsScreen(now[0], app.history, app.sample, app.rates))  # another's details
+        await poll(pilot, app, clock)
+        assert vcpus_focused[-1] == {now[-1], now[0]}
+        await pilot.press("escape")
+        await poll(pilot, app, clock)
+        assert vcpus_focused[-1] == {now[-1]}
         for _ in range(app.FOCUS_MEMORY + 1):  # rows long out of view leave the focus
             await poll(pilot, app, clock)
         now = table.shown_keys
         assert now[-1] in focused[-1] and now[0] not in focused[-1] and len(focused[-1]) < len(now)
         app.view.sort_column = "nettx"
         await poll(pilot, app, clock)
-        assert focused[-1] is None
+        assert focused[-1] is None and vcpus_focused[-1] == {table.cursor_key}
+        app.view.vcpus = True
+        await poll(pilot, app, clock)
+        assert focused[-1] is None and vcpus_focused[-1] is None
+        app.view.vcpus = False
         app.view.sort_column = "cpu_pct"
         await poll(pilot, app, clock)
         assert focused[-1] is not None
@@ -175,7 +194,7 @@ async def test_the_backend_is_told_which_domains_are_looked_at(monkeypatch):
             order = order[75:] + order[:75]
             monkeypatch.setattr(table, "keys_near_view", lambda order=order: order[:60])
             await poll(pilot, app, clock)
-        assert focused[-1] is None
+        assert focused[-1] is None and vcpus_focused[-1] == {table.cursor_key}
 
 
 async def test_keys_typed_ahead_after_slash_all_land_in_the_filter():

@@ -315,10 +315,12 @@ class Backend(abc.ABC):
         """The backend of a pool's host, by its name in the pool; this one outside a pool."""
         return self
 
-    def focus(self, keys: Collection[str] | None) -> None:  # noqa: B027 - optional
-        """The domains whose figures are looked at (by `Domain.key`; None, the default: every domain's). A
-        backend that pays a call per domain for per-device figures (libvirt on a driver whose bulk records
-        lack them) makes those calls for these domains only; the others' are unknown until looked at."""
+    def focus(self, keys: Collection[str] | None,  # noqa: B027 - optional
+              vcpu_keys: Collection[str] | None = None) -> None:
+        """The domains whose figures are looked at (by `Domain.key`; None, the default: every domain's), and
+        those whose per-vCPU times are (``vcpu_keys``; None: the same). A backend that pays a call per domain
+        for per-device or per-vCPU figures (libvirt on a driver whose bulk records lack them) makes those
+        calls for these domains only; the others' are unknown until looked at."""
 
     async def set_poll_interval(self, seconds: float) -> None:  # noqa: B027 - most backends sample on demand
         """The screen's refresh interval changed; a backend that streams (``xentop -b -d``) follows it."""

@@ -350,14 +350,17 @@ class PoolBackend(Backend):
             with contextlib.suppress(BackendError):
                 await member.backend.set_poll_interval(seconds)
 
-    def focus(self, keys: Collection[str] | None) -> None:
+    def focus(self, keys: Collection[str] | None, vcpu_keys: Collection[str] | None = None) -> None:
         """Each member looks at its own domains of those the screen looks at."""
         for member in self._members:
-            if keys is None:
-                member.backend.focus(None)
-                continue
             prefix = member.label + "/"
-            member.backend.focus([key[len(prefix):] for key in keys if key.startswith(prefix)])
+
+            def own(pool_keys: Collection[str] | None, prefix: str = prefix) -> list[str] | None:
+                if pool_keys is None:
+                    return None
+                return [key[len(prefix):] for key in pool_keys if key.startswith(prefix)]
+
+            member.backend.focus(own(keys), own(vcpu_keys))
 
     def watch_changes(self, callback: Callable[[], None] | None) -> None:
         for member in self._members:
@@ -387,7 +390,7 @@ class LateMember(Backend):
         self._kind = kind  # the backend it will be ("xl", "libvirt"), named before it is built
         self._backend: Backend | None = None
         self._interval: float | None = None
-        self._focus: Collection[str] | None = None
+        self._focus: tuple[Collection[str] | None, Collection[str] | None] = (None, None)
         self._watch: Callable[[], None] | None = None
 
     @property
@@ -399,7 +402,7 @@ class LateMember(Backend):
             backend = await asyncio.to_thread(self._build)
             if self._interval is not None:
                 await backend.set_poll_interval(self._interval)
-            backend.focus(self._focus)
+            backend.focus(*self._focus)
             if self._watch is not None:
                 backend.watch_changes(self._watch)
             self._backend = backend
@@ -434,10 +437,10 @@ class LateMember(Backend):
         if self._backend is not None:
             await self._backend.set_poll_interval(seconds)
 
-    def focus(self, keys: Collection[str] | None) -> None:
-        self._focus = keys
+    def focus(self, keys: Collection[str] | None, vcpu_keys: Collection[str] | None = None) -> None:
+        self._focus = (keys, vcpu_keys)
         if self._backend is not None:
-            self._backend.focus(keys)
+            self._backend.focus(keys, vcpu_keys)
 
     async def close(self) -> None:
         if self._backend is not None:

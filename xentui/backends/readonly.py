@@ -128,8 +128,8 @@ class ReadOnlyBackend(Backend):
     def watch_changes(self, callback: Callable[[], None] | None) -> None:
         self.inner.watch_changes(callback)
 
-    def focus(self, keys: Collection[str] | None) -> None:
-        self.inner.focus(keys)
+    def focus(self, keys: Collection[str] | None, vcpu_keys: Collection[str] | None = None) -> None:
+        self.inner.focus(keys, vcpu_keys)
 
     def warm_up(self) -> None:
         self.inner.warm_up()

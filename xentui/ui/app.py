@@ -8,6 +8,7 @@ import gc
 import logging
 import os
 import re
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -505,11 +506,15 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
         `FOCUS_MEMORY` refreshes (rows that trade places between refreshes, idle guests around the same CPU %,
         keep their figures), the selected and the marked ones; every domain while a device column sorts the
         table or device sub-rows are shown, and while the rows near the screen keep changing (more than half of
-        them new at a refresh: figures that differ by noise only): there a focus would leave them unread."""
+        them new at a refresh: figures that differ by noise only): there a focus would leave them unread.
+
+        Per-vCPU times only for the selected domain and one whose details are open (nothing else shows them),
+        but for every domain while vCPU sub-rows are shown."""
         view = self.view
         near = self.table.keys_near_view()
+        closely = None if view.vcpus else self._looked_at_closely()
         if near is None or view.sort_column in _DEVICE_COLUMNS or view.vcpus or view.networks or view.vbds:
-            self.backend.focus(None)
+            self.backend.focus(None, closely)
             return
         now, seen = self.poll_count, self._near_view
         # the same rows as last time but for their order (the first rates, a scroll, another sort or filter change
@@ -525,7 +530,17 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
                 seen[key] = now
         since = now - self.FOCUS_MEMORY
         self._near_view = {key: when for key, when in seen.items() if when >= since}
-        self.backend.focus(None if now <= self._churning_until else self._near_view.keys())
+        self.backend.focus(None if now <= self._churning_until else self._near_view.keys(), closely)
+
+    def _looked_at_closely(self) -> set[str]:
+        """The selected domain and those whose details screens are open."""
+        screens = sys.modules.get("xentui.ui.screens")  # imported when first opened: none open before
+        keys = set() if screens is None else {
+            screen.key for screen in self.screen_stack if isinstance(screen, screens.DetailsScreen)}
+        cursor = self.table.cursor_key
+        if cursor is not None:
+            keys.add(cursor)
+        return keys
 
     def _settle_gc_soon(self, after: float = 0.5) -> None:
         """Once, shortly after the first poll, good or not: the collector is off until then (see

@@ -86,6 +86,7 @@ class LibvirtBackend(StatsMixin, ActionsMixin, DevicesMixin, MigrationMixin, Con
         self._configs: dict[str, KnownDomain] = {}  # uuid -> its XML, scheduler figures, device slots
         self._dirty: set[str] = set()  # uuids whose XML an event said changed
         self._focus: frozenset[str] | None = None  # the domains looked at (`focus`); None: all
+        self._vcpu_focus: frozenset[str] | None = None  # those whose per-vCPU times are looked at; None: all
         self._learned: dict[Action, str] = {}  # what the driver turned out not to do, and why
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listeners: list[Callable[[], None]] = []

@@ -137,6 +137,10 @@ class _Connection:
         self.callbacks: list[int] = []
         self.bulk = True  # getAllDomainStats answers (until the driver says it has none)
         self.nowait = True  # and accepts VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT
+        self.thin_records = 0  # refreshes in a row whose bulk records held the state group only, for every domain
+        self.listing_for = 0  # refreshes left that list the domains instead (see `StatsMixin._stats_sync`)
+        self.listings = 0  # times the bulk call was set aside for that listing
+        self.listed: dict[int, Any] = {}  # the domain objects of the last listing, by domid
         self.console_safe = True  # openConsole accepts VIR_DOMAIN_CONSOLE_SAFE (the libxl driver does not)
         self.vcpus_call = True  # virDomain.vcpus() answers (it needs virNodeGetCPUMap, which libxl lacks)
         self.scheduler = ""

@@ -7,9 +7,11 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from itertools import repeat
 from operator import attrgetter, itemgetter
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from xentui.backends.base import Action
@@ -56,6 +58,8 @@ _STATE_FLAGS = {
     7: DomainFlag.PAUSED,  # suspended to RAM by the guest
 }
 _NO_FLAG = DomainFlag.NONE
+_NO_RECORD: Mapping[str, Any] = MappingProxyType({})  # a listed domain's record: none, shared, never changed
+_STATE_GROUP_KEYS = 2  # state.state, state.reason: a record with no more has nothing of the other groups
 _PAUSED = 3
 _VCPU_OFFLINE = 0
 
@@ -72,10 +76,12 @@ class StatsMixin(ConnectionMixin):
     async def host_info(self) -> Host:
         return await self._run("host info", self._host_sync)
 
-    def focus(self, keys: Collection[str] | None) -> None:
-        """Per-device calls (vcpus, interfaceStats, blockStats: for what the bulk records lack) for these
-        domains only; a domain out of focus has its per-device figures unknown (never zeros in a rate)."""
+    def focus(self, keys: Collection[str] | None, vcpu_keys: Collection[str] | None = None) -> None:
+        """Per-device calls (interfaceStats, blockStats: for what the bulk records lack) for these domains only,
+        and ``vcpus()`` for those of ``vcpu_keys`` (None: the same domains); a domain out of focus has those
+        figures unknown (never zeros in a rate). Its state, CPU time, memory and vCPU count are always read."""
         self._focus = None if keys is None else frozenset(keys)
+        self._vcpu_focus = self._focus if vcpu_keys is None else frozenset(vcpu_keys)
 
     def _sample_sync(self) -> Sample:
         current = self._connection()
@@ -100,9 +106,20 @@ class StatsMixin(ConnectionMixin):
         return host_from(hostname=current.hostname, driver=current.driver, hypervisor_version=current.hv_version,
                          info=info, free_bytes=free, caps=current.caps, scheduler=current.scheduler)
 
-    def _stats_sync(self, current: _Connection) -> list[tuple[Any, dict[str, Any]]]:
+    THIN_RECORDS_TO_LIST = 3
+    """Refreshes in a row whose bulk records carry the state group only (for every domain) before the domains
+    are listed instead: a driver without the other groups (libvirt's test driver) then costs the listing, not
+    typed parameters per domain, with the same per-domain calls after it."""
+    LIST_BEFORE_ASKING_AGAIN = 60
+    """Refreshes listed before the bulk call is tried again: the records may have been thin for a while only
+    (every domain busy with a job, a migration, under NOWAIT); the figures are the same either way, the
+    per-domain calls cost more where the records would have carried them."""
+
+    def _stats_sync(self, current: _Connection) -> list[tuple]:
         conn = current.conn
-        if current.bulk:
+        if current.listing_for > 0:
+            current.listing_for -= 1
+        elif current.bulk:
             groups = (libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_CPU_TOTAL
                       | libvirt.VIR_DOMAIN_STATS_BALLOON | libvirt.VIR_DOMAIN_STATS_VCPU
                       | libvirt.VIR_DOMAIN_STATS_INTERFACE | libvirt.VIR_DOMAIN_STATS_BLOCK)
@@ -110,7 +127,7 @@ class StatsMixin(ConnectionMixin):
             if current.nowait:  # a domain busy with a job (a migration) must not hold up the refresh
                 flags |= libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT
             try:
-                return conn.getAllDomainStats(groups, flags)
+                records = conn.getAllDomainStats(groups, flags)
             except libvirt.libvirtError as error:
                 code = _code(error)
                 if code in (libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED) and current.nowait:
@@ -120,10 +137,46 @@ class StatsMixin(ConnectionMixin):
                     raise
                 log.info("%s has no bulk stats (%s): per-domain calls from now on", self.where, _message(error))
                 current.bulk = False
-        return [(dom, {}) for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)]
+            else:
+                if not records or any(len(stats) > _STATE_GROUP_KEYS for _dom, stats in records):
+                    current.thin_records = 0
+                    return records
+                current.thin_records += 1
+                if current.thin_records < self.THIN_RECORDS_TO_LIST:
+                    return records
+                current.thin_records = 0
+                current.listing_for = self.LIST_BEFORE_ASKING_AGAIN
+                if not current.listings:  # said once per connection: it comes back every minute on such a driver
+                    log.info("%s: the bulk records carry the domains' state only: listing them instead, and "
+                             "asking again every %d refreshes", self.where, self.LIST_BEFORE_ASKING_AGAIN)
+                current.listings += 1
+                return records
+        return self._listed(current)
 
-    def _read_all(self, current: _Connection, records: list[tuple[Any, dict[str, Any]]]) -> list[ReadTuple]:
-        """Each domain's figures from its stats record, the per-domain calls filling what it lacks."""
+    @staticmethod
+    def _listed(current: _Connection) -> list[tuple[Any, Mapping[str, Any], int]]:
+        """The running domains, by the ids libvirt lists, each as the domain object kept from the refresh before
+        (looked up by its id when new): no object made and freed per domain at each refresh. Domids are not
+        handed out again at once (as `_read` assumes), so an id still listed is still that domain; one whose
+        domain went away meanwhile answers its next call with VIR_ERR_NO_DOMAIN."""
+        conn = current.conn
+        kept, listed = current.listed, {}
+        for domid in conn.listDomainsID():
+            dom = kept.get(domid)
+            if dom is None:
+                try:
+                    dom = conn.lookupByID(domid)
+                except libvirt.libvirtError as error:
+                    if _code(error) != libvirt.VIR_ERR_NO_DOMAIN:
+                        raise
+                    continue  # gone since the listing
+            listed[domid] = dom
+        current.listed = listed
+        return list(zip(listed.values(), repeat(_NO_RECORD), listed))
+
+    def _read_all(self, current: _Connection, records: list[tuple]) -> list[ReadTuple]:
+        """Each domain's figures from its stats record, the per-domain calls filling what it lacks. ``records``:
+        (domain, its stats record) from the bulk call, or (domain, no record, its domid) from the listing."""
         with self._lock:
             dirty, self._dirty = self._dirty, set()
             for uuid in dirty:
@@ -131,9 +184,9 @@ class StatsMixin(ConnectionMixin):
         reads: list[ReadTuple] = []
         running: dict[int, KnownDomain] = {}
         read_one = self._read
-        for dom, stats in records:
+        for record in records:
             try:
-                read = read_one(current, dom, stats)
+                read = read_one(current, *record)
             except libvirt.libvirtError as error:
                 if _code(error) != libvirt.VIR_ERR_NO_DOMAIN:
                     raise  # else it went away between the listing and now
@@ -188,26 +241,52 @@ class StatsMixin(ConnectionMixin):
         if _code(error) == libvirt.VIR_ERR_NO_DOMAIN or self._lost(current, error):
             raise error
 
-    def _read(self, current: _Connection, dom: Any, stats: dict[str, Any]) -> ReadTuple:
+    def _read(self, current: _Connection, dom: Any, stats: Mapping[str, Any], domid: int | None = None) -> ReadTuple:
         """One domain's figures, worked out once here for both the columns and its record.
 
-        Runs for every domain at every refresh: a domain is told apart by its domid alone (one call), as a
-        running domain keeps its uuid and name while its domid stays, and domids are not handed out again
-        at once; an event about a domain forgets what is known of it."""
-        domid = dom.ID()
+        Runs for every domain at every refresh: a domain is told apart by its domid alone (one call, none when
+        the listing gave it), as a running domain keeps its uuid and name while its domid stays, and domids are
+        not handed out again at once; an event about a domain forgets what is known of it."""
+        if domid is None:  # the listing gave it
+            domid = dom.ID()
         known = current.running.get(domid)
         if known is None or self._configs.get(known.uuid) is not known:
             known = self._known(current, dom, domid)
         config = known.config
+        focus, vcpu_focus = self._focus, self._vcpu_focus
+        looked_at = focus is None or known.uuid in focus
+        if not stats and not looked_at and vcpu_focus is not None and known.uuid not in vcpu_focus:
+            # listed (no record) and out of focus, the most of a big host's domains on such a driver: info() only
+            try:
+                info = dom.info()
+            except libvirt.libvirtError as error:
+                self._refused(current, error)
+                info = None
+            if info:  # else as below, which says what is unknown
+                maxmem_kib = config.max_memory_kib
+                if maxmem_kib is None:
+                    maxmem_kib = info[1]
+                vif_flags, readable_flags = known.unread_flags
+                layout = known.layout
+                if layout[2] != readable_flags or layout[3] != vif_flags:
+                    layout = known.layout = (config.interfaces, config.disks, readable_flags, vif_flags)
+                return (known, _STATE_FLAGS.get(info[0], _NO_FLAG), int(info[4]), int(info[2]), maxmem_kib,
+                        0, 0, 0, 0, 0, 0, 0, layout, stats, None, info[3], known.unread_vifs, known.unread_vbds,
+                        known.unread_unknown)
         get = stats.get
-        state, cpu_ns = get("state.state"), get("cpu.time")
-        mem_kib, maxmem_kib = get("balloon.current"), get("balloon.maximum") or config.max_memory_kib
+        if stats:
+            state, cpu_ns = get("state.state"), get("cpu.time")
+            mem_kib, maxmem_kib = get("balloon.current"), get("balloon.maximum") or config.max_memory_kib
+            vcpus_in_record = get("vcpu.current") is not None
+            vifs_in_record, vbds_in_record = get("net.count") is not None, get("block.count") is not None
+        else:  # listed: no record
+            state = cpu_ns = mem_kib = None
+            maxmem_kib = config.max_memory_kib
+            vcpus_in_record = vifs_in_record = vbds_in_record = False
         listed = info = info_vcpus = None
         need_info = state is None or cpu_ns is None or mem_kib is None or maxmem_kib is None
-        focus = self._focus
-        looked_at = focus is None or known.uuid in focus
-        if get("vcpu.current") is None:
-            if looked_at and current.vcpus_call:
+        if not vcpus_in_record:
+            if current.vcpus_call and (vcpu_focus is None or known.uuid in vcpu_focus):
                 try:
                     answer = dom.vcpus()
                     # each vCPU's (number, state, cpu time, cpu): its pinning map (a flag per host CPU) is not kept
@@ -243,7 +322,7 @@ class StatsMixin(ConnectionMixin):
             unknown += (UNKNOWN_MAXMEM,)
         # the per-device figures: from the record, else by a call per device for a domain looked at, else unread
         # (the calls in a loop here, each in its try: a wrapper call per device cost more than the loop)
-        if get("net.count") is not None:
+        if vifs_in_record:
             vifs = _from_record(stats, "net", known, _NET_COUNTERS, known.nic_targets)
         elif looked_at:
             vifs = []
@@ -265,7 +344,7 @@ class StatsMixin(ConnectionMixin):
             vif_flags, rx, tx = _vif_figures(vifs, known.all_vifs_read)
             if vif_flags is not known.all_vifs_read:
                 unknown += (UNKNOWN_NET,)
-        if get("block.count") is not None:
+        if vbds_in_record:
             vbds = _from_record(stats, "block", known, _BLOCK_COUNTERS, known.disk_targets)
         elif looked_at:
             vbds = []
@@ -421,6 +500,7 @@ class KnownDomain:
     unread_vifs: list = field(init=False)
     unread_vbds: list = field(init=False)
     unread_flags: tuple[list[bool], list[bool]] = field(init=False)
+    unread_unknown: tuple[str, ...] = field(init=False)  # what is unknown of it then (its devices' figures)
     all_vifs_read: list[bool] = field(init=False)
     all_vbds_read: list[bool] = field(init=False)
 
@@ -431,6 +511,7 @@ class KnownDomain:
         self.unread_vifs = [(0,) * 8] * len(self.nic_targets)
         self.unread_vbds = [None] * len(self.disk_targets)
         self.unread_flags = ([False] * len(self.nic_targets), [False] * len(self.disk_targets))
+        self.unread_unknown = (UNKNOWN_NET,) * bool(self.nic_targets) + (UNKNOWN_VBD,) * bool(self.disk_targets)
         self.all_vifs_read = [True] * len(self.nic_targets)
         self.all_vbds_read = [True] * len(self.disk_targets)
 
