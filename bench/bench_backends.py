@@ -1,20 +1,18 @@
 """Each backend's refresh beside the raw call it makes, at 1,000 domains, in one run: the figures issue 19 aims at.
 
-Run: .venv/bin/python bench/bench_backends.py [--domains 1000] [--calls 15] [--window 30] [--steady]
+Run: .venv/bin/python bench/bench_backends.py [--domains 1000] [--calls 15] [--window 30]
 
 Prints medians (ms) and ratios:
 - libvirt (the test driver, one disk and one NIC per domain): the raw ``getAllDomainStats()`` on a connection of
   its own, then ``LibvirtBackend.sample()``, and sample / raw (the goal: at most 1.5). The test driver's bulk
   records carry the state group only, so xentui lists the domains' ids instead and makes the per-domain calls;
   each sample is printed beside those calls, raw, for three kinds of refresh: nothing in focus (batch mode, the
-  exporter: every figure of every domain, per-vCPU times included), the screen while its rows trade places at
-  every refresh (every domain's devices, the selected one's vCPUs), and the screen with steady rows (the devices
-  of 150 domains: those shown at 160x50 and a screen each way);
+  exporter: every figure of every domain, per-vCPU times included), the screen reading every domain's devices
+  (sorted by a device column, or rows that trade places at every refresh) and the selected one's vCPUs, and the
+  screen as it mostly is (the devices of 150 domains: those shown at 160x50 and a screen each way);
 - the simulator's ``sample()`` at the same size;
 - ``compute_rates`` on two libvirt samples and on two sim samples, and libvirt / sim (the goal: about 1);
-- the whole program on a pseudo-terminal, sim and libvirt: first frame, idle CPU, peak RSS, and their ratios;
-  with ``--steady``, again sorted by name (the test driver's CPU % is the same for every domain but for noise,
-  so sorted by CPU % its rows churn and the screen reads every domain's devices).
+- the whole program on a pseudo-terminal, sim and libvirt: first frame, idle CPU, peak RSS, and their ratios.
 The xl figures (libxenstat and xentop per iteration) need the Xen lab: bench/bench_xl_lab.py.
 """
 
@@ -111,7 +109,9 @@ async def measure(domains: int, calls: int) -> None:
             sample_ms = await median_ms_async(backend.sample, calls)  # nothing focused: batch, export
             second = await backend.sample()
             cursor = first.keys()[:1]
-            backend.focus(None, cursor)  # the screen while rows churn: every domain's devices, one's vCPUs
+            # the screen sorted by a device column, or with rows that trade places at every refresh: every
+            # domain's devices, the selected one's vCPUs
+            backend.focus(None, cursor)
             churn_ms = await median_ms_async(backend.sample, calls)
             # the screen with steady rows at 160x50: the rows shown and a screen each way, the selected one's vCPUs
             backend.focus(first.keys()[:150], cursor)
@@ -138,23 +138,23 @@ async def measure(domains: int, calls: int) -> None:
           f"   ratio {sample_ms / raw_ms:5.1f} (goal <= 1.5)")
     print("  the test driver's records carry the state group only: beside each sample, the calls it needs, raw")
     for label, kind, ms in (("nothing in focus (batch, export)", "all", sample_ms),
-                            ("the screen, rows churning", "churn", churn_ms),
-                            ("the screen, rows steady (150)", "steady", focused_ms)):
-        print(f"  {label:34s} sample {ms:7.2f}   calls {calls_ms[kind]:7.2f}   sample / calls"
+                            ("the screen, every domain's devices", "churn", churn_ms),
+                            ("the screen, 150 domains in focus", "steady", focused_ms)):
+        print(f"  {label:36s} sample {ms:7.2f}   calls {calls_ms[kind]:7.2f}   sample / calls"
               f" {ms / calls_ms[kind]:5.2f}   sample / getAllDomainStats {ms / raw_ms:5.2f}")
     print(f"sim:                 SimBackend.sample     {sim_ms:7.2f}")
     print(f"rates:               libvirt {lv_rates:7.2f}   sim {sim_rates:7.2f}   ratio {lv_rates / sim_rates:5.1f}"
           " (goal about 1)")
 
 
-def screens(domains: int, window: float, size: tuple[int, int] = (160, 50), sort: str | None = None) -> None:
+def screens(domains: int, window: float, size: tuple[int, int] = (160, 50)) -> None:
     """The whole program on a pseudo-terminal, the simulator's and the libvirt test driver's at the same size:
     first frame (each alone), then idle CPU and peak RSS with both running at once (the machine's drift weighs
-    on both alike). Both with a config of their own: the default one, or one that sorts by ``sort``."""
+    on both alike). Both with no config file (not the machine's settings)."""
     import psutil
     from bench_tui import PYTHON, Terminal, first_frame
 
-    with tempfile.TemporaryDirectory() as scratch, _config_home(Path(scratch), sort):
+    with tempfile.TemporaryDirectory() as scratch, _config_home(Path(scratch)):
         node = Path(scratch) / "node.xml"
         node.write_text(libvirt_node(domains))
         programs = {
@@ -189,8 +189,7 @@ def screens(domains: int, window: float, size: tuple[int, int] = (160, 50), sort
         finally:
             for term in terms.values():
                 term.close()
-    order = f"sorted by {sort}" if sort else "sorted by CPU% (the default)"
-    print(f"the program, {size[0]}x{size[1]}, refresh 1 s, {order}, {window:g} s idle with both running:")
+    print(f"the program, {size[0]}x{size[1]}, refresh 1 s, {window:g} s idle with both running:")
     for name in programs:
         print(f"  {name:8s} first frame {frames[name]:5.2f} s   idle {idle[name]:5.2f} % of a core"
               f"   peak RSS {peak[name] / 2**20:5.0f} MiB")
@@ -200,12 +199,10 @@ def screens(domains: int, window: float, size: tuple[int, int] = (160, 50), sort
 
 
 @contextlib.contextmanager
-def _config_home(scratch: Path, sort: str | None) -> Iterator[None]:
-    """XDG_CONFIG_HOME for the programs started meanwhile: no settings of the machine's, ``sort`` if given."""
+def _config_home(scratch: Path) -> Iterator[None]:
+    """XDG_CONFIG_HOME for the programs started meanwhile: an empty one, not the machine's settings."""
     home = scratch / "config"
-    (home / "xentui").mkdir(parents=True)
-    if sort:
-        (home / "xentui" / "config.toml").write_text(f'[settings]\nsort = "{sort}"\n')
+    home.mkdir()
     before = os.environ.get("XDG_CONFIG_HOME")
     os.environ["XDG_CONFIG_HOME"] = str(home)
     try:
@@ -222,15 +219,10 @@ def main() -> None:
     parser.add_argument("--domains", type=int, default=1000)
     parser.add_argument("--calls", type=int, default=15)
     parser.add_argument("--window", type=float, default=30.0, help="seconds of idle measured (0: in-process only)")
-    parser.add_argument("--steady", action="store_true",
-                        help="the programs again, sorted by name: the test driver's CPU%% is the same for every "
-                             "domain but for noise, so sorted by it its rows trade places at every refresh")
     args = parser.parse_args()
     asyncio.run(measure(args.domains, args.calls))
     if args.window > 0:
         screens(args.domains, args.window)
-        if args.steady:
-            screens(args.domains, args.window, sort="name")
 
 
 if __name__ == "__main__":

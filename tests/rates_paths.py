@@ -19,7 +19,8 @@ def with_columns(sample: Sample) -> Sample:
                      sum(v.oo_reqs for v in readable), sum(v.rd_sectors for v in readable),
                      sum(v.wr_sectors for v in readable), layout, d.mem_kib))
     columns = list(zip(*rows, strict=True)) if rows else [()] * 14
-    return dataclasses.replace(sample, columns=DomainColumns(*columns))
+    read_at = [d.read_at for d in sample.domains]
+    return dataclasses.replace(sample, columns=DomainColumns(*columns, read_at=None if None in read_at else read_at))
 
 
 def without_columns(sample: Sample) -> Sample:

@@ -298,6 +298,22 @@ async def test_bulk_records_with_more_than_the_state_are_kept(backend, monkeypat
     assert asked == ["getAllDomainStats"] * 6
 
 
+async def test_a_domain_read_by_calls_of_its_own_has_rates_over_its_own_interval(backend):
+    """The test driver's CPU time is its clock read at the call: over each domain's own interval (from just
+    before its info() call to the next) every domain is at 100 %, where the samples' interval would spread
+    them by how long each refresh took to reach it. The columns and the records carry the same times."""
+    first = await backend.sample()
+    await asyncio.sleep(0.2)
+    second = await backend.sample()
+    assert second.columns is not None and second.columns.read_at is not None
+    assert [domain.read_at for domain in second.domains] == list(second.columns.read_at)
+    assert all(first.monotonic - 1 < at <= second.monotonic for at in second.columns.read_at)
+    rates = compute_rates(first, second)
+    shares = [rates[key].cpu_pct for key in rates]
+    assert sum(abs(share - 100) < 0.5 for share in shares) >= 0.9 * len(shares), shares
+    assert_same_rates(rates, compute_rates(without_columns(first), without_columns(second)), second.keys())
+
+
 async def test_the_layouts_stay_the_same_objects_while_nothing_changes(backend):
     """`compute_rates` compares each domain's layout with `is` first: a refresh that finds every device as it was
     hands over the very layout of the refresh before, not an equal copy."""

@@ -169,7 +169,9 @@ class Reader(StatsMixin):
 
     def sample(self, records: list[tuple[CapturedDomain, dict]], at: float) -> Sample:
         reads = [self._read(self.current, dom, stats) for dom, stats in records]
-        return Sample(at, at, HOST, LazyDomains(len(reads), lambda i: _record(reads[i])), columns=_columns(reads))
+        columns = _columns(reads)
+        timed = columns.read_at is not None  # as the backend's refresh
+        return Sample(at, at, HOST, LazyDomains(len(reads), lambda i: _record(reads[i], timed)), columns=columns)
 
 
 def test_a_real_qemu_record_fills_vcpus_vifs_vbds_without_per_domain_calls():

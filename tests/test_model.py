@@ -211,10 +211,13 @@ def _grown(d: Domain, draw: st.DrawFn) -> Domain:
 def fleets(draw: st.DrawFn) -> list[Sample]:
     """A few samples of a few domains that change in every way a backend may report between two samples."""
     count = draw(st.integers(1, 6))
+    read_one_by_one = draw(st.booleans())  # a backend that reads domain after domain says when (`Domain.read_at`)
     current = [domain(id=i + 1, uuid=f"u-{i}", name=f"d{i}", cpu_ns=draw(st.integers(0, 2**32)),
                       vifs=[Vif(0, f"vif{i + 1}.0", rx_bytes=draw(st.integers(0, 2**40)))],
                       vbds=[Vbd(51712, "xvda", rd_reqs=draw(st.integers(0, 2**40)))])
                for i in range(count)]
+    if read_one_by_one:
+        current = [dataclasses.replace(d, read_at=-draw(st.floats(0.0, 0.2))) for d in current]
     samples = [sample(0.0, *current)]
     for step in range(1, draw(st.integers(2, 5))):
         later = []
@@ -248,7 +251,10 @@ def fleets(draw: st.DrawFn) -> list[Sample]:
                 later.append(domain(id=n, uuid=f"u-{n}", name=f"d{n}", cpu_ns=draw(st.integers(0, 10**9))))
         if draw(st.booleans()):
             later.reverse()
-        samples.append(sample(float(step) + draw(st.sampled_from([0.0, 0.5])), *later))
+        at = float(step) + draw(st.sampled_from([0.0, 0.5]))
+        if read_one_by_one:  # each domain's counters read a little before the sample was taken
+            later = [dataclasses.replace(d, read_at=at - draw(st.floats(0.0, 0.2))) for d in later]
+        samples.append(sample(at, *later))
         current = later
     return samples
 
@@ -261,6 +267,25 @@ def test_rates_from_counter_columns_equal_rates_from_records(samples):
         from_records = compute_rates(previous, current)
         from_columns = compute_rates(with_columns(previous), with_columns(current))
         assert_same_rates(from_columns, from_records, current.keys())
+
+
+def test_a_domain_read_on_its_own_has_rates_over_its_own_interval():
+    """Two domains each busy on one CPU, read 0.1 s apart within a refresh whose reads started later the second
+    time: each is 100 % over its own interval, where the samples' interval would make one 90 %, one 110 %.
+    Without a read time (read at once), the samples' interval; from the columns as from the records."""
+    first = sample(0.0, domain(id=1, uuid="a", cpu_ns=0, read_at=-0.5), domain(id=2, uuid="b", cpu_ns=0, read_at=-0.4),
+                   domain(id=3, uuid="c", cpu_ns=0))
+    second = sample(1.0, domain(id=1, uuid="a", cpu_ns=10**9, read_at=0.5),
+                    domain(id=2, uuid="b", cpu_ns=9 * 10**8, read_at=0.5), domain(id=3, uuid="c", cpu_ns=10**9))
+    rates = compute_rates(first, second)
+    assert [rates[key].cpu_pct for key in ("a", "b", "c")] == [100.0, 100.0, 100.0]
+    assert rates["b"].interval_s == 0.9 and rates["c"].interval_s == 1.0
+    # columns carry the read times only where every domain has one (a backend times all its domains or none)
+    assert with_columns(second).columns.read_at is None
+    both_timed = [sample(s.monotonic, *s.domains[:2]) for s in (first, second)]
+    assert with_columns(both_timed[1]).columns.read_at == [0.5, 0.5]
+    assert_same_rates(compute_rates(*map(with_columns, both_timed)), compute_rates(*both_timed),
+                      both_timed[1].keys())
 
 
 def test_rates_is_a_mapping_of_the_domains_with_rates_and_columns_in_sample_order():

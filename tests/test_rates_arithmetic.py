@@ -3,6 +3,8 @@ last bit, so a domain's totals and its devices' figures say the same thing."""
 
 from __future__ import annotations
 
+from itertools import repeat
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -16,7 +18,7 @@ SECONDS = st.floats(min_value=1e-3, max_value=1e4, allow_nan=False)
 
 @given(st.lists(COUNTER, max_size=20), SECONDS, st.sampled_from([_CPU, _COUNT, _SECTORS]))
 def test_a_change_gives_the_same_rate_alone_or_in_a_column(changes, seconds, unit):
-    assert _per_second(changes, seconds, unit) == [_rate(change, seconds, unit) for change in changes]
+    assert _per_second(changes, repeat(seconds), unit) == [_rate(change, seconds, unit) for change in changes]
 
 
 def one_device_domain(cpu: int, vcpu: int, vif: tuple[int, int], vbd: tuple[int, int, int, int, int]) -> Domain:

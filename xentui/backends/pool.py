@@ -451,13 +451,19 @@ def _joined_columns(parts: list[tuple[list[str], Sample]]) -> DomainColumns | No
     """The members' columns one after the other, under the pool's keys; None unless every member has them."""
     if not parts or any(sample.columns is None for _keys, sample in parts):
         return None
-    joined: dict[str, list] = {name: [] for name in DomainColumns.__dataclass_fields__}
+    joined: dict[str, list | None] = {name: [] for name in DomainColumns.__dataclass_fields__}
     for keys, sample in parts:
         columns = sample.columns
         assert columns is not None
         for name, values in joined.items():
-            values.extend(keys if name == "keys" else getattr(columns, name))
-    return DomainColumns(**joined)
+            if values is None:
+                continue
+            column = keys if name == "keys" else getattr(columns, name)
+            if column is None:  # an optional column (read_at) some member has not
+                joined[name] = None
+                continue
+            values.extend(column)
+    return DomainColumns(**joined)  # type: ignore[arg-type]
 
 
 def _pool_host(statuses: list[HostStatus]) -> Host:

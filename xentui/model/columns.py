@@ -36,6 +36,9 @@ class DomainColumns:
     vbd_wr_sectors: Sequence[int]
     layouts: Sequence[object]  # which devices each domain has; compared with `is` first, then `==`
     mem_kib: Sequence[int]  # `Domain.mem_kib`: a sort by MEM reads it, not every record
+    # `Domain.read_at`, where every domain has one; a backend gives one to every domain of a sample or to none
+    # (the records then give the same rates as the columns)
+    read_at: Sequence[float] | None = None
 
 
 class LazyDomains(Sequence[Domain]):

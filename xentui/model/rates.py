@@ -63,10 +63,9 @@ _COUNT = "count"  # bytes, requests, packets: per second
 _SECTORS = "sectors"  # 512-byte sectors: bytes per second
 
 
-def _per_second(changes: Iterable[int], seconds: float, unit: str) -> list[float]:
-    """How much counters grew over ``seconds``, as rates, in one chained C-level pass whatever the count: every
-    domain total, from the columns as from the records."""
-    per_s = repeat(seconds)
+def _per_second(changes: Iterable[int], per_s: Iterable[float], unit: str) -> list[float]:
+    """How much counters grew over their intervals (``per_s``: each one's seconds), as rates, in one chained
+    C-level pass whatever the count: every domain total, from the columns as from the records."""
     if unit == _CPU:
         return list(map(truediv, map(truediv, changes, per_s), repeat(1e7)))
     if unit == _SECTORS:
@@ -113,6 +112,27 @@ def _at_start(domain: Domain) -> Domain:
                   vbds=[Vbd(vbd.devid, vbd.device) for vbd in domain.vbds])
 
 
+def _interval(old: Domain, new: Domain, seconds: float) -> float:
+    """The seconds between two reads of one domain: its own, where both records say when they were read (a
+    backend reading domain after domain), else the samples' ``seconds``."""
+    if old.read_at is None or new.read_at is None:
+        return seconds
+    own = new.read_at - old.read_at
+    return own if own > 0 else seconds
+
+
+def _intervals(old: Sequence[float] | None, new: Sequence[float] | None, seconds: float) -> list[float] | repeat:
+    """`_interval` for every domain from the columns (``old`` aligned to ``new``): a list of each one's own
+    where both columns are there (a domain new here has none of use: it has no rates), else ``seconds``
+    repeated."""
+    if old is None or new is None:
+        return repeat(seconds)
+    own = list(map(sub, new, old))
+    if own and min(own) <= 0:  # not from a monotonic clock; as `_interval` would have it all the same
+        return [value if value > 0 else seconds for value in own]
+    return own
+
+
 def _since(old: Domain, new: Domain) -> Domain:
     """What ``new``'s counters grew from: ``old``, or, for the same domain under a new domid (restored, rebooted,
     migrated back), the domain as it restarted: every counter from zero, whatever the old values were."""
@@ -141,10 +161,11 @@ def _changes_between(old: Domain, new: Domain) -> tuple[int, ...]:
     return counter_delta(old.cpu_ns, new.cpu_ns), rx, tx, rd, wr, oo, rsect, wsect
 
 
-def _record_totals(olds: Iterable[Domain], news: Iterable[Domain], seconds: float) -> list[list[float]]:
-    """The totals of each pair of records, as one list per `RATE_TOTALS` name."""
+def _record_totals(olds: Sequence[Domain], news: Sequence[Domain], intervals: Sequence[float]) -> list[list[float]]:
+    """The totals of each pair of records, over each pair's interval (`_interval`), as one list per
+    `RATE_TOTALS` name."""
     changes = list(zip(*map(_changes_between, olds, news), strict=True)) or [()] * len(_TOTALS)
-    return [_per_second(column, seconds, unit) for column, (_, _, unit) in zip(changes, _TOTALS, strict=True)]
+    return [_per_second(column, intervals, unit) for column, (_, _, unit) in zip(changes, _TOTALS, strict=True)]
 
 
 class DomainRates:
@@ -161,6 +182,8 @@ class DomainRates:
     )
 
     def __init__(self, old: Domain, new: Domain, seconds: float, totals: Sequence[float] | None = None) -> None:
+        """``seconds``: between the two samples; the domain's own interval is used where known (`_interval`)."""
+        seconds = _interval(old, new, seconds)
         old = _since(old, new)
         self._old, self._new = old, new
         self.interval_s = seconds
@@ -168,7 +191,7 @@ class DomainRates:
         self._vifs: dict[int, VifRates] | None = None
         self._vbds: dict[int, VbdRates] | None = None
         if totals is None:
-            totals = [column[0] for column in _record_totals((old,), (new,), seconds)]
+            totals = [column[0] for column in _record_totals((old,), (new,), (seconds,))]
         (self.cpu_pct, self.net_rx_bytes_s, self.net_tx_bytes_s, self.vbd_rd_reqs_s, self.vbd_wr_reqs_s,
          self.vbd_oo_reqs_s, self.vbd_rd_bytes_s, self.vbd_wr_bytes_s) = totals
 
@@ -289,15 +312,18 @@ class Rates(Mapping[str, DomainRates]):
             by_records.update(i for i, (a, b) in enumerate(zip(old_layouts, new.layouts, strict=True))
                               if a is not b and a != b)
         columns = self._columns
+        old_read_at = None if old.read_at is None else self._aligned(old.read_at)
+        intervals = _intervals(old_read_at, new.read_at, seconds)
         for name, rate, unit in _TOTALS:  # each rate in one chained C-level pass, checked after
             before, after = self._aligned(getattr(old, name)), getattr(new, name)
-            values = _per_second(map(sub, after, before), seconds, unit)
+            values = _per_second(map(sub, after, before), intervals, unit)
             if values and min(values) < 0:  # a counter went back
                 for i, value in enumerate(values):
                     if value >= 0:
                         continue
                     if unit == _CPU:  # one counter: a wrap or a reset, as for a record
-                        values[i] = _rate(counter_delta(before[i], after[i]), seconds, unit)
+                        own = intervals[i] if isinstance(intervals, list) else seconds
+                        values[i] = _rate(counter_delta(before[i], after[i]), own, unit)
                     else:
                         by_records.add(i)
             columns[rate] = values
@@ -318,7 +344,8 @@ class Rates(Mapping[str, DomainRates]):
             return
         olds = [previous.domains[self._olds[i]] for i in positions]  # type: ignore[union-attr,index]
         news = [current.domains[i] for i in positions]  # type: ignore[union-attr]
-        totals = _record_totals(olds, news, self.interval_s)
+        seconds = self.interval_s
+        totals = _record_totals(olds, news, [_interval(old, new, seconds) for old, new in zip(olds, news, strict=True)])
         for column, values in zip(columns.values(), totals, strict=True):
             for i, value in zip(positions, values, strict=True):
                 column[i] = value

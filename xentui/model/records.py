@@ -197,6 +197,10 @@ class Domain:
     host: str = ""  # the pool host it is on (its name in the pool); "" when xentui watches one host
     device_model: DeviceModel | None = None  # an HVM guest's, where the backend finds it (xl: in dom0)
     pv_drivers: bool | None = None  # an HVM guest's PV drivers are up; None: not known (or not HVM)
+    # When its counters were read (time.monotonic()), by a backend that reads domain after domain (calls of its
+    # own, over a refresh that lasts milliseconds): its rates are then over its own interval. None: when the
+    # sample was taken, as for every domain read at once. A backend gives it to every domain of a sample or none.
+    read_at: float | None = None
 
     @property
     def mem_ceiling_kib(self) -> int | None:

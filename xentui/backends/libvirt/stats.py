@@ -11,6 +11,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import attrgetter, itemgetter
+from time import monotonic
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -91,8 +92,10 @@ class StatsMixin(ConnectionMixin):
             reads = self._read_all(current, records)
         except libvirt.libvirtError as error:
             raise self._failure(current, error, f"reading domains from {self.where}") from error
+        columns = _columns(reads)
+        timed = columns.read_at is not None  # every domain's counters read by calls of its own, or the times unused
         return Sample(monotonic=time.monotonic(), wall=time.time(), host=host,
-                      domains=LazyDomains(len(reads), lambda i: _record(reads[i])), columns=_columns(reads))
+                      domains=LazyDomains(len(reads), lambda i: _record(reads[i], timed)), columns=columns)
 
     def _host_sync(self, current: _Connection) -> Host:
         conn = current.conn
@@ -257,6 +260,7 @@ class StatsMixin(ConnectionMixin):
         looked_at = focus is None or known.uuid in focus
         if not stats and not looked_at and vcpu_focus is not None and known.uuid not in vcpu_focus:
             # listed (no record) and out of focus, the most of a big host's domains on such a driver: info() only
+            read_at = monotonic()  # before the call: the driver reads the counters at once, a GIL wait comes after
             try:
                 info = dom.info()
             except libvirt.libvirtError as error:
@@ -272,7 +276,7 @@ class StatsMixin(ConnectionMixin):
                     layout = known.layout = (config.interfaces, config.disks, readable_flags, vif_flags)
                 return (known, _STATE_FLAGS.get(info[0], _NO_FLAG), int(info[4]), int(info[2]), maxmem_kib,
                         0, 0, 0, 0, 0, 0, 0, layout, stats, None, info[3], known.unread_vifs, known.unread_vbds,
-                        known.unread_unknown)
+                        known.unread_unknown, read_at)
         get = stats.get
         if stats:
             state, cpu_ns = get("state.state"), get("cpu.time")
@@ -283,7 +287,7 @@ class StatsMixin(ConnectionMixin):
             state = cpu_ns = mem_kib = None
             maxmem_kib = config.max_memory_kib
             vcpus_in_record = vifs_in_record = vbds_in_record = False
-        listed = info = info_vcpus = None
+        listed = info = info_vcpus = read_at = None
         need_info = state is None or cpu_ns is None or mem_kib is None or maxmem_kib is None
         if not vcpus_in_record:
             if current.vcpus_call and (vcpu_focus is None or known.uuid in vcpu_focus):
@@ -297,6 +301,8 @@ class StatsMixin(ConnectionMixin):
                         current.vcpus_call = False
             need_info = need_info or listed is None
         if need_info:
+            if cpu_ns is None:  # its counters read now, by calls of its own: its rates are over its own interval
+                read_at = monotonic()
             try:
                 info = dom.info() or None
             except libvirt.libvirtError as error:
@@ -370,7 +376,7 @@ class StatsMixin(ConnectionMixin):
         if layout[2] != readable_flags or layout[3] != vif_flags:  # the same object while nothing changes
             layout = known.layout = (config.interfaces, config.disks, readable_flags, vif_flags)
         return (known, _STATE_FLAGS.get(state, _NO_FLAG), int(cpu_ns or 0), int(mem_kib or 0), maxmem_kib,
-                rx, tx, rd, wr, oo, rsect, wsect, layout, stats, listed, info_vcpus, vifs, vbds, unknown)
+                rx, tx, rd, wr, oo, rsect, wsect, layout, stats, listed, info_vcpus, vifs, vbds, unknown, read_at)
 
 
 _NET_COUNTERS = ("rx.bytes", "rx.pkts", "rx.errs", "rx.drop", "tx.bytes", "tx.pkts", "tx.errs", "tx.drop")
@@ -541,6 +547,7 @@ class _Read(NamedTuple):
     vifs: list  # each <interface>'s eight counters, in `_NET_COUNTERS` order
     vbds: list  # each <disk>'s counters, as `_vbd_entry` takes them (its figures are worked out for its record)
     unknown: tuple[str, ...]  # the unknown markers (`_record` makes them a set)
+    read_at: float | None  # when its counters were read, where by calls of its own (not in a record): `Domain.read_at`
 
 
 ReadTuple = tuple  # a `_Read`'s fields as a plain tuple
@@ -558,12 +565,13 @@ def _columns(reads: list[ReadTuple]) -> DomainColumns:
         cpu_ns=column("cpu_ns"), net_rx_bytes=column("net_rx"), net_tx_bytes=column("net_tx"),
         vbd_rd_reqs=column("vbd_rd"), vbd_wr_reqs=column("vbd_wr"), vbd_oo_reqs=column("vbd_oo"),
         vbd_rd_sectors=column("vbd_rsect"), vbd_wr_sectors=column("vbd_wsect"), layouts=column("layout"),
-        mem_kib=column("mem_kib"),
+        mem_kib=column("mem_kib"), read_at=None if None in (read_at := column("read_at")) else read_at,
     )
 
 
-def _record(figures: ReadTuple) -> Domain:
-    """The domain's record, made from what its refresh read (no libvirt call: this runs on the event loop)."""
+def _record(figures: ReadTuple, timed: bool = True) -> Domain:
+    """The domain's record, made from what its refresh read (no libvirt call: this runs on the event loop);
+    ``timed``: with its read time (`Domain.read_at`), which is given to every domain of a sample or to none."""
     read = _Read._make(figures)
     known = read.known
     config = known.config
@@ -579,6 +587,7 @@ def _record(figures: ReadTuple) -> Domain:
         id=known.domid, name=known.name, uuid=known.uuid, type=config.type, flags=read.flags, cpu_ns=read.cpu_ns,
         mem_kib=read.mem_kib, maxmem_kib=read.maxmem_kib, vcpus=vcpus, vcpus_max=vcpus_max, vifs=vifs, vbds=vbds,
         sched_weight=known.weight, sched_cap=known.cap, unknown=frozenset(unknown),
+        read_at=read.read_at if timed else None,
     )
 
 
