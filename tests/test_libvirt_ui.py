@@ -14,7 +14,7 @@ from xentui.ui.app import XentuiApp
 from xentui.ui.screens import SortScreen
 from xentui.ui.table import DomainTable
 
-from .ui.helpers import make_app, settle
+from .ui.helpers import make_app, poll, settle
 
 pytestmark = pytest.mark.asyncio
 
@@ -68,5 +68,31 @@ async def test_table_sort_and_unpause_on_the_test_driver():
             assert state["paused-vm"] is DomainState.RUNNING
             assert app.action_log[-1][2:4] == ("unpause", "ok")
             assert table.selected.name == "paused-vm"  # the cursor stayed on it through the refresh
+    finally:
+        await backend.close()
+
+
+async def test_rows_that_show_the_same_cpu_keep_their_places_and_the_focus_stays_near_the_screen(monkeypatch):
+    """Every test-driver domain is at 100.0 % (its CPU time is the driver's clock): as shown, all equal, so the
+    name keeps them in place from refresh to refresh, and the backend is asked for the rows near the screen,
+    not for every domain (rows that trade places at every refresh put every domain in focus: None)."""
+    backend = LibvirtBackend(URI)
+    asked: list[frozenset[str] | None] = []
+    focus = backend.focus
+    monkeypatch.setattr(backend, "focus", lambda keys, vcpu_keys=None: (
+        asked.append(None if keys is None else frozenset(keys)), focus(keys, vcpu_keys))[1])
+    app, clock = make_app(backend)
+    try:
+        async with app.run_test(size=(120, 24)) as pilot:
+            await settle(pilot, app, clock)
+            orders = []
+            for _ in range(4):
+                await pilot.pause(0.2)
+                await poll(pilot, app, clock)
+                orders.append(names(app))
+            shares = {round(app.rates[key].cpu_pct, 1) for key in app.rates}
+            assert shares == {100.0}, shares
+            assert orders[-1] == orders[-2] == orders[-3] == sorted(orders[-1], key=str.casefold)
+            assert None not in asked[-3:]  # no churn: a focus, not every domain
     finally:
         await backend.close()

@@ -208,8 +208,8 @@ async def test_shift_g_gives_one_list_across_the_pool_with_a_host_column(tmp_pat
         assert header.split()[1] == "HOST"  # first after NAME
         assert not any(row.startswith(("▾", "▸")) for row in rows)
         assert len(rows) == len(app.sample.domains)
-        cpu = app.rates.column("cpu_pct", app.table.shown_keys)
-        assert list(cpu) == sorted(cpu, reverse=True)  # sorted across the pool, not per host
+        cpu = [round(value, 1) for value in app.rates.column("cpu_pct", app.table.shown_keys)]  # as shown
+        assert cpu == sorted(cpu, reverse=True)  # sorted across the pool, not per host
         app.sort_by("host")
         hosts = [app.sample.domain(key).host for key in app.table.shown_keys]
         assert hosts == sorted(hosts)

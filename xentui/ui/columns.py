@@ -47,11 +47,17 @@ class Column:
     help: str = ""
 
 
-def _rate(attr: str) -> Key:
+def _rate(attr: str, shown_digits: int | None = None) -> Key:
+    """A key by a rate; ``shown_digits``: the decimals the column shows, which the table sorts by (rows that show
+    the same figure keep their name order, not the order of the noise beyond what is shown)."""
     def key(domain: Domain, rates: DomainRates | None, host: Host) -> float:
-        return getattr(rates, attr) if rates is not None else -1.0
+        if rates is None:
+            return -1.0
+        value = getattr(rates, attr)
+        return value if shown_digits is None else round(value, shown_digits)
 
-    key.rate_attr = attr  # type: ignore[attr-defined]  # the table sorts by the rates column itself
+    key.rate_attr = attr  # type: ignore[attr-defined]  # the table sorts by the rates column itself (rounded so)
+    key.shown_digits = shown_digits  # type: ignore[attr-defined]
     return key
 
 
@@ -154,7 +160,7 @@ COLUMNS: tuple[Column, ...] = (
     _xentop("state", "STATE", 6, **_same(lambda d, r, h: d.flags_text, _state_key, descending=False),
             help="xentop's flags: d dying, s shutdown, b blocked, c crashed, p paused, r running"),
     _xentop("cpu_pct", "CPU%", 6,
-            **_same(_or_unknown(UNKNOWN_CPU, _rate_text("cpu_pct", lambda v: f"{v:.1f}")), _rate("cpu_pct")),
+            **_same(_or_unknown(UNKNOWN_CPU, _rate_text("cpu_pct", lambda v: f"{v:.1f}")), _rate("cpu_pct", 1)),
             help="% of one physical CPU over the last interval (400 = four CPUs busy)"),
     _xentop("cpu_s", "CPU(s)", 8,
             **_same(_or_unknown(UNKNOWN_CPU, lambda d, r, h: str(d.cpu_ns // 1_000_000_000)), _figure("cpu_ns")),

@@ -9,6 +9,7 @@ put while the rest scrolls sideways; the cursor follows a domain, not a row numb
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import repeat
 from typing import ClassVar
 
 from rich.cells import cell_len, set_cell_size
@@ -305,7 +306,9 @@ class DomainTable(ScrollView, can_focus=True):
 
     def _order(self, positions: Sequence[int], keys: list[str], names: list[str], sample: Sample) -> list[int]:
         """Indexes into ``positions`` (of domains in ``sample``, with these keys and names) in the chosen
-        column's order; the name breaks ties, so equal values never shuffle between refreshes."""
+        column's order; the name breaks ties, so equal values never shuffle between refreshes. A rate is
+        compared as the column shows it (CPU % to a tenth): guests idling at 0.0 or busy at 100.0 keep
+        their places whatever the noise below that."""
         options = self.options
         column = BY_ID.get(options.sort_column, BY_ID["cpu_pct"])
         descending = column.descending != options.sort_reverse
@@ -319,6 +322,9 @@ class DomainTable(ScrollView, can_focus=True):
         figure = getattr(key_of, "column_attr", None)
         if attr is not None:
             values = self._rates.column(attr, keys)  # a domain without rates yet sorts as below zero
+            digits = getattr(key_of, "shown_digits", None)
+            if digits is not None:
+                values = list(map(round, values, repeat(digits)))
         elif figure is not None and sample.columns is not None:  # the record's figure, as a column: no records
             column_values = getattr(sample.columns, figure)
             values = [column_values[i] for i in positions]
