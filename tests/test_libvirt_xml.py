@@ -161,7 +161,7 @@ class Reader(StatsMixin):
 
     def __init__(self) -> None:
         self._configs, self._dirty, self._lock, self._learned = {}, set(), threading.RLock(), {}
-        self._focus = self._vcpu_focus = None
+        self._foci = (None, None)
         self.current = SimpleNamespace(running={}, scheduler="", vcpus_call=True)
 
     def read(self, dom: CapturedDomain, stats: dict) -> Domain:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Collection
 
 import pytest
@@ -11,8 +12,9 @@ from textual.binding import Binding
 from textual.widgets import Input, Static
 
 from tests.rates_paths import without_columns
-from xentui.backends.base import BackendError
+from xentui.backends.base import Backend, BackendError, Capabilities
 from xentui.backends.sim import SimBackend, SimCluster
+from xentui.model import Domain, DomainFlag, DomainType, Host, Sample
 from xentui.ui.app import StartOptions, XentuiApp, _spelt_out
 from xentui.ui.screens import DelayScreen, DetailsScreen, HelpScreen, SortScreen
 from xentui.ui.table import DomainTable
@@ -146,7 +148,8 @@ async def test_a_refresh_repaints_only_the_rows_that_can_change_and_blanks_rows_
 async def test_the_backend_is_told_which_domains_are_looked_at(monkeypatch):
     """The rows on screen and a screenful each way, the selected and the marked domain; every domain while a
     device column sorts the table or device sub-rows are shown (a backend may then read devices for all).
-    Per-vCPU times: the selected domain's and an open details screen's, every domain's with vCPU rows shown."""
+    Per-vCPU times: the rows on screen, the selected domain's and an open details screen's, every domain's with
+    vCPU rows shown."""
     backend, clock = make_sim(domains=150)
     focused: list[frozenset[str] | None] = []
     vcpus_focused: list[frozenset[str] | None] = []
@@ -167,20 +170,27 @@ async def test_the_backend_is_told_which_domains_are_looked_at(monkeypatch):
         await poll(pilot, app, clock)
         now = table.shown_keys
         assert table.cursor_key == now[-1] and now[-1] in focused[-1] and now[0] in focused[-1]  # just seen
-        assert vcpus_focused[-1] == {now[-1]}
+        on_screen = set(table.keys_on_screen())
+        assert now[-1] in on_screen and now[0] not in on_screen and len(on_screen) <= table.size.height
+        assert vcpus_focused[-1] == on_screen
         await app.push_screen(DetailsScreen(now[0], app.history, app.sample, app.rates))  # another's details
         await poll(pilot, app, clock)
-        assert vcpus_focused[-1] == {now[-1], now[0]}
+        assert vcpus_focused[-1] == set(table.keys_on_screen()) | {now[0]}
         await pilot.press("escape")
         await poll(pilot, app, clock)
-        assert vcpus_focused[-1] == {now[-1]}
+        assert vcpus_focused[-1] == set(table.keys_on_screen()) and now[0] not in vcpus_focused[-1]
+        await pilot.press("home")  # a move asks at once for what the new place shows, before the next refresh
+        await pilot.pause()
+        assert now[0] in vcpus_focused[-1] and now[0] in focused[-1] and now[-1] not in vcpus_focused[-1]
+        await pilot.press("end")
+        await pilot.pause()
         for _ in range(app.FOCUS_MEMORY + 1):  # rows long out of view leave the focus
             await poll(pilot, app, clock)
         now = table.shown_keys
         assert now[-1] in focused[-1] and now[0] not in focused[-1] and len(focused[-1]) < len(now)
         app.view.sort_column = "nettx"
         await poll(pilot, app, clock)
-        assert focused[-1] is None and vcpus_focused[-1] == {table.cursor_key}
+        assert focused[-1] is None and vcpus_focused[-1] == set(table.keys_on_screen())
         app.view.vcpus = True
         await poll(pilot, app, clock)
         assert focused[-1] is None and vcpus_focused[-1] is None
@@ -194,7 +204,60 @@ async def test_the_backend_is_told_which_domains_are_looked_at(monkeypatch):
             order = order[75:] + order[:75]
             monkeypatch.setattr(table, "keys_near_view", lambda order=order: order[:60])
             await poll(pilot, app, clock)
-        assert focused[-1] is None and vcpus_focused[-1] == {table.cursor_key}
+        assert focused[-1] is None and vcpus_focused[-1] == set(table.keys_on_screen())
+
+
+class BusyGuests(Backend):
+    """Guests all busy on one CPU (100 %) but for noise far below what CPU% shows (+-0.04 %), or above it."""
+
+    name = "busy"
+
+    def __init__(self, count: int, noise_ns: int) -> None:
+        self.noise_ns, self.draw, self.at = noise_ns, random.Random(4), 0.0
+        self.cpu = dict.fromkeys((f"guest-{i:03d}" for i in range(count)), 0)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities()
+
+    async def sample(self) -> Sample:
+        self.at += 1.0
+        for name in self.cpu:
+            self.cpu[name] += 10**9 + self.draw.randint(-self.noise_ns, self.noise_ns)
+        domains = [Domain(id=i + 1, name=name, uuid=f"u-{name}", type=DomainType.PV, flags=DomainFlag.RUNNING,
+                          cpu_ns=cpu, mem_kib=1024, maxmem_kib=2048) for i, (name, cpu) in enumerate(self.cpu.items())]
+        return Sample(monotonic=self.at, wall=1e9 + self.at, host=HOST, domains=domains)
+
+    async def host_info(self) -> Host:
+        return HOST
+
+    async def open_console(self, name: str):  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+
+HOST = Host("h", "Xen", "4.17.3", 64, 2000, 16 * 1024 * 1024, 8 * 1024 * 1024)
+
+
+@pytest.mark.parametrize(("noise_ns", "steady"), [(400_000, True), (20_000_000, False)])
+async def test_rows_that_show_the_same_cpu_keep_their_name_order_and_the_backend_a_focus(monkeypatch, noise_ns,
+                                                                                         steady):
+    """Sorted by CPU%, 600 guests that all show 100.0 stay in name order from refresh to refresh, and the
+    backend is asked for the rows near the screen. With noise that CPU% shows (+-2 %), the rows trade places
+    and every domain is put in focus (None), so none shows "?" for want of a read."""
+    backend = BusyGuests(600, noise_ns)
+    asked: list[frozenset[str] | None] = []
+    monkeypatch.setattr(backend, "focus", lambda keys, vcpu_keys=None: asked.append(
+        None if keys is None else frozenset(keys)))
+    app, clock = make_app(backend)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app, clock)
+        orders = []
+        for _ in range(4):
+            await poll(pilot, app, clock)
+            orders.append(names(app))
+        in_name_order = [f"guest-{i:03d}" for i in range(600)]
+        assert (orders == [in_name_order] * 4) is steady
+        assert (None not in asked[-3:]) is steady
 
 
 async def test_keys_typed_ahead_after_slash_all_land_in_the_filter():
@@ -248,6 +311,25 @@ async def test_enter_opens_live_details_and_escape_returns():
         assert "vif" in str(screen.query_one("#vifs", Static).render()) or screen.domain.vifs == []
         await pilot.press("escape")
         assert not isinstance(app.screen, DetailsScreen)
+
+
+async def test_details_show_vcpu_times_not_read_as_unknown_not_as_zero():
+    """A domain whose per-vCPU times were not read this time (out of the backend's vCPU focus): "?", not 0.0 s."""
+    from rich.console import Console
+
+    from xentui.model import UNKNOWN_VCPU_TIMES, Vcpu
+
+    def text(unknown: frozenset[str]) -> str:
+        domain = Domain(id=1, name="g", uuid="u", type=DomainType.PV, flags=DomainFlag.RUNNING, cpu_ns=0,
+                        mem_kib=1, maxmem_kib=1, vcpus=[Vcpu(0, True, 5 * 10**9), Vcpu(1, True, 0)], unknown=unknown)
+        console = Console(width=60, no_color=True)
+        with console.capture() as captured:
+            console.print(DetailsScreen._vcpus(domain, None))
+        return captured.get()
+
+    read, unread = text(frozenset()), text(frozenset({UNKNOWN_VCPU_TIMES}))
+    assert "5.0" in read and "?" not in read
+    assert "?" in unread and "5.0" not in unread and "0.0" not in unread
 
 
 async def test_details_say_when_the_domain_is_gone():

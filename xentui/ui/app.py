@@ -508,11 +508,12 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
         table or device sub-rows are shown, and while the rows near the screen keep changing (more than half of
         them new at a refresh: figures that differ by noise only): there a focus would leave them unread.
 
-        Per-vCPU times only for the selected domain and one whose details are open (nothing else shows them),
-        but for every domain while vCPU sub-rows are shown."""
+        Per-vCPU times for the rows on screen, the selected domain and one whose details are open (details show
+        them), for every domain while vCPU sub-rows are shown, and for the whole focus while ``--record`` writes
+        them."""
         view = self.view
         near = self.table.keys_near_view()
-        closely = None if view.vcpus else self._looked_at_closely()
+        closely = None if view.vcpus or self.recorder is not None else self._looked_at_closely()
         if near is None or view.sort_column in _DEVICE_COLUMNS or view.vcpus or view.networks or view.vbds:
             self.backend.focus(None, closely)
             return
@@ -533,14 +534,20 @@ class XentuiApp(ConsoleDockMixin, ActionsMixin, App[None]):
         self.backend.focus(None if now <= self._churning_until else self._near_view.keys(), closely)
 
     def _looked_at_closely(self) -> set[str]:
-        """The selected domain and those whose details screens are open."""
+        """The domains on screen, the selected one and those whose details screens are open."""
+        keys = set(self.table.keys_on_screen())
         screens = sys.modules.get("xentui.ui.screens")  # imported when first opened: none open before
-        keys = set() if screens is None else {
-            screen.key for screen in self.screen_stack if isinstance(screen, screens.DetailsScreen)}
+        if screens is not None:
+            keys.update(screen.key for screen in self.screen_stack if isinstance(screen, screens.DetailsScreen))
         cursor = self.table.cursor_key
         if cursor is not None:
             keys.add(cursor)
         return keys
+
+    def on_domain_table_cursor_moved(self, message: DomainTable.CursorMoved) -> None:
+        """The next refresh reads what the new place shows (a scroll brought other rows, details may follow)."""
+        if self.sample is not None and self.main.showing:  # not while quitting: the table is gone
+            self._focus_backend()
 
     def _settle_gc_soon(self, after: float = 0.5) -> None:
         """Once, shortly after the first poll, good or not: the collector is off until then (see

@@ -17,7 +17,7 @@ from textual.widgets.option_list import Option
 
 from xentui.errors import InvalidArgument
 from xentui.history import History
-from xentui.model import Domain, DomainRates, Sample
+from xentui.model import UNKNOWN_VCPU_TIMES, Domain, DomainRates, Sample
 from xentui.model.records import DeviceModel
 from xentui.textsafe import printable
 from xentui.ui.columns import COLUMNS
@@ -173,10 +173,12 @@ class DetailsScreen(Screen[None]):
     @staticmethod
     def _vcpus(domain: Domain, rate: DomainRates | None) -> Table:
         table = _plain_table("vCPU", "online", "CPU%", "time (s)")
+        times_known = UNKNOWN_VCPU_TIMES not in domain.unknown  # not read this time: "?", never a 0.0
         for vcpu in domain.vcpus:
             pct = rate.vcpu_pct.get(vcpu.index) if rate else None
             table.add_row(str(vcpu.index), "yes" if vcpu.online else "no",
-                          "-" if pct is None else f"{pct:.1f}", f"{vcpu.cpu_ns / 1e9:.1f}")
+                          "-" if pct is None else f"{pct:.1f}",
+                          f"{vcpu.cpu_ns / 1e9:.1f}" if times_known else "?")
         return table
 
     @staticmethod

@@ -164,6 +164,14 @@ class DomainTable(ScrollView, can_focus=True):
         top, height = self.scroll_offset.y, max(1, self.size.height)
         return self._ordered_keys[max(0, top - height):top + 2 * height]
 
+    def keys_on_screen(self) -> list[str]:
+        """The keys of the domains whose rows are on screen (with sub-rows: of the domains in the rows shown)."""
+        top, height = self.scroll_offset.y, max(1, self.size.height)
+        if len(self._domain_lines) == len(self._lines):
+            return self._ordered_keys[top:top + height]
+        return list(dict.fromkeys(line.domain.key for line in self._lines[top:top + height]
+                                  if line.domain is not None))
+
     @property
     def selected(self) -> Domain | None:
         index = self._line_of_key.get(self.cursor_key or "")

@@ -85,8 +85,8 @@ class LibvirtBackend(StatsMixin, ActionsMixin, DevicesMixin, MigrationMixin, Con
         self._generation = 0
         self._configs: dict[str, KnownDomain] = {}  # uuid -> its XML, scheduler figures, device slots
         self._dirty: set[str] = set()  # uuids whose XML an event said changed
-        self._focus: frozenset[str] | None = None  # the domains looked at (`focus`); None: all
-        self._vcpu_focus: frozenset[str] | None = None  # those whose per-vCPU times are looked at; None: all
+        # the domains looked at, and those whose per-vCPU times are (`focus`); None: all
+        self._foci: tuple[frozenset[str] | None, frozenset[str] | None] = (None, None)
         self._learned: dict[Action, str] = {}  # what the driver turned out not to do, and why
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listeners: list[Callable[[], None]] = []

@@ -81,8 +81,9 @@ class StatsMixin(ConnectionMixin):
         """Per-device calls (interfaceStats, blockStats: for what the bulk records lack) for these domains only,
         and ``vcpus()`` for those of ``vcpu_keys`` (None: the same domains); a domain out of focus has those
         figures unknown (never zeros in a rate). Its state, CPU time, memory and vCPU count are always read."""
-        self._focus = None if keys is None else frozenset(keys)
-        self._vcpu_focus = self._focus if vcpu_keys is None else frozenset(vcpu_keys)
+        focus = None if keys is None else frozenset(keys)
+        self._foci = (focus, focus if vcpu_keys is None else frozenset(vcpu_keys))  # one assignment: a refresh
+        # in its thread never reads one set of one call and the other of the next
 
     def _sample_sync(self) -> Sample:
         current = self._connection()
@@ -147,7 +148,7 @@ class StatsMixin(ConnectionMixin):
                 current.thin_records += 1
                 if current.thin_records < self.THIN_RECORDS_TO_LIST:
                     return records
-                current.thin_records = 0
+                current.thin_records = self.THIN_RECORDS_TO_LIST - 1  # when asked again, one thin answer will do
                 current.listing_for = self.LIST_BEFORE_ASKING_AGAIN
                 if not current.listings:  # said once per connection: it comes back every minute on such a driver
                     log.info("%s: the bulk records carry the domains' state only: listing them instead, and "
@@ -193,6 +194,8 @@ class StatsMixin(ConnectionMixin):
             except libvirt.libvirtError as error:
                 if _code(error) != libvirt.VIR_ERR_NO_DOMAIN:
                     raise  # else it went away between the listing and now
+                if len(record) == 3:  # listed: its kept object must not stand for a domain that gets its id later
+                    current.listed.pop(record[2], None)
                 continue
             reads.append(read)
             known = read[_KNOWN]
@@ -256,8 +259,9 @@ class StatsMixin(ConnectionMixin):
         if known is None or self._configs.get(known.uuid) is not known:
             known = self._known(current, dom, domid)
         config = known.config
-        focus, vcpu_focus = self._focus, self._vcpu_focus
+        focus, vcpu_focus = self._foci
         looked_at = focus is None or known.uuid in focus
+        info = read_at = None
         if not stats and not looked_at and vcpu_focus is not None and known.uuid not in vcpu_focus:
             # listed (no record) and out of focus, the most of a big host's domains on such a driver: info() only
             read_at = monotonic()  # before the call: the driver reads the counters at once, a GIL wait comes after
@@ -265,8 +269,8 @@ class StatsMixin(ConnectionMixin):
                 info = dom.info()
             except libvirt.libvirtError as error:
                 self._refused(current, error)
-                info = None
-            if info:  # else as below, which says what is unknown
+                info = ()  # refused: not asked again below, which says what is unknown
+            if info:
                 maxmem_kib = config.max_memory_kib
                 if maxmem_kib is None:
                     maxmem_kib = info[1]
@@ -287,8 +291,8 @@ class StatsMixin(ConnectionMixin):
             state = cpu_ns = mem_kib = None
             maxmem_kib = config.max_memory_kib
             vcpus_in_record = vifs_in_record = vbds_in_record = False
-        listed = info = info_vcpus = read_at = None
-        need_info = state is None or cpu_ns is None or mem_kib is None or maxmem_kib is None
+        listed = info_vcpus = None
+        need_info = info is None and (state is None or cpu_ns is None or mem_kib is None or maxmem_kib is None)
         if not vcpus_in_record:
             if current.vcpus_call and (vcpu_focus is None or known.uuid in vcpu_focus):
                 try:
@@ -299,7 +303,7 @@ class StatsMixin(ConnectionMixin):
                     self._refused(current, error)
                     if _code(error) in _unsupported_codes():  # e.g. the libxl driver: no virNodeGetCPUMap
                         current.vcpus_call = False
-            need_info = need_info or listed is None
+            need_info = need_info or (listed is None and info is None)
         if need_info:
             if cpu_ns is None:  # its counters read now, by calls of its own: its rates are over its own interval
                 read_at = monotonic()
