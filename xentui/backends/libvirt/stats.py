@@ -253,7 +253,7 @@ class StatsMixin(ConnectionMixin):
         Runs for every domain at every refresh: a domain is told apart by its domid alone (one call, none when
         the listing gave it), as a running domain keeps its uuid and name while its domid stays, and domids are
         not handed out again at once; an event about a domain forgets what is known of it."""
-        if domid is None:  # the listing gave it
+        if domid is None:  # from a bulk record: asked (the listing gives it)
             domid = dom.ID()
         known = current.running.get(domid)
         if known is None or self._configs.get(known.uuid) is not known:
