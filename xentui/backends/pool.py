@@ -354,13 +354,7 @@ class PoolBackend(Backend):
         """Each member looks at its own domains of those the screen looks at."""
         for member in self._members:
             prefix = member.label + "/"
-
-            def own(pool_keys: Collection[str] | None, prefix: str = prefix) -> list[str] | None:
-                if pool_keys is None:
-                    return None
-                return [key[len(prefix):] for key in pool_keys if key.startswith(prefix)]
-
-            member.backend.focus(own(keys), own(vcpu_keys))
+            member.backend.focus(_own_keys(keys, prefix), _own_keys(vcpu_keys, prefix))
 
     def watch_changes(self, callback: Callable[[], None] | None) -> None:
         for member in self._members:
@@ -445,6 +439,13 @@ class LateMember(Backend):
     async def close(self) -> None:
         if self._backend is not None:
             await self._backend.close()
+
+
+def _own_keys(keys: Collection[str] | None, prefix: str) -> list[str] | None:
+    """A member's own keys among the pool's (those with its prefix, without it); None stays None (all)."""
+    if keys is None:
+        return None
+    return [key[len(prefix):] for key in keys if key.startswith(prefix)]
 
 
 def _joined_columns(parts: list[tuple[list[str], Sample]]) -> DomainColumns | None:
