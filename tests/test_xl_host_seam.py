@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from xentui.backends.base import BackendError
 from xentui.backends.host import HostAccess, NetCounters
 from xentui.backends.xl import CONSOLE_WHEN_TTY, XlBackend
 from xentui.backends.xl_tool import ToolResult
@@ -135,5 +136,92 @@ async def test_dom0s_console_is_xl_console_alone_with_no_tty_to_wait_for():
         with pytest.raises(NotImplementedError):
             await backend.open_console("Domain-0")
         assert host.calls[-1] == ("open_console", (XL, "console", "-t", "pv", "0"))
+    finally:
+        await backend.close()
+
+
+class RebootingHost(LabHost):
+    """The recorded dom0, whose `xl list` gives guest1 the domid the test says (a reboot makes a new domain)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.guest1_domid = 1
+
+    async def run(self, argv, *, what=None, limit=60.0, check=True, on_timeout=None) -> ToolResult:
+        if tuple(argv[:2]) == (XL, "pause"):
+            raise BackendError(f"xl pause {argv[2]}: unable to find domain info for domain {argv[2]}")
+        result = await super().run(argv, what=what, limit=limit, check=check, on_timeout=on_timeout)
+        if tuple(argv) == (XL, "list"):
+            return ToolResult(0, result.stdout.replace(
+                "guest1                                       1 ",
+                f"guest1                                      {self.guest1_domid:>2} "), "")
+        return result
+
+
+def _recorded_rows():
+    from xentui.backends.xentop_parser import parse_xentop_log
+
+    return parse_xentop_log(capture("xenlab-xentop-batch.txt")).iterations[0]
+
+
+@pytest.mark.asyncio
+async def test_xentops_names_are_listed_again_when_a_guest_may_have_come_back_as_another_domain(monkeypatch):
+    """xentop prints names, not domids: a guest that rebooted (xl makes a new domain under the same name) must not
+    keep its old domid, or every action on it would go to a domain that no longer exists."""
+    import dataclasses
+
+    import xentui.backends.xl as xl_module
+
+    host = RebootingHost()
+    backend = XlBackend(xl=XL, xentop=XENTOP, stats="xentop", delay=0.2, host=host)
+    rows = _recorded_rows()
+    guest1 = next(row for row in rows if row.name == "guest1")
+
+    def listings() -> int:
+        return sum(call == ("run", (XL, "list")) for call in host.calls)
+
+    def guest1_id(node) -> int:
+        return next(domain.id for domain in node.domains if domain.name == "guest1")
+
+    async def node(rows):
+        return await backend._node_from_xentop(rows, {})
+
+    try:
+        assert guest1_id(await node(rows)) == 1
+        for _ in range(5):
+            await node(rows)
+        assert listings() == 1, "the same names, times going on: no need to list again"
+
+        # CPU time that went back: a new domain under the old name (xentop saw no gap)
+        host.guest1_domid = 7
+        later = [dataclasses.replace(row, cpu_s=0) if row is guest1 else row for row in rows]
+        assert guest1_id(await node(later)) == 7 and listings() == 2
+
+        # gone for one iteration, then back: listed at both
+        host.guest1_domid = 8
+        await node([row for row in later if row.name != "guest1"])
+        assert guest1_id(await node(later)) == 8 and listings() == 4
+
+        # shut down (xl reboot's old domain), then running again with more time than the old one had
+        host.guest1_domid = 9
+        shut = [dataclasses.replace(row, state="---s--") if row.name == "guest1" else row for row in later]
+        await node(shut)
+        assert listings() == 4, "a shut-down flag alone is no new domain"
+        assert guest1_id(await node(later)) == 9 and listings() == 5
+
+        # nothing says so, but time has passed: listed again all the same
+        host.guest1_domid = 10
+        monkeypatch.setattr(xl_module, "_RELIST_EVERY", 0.0)
+        assert guest1_id(await node(later)) == 10 and listings() == 6
+        monkeypatch.setattr(xl_module, "_RELIST_EVERY", 3600.0)
+
+        # an action xl refused (e.g. "unable to find domain info" for an old domid): listed again at the next sample
+        backend._last = {}
+        await backend._node_from_xentop(later, {})
+        count = listings()
+        with pytest.raises(BackendError, match="unable to find domain info"):
+            await backend._act("pause", "99", what="pause guest1")
+        await node(later)
+        assert listings() == count + 1
     finally:
         await backend.close()

@@ -107,6 +107,51 @@ async def test_an_action_over_ssh_reaches_the_guest(xenlab):
             xenlab.ssh(["xl", "unpause", "guest2"], check=False)
 
 
+@pytest.mark.asyncio
+async def test_a_guest_that_rebooted_behind_xentuis_back_is_acted_on_under_its_new_domid(xenlab, scratch_guest):
+    """xentop names domains and never numbers them. SysRq b from another shell reboots the guest: xl makes a new
+    domain under the same name (a new domid, its CPU time from 0). The table follows it, and a pause from xentui
+    reaches the new domain, not the old domid (xl's "unable to find domain info" in the pool lab, before)."""
+    backend = XlBackend(host=lab_host(xenlab), delay=1.0)
+
+    def shown_id(sample) -> int | None:
+        return next((d.id for d in sample.domains if d.name == scratch_guest), None)
+
+    def shown_running(sample) -> bool:  # xl builds the new domain paused, and unpauses it when it is ready
+        return any(d.name == scratch_guest and d.state is not DomainState.PAUSED for d in sample.domains)
+
+    try:
+        old = xl_list(xenlab)[scratch_guest].domid
+        for _ in range(3):
+            assert shown_id(await backend.sample()) == old
+            await asyncio.sleep(1.0)
+        xenlab.ssh(["xl", "sysrq", scratch_guest, "b"])
+        wait_for(f"{scratch_guest} back as a new domain", lambda: (
+            (entry := xl_list(xenlab).get(scratch_guest)) is not None and entry.domid != old), timeout=120)
+        new = xl_list(xenlab)[scratch_guest].domid
+        ids = []
+        for _ in range(30):
+            await asyncio.sleep(1.0)
+            sample = await backend.sample()
+            ids.append(shown_id(sample))
+            if ids[-1] == new and shown_running(sample):
+                break
+        print(f"{scratch_guest}: domid {old} before the reboot, {new} after; xentui showed {ids}")
+        assert ids[-1] == new, ids
+        await backend.pause(scratch_guest)
+        wait_for(f"{scratch_guest} paused", lambda: DomainFlag.PAUSED in xl_list(xenlab)[scratch_guest].flags,
+                 timeout=30)
+        assert xl_list(xenlab)[scratch_guest].domid == new
+        for _ in range(20):  # the xentop stream shows it at its next iteration
+            if not shown_running(await backend.sample()):
+                break
+        await backend.unpause(scratch_guest)
+        wait_for(f"{scratch_guest} running", lambda: DomainFlag.PAUSED not in xl_list(xenlab)[scratch_guest].flags,
+                 timeout=30)
+    finally:
+        await backend.close()
+
+
 def test_the_command_line_watches_a_dom0_over_ssh(xenlab):
     """`xentui --host` from this machine: batch JSON of the lab's dom0, as xl there lists it."""
     options = [f"Port={xenlab.port}", f"IdentityFile={xenlab.key_path}", "StrictHostKeyChecking=no",

@@ -89,6 +89,7 @@ __all__ = ["MigrateProgressReader", "XlBackend", "_migrate_failure", "migrate_pr
 
 KIB = 1024
 _HOST_INFO_EVERY = 30.0  # seconds between `xl info` re-reads (libxenstat gives free memory each time)
+_RELIST_EVERY = 30.0  # seconds between `xl list` re-reads for xentop's names, when nothing says sooner
 _VBD_KINDS = {"blkback": VbdBackend.BLKBACK, "blktap": VbdBackend.BLKTAP, "Tapdisk3": VbdBackend.TAPDISK3,
               "BlkBack": VbdBackend.BLKBACK, "BlkTap": VbdBackend.BLKTAP}
 _DISK_BACKENDS = {"phy": VbdBackend.BLKBACK, "qdisk": VbdBackend.QDISK, "tap": VbdBackend.BLKTAP}
@@ -273,7 +274,9 @@ class XlBackend(_XapiGate, ActingMixin, DevicesMixin, SnapshotsMixin, MigrationM
         self._bridges_read_at = -_HOST_INFO_EVERY
         self._targets: dict[int, int] = {}  # balloon targets this session set, by domid
         self._limits_seen: dict[int, int] = {}  # Xen's memory limit last compared with the static maximum
-        self._domids_by_name: dict[str, int] = {}
+        self._domids_by_name: dict[str, int] = {}  # xentop's names as domids, from `xl list`
+        self._listed_at = 0.0
+        self._xentop_seen: dict[str, tuple[int, str]] = {}  # each name's CPU seconds and state, last iteration
         self._last: dict[str, _Known] = {}
         self._last_host: Host | None = None
         self._stream_sequence = -1  # the xentop iteration the last sample carried
@@ -381,10 +384,13 @@ class XlBackend(_XapiGate, ActingMixin, DevicesMixin, SnapshotsMixin, MigrationM
         return await self._node_from_xentop(rows, self._stream.cpu_ns)
 
     async def _node_from_xentop(self, rows: list[XentopRow], cpu_ns: dict[str, int]) -> XenstatNode:
-        names = {row.name for row in rows}
-        if not names <= self._domids_by_name.keys():
-            self._domids_by_name = {entry.name: entry.domid for entry in parse_xl_list(await self._xl("list"))}
-            self._config_stale = True
+        if self._names_may_point_elsewhere(rows):
+            listed = {entry.name: entry.domid for entry in parse_xl_list(await self._xl("list"))}
+            if listed != self._domids_by_name:
+                self._config_stale = True  # a rename keeps the domid: the configs' names are old too
+            self._domids_by_name = listed
+            self._listed_at = time.monotonic()
+        self._xentop_seen = {row.name: (row.cpu_s, row.state) for row in rows}
         host = await self._read_host()
         counters = await self.host.net_counters()
         domains = []
@@ -411,6 +417,26 @@ class XlBackend(_XapiGate, ActingMixin, DevicesMixin, SnapshotsMixin, MigrationM
         return XenstatNode(num_cpus=host["nr_cpus"], cpu_hz=(host["cpu_mhz"] or 0) * 1_000_000,
                            tot_mem=host["total_memory_mib"] << 20, free_mem=host["free_memory_mib"] << 20,
                            xen_version=host["xen_version"] or "", domains=domains)
+
+    def _names_may_point_elsewhere(self, rows: list[XentopRow]) -> bool:
+        """Whether xentop's names (it never prints a domid) may now be other domains than `xl list` last said.
+
+        A guest that reboots, or crashes with on_crash=restart, comes back as a new domain under the same name:
+        acting on the old domid would fail, or, once Xen hands it out again, reach another guest. Signs of that:
+        a name not listed, a name that went or came back since the last iteration, CPU time that went back, a
+        domain that was shut down or dying and is not now. Besides, `xl list` every _RELIST_EVERY seconds."""
+        if not self._domids_by_name or time.monotonic() - self._listed_at >= _RELIST_EVERY:
+            return True
+        seen = self._xentop_seen
+        if seen.keys() != {row.name for row in rows}:
+            return True
+        for row in rows:
+            if row.name not in self._domids_by_name:
+                return True
+            cpu_s, state = seen[row.name]
+            if row.cpu_s < cpu_s or (state != row.state and any(flag in state for flag in "sdc")):
+                return True
+        return False
 
     async def sample(self) -> Sample:
         async with self._lock:

@@ -79,12 +79,14 @@ class ActingMixin:
         return known
 
     async def _act(self, *args: str, what: str, limit: float = 60.0, on_timeout: str | None = None) -> str:
-        output = await self._xl(*args, what=what, limit=limit, on_timeout=on_timeout)
-        self._config_stale = True
-        # xentop names domains, never numbers them: after a save or a restore the same name may be another domid,
-        # so the next sample from xentop asks `xl list` again
-        self._domids_by_name = {}
-        return output
+        try:
+            return await self._xl(*args, what=what, limit=limit, on_timeout=on_timeout)
+        finally:
+            self._config_stale = True
+            # xentop names domains, never numbers them: after a save or a restore the same name may be another
+            # domid, and an action that failed may have failed for an old one, so the next sample from xentop
+            # asks `xl list` again
+            self._domids_by_name = {}
 
     async def mem_set(self, domain: str, kib: int) -> None:
         known = await self._known(domain, action="mem-set")

@@ -116,6 +116,7 @@ class MigrationMixin:
     host: HostAccess
     migrate_ssh: str | None
     _config_stale: bool
+    _domids_by_name: dict[str, int]
     _known: Callable[..., object]
     _read_host: Callable[..., object]
     sample: Callable[[], object]
@@ -197,6 +198,7 @@ class MigrationMixin:
                 # ended connection hangs up; the guest has not left, xl has it go on running at the sender.
                 await end_process(process)
             self._config_stale = True
+            self._domids_by_name = {}  # the name left, or xl found no domain by that id: `xl list` again
         if returncode != 0 or not any("Migration successful" in line for line in said):
             raise BackendError(f"migrate {known.domain.name} to {host} failed: {_migrate_failure(said, returncode)}",
                                detail="\n".join(said))
