@@ -146,6 +146,36 @@ async def test_the_domain_xml_is_read_once_per_domain_until_it_changes(backend, 
     assert asked.count("XMLDesc") == 1
 
 
+async def test_the_first_refresh_parses_every_domains_xml_in_one_pass_and_shows_what_one_by_one_shows(
+        backend, monkeypatch):
+    """The screen's first frame waits for the first refresh, which meets every domain at once: their XML goes
+    through one parser (a count, whatever the number of domains), and the domains come out as parsed one by one."""
+    import xentui.backends.libvirt.stats as stats_module
+
+    batches: list[int] = []
+    singles: list[str] = []
+    batch, single = stats_module.parse_domain_xmls, stats_module.parse_domain_xml
+    monkeypatch.setattr(stats_module, "parse_domain_xmls", lambda xmls: (batches.append(len(xmls)), batch(xmls))[1])
+    monkeypatch.setattr(stats_module, "parse_domain_xml", lambda xml: (singles.append(xml), single(xml))[1])
+    first = {d.name: d for d in (await backend.sample()).domains}
+    assert len(batches) == 1 and batches[0] == len(first) > 1 and singles == []
+    assert backend._parsed_ahead == {}  # nothing kept past the refresh: a later change is read anew
+    monkeypatch.setattr(stats_module, "parse_domain_xmls", lambda xmls: [ValueError("not parsed ahead")] * len(xmls))
+    one_by_one = LibvirtBackend(URI)
+    try:
+        alone = {d.name: d for d in (await one_by_one.sample()).domains}
+        assert len(singles) == len(first) and alone.keys() == first.keys()
+        assert {uuid: known.config for uuid, known in backend._configs.items()} == {
+            uuid: known.config for uuid, known in one_by_one._configs.items()}
+    finally:
+        await one_by_one.close()
+    assert [(d.type, d.mem_ceiling_kib, d.vcpus_max, len(d.vifs), len(d.vbds)) for d in first.values()] == [
+        (d.type, d.mem_ceiling_kib, d.vcpus_max, len(d.vifs), len(d.vbds)) for d in alone.values()]
+    batches.clear()
+    await backend.sample()
+    assert batches == []  # later refreshes know their domains
+
+
 async def test_out_of_focus_the_per_device_calls_are_not_made_and_their_figures_are_unknown(backend, monkeypatch):
     """The test driver's records lack devices: per-device calls only for the domains looked at. A domain coming
     into focus gets rates from its second read on, never a jump from the zeros it had."""

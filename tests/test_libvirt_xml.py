@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,10 +14,12 @@ import pytest
 from tests.rates_paths import assert_same_rates, without_columns
 from xentui.backends.libvirt.stats import StatsMixin, _columns, _record
 from xentui.backends.libvirt_xml import (
+    DomainConfig,
     disk_devid,
     host_from,
     parse_capabilities,
     parse_domain_xml,
+    parse_domain_xmls,
     parse_version,
     saved_image_name,
 )
@@ -79,6 +82,28 @@ def test_domain_types(xml, expected):
 def test_a_bare_domain_yields_defaults_not_errors():
     config = parse_domain_xml("<domain><name>x</name><memory unit='GiB'>2</memory><devices/></domain>")
     assert (config.name, config.max_memory_kib, config.vcpus_max, config.disks) == ("x", 2 * 1024 * 1024, None, ())
+
+
+def test_many_documents_parse_in_one_pass_as_they_do_one_by_one_and_a_bad_one_spoils_only_itself():
+    documents = [QEMU_XML, "<domain><name>x</name><memory unit='GiB'>2</memory><devices/></domain>",
+                 "<domain type='xen'><name>y</name><os><type>xen</type></os></domain>"]
+    assert parse_domain_xmls(documents) == [parse_domain_xml(document) for document in documents]
+    assert parse_domain_xmls([]) == []
+    declared = "<?xml version='1.0'?>\n<domain><name>z</name></domain>"  # would stop a joined document
+    with_bad = [documents[0], "<domain><name>half", declared, documents[2]]
+    parsed = parse_domain_xmls(with_bad)
+    assert isinstance(parsed[1], ET.ParseError) and parsed[2].name == "z"
+    assert [parsed[0], parsed[3]] == [parse_domain_xml(documents[0]), parse_domain_xml(documents[2])]
+    # a document that closes its neighbour's element does not make two halves one domain
+    assert [type(c).__name__ for c in parse_domain_xmls(["<domain><name>a", "</name></domain>"])] == [
+        "ParseError", "ParseError"]
+    assert parse_domain_xml("<capabilities/>") == DomainConfig()  # not a domain: the defaults
+    many = [f"<domain><name>d{i}</name><vcpu>{i % 4 + 1}</vcpu></domain>" for i in range(120)]  # several passes
+    many[75] = "<domain><name>d75</domain>"
+    parsed = parse_domain_xmls(many)
+    assert isinstance(parsed[75], ET.ParseError)
+    assert [(c.name, c.vcpus_max) for i, c in enumerate(parsed) if i != 75] == [
+        (f"d{i}", i % 4 + 1) for i in range(120) if i != 75]
 
 
 def test_xen_disks_sources_and_devids():
@@ -161,6 +186,7 @@ class Reader(StatsMixin):
 
     def __init__(self) -> None:
         self._configs, self._dirty, self._lock, self._learned = {}, set(), threading.RLock(), {}
+        self._parsed_ahead = {}
         self._foci = (None, None)
         self.current = SimpleNamespace(running={}, scheduler="", vcpus_call=True)
 

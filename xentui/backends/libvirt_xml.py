@@ -30,6 +30,7 @@ __all__ = [
     "interface_xml",
     "parse_capabilities",
     "parse_domain_xml",
+    "parse_domain_xmls",
     "parse_version",
     "saved_image_name",
 ]
@@ -120,13 +121,20 @@ def _int(text: str) -> int | None:
         return None
 
 
-def _kib(node: Any) -> int | None:
+def _element_text(node: ET.Element | None) -> str:
+    return "" if node is None else (node.text or "").strip()
+
+
+def _element_attr(node: ET.Element | None, name: str) -> str:
+    return "" if node is None else node.get(name) or ""
+
+
+def _element_kib(node: ET.Element | None) -> int | None:
     """A libvirt memory element (``<memory unit='KiB'>1048576</memory>``) in KiB."""
-    value = _int(_text(node))
-    if value is None:
+    value = _int(_element_text(node))
+    if value is None or node is None:
         return None
-    unit = (_attr(node, "unit") or "KiB").lower()
-    factor = _UNITS_KIB.get(unit)
+    factor = _UNITS_KIB.get((node.get("unit") or "KiB").lower())
     return None if factor is None else int(value * factor)
 
 
@@ -145,18 +153,20 @@ _DISK_BACKENDS = {
 }
 
 
-def _disk_path(disk: dict[str, Any]) -> str:
-    source = disk.get("source")
-    if not isinstance(source, dict):
+def _disk_path(disk: ET.Element) -> str:
+    source = disk.find("source")
+    if source is None:
         return ""
     for key in ("file", "dev", "dir"):
-        if source.get(f"@{key}"):
-            return str(source[f"@{key}"])
-    if source.get("@pool") or source.get("@volume"):
-        return f"{source.get('@pool', '')}/{source.get('@volume', '')}"
-    if source.get("@name"):  # network disks: protocol and name
-        protocol = disk.get("@type") == "network" and source.get("@protocol")
-        return f"{protocol}:{source['@name']}" if protocol else str(source["@name"])
+        if source.get(key):
+            return str(source.get(key))
+    pool, volume = source.get("pool"), source.get("volume")
+    if pool or volume:
+        return f"{pool or ''}/{volume or ''}"
+    name = source.get("name")
+    if name:  # network disks: protocol and name
+        protocol = disk.get("type") == "network" and source.get("protocol")
+        return f"{protocol}:{name}" if protocol else name
     return ""
 
 
@@ -191,61 +201,86 @@ def disk_devid(target: str, position: int) -> int:
 
 
 def parse_domain_xml(xml: str) -> DomainConfig:
-    """Type, memory, vCPUs, interfaces and disks of a domain, from ``XMLDesc()``."""
-    root = _parse(xml).get("domain") or {}
-    os_node = root.get("os") or {}
-    os_type = _text(os_node.get("type")).lower() if isinstance(os_node, dict) else ""
-    vcpu_nodes = root.get("vcpu") or []
-    vcpu = vcpu_nodes[0] if vcpu_nodes else None
-    vcpus_max = _int(_text(vcpu)) if vcpu is not None else None
-    current = _int(_attr(vcpu, "current")) if vcpu is not None else None
-    devices = root.get("devices") or {}
-    if not isinstance(devices, dict):
-        devices = {}
+    """Type, memory, vCPUs, interfaces and disks of a domain, from ``XMLDesc()``. Raises ET.ParseError on a
+    document that is not XML."""
+    return _domain_config(ET.fromstring(xml))
+
+
+def parse_domain_xmls(xmls: list[str]) -> list[DomainConfig | ET.ParseError]:
+    """`parse_domain_xml` of many documents (a host's domains, when the screen opens), in one pass of the parser
+    where they allow it: a parser made per document costs more than the parsing. A document that is not XML
+    gives its ParseError in its place, the others their configurations."""
+    configs: list[DomainConfig | ET.ParseError] = []
+    for start in range(0, len(xmls), _PARSED_TOGETHER):
+        chunk = xmls[start:start + _PARSED_TOGETHER]
+        try:
+            # libvirt writes no XML declaration, and one would stop the joined document (then: one by one)
+            roots = list(ET.fromstring("<domains>" + "".join(chunk) + "</domains>"))
+        except ET.ParseError:
+            roots = []
+        if len(roots) == len(chunk):
+            configs.extend(_domain_config(root) for root in roots)
+            continue
+        for xml in chunk:
+            try:
+                configs.append(parse_domain_xml(xml))
+            except ET.ParseError as error:
+                configs.append(error)
+    return configs
+
+
+_PARSED_TOGETHER = 50  # documents a parser reads at once: most of the gain, without a host's whole tree in memory
+
+
+def _domain_config(root: ET.Element) -> DomainConfig:
+    if root.tag != "domain":
+        return DomainConfig()
+    os_type = _element_text(root.find("os/type")).lower()
+    vcpu = root.find("vcpu")
+    vcpus_max = _int(_element_text(vcpu)) if vcpu is not None else None
+    current = _int(vcpu.get("current") or "") if vcpu is not None else None
+    devices = root.find("devices")
     interfaces = []
-    for index, nic in enumerate(devices.get("interface") or []):
-        if not isinstance(nic, dict):
-            continue
-        source = nic.get("source") if isinstance(nic.get("source"), dict) else {}
-        interfaces.append(InterfaceConfig(
-            devid=index,
-            target=_attr(nic.get("target"), "dev"),
-            mac=_attr(nic.get("mac"), "address").lower(),
-            bridge=(source.get("@bridge") or source.get("@network") or None) if source else None,
-            kind=_attr(nic, "type"),
-            model=_attr(nic.get("model"), "type") or None,
-        ))
     disks = []
-    for index, disk in enumerate(devices.get("disk") or []):
-        if not isinstance(disk, dict):
-            continue
-        target = _attr(disk.get("target"), "dev")
-        driver = _attr(disk.get("driver"), "name").lower()
-        disks.append(DiskConfig(
-            devid=disk_devid(target, index),
-            target=target,
-            path=_disk_path(disk),
-            device=_attr(disk, "device") or "disk",
-            backend=_DISK_BACKENDS.get(driver, VbdBackend.UNKNOWN),
-            driver=driver,
-            format=_attr(disk.get("driver"), "type").lower(),
-            readonly="readonly" in disk,
-            shareable="shareable" in disk,
-        ))
-    balloon_node = devices.get("memballoon")
-    balloon = None if balloon_node is None else _attr(balloon_node, "model") != "none"
+    balloon = None
     consoles = []
-    for kind in ("console", "serial"):
-        nodes = devices.get(kind)
-        for node in nodes if isinstance(nodes, list) else [nodes] if nodes is not None else []:
-            consoles.append(_attr(node, "type") or "pty")
+    if devices is not None:
+        for index, nic in enumerate(devices.iterfind("interface")):
+            source = nic.find("source")
+            interfaces.append(InterfaceConfig(
+                devid=index,
+                target=_element_attr(nic.find("target"), "dev"),
+                mac=_element_attr(nic.find("mac"), "address").lower(),
+                bridge=(source.get("bridge") or source.get("network") or None) if source is not None else None,
+                kind=nic.get("type") or "",
+                model=_element_attr(nic.find("model"), "type") or None,
+            ))
+        for index, disk in enumerate(devices.iterfind("disk")):
+            target = _element_attr(disk.find("target"), "dev")
+            driver_node = disk.find("driver")
+            driver = _element_attr(driver_node, "name").lower()
+            disks.append(DiskConfig(
+                devid=disk_devid(target, index),
+                target=target,
+                path=_disk_path(disk),
+                device=disk.get("device") or "disk",
+                backend=_DISK_BACKENDS.get(driver, VbdBackend.UNKNOWN),
+                driver=driver,
+                format=_element_attr(driver_node, "type").lower(),
+                readonly=disk.find("readonly") is not None,
+                shareable=disk.find("shareable") is not None,
+            ))
+        balloon_node = devices.find("memballoon")
+        balloon = None if balloon_node is None else balloon_node.get("model") != "none"
+        for kind in ("console", "serial"):
+            consoles.extend(node.get("type") or "pty" for node in devices.iterfind(kind))
     return DomainConfig(
-        name=_text(root.get("name")),
-        uuid=_text(root.get("uuid")),
-        hypervisor=_attr(root, "type"),
+        name=_element_text(root.find("name")),
+        uuid=_element_text(root.find("uuid")),
+        hypervisor=root.get("type") or "",
         type=_OS_TYPES.get(os_type, DomainType.UNKNOWN),
-        max_memory_kib=_kib(root.get("memory")),
-        current_memory_kib=_kib(root.get("currentMemory")),
+        max_memory_kib=_element_kib(root.find("memory")),
+        current_memory_kib=_element_kib(root.find("currentMemory")),
         vcpus_max=vcpus_max,
         vcpus_current=current if current is not None else vcpus_max,
         interfaces=tuple(interfaces),

@@ -42,6 +42,7 @@ from xentui.backends.libvirt.console import ConsoleMixin, LibvirtConsole
 from xentui.backends.libvirt.devices import DevicesMixin
 from xentui.backends.libvirt.migration import MigrationMixin
 from xentui.backends.libvirt.stats import KnownDomain, StatsMixin
+from xentui.backends.libvirt_xml import DomainConfig
 
 __all__ = ["LibvirtBackend", "LibvirtConsole"]
 
@@ -84,6 +85,7 @@ class LibvirtBackend(StatsMixin, ActionsMixin, DevicesMixin, MigrationMixin, Con
         self._current: _Connection | None = None
         self._generation = 0
         self._configs: dict[str, KnownDomain] = {}  # uuid -> its XML, scheduler figures, device slots
+        self._parsed_ahead: dict[str, DomainConfig] = {}  # uuid -> config, during a first refresh
         self._dirty: set[str] = set()  # uuids whose XML an event said changed
         # the domains looked at, and those whose per-vCPU times are (`focus`); None: all
         self._foci: tuple[frozenset[str] | None, frozenset[str] | None] = (None, None)

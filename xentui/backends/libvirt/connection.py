@@ -26,7 +26,7 @@ from xentui.backends.base import (
     ReadOnlyError,
     Unsupported,
 )
-from xentui.backends.libvirt_xml import HostCaps, parse_capabilities
+from xentui.backends.libvirt_xml import DomainConfig, HostCaps, parse_capabilities
 
 if TYPE_CHECKING:
     from xentui.backends.libvirt.console import LibvirtConsole
@@ -163,6 +163,7 @@ class ConnectionMixin:
     _current: _Connection | None
     _generation: int
     _configs: dict[str, KnownDomain]  # uuid -> what is kept of it between refreshes
+    _parsed_ahead: dict[str, DomainConfig]  # uuid -> config parsed ahead, during a refresh new to the connection
     _dirty: set[str]
     _learned: dict[Action, str]
     _loop: asyncio.AbstractEventLoop | None
