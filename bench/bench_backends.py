@@ -197,6 +197,40 @@ def screens(domains: int, window: float, size: tuple[int, int] = (160, 50)) -> N
     print(f"  libvirt / sim: first frame {frames['libvirt'] / frames['sim']:4.2f} (goal <= 1.5)"
           f"   idle {idle['libvirt'] / idle['sim']:4.2f} (goal <= 1.25)   RSS {peak['libvirt'] / peak['sim']:4.2f}"
           " (goal <= 1.25)")
+    python, with_libvirt = baselines(domains)
+    print(f"  the RSS that is not xentui's: a bare Python {python / 2**20:.0f} MiB; the same with libvirt's test "
+          f"driver open on this node and its stats read once {with_libvirt / 2**20:.0f} MiB (the library, and the "
+          "driver's domains, in the process; with a libvirtd they are the daemon's)")
+    own_sim, own_libvirt = peak["sim"] - python, peak["libvirt"] - with_libvirt
+    print(f"  xentui's own, above those: sim {own_sim / 2**20:.0f} MiB, libvirt {own_libvirt / 2**20:.0f} MiB "
+          f"({own_libvirt / own_sim:4.2f} x)")
+
+
+_BASELINE = '''
+import sys
+if len(sys.argv) > 1:
+    import libvirt
+    connection = libvirt.openReadOnly(sys.argv[1])
+    connection.getAllDomainStats()
+# the peak of this process image (ru_maxrss would carry the forking parent's over the exec)
+print(next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")) * 1024)
+'''
+
+
+def baselines(domains: int) -> tuple[int, int]:
+    """Peak RSS of a bare Python, and of one that opens libvirt's test driver on the same node and reads its
+    stats once: what the libvirt process carries before xentui does anything."""
+    import subprocess
+
+    from bench_tui import PYTHON
+
+    with tempfile.TemporaryDirectory() as scratch:
+        node = Path(scratch) / "node.xml"
+        node.write_text(libvirt_node(domains))
+        bare = subprocess.run([PYTHON, "-c", _BASELINE], capture_output=True, text=True, check=True)
+        opened = subprocess.run([PYTHON, "-c", _BASELINE, f"test://{node}"], capture_output=True, text=True,
+                                check=True)
+    return int(bare.stdout), int(opened.stdout)
 
 
 @contextlib.contextmanager
